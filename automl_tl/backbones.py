@@ -1,0 +1,174 @@
+"""Backbone specs and the registry that plugins fill.
+
+A :class:`BackboneSpec` is everything the engine needs to know about one pretrained network:
+how to build it without its top, how raw inputs become its input tensors, its unfreezable blocks
+in order, where its weights come from, how big it is and whether it can be fine-tuned.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from automl_tl.errors import ConfigError, PluginError, WeightsUnavailableError
+from automl_tl.weights import ResolvedWeights, WeightSource, resolve_weights
+
+__all__ = ["BackboneSpec", "BackboneRegistry", "InputAdapter"]
+
+
+class InputAdapter:
+    """Turns raw inputs (file paths, strings) into the arrays a backbone takes.
+
+    Subclasses implement ``__call__(items) -> array or dict of arrays`` and ``config() -> dict``
+    (JSON-able; together with the saved assets it rebuilds the adapter at predict time).
+    ``save_assets(folder)`` writes anything else needed (a tokenizer, for instance).
+    """
+
+    def __call__(self, items: Sequence[Any]):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def config(self) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def save_assets(self, folder: str) -> None:
+        """Write assets needed at predict time into ``folder`` (default: none)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackboneSpec:
+    """One registered backbone.
+
+    :param name: unique registry name, lower case (``"mobilenetv2"``).
+    :param modality: name of a registered modality (``"image"``, ``"text"``, ``"audio"``).
+    :param build: ``build(weights, input_config, **options) -> keras.Model`` mapping the adapter's
+        output to pooled features of shape ``(batch, feature_dim)``; input preprocessing (scaling,
+        normalisation) is inside the model. ``weights`` is a :class:`ResolvedWeights` or None
+        (random initialisation, used by shape tests).
+    :param make_adapter: ``make_adapter(input_config, weights, assets_dir) -> InputAdapter``.
+    :param blocks: ``blocks(model) -> list[list[layer]]``, the unfreezable blocks bottom to top
+        (embeddings / stem first), so "fine-tune the top N blocks" means the same everywhere.
+    :param n_blocks: how many blocks ``blocks`` returns (the search space needs it before building).
+    :param weight_sources: tried in order, see :mod:`automl_tl.weights`.
+    :param n_params: parameter count of the headless backbone.
+    :param fine_tunable: False for backbones that can only extract features (e.g. ONNX models).
+    :param options: searched build options, name -> choices (e.g. ``{"pooling": ("mean", "cls")}``).
+    :param default_input_config: input settings when the profile suggests none.
+    :param pretrained_on: the pretraining data, in words (``"ImageNet-1k"``).
+    """
+
+    name: str
+    modality: str
+    build: Callable[..., Any]
+    make_adapter: Callable[..., InputAdapter]
+    blocks: Callable[[Any], list]
+    n_blocks: int
+    weight_sources: tuple[WeightSource, ...]
+    n_params: int
+    fine_tunable: bool = True
+    options: Mapping[str, tuple] = field(default_factory=dict)
+    default_input_config: Mapping[str, Any] = field(default_factory=dict)
+    pretrained_on: str = ""
+    description: str = ""
+    plugin: str = ""
+
+    def resolve_weights(self, overrides: Mapping[str, str] | None = None) -> ResolvedWeights:
+        return resolve_weights(self.name, self.weight_sources, overrides)
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "modality": self.modality,
+            "plugin": self.plugin,
+            "n_params": self.n_params,
+            "n_blocks": self.n_blocks,
+            "fine_tunable": self.fine_tunable,
+            "pretrained_on": self.pretrained_on,
+            "options": {k: list(v) for k, v in self.options.items()},
+            "weight_sources": [s.kind for s in self.weight_sources],
+        }
+
+
+class BackboneRegistry:
+    """Holds every registered backbone; plugins call :meth:`add` from their hook."""
+
+    def __init__(self, modalities=None) -> None:
+        self._specs: dict[str, BackboneSpec] = {}
+        self._modalities = modalities
+        self._current_plugin: str | None = None
+
+    # ------------------------------------------------------------------ registration
+    def add(self, spec: BackboneSpec) -> None:
+        plugin = self._current_plugin or spec.plugin or "<direct>"
+        where = f"plugin {plugin!r}"
+        if not isinstance(spec, BackboneSpec):
+            raise PluginError(f"{where} registered {spec!r}, which is not a BackboneSpec")
+        problems = []
+        if not spec.name or spec.name != spec.name.lower() or " " in spec.name:
+            problems.append("name must be a non-empty lower-case word")
+        if self._modalities is not None and spec.modality not in self._modalities:
+            problems.append(f"modality {spec.modality!r} is not registered "
+                            f"(known: {', '.join(self._modalities.names()) or 'none'})")
+        for attr in ("build", "make_adapter", "blocks"):
+            if not callable(getattr(spec, attr)):
+                problems.append(f"{attr} must be callable")
+        if spec.n_blocks < 1 and spec.fine_tunable:
+            problems.append("a fine-tunable backbone needs n_blocks >= 1")
+        if spec.n_params <= 0:
+            problems.append("n_params must be positive")
+        if not spec.weight_sources:
+            problems.append("weight_sources is empty")
+        for key, choices in spec.options.items():
+            if not choices:
+                problems.append(f"option {key!r} has no choices")
+        if problems:
+            raise PluginError(f"{where}: backbone {spec.name!r} is invalid: " + "; ".join(problems))
+        if spec.name in self._specs:
+            other = self._specs[spec.name].plugin
+            raise PluginError(f"{where}: backbone {spec.name!r} is already registered by plugin {other!r}")
+        from dataclasses import replace
+
+        self._specs[spec.name] = replace(spec, plugin=plugin)
+
+    # ------------------------------------------------------------------ queries
+    def __contains__(self, name: str) -> bool:
+        return name in self._specs
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __iter__(self):
+        return iter(self._specs.values())
+
+    def get(self, name: str) -> BackboneSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self._specs), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(
+                f"unknown backbone {name!r}.{hint} Run `automl-tl backbones` to list them."
+            ) from None
+
+    def list(self, filter: str = "*", *, modality: str | None = None, plugin: str | None = None,
+             pretrained: bool | None = None, overrides: Mapping[str, str] | None = None) -> list[BackboneSpec]:
+        """Backbones matching a glob ``filter``, a modality, a plugin, and weight availability."""
+        out = []
+        for spec in self._specs.values():
+            if not fnmatch.fnmatch(spec.name, filter):
+                continue
+            if modality is not None and spec.modality != modality:
+                continue
+            if plugin is not None and spec.plugin != plugin:
+                continue
+            if pretrained is not None:
+                try:
+                    spec.resolve_weights(overrides)
+                    has = True
+                except WeightsUnavailableError:
+                    has = False
+                if has != pretrained:
+                    continue
+            out.append(spec)
+        return sorted(out, key=lambda s: (s.modality, s.n_params, s.name))

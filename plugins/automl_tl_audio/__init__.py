@@ -1,0 +1,1 @@
+"""Built-in audio plugin (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Built-in text plugin (placeholder until implemented)."""

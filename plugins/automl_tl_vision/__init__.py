@@ -1,0 +1,1 @@
+"""Built-in vision plugin (placeholder until implemented)."""
