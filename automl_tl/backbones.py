@@ -56,11 +56,16 @@ class BackboneSpec:
     :param options: searched build options, name -> choices (e.g. ``{"pooling": ("mean", "cls")}``).
     :param default_input_config: input settings when the profile suggests none.
     :param pretrained_on: the pretraining data, in words (``"ImageNet-1k"``).
+    :param featurize: for backbones that are not Keras models (e.g. ONNX run with onnxruntime):
+        ``featurize(weights, input_config, **options) -> fn`` where ``fn(adapter_batch)`` returns a
+        numpy array ``(B, D)``. Such a backbone must set ``fine_tunable=False`` and may set
+        ``build=None``; the saved model is then the head alone, and predict runs adapter ->
+        featurize -> head (the adapter's ``save_assets`` must copy what featurize needs).
     """
 
     name: str
     modality: str
-    build: Callable[..., Any]
+    build: Callable[..., Any] | None
     make_adapter: Callable[..., InputAdapter]
     blocks: Callable[[Any], list]
     n_blocks: int
@@ -71,6 +76,7 @@ class BackboneSpec:
     default_input_config: Mapping[str, Any] = field(default_factory=dict)
     pretrained_on: str = ""
     description: str = ""
+    featurize: Callable[..., Callable[[Any], Any]] | None = None
     plugin: str = ""
 
     def resolve_weights(self, overrides: Mapping[str, str] | None = None) -> ResolvedWeights:
@@ -110,9 +116,13 @@ class BackboneRegistry:
         if self._modalities is not None and spec.modality not in self._modalities:
             problems.append(f"modality {spec.modality!r} is not registered "
                             f"(known: {', '.join(self._modalities.names()) or 'none'})")
-        for attr in ("build", "make_adapter", "blocks"):
+        for attr in ("make_adapter", "blocks"):
             if not callable(getattr(spec, attr)):
                 problems.append(f"{attr} must be callable")
+        if spec.featurize is None and not callable(spec.build):
+            problems.append("build must be callable (or featurize given)")
+        if spec.featurize is not None and spec.fine_tunable:
+            problems.append("a featurize-only backbone cannot be fine_tunable")
         if spec.n_blocks < 1 and spec.fine_tunable:
             problems.append("a fine-tunable backbone needs n_blocks >= 1")
         if spec.n_params <= 0:

@@ -55,15 +55,21 @@ class Modality:
         """Input statistics for the profile (JSON-able)."""
         raise NotImplementedError
 
-    def input_config(self, stats: dict, spec) -> dict:
-        """The backbone input settings suited to data with these statistics."""
-        return dict(spec.default_input_config)
+    def analyse(self, items: Sequence[Any], stats: dict, spec, weights) -> dict:
+        """What the profile records per candidate backbone, measured on (a sample of) ``items``.
 
-    def similarity(self, items: Sequence[Any], spec, weights, input_config: dict) -> float:
-        """A measured similarity in [0, 1] of ``items`` to ``spec``'s pretraining domain."""
+        Returns ``{"similarity": float in [0, 1], "input_config": dict, "stats": dict}``:
+        a measured similarity of the data to ``spec``'s pretraining domain (method described in
+        ``similarity_method``), the backbone input settings suited to this data (image size,
+        sequence length, clip duration), and backbone-specific statistics (e.g. token lengths).
+        ``weights`` is a :class:`automl_tl.weights.ResolvedWeights`. Should take seconds.
+        """
         raise NotImplementedError
 
+    #: one paragraph: how ``analyse`` measures similarity, and what the numbers mean
     similarity_method: str = ""
+    #: similarity at or above this counts as "similar task" in the strategy table
+    similarity_threshold: float = 0.5
 
     def augmentation(self, input_config: dict):
         """A Keras layer applied to the adapter output in training only, or None."""
