@@ -1,0 +1,183 @@
+"""The run directory: atomic writes, the leaderboard, the saved model and loading it back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from automl_tl.errors import NotFittedError
+
+__all__ = ["atomic_write_text", "atomic_write_json", "write_leaderboard", "leaderboard_rows",
+           "save_model", "load_predictor", "Predictor", "LEADERBOARD_COLUMNS", "STUDY_NAME"]
+
+STUDY_NAME = "automl_tl"
+LEADERBOARD_COLUMNS = ("trial", "state", "backbone", "strategy", "unfreeze_blocks", "head_lr",
+                       "backbone_lr", "head_units", "dropout", "head_epochs", "ft_epochs", "augment",
+                       "options", "score", "seconds", "recommended", "fail_reason")
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default, ensure_ascii=False))
+
+
+def _json_default(x):
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if hasattr(x, "to_dict"):
+        return x.to_dict()
+    return str(x)
+
+
+# ------------------------------------------------------------------------------ leaderboard
+def leaderboard_rows(study) -> list[dict]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        p, a = t.params, t.user_attrs
+        options = {k.split(":", 1)[1]: v for k, v in p.items() if ":" in k}
+        rows.append({
+            "trial": t.number, "state": t.state.name,
+            "backbone": p.get("backbone", ""),
+            "strategy": a.get("strategy", p.get("strategy", "")),
+            "unfreeze_blocks": p.get("unfreeze_blocks", ""),
+            "head_lr": p.get("head_lr", ""), "backbone_lr": p.get("backbone_lr", ""),
+            "head_units": p.get("head_units", ""), "dropout": p.get("dropout", ""),
+            "head_epochs": p.get("head_epochs", ""), "ft_epochs": p.get("ft_epochs", ""),
+            "augment": p.get("augment", ""),
+            "options": json.dumps(options, sort_keys=True) if options else "",
+            "score": t.value if t.value is not None else a.get("score", ""),
+            "seconds": round(float(a["seconds"]), 2) if "seconds" in a else "",
+            "recommended": bool(a.get("recommended", False)),
+            "fail_reason": a.get("fail_reason", ""),
+        })
+    order = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "WAITING": 3, "FAIL": 4}
+    rows.sort(key=lambda r: (order.get(r["state"], 5),
+                             -(r["score"] if isinstance(r["score"], (int, float)) else -1e9), r["trial"]))
+    return rows
+
+
+def write_leaderboard(study, path) -> list[dict]:
+    rows = leaderboard_rows(study)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LEADERBOARD_COLUMNS)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+    return rows
+
+
+# ------------------------------------------------------------------------------ model
+def save_model(run_dir, *, model, config: Mapping[str, Any], labels: Sequence[str], adapter,
+               val_predictions: Sequence[Mapping] | None = None) -> None:
+    """Write model.keras, config.json, labels.json and assets/ so that no file is ever half
+    written: everything goes to a temporary folder first, then each file is moved into place."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=run_dir))
+    try:
+        model.save(staging / "model.keras")
+        (staging / "assets").mkdir()
+        adapter.save_assets(str(staging / "assets"))
+        assets = run_dir / "assets"
+        old = None
+        if assets.exists():
+            old = run_dir / f".assets-old-{os.getpid()}"
+            os.replace(assets, old)
+        os.replace(staging / "assets", assets)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(staging / "model.keras", run_dir / "model.keras")
+        atomic_write_json(run_dir / "labels.json", list(labels))
+        atomic_write_json(run_dir / "config.json", dict(config))
+        if val_predictions is not None:
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=("item", "label", "predicted", "probability"))
+            w.writeheader()
+            w.writerows(val_predictions)
+            atomic_write_text(run_dir / "val_predictions.csv", buf.getvalue())
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class Predictor:
+    """A saved model plus what turns raw inputs into its inputs."""
+
+    def __init__(self, run_dir, *, plugin_manager=None) -> None:
+        from automl_tl.plugin_manager import get_plugin_manager
+        from automl_tl.weights import ResolvedWeights
+
+        run_dir = Path(run_dir)
+        cfg_path, model_path = run_dir / "config.json", run_dir / "model.keras"
+        if not model_path.exists() or not cfg_path.exists():
+            raise NotFittedError(f"{run_dir}: no saved model here (model.keras and config.json are "
+                                 f"written when a search completes its first trial). Run "
+                                 f"`automl-tl fit` first, or point to the right run directory.")
+        pm = plugin_manager or get_plugin_manager()
+        self.run_dir = run_dir
+        self.config = json.loads(cfg_path.read_text())
+        self.labels = list(json.loads((run_dir / "labels.json").read_text()))
+        self.spec = pm.backbones.get(self.config["backbone"])
+        self.modality = pm.modalities.get(self.spec.modality)
+        assets = str(run_dir / "assets")
+        self.adapter = self.spec.make_adapter(self.config["input_config"], None, assets)
+        import keras
+
+        self.model = keras.saving.load_model(model_path, compile=False)
+        self._featurize = None
+        if self.config.get("featurize"):
+            w = ResolvedWeights(backbone=self.spec.name, kind="assets", location=assets)
+            self._featurize = self.spec.featurize(w, self.config["input_config"],
+                                                  **self.config.get("options", {}))
+
+    def check_inputs(self, items) -> tuple[list, list]:
+        """Split raw inputs into usable ones and counted skips (same checks as training)."""
+        result = self.modality.check(list(items))
+        return list(result.keep), list(result.skips)
+
+    def predict_proba(self, items, batch_size: int = 32) -> np.ndarray:
+        from automl_tl.training import predict_proba_items
+
+        items = list(items)
+        if self._featurize is None:
+            return predict_proba_items(self.model, self.adapter, items, batch_size)
+        from automl_tl.cache import iter_batches
+        import keras
+
+        out = [np.asarray(keras.ops.convert_to_numpy(self.model(np.asarray(self._featurize(b), "float32"),
+                                                                 training=False)))
+               for _, b in iter_batches(items, self.adapter, batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+
+    def predict(self, items) -> list[str]:
+        return [self.labels[i] for i in np.argmax(self.predict_proba(items), axis=1)]
+
+
+def load_predictor(run_dir, **kw) -> Predictor:
+    return Predictor(run_dir, **kw)

