@@ -98,7 +98,7 @@ class PluginManager:
     # ----------------------------------------------------------------- typed hook calls
     def _call_with_registrar(self, hook_name: str, registrar) -> None:
         hook = getattr(self._pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in hook.get_hookimpls():  # registration order: built-ins first
             plugin_name = self._pm.get_name(impl.plugin) or repr(impl.plugin)
             registrar._current_plugin = plugin_name
             try:

@@ -1,11 +1,27 @@
 """Built-in vision plugin: the image modality and keras.applications backbones.
 
-Registered through the ``automl_tl`` entry-point group like any third-party plugin.
+Registered through the ``automl_tl`` entry-point group like any third-party plugin. Its helpers
+(``ImagePreprocess``, ``make_image_adapter``, ``regex_blocks``, ``load_into_mobilenetv2``) are
+public so that other plugins can build image backbones the same way (see docs/plugins.md).
 """
 
 from automl_tl import hookimpl
 
 __version__ = "0.1.0"
+__all__ = ["ImagePreprocess", "make_image_adapter", "regex_blocks", "load_into_mobilenetv2",
+           "ImageModality"]
+
+_LAZY = {"ImagePreprocess": "._layers", "make_image_adapter": "._backbones",
+         "regex_blocks": "._backbones", "load_into_mobilenetv2": "._backbones",
+         "ImageModality": "._modality"}
+
+
+def __getattr__(name):  # keep plugin import cheap: Keras loads only when a helper is used
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(name)
 
 
 @hookimpl

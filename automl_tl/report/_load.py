@@ -1,0 +1,309 @@
+"""Read a run directory into one plain structure, tolerating missing optional files and running runs.
+
+Sources, by priority for each trial: ``leaderboard.csv`` (what fit published), then
+``trials/<n>.json`` (adds the per-epoch history; wins over a stale RUNNING row), then the
+Optuna study in ``study.db`` (adds trials neither file knows about yet, e.g. RUNNING ones).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from automl_tl.report._io import read_csv, read_json, to_bool, to_float, to_int
+
+__all__ = ["RunData", "load_run", "PARAM_COLUMNS", "STUDY_NAME"]
+
+STUDY_NAME = "automl_tl"
+PARAM_COLUMNS = (
+    "backbone",
+    "strategy",
+    "unfreeze_blocks",
+    "head_lr",
+    "backbone_lr",
+    "head_units",
+    "dropout",
+    "head_epochs",
+    "ft_epochs",
+    "augment",
+    "options",
+)
+_FLOAT_COLUMNS = {"head_lr", "backbone_lr", "dropout", "score", "seconds"}
+_INT_COLUMNS = {"unfreeze_blocks", "head_units", "head_epochs", "ft_epochs"}
+_FINAL_STATES = {"COMPLETE", "PRUNED", "FAIL"}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    summary: dict[str, Any]
+    trials: list[dict[str, Any]]
+    labels: list[str]
+    baseline: dict[str, Any] | None
+    predictions: list[dict[str, str]] | None
+    split: dict[str, Any] | None
+    config: dict[str, Any] | None
+    study: Any = None  # optuna.Study or None
+    direction: str = "maximize"
+    files: dict[str, bool] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _norm_state(value: Any) -> str:
+    s = str(value or "").strip().upper()
+    if s.startswith("TRIALSTATE."):
+        s = s.split(".", 1)[1]
+    return {"FAILED": "FAIL", "COMPLETED": "COMPLETE", "DONE": "COMPLETE"}.get(s, s or "UNKNOWN")
+
+
+def _norm_value(key: str, value: Any) -> Any:
+    if key in _FLOAT_COLUMNS:
+        return to_float(value)
+    if key in _INT_COLUMNS:
+        out = to_int(value)
+        if out is None and isinstance(value, str) and value.strip():
+            return value.strip()
+        return out
+    if key == "augment":
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return to_bool(value)
+    if key == "options":
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, sort_keys=True)
+        return None if value is None or str(value).strip() == "" else str(value)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+def _empty_trial(number: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"trial": number, "state": "UNKNOWN"}
+    for k in PARAM_COLUMNS:
+        row[k] = None
+    row.update(score=None, seconds=None, recommended=False, fail_reason=None, history=None, source=None)
+    return row
+
+
+def _from_leaderboard(rows: list[dict[str, str]], warnings: list[str]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for raw in rows:
+        number = to_int(raw.get("trial"))
+        if number is None:
+            warnings.append(f"leaderboard.csv row without a trial number skipped: {dict(raw)!r:.120}")
+            continue
+        row = _empty_trial(number)
+        row["state"] = _norm_state(raw.get("state"))
+        for k in PARAM_COLUMNS + ("score", "seconds"):
+            if k in raw:
+                row[k] = _norm_value(k, raw.get(k))
+        row["recommended"] = to_bool(raw.get("recommended"))
+        row["fail_reason"] = (raw.get("fail_reason") or "").strip() or None
+        row["source"] = "leaderboard"
+        out[number] = row
+    return out
+
+
+def _merge_trial_file(rows: dict[int, dict[str, Any]], data: dict[str, Any]) -> None:
+    number = to_int(data.get("number"))
+    if number is None:
+        return
+    params = data.get("params") or {}
+    row = rows.get(number)
+    state = _norm_state(data.get("state"))
+    if row is None:
+        row = _empty_trial(number)
+        row["source"] = "trial_file"
+        rows[number] = row
+        row["state"] = state
+        row["score"] = to_float(data.get("score"))
+        row["seconds"] = to_float(data.get("seconds"))
+        row["fail_reason"] = data.get("fail_reason") or None
+        row["recommended"] = to_bool(data.get("recommended", params.get("recommended")))
+    elif row["state"] in {"RUNNING", "UNKNOWN", "WAITING"} and state in _FINAL_STATES:
+        # the leaderboard was written before this trial finished: the trial file is newer
+        row["state"] = state
+        row["score"] = to_float(data.get("score"))
+        row["seconds"] = to_float(data.get("seconds"))
+        row["fail_reason"] = data.get("fail_reason") or row["fail_reason"]
+    for k in PARAM_COLUMNS:
+        if row.get(k) is None and k in params:
+            row[k] = _norm_value(k, params[k])
+    hist = data.get("history")
+    if isinstance(hist, list):
+        row["history"] = [h for h in hist if isinstance(h, dict)]
+
+
+def _read_only_storage(path: Path):
+    """An Optuna storage on ``path`` that never writes: read-only SQLite URI, no table creation."""
+    import optuna
+    from urllib.parse import quote
+
+    resolved = path.resolve()
+    try:
+        storage = optuna.storages.RDBStorage(f"sqlite:///file:{quote(str(resolved))}?mode=ro&uri=true", skip_table_creation=True)
+        optuna.get_all_study_names(storage=storage)
+        return storage
+    except Exception:  # odd path for a URI, old SQLite: plain URL, still without creating tables
+        return optuna.storages.RDBStorage(f"sqlite:///{resolved}", skip_table_creation=True)
+
+
+def _load_study(path: Path, warnings: list[str]):
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = _read_only_storage(path)
+        names = optuna.get_all_study_names(storage=storage)
+        if STUDY_NAME in names:
+            name = STUDY_NAME
+        elif len(names) == 1:
+            name = names[0]
+        else:
+            warnings.append(f"study.db holds no study named {STUDY_NAME!r} (found {names}); Optuna sections omitted.")
+            return None
+        return optuna.load_study(study_name=name, storage=storage)
+    except Exception as exc:  # locked, corrupt, incompatible version...
+        warnings.append(f"study.db could not be opened ({type(exc).__name__}: {exc}); Optuna sections omitted.")
+        return None
+
+
+def _merge_study(rows: dict[int, dict[str, Any]], study, warnings: list[str]) -> None:
+    try:
+        frozen = study.get_trials(deepcopy=False)
+    except Exception as exc:
+        warnings.append(f"study.db trials could not be read ({type(exc).__name__}: {exc}).")
+        return
+    for t in frozen:
+        row = rows.get(t.number)
+        state = _norm_state(t.state.name)
+        if row is None:
+            row = _empty_trial(t.number)
+            row["source"] = "study"
+            row["state"] = state
+            row["score"] = to_float(t.value) if t.state.name == "COMPLETE" else None
+            attrs = t.user_attrs or {}
+            secs = to_float(attrs.get("seconds"))
+            if secs is None and t.datetime_start is not None and t.datetime_complete is not None:
+                secs = (t.datetime_complete - t.datetime_start).total_seconds()
+            row["seconds"] = secs
+            row["recommended"] = to_bool(attrs.get("recommended"))
+            row["fail_reason"] = attrs.get("fail_reason") or None
+            rows[t.number] = row
+        attrs = t.user_attrs or {}
+        if row.get("strategy") is None and attrs.get("strategy"):
+            row["strategy"] = str(attrs["strategy"])
+        for k in PARAM_COLUMNS:
+            if row.get(k) is None and k in t.params:
+                row[k] = _norm_value(k, t.params[k])
+        if not row["recommended"] and to_bool((t.user_attrs or {}).get("recommended")):
+            row["recommended"] = True
+
+
+def load_run(run_dir: str | Path, *, with_study: bool = True) -> RunData:
+    from automl_tl.errors import NotFittedError
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise NotFittedError(f"{run_dir} is not a directory; pass the run directory that `automl-tl fit` wrote.")
+    warnings: list[str] = []
+    files = {
+        name: (run_dir / name).exists()
+        for name in (
+            "summary.json",
+            "leaderboard.csv",
+            "trials",
+            "study.db",
+            "split.json",
+            "baseline.json",
+            "config.json",
+            "labels.json",
+            "val_predictions.csv",
+            "model.keras",
+        )
+    }
+    if not any(files[k] for k in ("summary.json", "leaderboard.csv", "trials", "study.db")):
+        raise NotFittedError(
+            f"{run_dir} holds no summary.json, leaderboard.csv, trials/ or study.db: "
+            "it is not an automl-tl run directory (or fit has not started writing it)."
+        )
+    summary = read_json(run_dir / "summary.json", warnings)
+    if not isinstance(summary, dict):
+        if files["summary.json"]:
+            warnings.append("summary.json is not a JSON object; profile and recommendation are unknown.")
+        else:
+            warnings.append("summary.json is missing; profile and recommendation are unknown.")
+        summary = {}
+
+    rows: dict[int, dict[str, Any]] = {}
+    lb = read_csv(run_dir / "leaderboard.csv", warnings)
+    if lb is not None:
+        rows.update(_from_leaderboard(lb, warnings))
+    tdir = run_dir / "trials"
+    if tdir.is_dir():
+        def _key(p: Path):
+            n = to_int(p.stem)
+            return (n is None, n if n is not None else 0, p.name)
+
+        for p in sorted(tdir.glob("*.json"), key=_key):
+            data = read_json(p, warnings)
+            if isinstance(data, dict):
+                if data.get("number") is None and to_int(p.stem) is not None:
+                    data = dict(data, number=to_int(p.stem))
+                _merge_trial_file(rows, data)
+
+    study = None
+    direction = "maximize"
+    if with_study and files["study.db"]:
+        study = _load_study(run_dir / "study.db", warnings)
+        if study is not None:
+            try:
+                direction = study.direction.name.lower()
+            except Exception:  # multi-objective: not ours
+                direction = "maximize"
+            _merge_study(rows, study, warnings)
+    task_dir = str((summary.get("task") or {}).get("direction") or "").lower()
+    if task_dir in {"maximize", "minimize"}:
+        direction = task_dir
+
+    labels_json = read_json(run_dir / "labels.json", warnings)
+    config = read_json(run_dir / "config.json", warnings)
+    split = read_json(run_dir / "split.json", warnings)
+    labels: list[str] = []
+    for cand in (
+        labels_json if isinstance(labels_json, list) else None,
+        summary.get("labels"),
+        (config or {}).get("labels") if isinstance(config, dict) else None,
+        (split or {}).get("labels") if isinstance(split, dict) else None,
+    ):
+        if isinstance(cand, list) and cand:
+            labels = [str(x) for x in cand]
+            break
+
+    baseline = read_json(run_dir / "baseline.json", warnings)
+    if not isinstance(baseline, dict):
+        baseline = summary.get("baseline") if isinstance(summary.get("baseline"), dict) else None
+
+    predictions = read_csv(run_dir / "val_predictions.csv", warnings)
+
+    return RunData(
+        run_dir=run_dir,
+        summary=summary,
+        trials=[rows[k] for k in sorted(rows)],
+        labels=labels,
+        baseline=baseline,
+        predictions=predictions,
+        split=split if isinstance(split, dict) else None,
+        config=config if isinstance(config, dict) else None,
+        study=study,
+        direction=direction,
+        files=files,
+        warnings=warnings,
+    )

@@ -1,0 +1,520 @@
+"""HTML (one self-contained file) and Markdown renderings of a report dict. Everything is escaped."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Callable
+
+from automl_tl.report._fmt import esc, fmt_points, fmt_score, fmt_seconds, fmt_value, md
+
+__all__ = ["render_html", "render_markdown", "CSS", "CSP", "page", "flatten"]
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+CSS = """
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1d2330;background:#f5f6f8}
+main{max-width:1300px;margin:0 auto;padding:18px 22px 40px}
+h1{font-size:22px;margin:6px 0 2px}h2{font-size:18px;margin:0 0 10px;padding-bottom:4px;border-bottom:1px solid #e2e5ea}
+h3{font-size:15px;margin:14px 0 6px}
+.sub{color:#5b6475;font-size:12.5px;word-break:break-all}
+section{background:#fff;border:1px solid #e2e5ea;border-radius:8px;padding:14px 18px;margin:14px 0}
+nav{font-size:13px;margin:8px 0}nav a{margin-right:12px;color:#2457c5;text-decoration:none}
+.badge{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600;vertical-align:middle}
+.ok{background:#dcf3e3;color:#17612f}.warn{background:#fff1d6;color:#7a4d00}.bad{background:#fde0e0;color:#8f1d1d}.muted{color:#6b7383}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
+.card{flex:1 1 160px;border:1px solid #e2e5ea;border-radius:8px;padding:8px 12px;background:#fafbfc}
+.card .k{font-size:11.5px;color:#5b6475;text-transform:uppercase;letter-spacing:.03em}.card .v{font-size:20px;font-weight:600}
+.card .n{font-size:12px;color:#5b6475}
+ul.headline{margin:6px 0;padding-left:20px}ul.headline li{margin:3px 0}
+table{border-collapse:collapse;font-size:12px;width:100%}
+th,td{border-bottom:1px solid #eceef2;padding:4px 6px;text-align:left;vertical-align:top}
+th{background:#f0f2f5;position:sticky;top:0;z-index:1;font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tr.best td{background:#fff8d6}tr.rec td:first-child{box-shadow:inset 3px 0 #d62728}
+.scroll{max-height:460px;overflow:auto;border:1px solid #eceef2;border-radius:6px}
+.wide{overflow-x:auto}
+.kv{width:auto;min-width:50%}.kv th{position:static;width:230px}
+img.plot{max-width:100%;height:auto;display:block;margin:8px 0;border:1px solid #eceef2;border-radius:6px}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:14px}@media (max-width:1000px){.grid2{grid-template-columns:1fr}}
+.reason{color:#8f1d1d;display:inline-block;min-width:160px;max-width:300px;word-break:break-word}
+.small{font-size:12px}
+code{background:#f0f2f5;padding:1px 4px;border-radius:4px;font-size:12.5px;word-break:break-all}
+"""
+
+
+def flatten(d: Any, prefix: str = "", out: list | None = None) -> list[tuple[str, Any]]:
+    out = [] if out is None else out
+    if isinstance(d, dict):
+        for k, v in d.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if isinstance(v, dict) and v and len(v) <= 12:
+                flatten(v, key, out)
+            else:
+                out.append((key, v))
+    else:
+        out.append((prefix or "value", d))
+    return out
+
+
+def _short(v: Any, limit: int = 12) -> str:
+    if isinstance(v, list):
+        head = ", ".join(fmt_value(x) for x in v[:limit])
+        return head + (f", … (+{len(v) - limit} more)" if len(v) > limit else "")
+    if isinstance(v, dict):
+        return "{}" if not v else ", ".join(f"{k}={fmt_value(x)}" for k, x in list(v.items())[:limit])
+    return fmt_value(v)
+
+
+def page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<meta name=\"referrer\" content=\"no-referrer\">"
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body><main>\n{body}\n</main></body></html>\n"
+    )
+
+
+def img(png: bytes | None, alt: str) -> str:
+    if not png:
+        return ""
+    return f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+
+
+def _table(headers: list[tuple[str, bool]], rows: list[tuple[list[str], str]], scroll: bool = False) -> str:
+    """headers: (escaped label, numeric); rows: (already-escaped cells, tr class)."""
+    h = "".join(f'<th class="num">{x}</th>' if num else f"<th>{x}</th>" for x, num in headers)
+    body = []
+    for cells, cls in rows:
+        tds = "".join(f'<td class="num">{c}</td>' if headers[i][1] else f"<td>{c}</td>" for i, c in enumerate(cells))
+        body.append(f'<tr class="{cls}">{tds}</tr>' if cls else f"<tr>{tds}</tr>")
+    t = f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="scroll">{t}</div>' if scroll else f'<div class="wide">{t}</div>'
+
+
+def _lb_columns(report: dict[str, Any]) -> list[tuple[str, str, bool, Callable[[dict], str]]]:
+    lb = report["leaderboard"]
+    cols: list[tuple[str, str, bool, Callable[[dict], str]]] = [
+        ("rank", "#", True, lambda r: "" if r["rank"] is None else str(r["rank"])),
+        ("trial", "trial", True, lambda r: str(r["trial"])),
+        ("state", "state", False, lambda r: r["state"]),
+        ("backbone", "backbone", False, lambda r: fmt_value(r["backbone"])),
+        ("strategy", "strategy", False, lambda r: fmt_value(r["strategy"])),
+        ("unfreeze_blocks", "unfreeze", True, lambda r: fmt_value(r["unfreeze_blocks"])),
+        ("head_lr", "head lr", True, lambda r: fmt_value(r["head_lr"])),
+        ("backbone_lr", "backbone lr", True, lambda r: fmt_value(r["backbone_lr"])),
+        ("head_units", "head units", True, lambda r: fmt_value(r["head_units"])),
+        ("dropout", "dropout", True, lambda r: fmt_value(r["dropout"])),
+        ("head_epochs", "epochs head/ft", True, lambda r: f"{fmt_value(r['head_epochs'])}/{fmt_value(r['ft_epochs'])}"),
+        ("augment", "augment", False, lambda r: fmt_value(r["augment"])),
+        ("options", "options", False, lambda r: fmt_value(r["options"])),
+        ("score", report["metric"], True, lambda r: fmt_score(r["score"])),
+        ("seconds", "time", True, lambda r: fmt_seconds(r["seconds"])),
+        ("flags", "flags", False, lambda r: ", ".join(f for f, on in (("recommended", r["recommended"]), ("Pareto", r["pareto"])) if on)),
+        ("fail_reason", "failed reason", False, lambda r: fmt_value(r["fail_reason"]) if r["fail_reason"] else ""),
+    ]
+    keep = []
+    for key, label, num, fn in cols:
+        if key in ("options", "augment", "unfreeze_blocks", "backbone_lr", "head_units", "dropout", "head_epochs", "fail_reason"):
+            if all(r.get(key) in (None, "", "{}", "[]", "null") for r in lb) and not (key == "head_epochs" and any(r.get("ft_epochs") is not None for r in lb)):
+                continue
+        keep.append((key, label, num, fn))
+    return keep
+
+
+def _state_badge(state: str) -> str:
+    cls = {"COMPLETE": "ok", "PRUNED": "warn", "RUNNING": "warn", "FAIL": "bad"}.get(state, "muted")
+    return f'<span class="badge {cls}">{esc(state)}</span>'
+
+
+def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    r = report
+    point = r["point"]
+    parts: list[str] = []
+    status = '<span class="badge ok">finished</span>' if r["finished"] else '<span class="badge warn">not finished (running or interrupted)</span>'
+    task = r.get("task") or {}
+    parts.append(
+        f"<h1>Strategy report: {esc(r['run_name'])} {status}</h1>"
+        f"<div class=\"sub\">run directory <code>{esc(r['run_dir'])}</code> · generated {esc(r['generated_at'])}"
+        + (f" · modality {esc(task.get('modality'))}" if task.get("modality") else "")
+        + (f" · source <code>{esc(task.get('source'))}</code>" if task.get("source") else "")
+        + "</div>"
+    )
+    sections = [
+        ("verdict", "Verdict"),
+        ("profile", "Dataset & recommendation"),
+        ("leaderboard", "Leaderboard"),
+        ("matrix", "Strategy × backbone"),
+        ("cost", "Accuracy vs cost"),
+        ("curves", "Learning curves"),
+        ("search", "Search"),
+        ("baseline", "Baseline"),
+        ("per-class", "Per class"),
+    ]
+    if r["failures"]["n"]:
+        sections.append(("failures", "Failures"))
+    if r["warnings"]:
+        sections.append(("notes", "Notes"))
+    parts.append("<nav>" + "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in sections) + "</nav>")
+
+    # verdict
+    best = r["best"]
+    rec = r["recommended"]
+    cards = [
+        ("best " + r["metric"], fmt_score(best["score"]) if best else "—", f"trial {best['trial']} · {fmt_value(best['strategy'])}" if best else "no complete trial"),
+        ("recommended config", fmt_score(rec["score"]), f"trial {rec['best_trial']} · {fmt_value(rec['strategy'])}" if rec["best_trial"] is not None else fmt_value(rec["strategy"])),
+        ("regret", fmt_points(r["regret"], point) if r["regret"] is not None else "—", "best − recommended"),
+        ("strategy table", {True: "held", False: "did not hold", None: "—"}[r["strategy_held"]], f"winner: {fmt_value(r['winner_strategy'])}"),
+        ("baseline", fmt_score((r["baseline"] or {}).get("score")), fmt_value((r["baseline"] or {}).get("name")) if r["baseline"] else "no baseline.json"),
+        ("compute", fmt_seconds(r["total_seconds"]), f"{r['counts']['total']} trials"),
+    ]
+    card_html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div><div class="n">{esc(n)}</div></div>' for k, v, n in cards)
+    parts.append(
+        '<section id="verdict"><h2>Verdict</h2>'
+        f'<div class="cards">{card_html}</div>'
+        '<ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in r["headline"]) + "</ul></section>"
+    )
+
+    # profile + recommendation
+    prof_rows = flatten(r["profile"]) if r["profile"] else []
+    prof = (
+        '<table class="kv">' + "".join(f"<tr><th>{esc(k)}</th><td>{esc(_short(v))}</td></tr>" for k, v in prof_rows) + "</table>"
+        if prof_rows
+        else '<p class="muted">No dataset profile recorded (summary.json missing or without "profile").</p>'
+    )
+    recd = r["recommendation"]
+    if recd:
+        rec_rows = [("strategy", recd.get("strategy")), ("rule", recd.get("rule")), ("reason", recd.get("reason"))]
+        rec_rows += [(f"params.{k}", v) for k, v in (recd.get("params") or {}).items()]
+        rech = '<table class="kv">' + "".join(f"<tr><th>{esc(k)}</th><td>{esc(_short(v))}</td></tr>" for k, v in rec_rows) + "</table>"
+    else:
+        rech = '<p class="muted">No recommendation recorded.</p>'
+    parts.append(
+        '<section id="profile"><h2>Dataset profile &amp; recommendation</h2><div class="grid2">'
+        f"<div><h3>Profile</h3>{prof}</div><div><h3>Recommendation (strategy table)</h3>{rech}</div></div></section>"
+    )
+
+    # leaderboard
+    cols = _lb_columns(r)
+    rows = []
+    for row in r["leaderboard"]:
+        cls = " ".join(c for c, on in (("best", best is not None and row["trial"] == best["trial"]), ("rec", row["recommended"])) if on)
+        cells = []
+        for key, _, _, fn in cols:
+            if key == "state":
+                cells.append(_state_badge(row["state"]))
+            elif key == "fail_reason" and row["fail_reason"]:
+                first = str(row["fail_reason"]).strip().splitlines()[0][:160] if str(row["fail_reason"]).strip() else ""
+                cells.append(f'<span class="reason" title="{esc(row["fail_reason"])}">{esc(first)}</span>')
+            else:
+                cells.append(esc(fn(row)))
+        rows.append((cells, cls))
+    lb_html = _table([(esc(label), num) for _, label, num, _ in cols], rows, scroll=True) if rows else '<p class="muted">No trials recorded yet.</p>'
+    parts.append(
+        '<section id="leaderboard"><h2>Leaderboard</h2>'
+        f'<p class="small muted">Every trial, best first (complete, then pruned, running, failed). Highlighted: best; red edge: the recommended configuration. Scores are validation {esc(r["metric"])}; time is the trial\'s compute.</p>'
+        f"{lb_html}</section>"
+    )
+
+    # matrix
+    m = r["matrix"]
+    if m["cells"]:
+        scored = [c["best_score"] for c in m["cells"] if c["best_score"] is not None]
+        lo, hi = (min(scored), max(scored)) if scored else (0, 1)
+        by = {(c["strategy"], c["backbone"]): c for c in m["cells"]}
+        head = [("strategy \\ backbone", False)] + [(esc(b), False) for b in m["backbones"]] + [("best", True)]
+        mrows = []
+        strat = {s["strategy"]: s for s in r["strategies"]}
+        for s in m["strategies"]:
+            cells = []
+            for b in m["backbones"]:
+                c = by.get((s, b))
+                if c is None:
+                    cells.append('<span class="muted">—</span>')
+                    continue
+                sc = c["best_score"]
+                style = ""
+                if sc is not None:
+                    t = 0.5 if hi == lo else (sc - lo) / (hi - lo)
+                    if r["direction"] == "minimize":
+                        t = 1 - t
+                    style = f' style="display:block;padding:2px 4px;border-radius:4px;background:hsl(130,55%,{96 - 26 * t:.0f}%)"'
+                extra = [f"{c['n_trials']} trial{'s' if c['n_trials'] != 1 else ''}"]
+                for k, w in (("n_pruned", "pruned"), ("n_failed", "failed"), ("n_running", "running")):
+                    if c[k]:
+                        extra.append(f"{c[k]} {w}")
+                cells.append(
+                    f"<span{style}><b>{esc(fmt_score(sc))}</b>"
+                    + (f" <span class=\"muted\">#{esc(c['best_trial'])}</span>" if c["best_trial"] is not None else "")
+                    + f"<br><span class=\"small\">{esc(' · '.join(extra))} · {esc(fmt_seconds(c['seconds']))}</span></span>"
+                )
+            st = strat.get(s, {})
+            label = esc(s) + (' <span class="badge warn">recommended</span>' if st.get("recommended") else "") + (' <span class="badge ok">winner</span>' if s == r["winner_strategy"] else "")
+            mrows.append(([label] + cells + [esc(fmt_score(st.get("best_score")))], ""))
+        parts.append(
+            '<section id="matrix"><h2>Strategy × backbone</h2>'
+            '<p class="small muted">Best score per cell (trial number), then trial counts and the compute spent in that cell. Greener is better.</p>'
+            + _table(head, mrows)
+            + "</section>"
+        )
+    else:
+        parts.append('<section id="matrix"><h2>Strategy × backbone</h2><p class="muted">No trials recorded yet.</p></section>')
+
+    # cost
+    p = r["pareto"]
+    front_rows = [row for row in r["leaderboard"] if row["pareto"]]
+    front_rows.sort(key=lambda x: x["seconds"] or 0)
+    ft = _table(
+        [("trial", True), ("backbone", False), ("strategy", False), (esc(r["metric"]), True), ("time", True)],
+        [([esc(x["trial"]), esc(x["backbone"]), esc(x["strategy"]), esc(fmt_score(x["score"])), esc(fmt_seconds(x["seconds"]))], "") for x in front_rows],
+    ) if front_rows else ""
+    parts.append(
+        '<section id="cost"><h2>Accuracy vs cost</h2>'
+        f"<p>{esc(p['sentence'])}</p>"
+        + (
+            img(pngs["pareto"], "accuracy versus compute per trial, Pareto front marked")
+            + '<p class="small muted">Each dot is a trial. The dashed staircase is the Pareto front: no other trial is both cheaper and better than a trial on it. Anything below/right of it is dominated.</p>'
+            if pngs.get("pareto")
+            else ""
+        )
+        + (f"<h3>Pareto-optimal trials</h3>{ft}" if ft else "")
+        + "</section>"
+    )
+
+    # curves
+    curves = r["learning_curves"]
+    if curves:
+        ch = img(pngs.get("curves"), "learning curves of the best trial per strategy")
+        ch += _table(
+            [("strategy", False), ("trial", True), ("backbone", False), ("state", False), ("epochs", True), ("final val score", True)],
+            [
+                (
+                    [esc(c["strategy"]), esc(c["trial"]), esc(c["backbone"]), _state_badge(c["state"]), esc(len(c["history"])),
+                     esc(fmt_score(next((h["val_score"] for h in reversed(c["history"]) if h["val_score"] is not None), None)))],
+                    "",
+                )
+                for c in curves
+            ],
+        )
+    else:
+        ch = '<p class="muted">No per-epoch history recorded (trials/&lt;n&gt;.json missing or empty).</p>'
+    parts.append(f'<section id="curves"><h2>Learning curves (best trial per strategy)</h2>{ch}</section>')
+
+    # search
+    imp = r["importances"]
+    if imp.get("available"):
+        items = sorted(imp["values"].items(), key=lambda kv: -kv[1])
+        imph = img(pngs.get("importances"), "hyperparameter importances") + _table(
+            [("parameter", False), ("importance", True)], [([esc(k), esc(f"{v:.3f}")], "") for k, v in items]
+        )
+    else:
+        imph = f'<p class="muted">Hyperparameter importances not available: {esc(imp.get("reason"))}.</p>'
+    hist = img(pngs.get("history"), "optimisation history") or '<p class="muted">No scored trial yet.</p>'
+    parts.append(f'<section id="search"><h2>Search</h2><div class="grid2"><div><h3>Optimisation history</h3>{hist}</div><div><h3>Hyperparameter importances</h3>{imph}</div></div></section>')
+
+    # baseline
+    b = r["baseline"]
+    if b:
+        cls = "bad" if b.get("beat_transfer") else "ok"
+        tag = "baseline beat transfer learning" if b.get("beat_transfer") else "transfer learning won"
+        bt = _table(
+            [("model", False), ("metric", False), ("score", True), ("time", True)],
+            [
+                ([esc(f"baseline: {b.get('name') or '?'}"), esc(b.get("metric")), esc(fmt_score(b.get("score"))), esc(fmt_seconds(b.get("seconds")))], ""),
+                ([esc(f"best transfer: trial {best['trial']}" if best else "best transfer: none"), esc(r["metric"]), esc(fmt_score(best["score"] if best else None)), esc(fmt_seconds(best["seconds"] if best else None))], ""),
+            ],
+        )
+        parts.append(f'<section id="baseline"><h2>Classical baseline <span class="badge {cls}">{esc(tag)}</span></h2><p>{esc(b["sentence"])}</p>{bt}</section>')
+    else:
+        parts.append('<section id="baseline"><h2>Classical baseline</h2><p class="muted">No baseline.json in this run, so there is no classical baseline to compare with.</p></section>')
+
+    # per class
+    pc = r["per_class"]
+    if pc.get("available"):
+        rows = [
+            ([esc(c["label"]), esc(fmt_score(c["precision"])), esc(fmt_score(c["recall"])), esc(fmt_score(c["f1"])), esc(c["support"])], "")
+            for c in pc["classes"]
+        ]
+        t = _table([("class", False), ("precision", True), ("recall", True), ("F1", True), ("support", True)], rows, scroll=len(rows) > 15)
+        conf = ""
+        if pc["top_confusions"]:
+            conf = "<h3>Most frequent confusions</h3>" + _table(
+                [("true", False), ("predicted as", False), ("count", True)],
+                [([esc(c["true"]), esc(c["predicted"]), esc(c["count"])], "") for c in pc["top_confusions"]],
+            )
+        cm_img = img(pngs.get("confusion"), "confusion matrix on the validation split")
+        if not cm_img and len(pc["labels"]) > 60:
+            cm_img = f'<p class="muted">{len(pc["labels"])} classes: the confusion matrix is too large to draw; see the table and report.json.</p>'
+        probs = ""
+        if pc.get("mean_probability_correct") is not None or pc.get("mean_probability_wrong") is not None:
+            probs = f" Mean confidence when right {fmt_score(pc.get('mean_probability_correct'))}, when wrong {fmt_score(pc.get('mean_probability_wrong'))}."
+        parts.append(
+            '<section id="per-class"><h2>Per-class results of the final model (validation split)</h2>'
+            f"<p>{esc(pc['n'])} validation items, accuracy {esc(fmt_score(pc['accuracy']))}, balanced accuracy {esc(fmt_score(pc['balanced_accuracy']))}, "
+            f"macro F1 {esc(fmt_score(pc['macro']['f1']))}.{esc(probs)}"
+            + (f" Weakest class by recall: {esc(pc['worst_class'])}." if pc.get("worst_class") is not None else "")
+            + f'</p><div class="grid2"><div>{cm_img}</div><div>{t}{conf}</div></div></section>'
+        )
+    else:
+        parts.append(f'<section id="per-class"><h2>Per-class results</h2><p class="muted">Not available: {esc(pc.get("reason"))}</p></section>')
+
+    # failures
+    f = r["failures"]
+    if f["n"]:
+        parts.append(
+            f'<section id="failures"><h2>Failures ({esc(f["n"])})</h2>'
+            + _table([("reason", False), ("trials", True)], [([f'<span class="reason">{esc(x["reason"])}</span>', esc(x["count"])], "") for x in f["reasons"]])
+            + "<h3>Failed trials</h3>"
+            + _table(
+                [("trial", True), ("backbone", False), ("strategy", False), ("reason", False)],
+                [([esc(x["trial"]), esc(x["backbone"]), esc(x["strategy"]), f'<span class="reason">{esc(x["reason"] or "no reason recorded")}</span>'], "") for x in f["trials"]],
+                scroll=len(f["trials"]) > 15,
+            )
+            + "</section>"
+        )
+    if r["warnings"]:
+        parts.append('<section id="notes"><h2>Notes</h2><ul>' + "".join(f"<li>{esc(w)}</li>" for w in r["warnings"]) + "</ul></section>")
+    missing = [k for k, v in r["files"].items() if not v]
+    parts.append(
+        '<p class="small muted">automl-tl report · all numbers are in report.json next to this file'
+        + (f" · files not present: {esc(', '.join(missing))}" if missing else "")
+        + "</p>"
+    )
+    return page(f"automl-tl report — {r['run_name']}", "\n".join(parts))
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(md(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(md(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
+    """``images``: figure name -> relative path of its PNG (figures without a file are left out)."""
+    r = report
+    best = r["best"]
+    L: list[str] = []
+    L.append(f"# Strategy report: {md(r['run_name'])}")
+    L.append("")
+    L.append(f"Run directory {md(r['run_dir'])} · generated {md(r['generated_at'])} · " + ("finished" if r["finished"] else "**not finished** (running or interrupted)"))
+    L.append("")
+    L.append("## Verdict")
+    L.append("")
+    L += [f"- {md(s)}" for s in r["headline"]]
+    L.append("")
+    L.append("## Dataset profile and recommendation")
+    L.append("")
+    prof = flatten(r["profile"]) if r["profile"] else []
+    L.append(_md_table(["profile", "value"], [[k, _short(v)] for k, v in prof]) if prof else "_No dataset profile recorded._")
+    L.append("")
+    recd = r["recommendation"]
+    if recd:
+        rows = [["strategy", fmt_value(recd.get("strategy"))], ["rule", fmt_value(recd.get("rule"))], ["reason", fmt_value(recd.get("reason"))]]
+        rows += [[f"params.{k}", _short(v)] for k, v in (recd.get("params") or {}).items()]
+        L.append(_md_table(["recommendation", "value"], rows))
+    else:
+        L.append("_No recommendation recorded._")
+    L.append("")
+    L.append("## Leaderboard")
+    L.append("")
+    cols = _lb_columns(r)
+    if r["leaderboard"]:
+        L.append(_md_table([label for _, label, _, _ in cols], [[fn(row) for _, _, _, fn in cols] for row in r["leaderboard"]]))
+    else:
+        L.append("_No trials recorded yet._")
+    L.append("")
+    L.append("## Strategy × backbone")
+    L.append("")
+    m = r["matrix"]
+    if m["cells"]:
+        by = {(c["strategy"], c["backbone"]): c for c in m["cells"]}
+        rows = []
+        for s in m["strategies"]:
+            row = [s + (" (recommended)" if s == r["recommended"]["strategy"] else "") + (" (winner)" if s == r["winner_strategy"] else "")]
+            for b in m["backbones"]:
+                c = by.get((s, b))
+                row.append(
+                    "—" if c is None else f"{fmt_score(c['best_score'])}" + (f" (#{c['best_trial']})" if c["best_trial"] is not None else "")
+                    + f"; {c['n_trials']} trials; {fmt_seconds(c['seconds'])}"
+                )
+            rows.append(row)
+        L.append(_md_table(["strategy \\ backbone"] + m["backbones"], rows))
+    else:
+        L.append("_No trials recorded yet._")
+    L.append("")
+    L.append("## Accuracy vs cost")
+    L.append("")
+    L.append(md(r["pareto"]["sentence"]))
+    L.append("")
+    if "pareto" in images:
+        L.append(f"![accuracy vs cost]({images['pareto']})")
+        L.append("")
+    front = sorted((x for x in r["leaderboard"] if x["pareto"]), key=lambda x: x["seconds"] or 0)
+    if front:
+        L.append(_md_table(["Pareto trial", "backbone", "strategy", r["metric"], "time"], [[str(x["trial"]), fmt_value(x["backbone"]), fmt_value(x["strategy"]), fmt_score(x["score"]), fmt_seconds(x["seconds"])] for x in front]))
+        L.append("")
+    L.append("## Learning curves")
+    L.append("")
+    if "curves" in images:
+        L.append(f"![learning curves]({images['curves']})")
+        L.append("")
+    if r["learning_curves"]:
+        L.append(_md_table(["strategy", "trial", "backbone", "state", "epochs"], [[c["strategy"], str(c["trial"]), fmt_value(c["backbone"]), c["state"], str(len(c["history"]))] for c in r["learning_curves"]]))
+    else:
+        L.append("_No per-epoch history recorded._")
+    L.append("")
+    L.append("## Search")
+    L.append("")
+    if "history" in images:
+        L.append(f"![optimisation history]({images['history']})")
+        L.append("")
+    imp = r["importances"]
+    if imp.get("available"):
+        if "importances" in images:
+            L.append(f"![hyperparameter importances]({images['importances']})")
+            L.append("")
+        L.append(_md_table(["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in sorted(imp["values"].items(), key=lambda kv: -kv[1])]))
+    else:
+        L.append(f"_Hyperparameter importances not available: {md(imp.get('reason'))}._")
+    L.append("")
+    L.append("## Classical baseline")
+    L.append("")
+    b = r["baseline"]
+    if b:
+        L.append(md(b["sentence"]))
+        L.append("")
+        L.append(_md_table(["model", "metric", "score", "time"], [
+            [f"baseline: {b.get('name') or '?'}", fmt_value(b.get("metric")), fmt_score(b.get("score")), fmt_seconds(b.get("seconds"))],
+            [f"best transfer: trial {best['trial']}" if best else "best transfer: none", r["metric"], fmt_score(best["score"] if best else None), fmt_seconds(best["seconds"] if best else None)],
+        ]))
+    else:
+        L.append("_No baseline.json in this run._")
+    L.append("")
+    L.append("## Per-class results (validation split)")
+    L.append("")
+    pc = r["per_class"]
+    if pc.get("available"):
+        L.append(md(f"{pc['n']} validation items, accuracy {fmt_score(pc['accuracy'])}, balanced accuracy {fmt_score(pc['balanced_accuracy'])}, macro F1 {fmt_score(pc['macro']['f1'])}."))
+        L.append("")
+        if "confusion" in images:
+            L.append(f"![confusion matrix]({images['confusion']})")
+            L.append("")
+        L.append(_md_table(["class", "precision", "recall", "F1", "support"], [[c["label"], fmt_score(c["precision"]), fmt_score(c["recall"]), fmt_score(c["f1"]), str(c["support"])] for c in pc["classes"]]))
+        if pc["top_confusions"]:
+            L.append("")
+            L.append(_md_table(["true", "predicted as", "count"], [[c["true"], c["predicted"], str(c["count"])] for c in pc["top_confusions"]]))
+    else:
+        L.append(f"_Not available: {md(pc.get('reason'))}_")
+    L.append("")
+    f = r["failures"]
+    if f["n"]:
+        L.append(f"## Failures ({f['n']})")
+        L.append("")
+        L.append(_md_table(["trial", "backbone", "strategy", "reason"], [[str(x["trial"]), fmt_value(x["backbone"]), fmt_value(x["strategy"]), x["reason"] or "no reason recorded"] for x in f["trials"]]))
+        L.append("")
+    if r["warnings"]:
+        L.append("## Notes")
+        L.append("")
+        L += [f"- {md(w)}" for w in r["warnings"]]
+        L.append("")
+    return "\n".join(L) + "\n"

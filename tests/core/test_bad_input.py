@@ -1,0 +1,134 @@
+"""Bad input gives a clear, specific error (or a counted, reported skip)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from automl_tl.cli import main
+from automl_tl.data import load_data
+from automl_tl.errors import DataError, NotFittedError
+
+
+def _load(pm, src, **kw):
+    return load_data(src, modalities=pm.modalities, **kw)
+
+
+def _png(path, value=128, size=(20, 20), mode="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, value if mode == "L" else (value,) * len(mode)).save(path)
+
+
+def test_empty_folder(pm, tmp_path):
+    with pytest.raises(DataError, match="folder is empty"):
+        _load(pm, tmp_path)
+
+
+def test_one_class_only(pm, tmp_path):
+    for i in range(3):
+        _png(tmp_path / "cat" / f"{i}.png", i * 40)
+    with pytest.raises(DataError, match="only one class .'cat', 3 inputs"):
+        _load(pm, tmp_path)
+
+
+def test_class_with_single_image(pm, tmp_path):
+    for i in range(3):
+        _png(tmp_path / "cat" / f"{i}.png", i * 40)
+    _png(tmp_path / "dog" / "0.png")
+    with pytest.raises(DataError, match="class 'dog' has a single example"):
+        _load(pm, tmp_path)
+
+
+def test_folder_of_non_images(pm, tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            (tmp_path / c / f"{i}.xyz").write_text("not an image")
+    with pytest.raises(DataError, match="none of the 6 files is an image"):
+        _load(pm, tmp_path)
+
+
+def test_csv_without_named_columns(pm, tmp_path):
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"foo": ["x.png"], "bar": ["a"]}).to_csv(csv, index=False)
+    with pytest.raises(DataError, match="cannot tell which column holds the labels"):
+        _load(pm, csv)
+    with pytest.raises(DataError, match="no column 'nope' for the labels .*--label-column"):
+        _load(pm, csv, label_column="nope")
+
+
+def test_labels_all_missing(pm, tmp_path):
+    for i in range(4):
+        _png(tmp_path / f"{i}.png", i * 50)
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"path": [f"{i}.png" for i in range(4)], "label": [None] * 4}).to_csv(csv, index=False)
+    with pytest.raises(DataError, match="every value in the label column 'label' is missing"):
+        _load(pm, csv)
+
+
+def test_some_labels_missing_are_counted_skips(pm, tmp_path):
+    for i in range(6):
+        _png(tmp_path / f"{i}.png", i * 40)
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"path": [f"{i}.png" for i in range(6)],
+                  "label": ["a", "b", None, "a", "b", "a"]}).to_csv(csv, index=False)
+    data = _load(pm, csv)
+    assert len(data.items) == 5
+    assert data.skip_summary()["by_reason"] == {"missing label": 1}
+
+
+def test_corrupt_and_odd_images(pm, tmp_path):
+    """Corrupt files are skipped and counted; grey, RGBA, palette and 16-bit images load."""
+    from automl_tl_vision._images import load_rgb
+
+    _png(tmp_path / "a" / "grey.png")
+    _png(tmp_path / "a" / "rgba.png", mode="RGBA")
+    Image.new("P", (30, 10)).save(tmp_path / "a" / "palette.png")
+    _png(tmp_path / "b" / "ok.png", 200)
+    Image.fromarray(np.full((8, 8), 60000, np.uint16)).save(tmp_path / "b" / "16bit.png")
+    (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    (tmp_path / "b" / "truncated.jpg").write_bytes(_jpeg_bytes()[:200])
+    (tmp_path / "b" / "notes.txt").write_text("hello")
+    data = _load(pm, tmp_path)
+    assert sorted(data.class_counts().items()) == [("a", 3), ("b", 2)]
+    reasons = data.skip_summary()["by_reason"]
+    assert reasons.get("corrupt image", 0) + reasons.get("not an image", 0) + reasons.get("unreadable", 0) == 2
+    assert reasons["unsupported file type"] == 1
+    for p in data.items:
+        arr = load_rgb(p, 32)
+        assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
+
+
+def _jpeg_bytes():
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_huge_image_is_skipped_not_decoded(pm, tmp_path, monkeypatch):
+    import automl_tl_vision._images as images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 10_000)
+    for c in ("a", "b"):
+        for i in range(2):
+            _png(tmp_path / c / f"{i}.png", 30 * i)
+    _png(tmp_path / "a" / "huge.png", size=(200, 200))
+    data = _load(pm, tmp_path)
+    assert data.skip_summary()["by_reason"] == {"too large": 1}
+
+
+def test_predict_on_run_dir_without_model(tmp_path, capsys):
+    from automl_tl.artifacts import load_predictor
+
+    with pytest.raises(NotFittedError, match="no saved model here"):
+        load_predictor(tmp_path)
+    assert main(["predict", str(tmp_path), "x.png"]) == 2
+    assert "no saved model here" in capsys.readouterr().err
+
+
+def test_cli_exit_code_for_bad_data(tmp_path, capsys):
+    assert main(["profile", str(tmp_path)]) == 2
+    assert "folder is empty" in capsys.readouterr().err
+    assert main(["profile", str(tmp_path / "missing")]) == 2

