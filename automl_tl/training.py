@@ -113,6 +113,11 @@ def set_trainable(backbone, spec, strategy: str, unfreeze_blocks: int | None = N
     *variables* outside the chosen blocks instead of toggling parents.
     """
 
+    originally = getattr(backbone, "_automl_tl_trainable_ids", None)
+    if originally is None:  # remember which variables are trainable by design (not BN statistics)
+        backbone.trainable = True
+        originally = {id(v) for v in backbone.trainable_weights}
+        backbone._automl_tl_trainable_ids = originally
     backbone.trainable = True
     if strategy == FEATURE_EXTRACTION:
         backbone.trainable = False
@@ -121,14 +126,20 @@ def set_trainable(backbone, spec, strategy: str, unfreeze_blocks: int | None = N
         blocks = spec.blocks(backbone)
         n = max(1, min(int(unfreeze_blocks or 1), len(blocks)))
         keep = {id(v) for block in blocks[-n:] for layer in block for v in layer.weights}
-        for v in backbone.weights:
-            if id(v) not in keep:
-                v.trainable = False
-    elif strategy != FINE_TUNE_ALL:
+    elif strategy == FINE_TUNE_ALL:
+        keep = originally
+    else:
         raise ValueError(f"unknown strategy {strategy!r}")
-    for layer in backbone._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+    bns = [l for l in backbone._flatten_layers(include_self=False)
+           if isinstance(l, keras.layers.BatchNormalization)]
+    bn_vars = {id(v) for l in bns for v in l.weights}
+    for v in backbone.weights:
+        if id(v) in originally:
+            v.trainable = id(v) in keep and id(v) not in bn_vars
+    for layer in bns:  # a frozen BN layer runs in inference mode (moving statistics)
+        layer.trainable = False
+        for v in layer.weights:
+            v.trainable = False
 
 
 def assemble(backbone, head, augmentation=None, name: str = "automl_tl_model"):

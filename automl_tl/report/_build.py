@@ -340,7 +340,8 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
             "seconds": to_float(b.get("seconds")),
             "best_score": best["score"] if best else None,
             "delta": (sign * (best["score"] - bscore)) if (best and bscore is not None) else None,
-            "beat_transfer": (sign * bscore > sign * best["score"]) if (best and bscore is not None) else (bscore is not None),
+            "beat_transfer": (sign * bscore > sign * best["score"] + 1e-12) if (best and bscore is not None) else (bscore is not None),
+            "tie": bool(best and bscore is not None and abs(bscore - best["score"]) <= 1e-12),
             "same_metric": (str(b.get("metric") or metric) == metric),
         }
         name = b.get("name") or "classical baseline"
@@ -351,6 +352,11 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
             baseline["sentence"] = f"The classical baseline{named} has no score" + (f": it failed ({b['error']})." if b.get("error") else " recorded.")
         elif best is None:
             baseline["sentence"] = f"The classical baseline{named} scored {fmt_score(bscore)}; no transfer-learning trial completed, so the baseline is the best model of this run."
+        elif baseline["tie"]:
+            baseline["sentence"] = (
+                f"Transfer learning and the classical baseline{named} tied at {fmt_score(bscore)}: on this validation split the "
+                f"pretrained backbone brought no gain over the baseline (which took {fmt_seconds(baseline['seconds'])})."
+            )
         elif baseline["beat_transfer"]:
             baseline["sentence"] = (
                 f"The classical baseline{named} beat transfer learning: {fmt_score(bscore)} vs {fmt_score(best['score'])} "
@@ -441,7 +447,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
     report = {
         "report_version": REPORT_VERSION,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "run_dir": str(data.run_dir),
+        "run_dir": str(data.run_dir.resolve()),
         "run_name": data.run_dir.resolve().name,
         "finished": finished,
         "task": task,

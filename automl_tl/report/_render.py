@@ -38,22 +38,56 @@ img.plot{max-width:100%;height:auto;display:block;margin:8px 0;border:1px solid 
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:14px}@media (max-width:1000px){.grid2{grid-template-columns:1fr}}
 .reason{color:#8f1d1d;display:inline-block;min-width:160px;max-width:300px;word-break:break-word}
 .small{font-size:12px}
+details summary{cursor:pointer;color:#2457c5}details{margin-top:6px}
 code{background:#f0f2f5;padding:1px 4px;border-radius:4px;font-size:12.5px;word-break:break-all}
 """
 
 
-def flatten(d: Any, prefix: str = "", out: list | None = None) -> list[tuple[str, Any]]:
+def flatten(d: Any, prefix: str = "", out: list | None = None, depth: int = 3) -> list[tuple[str, Any]]:
     out = [] if out is None else out
     if isinstance(d, dict):
         for k, v in d.items():
             key = f"{prefix}.{k}" if prefix else str(k)
-            if isinstance(v, dict) and v and len(v) <= 12:
-                flatten(v, key, out)
+            if isinstance(v, dict) and v and len(v) <= 12 and depth > 1:
+                flatten(v, key, out, depth - 1)
             else:
                 out.append((key, v))
     else:
         out.append((prefix or "value", d))
     return out
+
+
+# the profile rows that explain the recommendation; everything else goes under "all profile fields"
+_PROFILE_KEYS = (
+    "modality", "n_samples", "n_classes", "size_category", "class_counts", "imbalance_ratio", "median_per_class",
+    "backbones.*.similarity", "backbones.*.similar", "backbones.*.fine_tunable", "similarity", "similarity_threshold",
+    "skipped.count",
+)
+
+
+def profile_rows(report: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """(key rows, all rows) of the dataset profile, with the task's split sizes and metric first."""
+    from fnmatch import fnmatchcase
+
+    task = report.get("task") or {}
+    head = [(f"task.{k}", task[k]) for k in ("metric", "n_train", "n_val", "seed") if k in task]
+    rows = flatten(report["profile"]) if report["profile"] else []
+    key_rows = [(k, v) for k, v in rows if any(fnmatchcase(k, pat) for pat in _PROFILE_KEYS)]
+    if not key_rows:
+        key_rows = [(k, v) for k, v in rows if len(_short(v)) <= 120][:25]
+    return head + key_rows, rows
+
+
+def _kv_html(rows: list[tuple[str, Any]]) -> str:
+    out = []
+    for k, v in rows:
+        text = _short(v)
+        if len(text) > 400:
+            cell = f"<details><summary>{esc(text[:160])}…</summary>{esc(text)}</details>"
+        else:
+            cell = esc(text)
+        out.append(f"<tr><th>{esc(k)}</th><td>{cell}</td></tr>")
+    return '<table class="kv">' + "".join(out) + "</table>"
 
 
 def _short(v: Any, limit: int = 12) -> str:
@@ -176,17 +210,20 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     )
 
     # profile + recommendation
-    prof_rows = flatten(r["profile"]) if r["profile"] else []
-    prof = (
-        '<table class="kv">' + "".join(f"<tr><th>{esc(k)}</th><td>{esc(_short(v))}</td></tr>" for k, v in prof_rows) + "</table>"
-        if prof_rows
-        else '<p class="muted">No dataset profile recorded (summary.json missing or without "profile").</p>'
-    )
+    key_rows, all_rows = profile_rows(r)
+    if all_rows:
+        prof = _kv_html(key_rows) + (
+            f'<details class="small"><summary>all profile fields ({len(all_rows)})</summary>{_kv_html(all_rows)}</details>'
+            if len(all_rows) > len(key_rows) - sum(1 for k, _ in key_rows if k.startswith("task."))
+            else ""
+        )
+    else:
+        prof = (_kv_html(key_rows) if key_rows else "") + '<p class="muted">No dataset profile recorded (summary.json missing or without "profile").</p>'
     recd = r["recommendation"]
     if recd:
         rec_rows = [("strategy", recd.get("strategy")), ("rule", recd.get("rule")), ("reason", recd.get("reason"))]
         rec_rows += [(f"params.{k}", v) for k, v in (recd.get("params") or {}).items()]
-        rech = '<table class="kv">' + "".join(f"<tr><th>{esc(k)}</th><td>{esc(_short(v))}</td></tr>" for k, v in rec_rows) + "</table>"
+        rech = _kv_html(rec_rows)
     else:
         rech = '<p class="muted">No recommendation recorded.</p>'
     parts.append(
@@ -315,8 +352,11 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     # baseline
     b = r["baseline"]
     if b:
-        cls = "bad" if b.get("beat_transfer") else "ok"
-        tag = "baseline beat transfer learning" if b.get("beat_transfer") else "transfer learning won"
+        cls = "bad" if b.get("beat_transfer") else "warn" if b.get("tie") or b.get("score") is None else "ok"
+        tag = (
+            "baseline beat transfer learning" if b.get("beat_transfer")
+            else "tie" if b.get("tie") else "no baseline score" if b.get("score") is None else "transfer learning won"
+        )
         bt = _table(
             [("model", False), ("metric", False), ("score", True), ("time", True)],
             [
@@ -404,8 +444,11 @@ def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
     L.append("")
     L.append("## Dataset profile and recommendation")
     L.append("")
-    prof = flatten(r["profile"]) if r["profile"] else []
-    L.append(_md_table(["profile", "value"], [[k, _short(v)] for k, v in prof]) if prof else "_No dataset profile recorded._")
+    prof, all_prof = profile_rows(r)
+    L.append(_md_table(["profile", "value"], [[k, _short(v)[:300]] for k, v in prof]) if prof else "_No dataset profile recorded._")
+    if len(all_prof) > len(prof):
+        L.append("")
+        L.append("_All profile fields are in report.json (`profile`)._")
     L.append("")
     recd = r["recommendation"]
     if recd:

@@ -1,0 +1,86 @@
+"""Conformance suite for backbone plugins (like optuna's ``testing/pytest_samplers.py``).
+
+A plugin author subclasses :class:`BackboneTestCase`, names the backbones and gives sample raw
+inputs; every backbone then gets the same checks the built-ins pass::
+
+    class TestMyBackbones(BackboneTestCase):
+        backbone_names = ("my-net",)
+        input_config = {"image_size": 64}
+
+        def sample_items(self, tmp_path):
+            return [... raw inputs ...]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pytest
+
+from automl_tl.strategy import FEATURE_EXTRACTION, FINE_TUNE_ALL, FINE_TUNE_TOP
+
+__all__ = ["BackboneTestCase", "check_backbone"]
+
+
+def check_backbone(spec, items: Sequence[Any], input_config: dict, tmp_path) -> None:
+    """Random-weight checks any registered backbone must pass."""
+    import keras
+
+    from automl_tl.training import set_trainable
+
+    cfg = dict(spec.default_input_config) | dict(input_config)
+    adapter = spec.make_adapter(cfg, None, None)
+    batch = adapter(list(items))
+    conf = adapter.config()
+    assert isinstance(conf, dict)
+    import json
+
+    json.dumps(conf)  # the adapter config must be JSON
+    if spec.featurize is not None:
+        assert not spec.fine_tunable
+        return  # featurize-only backbones need their real weights; their plugin tests cover them
+    options = {k: v[0] for k, v in spec.options.items()}
+    model = spec.build(None, cfg, **options)
+    feats = keras.ops.convert_to_numpy(model(batch, training=False))
+    assert feats.ndim == 2 and feats.shape[0] == len(items), f"{spec.name}: features {feats.shape}"
+    assert np.all(np.isfinite(feats)), f"{spec.name}: non-finite features"
+    blocks = spec.blocks(model)
+    assert len(blocks) == spec.n_blocks, f"{spec.name}: blocks() gave {len(blocks)}, n_blocks says {spec.n_blocks}"
+    assert all(blocks), f"{spec.name}: an empty block"
+    if spec.fine_tunable:
+        counts = []
+        for strategy, n in ((FEATURE_EXTRACTION, None), (FINE_TUNE_TOP, 1), (FINE_TUNE_ALL, None)):
+            set_trainable(model, spec, strategy, n)
+            counts.append(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
+        assert counts[0] == 0 and 0 < counts[1] < counts[2], f"{spec.name}: trainable counts {counts}"
+    save_dir = tmp_path / f"assets-{spec.name}"
+    save_dir.mkdir()
+    adapter.save_assets(str(save_dir))
+    again = spec.make_adapter(conf, None, str(save_dir))
+    b2 = again(list(items))
+    flat = lambda b: [np.asarray(v) for v in (b.values() if isinstance(b, dict) else [b])]  # noqa: E731
+    for x, y in zip(flat(batch), flat(b2)):
+        np.testing.assert_array_equal(x, y)
+
+
+class BackboneTestCase:
+    """Subclass in a plugin's tests; pytest collects ``test_conformance`` per backbone."""
+
+    backbone_names: Sequence[str] = ()
+    input_config: dict = {}
+
+    def sample_items(self, tmp_path) -> list:  # pragma: no cover - subclasses implement
+        raise NotImplementedError
+
+    def plugin_manager(self):
+        from automl_tl.plugin_manager import PluginManager
+
+        return PluginManager()
+
+    def test_conformance(self, tmp_path):
+        pm = self.plugin_manager()
+        if not self.backbone_names:
+            pytest.skip("no backbone names given")
+        for name in self.backbone_names:
+            check_backbone(pm.backbones.get(name), self.sample_items(tmp_path), self.input_config, tmp_path)

@@ -1,0 +1,117 @@
+"""Freezing rules, BatchNorm in inference mode, failed trials recorded, the CLI end to end."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from automl_tl import AutoTransfer, hookimpl
+from automl_tl.cli import main
+from automl_tl.training import set_trainable
+
+
+def _n_trainable(model):
+    return int(sum(np.prod(v.shape) for v in model.trainable_weights))
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "vgg16"])
+def test_strategies_train_different_weights(pm, name):
+    spec = pm.backbones.get(name)
+    model = spec.build(None, {"image_size": 64})
+    counts = {}
+    for strategy, n in (("feature_extraction", None), ("fine_tune_top", 1), ("fine_tune_top", 2),
+                        ("fine_tune_all", None)):
+        set_trainable(model, spec, strategy, n)
+        counts[(strategy, n)] = _n_trainable(model)
+    assert counts[("feature_extraction", None)] == 0
+    assert 0 < counts[("fine_tune_top", 1)] < counts[("fine_tune_top", 2)] < counts[("fine_tune_all", None)]
+    bns = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    assert all(not l.trainable for l in bns)  # BN stays in inference mode when fine-tuning
+    # "all" really is all: every non-BN weight trains after a top-N freeze was undone
+    non_bn = sum(np.prod(v.shape) for l in model._flatten_layers() if not isinstance(l, keras.layers.BatchNormalization)
+                 and not list(l._flatten_layers(include_self=False)) for v in l.trainable_weights)
+    assert counts[("fine_tune_all", None)] == non_bn
+
+
+def test_top_blocks_change_bottom_blocks_do_not(pm):
+    spec = pm.backbones.get("mobilenetv2")
+    model = spec.build(spec.resolve_weights(), {"image_size": 64})
+    blocks = spec.blocks(model)
+    set_trainable(model, spec, "fine_tune_top", 2)
+    head = keras.layers.Dense(2)
+    full = keras.Sequential([model, head])
+    full.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [[w.numpy().copy() for l in b for w in l.weights] for b in blocks]
+    x = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype("float32")
+    full.fit(x, np.array([0, 1] * 4), epochs=1, verbose=0)
+    after = [[w.numpy() for l in b for w in l.weights] for b in blocks]
+    changed = [any(not np.array_equal(a, b) for a, b in zip(x1, x2)) for x1, x2 in zip(before, after)]
+    assert changed[-2:] == [True, True] and not any(changed[:-2])
+
+
+class _Flaky:
+    """A plugin whose backbone fails in trials that choose option 'broken'."""
+
+    @hookimpl
+    def automl_tl_register_backbones(self, registry):
+        from dataclasses import replace
+
+        from automl_tl_vision._backbones import specs
+
+        base = specs()[0]
+
+        def build(weights, input_config, mode="ok"):
+            if mode == "broken":
+                raise RuntimeError("simulated out-of-memory in build")
+            return base.build(weights, input_config)
+
+        registry.add(replace(base, name="flaky", build=build, options={"mode": ("broken", "ok")}))
+
+
+def test_failed_trial_is_recorded_and_search_goes_on(tmp_path, image_folder):
+    from automl_tl.plugin_manager import PluginManager
+
+    pm = PluginManager(plugins=[_Flaky()])
+    est = AutoTransfer(backbones=["flaky"], trials=4, run_dir=str(tmp_path / "run"), report=False,
+                       strategies=["feature_extraction"], plugin_manager=pm, seed=1).fit(str(image_folder))
+    states = [t.state.name for t in est.study_.trials]
+    assert "FAIL" in states and "COMPLETE" in states and len(states) == 4
+    failed = [t for t in est.study_.trials if t.state.name == "FAIL"][0]
+    assert "simulated out-of-memory" in failed.user_attrs["fail_reason"]
+    rec = json.loads((tmp_path / "run" / "trials" / f"{failed.number}.json").read_text())
+    assert rec["state"] == "FAIL" and "RuntimeError" in rec["traceback"]
+    board = (tmp_path / "run" / "leaderboard.csv").read_text()
+    assert "simulated out-of-memory" in board
+
+
+def test_cli_fit_predict_backbones_plugins(tmp_path, image_folder, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", str(image_folder), "--trials", "1", "--run-dir", str(run), "--backbones",
+                 "mobilenetv2", "--quiet", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "best:" in out and "model.keras" in out
+    img = sorted(image_folder.glob("*/*.png"))[0]
+    assert main(["predict", str(run), str(img), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["input"] == str(img) and line["label"] in {"t-shirt", "trouser", "sneaker", "0", "1", "7"}
+    assert 0 <= line["probability"] <= 1
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    assert main(["predict", str(run), str(bad)]) == 2
+    assert "SKIPPED" in capsys.readouterr().out
+    assert main(["backbones", "--modality", "image"]) == 0
+    assert "mobilenetv2" in capsys.readouterr().out
+    assert main(["plugins"]) == 0
+    assert "automl_tl_vision" in capsys.readouterr().out
+    assert main(["profile", str(image_folder), "--backbones", "mobilenetv2"]) == 0
+    assert "recommended:" in capsys.readouterr().out
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = capsys.readouterr().out
+    for opt in ("--trials", "--time-budget", "--run-dir", "--seed", "--storage", "--metric", "--backbones",
+                "--weights", "--strategies"):
+        assert opt in text
