@@ -128,8 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list installed plugins with versions and hooks")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("report", help="write report.html / report.md / report.json for a run")
+    p = sub.add_parser("report", help="write report.html / report.md / report.json for a run",
+                       description="Write a self-contained report.html, report.md and report.json "
+                                   "for a run (finished, still running or interrupted).")
     p.add_argument("run_dir", help="a run directory")
+    p.add_argument("--out", help="write the report files here instead of into RUN_DIR")
 
     p = sub.add_parser("compare", help="compare runs of one task at different sizes")
     p.add_argument("run_dirs", nargs="+", help="run directories")
@@ -298,7 +301,7 @@ def cmd_plugins(args) -> int:
 def cmd_report(args) -> int:
     from automl_tl.report import write_report
 
-    paths = write_report(args.run_dir)
+    paths = write_report(args.run_dir, args.out)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return EXIT_OK

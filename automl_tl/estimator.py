@@ -197,7 +197,12 @@ class AutoTransfer:
         search = Search(ctx=ctx, space=space, run_dir=run_dir, recommendation=rec, storage=self.storage,
                         seed=self.seed, labels=labels, summary_base=summary_base)
         t0 = time.perf_counter()
-        search.run(trials=self.trials, time_budget=self.time_budget, progress=self.progress)
+        try:
+            search.run(trials=self.trials, time_budget=self.time_budget, progress=self.progress)
+        except KeyboardInterrupt:
+            if self.report:
+                self._write_report(run_dir)  # reports what is finished
+            raise
         self.run_dir_ = run_dir
         self.study_ = search.study
         self.profile_ = prof
@@ -207,6 +212,8 @@ class AutoTransfer:
         self.search_seconds_ = time.perf_counter() - t0
         self.cache_stats_ = dict(ctx.cache.stats)
         if not (run_dir / "model.keras").exists():
+            if self.report:
+                self._write_report(run_dir)  # explains every failure
             reasons = sorted({t.user_attrs.get("fail_reason", "") for t in search.study.trials} - {""})
             raise NotFittedError(f"no trial completed, so no model was saved in {run_dir}. "
                                  f"Failure reasons: {reasons[:5]}")

@@ -96,9 +96,18 @@ class TrialResult:
 
 
 # ------------------------------------------------------------------------------ model parts
-def build_head(dim: int, n_classes: int, units: int, dropout: float, seed: int = 0):
+def build_head(dim: int, n_classes: int, units: int, dropout: float, seed: int = 0, *, x_train=None):
+    """``[standardise] -> Dropout -> [Dense(units, relu) -> Dropout] -> Dense(n_classes, softmax)``.
 
-    layers = [keras.Input((dim,), name="features"), keras.layers.Dropout(dropout, seed=seed)]
+    With ``x_train`` the features are standardised with its mean and variance (fixed, saved in
+    the model): backbones whose feature dimensions sit on large offsets (the ONNX speech
+    embedding) otherwise train a poor head.
+    """
+    layers = [keras.Input((dim,), name="features")]
+    if x_train is not None:
+        x = np.asarray(x_train, dtype=np.float64)
+        layers.append(keras.layers.Normalization(mean=x.mean(0), variance=x.var(0) + 1e-6, name="feature_norm"))
+    layers.append(keras.layers.Dropout(dropout, seed=seed))
     if units:
         layers += [keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(dropout, seed=seed + 1)]
     layers.append(keras.layers.Dense(n_classes, activation="softmax", name="probabilities"))
@@ -278,7 +287,8 @@ def run_trial(cfg: TrialConfig, ctx: TrialContext, trial=None, history: list | N
     x_val = np.asarray(feats[val], dtype=np.float32)
 
     keras.utils.set_random_seed(ctx.seed)  # after embedding: cached and uncached trials train alike
-    head = build_head(x_train.shape[1], ctx.n_classes, cfg.head_units, cfg.dropout, seed=ctx.seed)
+    head = build_head(x_train.shape[1], ctx.n_classes, cfg.head_units, cfg.dropout, seed=ctx.seed,
+                      x_train=x_train)
     head.compile(optimizer=keras.optimizers.Adam(cfg.head_lr), loss="sparse_categorical_crossentropy")
 
     def head_score(model):  # a direct call: no predict-loop tracing per trial

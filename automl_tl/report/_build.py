@@ -180,8 +180,13 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
     scores = [t["score"] for t in complete]
     point = _point(scores)
 
+    # on equal scores the engine's own pick wins (its model is the one saved), then the cheaper trial
+    engine_best = (summary.get("best") or {}).get("trial") if isinstance(summary.get("best"), dict) else None
+    if engine_best is None and data.config:
+        engine_best = data.config.get("trial")
+
     def better_key(t):  # larger is better
-        return (sign * t["score"], -(t["seconds"] if t["seconds"] is not None else math.inf), -t["trial"])
+        return (sign * t["score"], t["trial"] == engine_best, -(t["seconds"] if t["seconds"] is not None else math.inf), -t["trial"])
 
     best = max(complete, key=better_key) if complete else None
     finished = bool(summary.get("finished", False))
@@ -201,7 +206,9 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
     rec_best = max(rec_complete, key=better_key) if rec_complete else None
     regret = sign * (best["score"] - rec_best["score"]) if best and rec_best else None
     winner_strategy = best["strategy"] if best else None
-    held = (winner_strategy == rec_strategy) if (best and rec_strategy) else None
+    # strategies whose best trial equals the best score: a tie is not a defeat of the recommendation
+    tied = sorted({t["strategy"] for t in complete if best and abs(t["score"] - best["score"]) <= 1e-12 and t["strategy"]}, key=_strategy_key)
+    held = (winner_strategy == rec_strategy or rec_strategy in tied) if (best and rec_strategy) else None
 
     # leaderboard
     def lb_key(t):
@@ -426,7 +433,12 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
         elif trials:
             headline.append("No trial is marked as the recommended configuration, so its regret is unknown.")
         if held is True:
-            headline.append(f"The strategy table held: the recommended strategy ({rec_strategy}) won.")
+            if winner_strategy == rec_strategy:
+                others = [x for x in tied if x != rec_strategy]
+                tie = f" (tied with {', '.join(others)})" if others else ""
+                headline.append(f"The strategy table held: the recommended strategy ({rec_strategy}) won{tie}.")
+            else:
+                headline.append(f"The strategy table held: the recommended strategy ({rec_strategy}) tied with the winner ({winner_strategy}) at {fmt_score(best['score'])}.")
         elif held is False:
             rs = next((s for s in per_strategy if s["strategy"] == rec_strategy), None)
             extra = ""
@@ -434,7 +446,9 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
                 extra = f"; the best {rec_strategy} trial scored {fmt_score(rs['best_score'])}, {fmt_points(rs['gap_to_best'], point)} lower"
             elif rs is None:
                 extra = f"; no {rec_strategy} trial was run"
-            headline.append(f"The strategy table did not hold here: {winner_strategy} won, not the recommended {rec_strategy}{extra}.")
+            others = [x for x in tied if x != winner_strategy]
+            tie = f" (tied with {', '.join(others)})" if others else ""
+            headline.append(f"The strategy table did not hold here: {winner_strategy} won{tie}, not the recommended {rec_strategy}{extra}.")
     if best:
         headline.append(cheaper_sentence)
     if baseline:
@@ -480,6 +494,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
         "regret": regret,
         "regret_points": (regret / point) if regret is not None else None,
         "winner_strategy": winner_strategy,
+        "tied_strategies": tied,
         "strategy_held": held,
         "headline": headline,
         "leaderboard": leaderboard,

@@ -36,6 +36,7 @@ def _run_row(report: dict[str, Any], label: str) -> dict[str, Any]:
         "recommended_strategy": report["recommended"]["strategy"],
         "recommendation_rule": (report["recommendation"] or {}).get("rule"),
         "winner_strategy": report["winner_strategy"],
+        "tied_strategies": [x for x in report.get("tied_strategies", []) if x != report["winner_strategy"]],
         "best_score": best["score"] if best else None,
         "best_trial": best["trial"] if best else None,
         "best_backbone": best["backbone"] if best else None,
@@ -154,7 +155,7 @@ def _render_html(c: dict[str, Any], png: bytes | None) -> str:
     head += [(esc(s), True) for s in c["strategies"]] + [("regret", True), ("baseline", True), ("agrees", False)]
     rows = []
     for r in c["runs"]:
-        cells = [esc(r["label"]) + ("" if r["finished"] else ' <span class="badge warn">unfinished</span>'), esc(fmt_value(r["n_samples"])), esc(fmt_value(r["recommended_strategy"])), f"<b>{esc(fmt_value(r['winner_strategy']))}</b>", esc(fmt_score(r["best_score"]))]
+        cells = [esc(r["label"]) + ("" if r["finished"] else ' <span class="badge warn">unfinished</span>'), esc(fmt_value(r["n_samples"])), esc(fmt_value(r["recommended_strategy"])), f"<b>{esc(fmt_value(r['winner_strategy']))}</b>" + (f" <span class=\"muted\">(tied: {esc(', '.join(r['tied_strategies']))})</span>" if r["tied_strategies"] else ""), esc(fmt_score(r["best_score"]))]
         for s in c["strategies"]:
             v = r["strategy_scores"].get(s)
             txt = esc(fmt_score(v))
@@ -191,7 +192,7 @@ def _render_md(c: dict[str, Any], images: dict[str, str]) -> str:
     L += ["", "## Empirical strategy table", ""]
     rows = []
     for r in c["runs"]:
-        row = [r["label"], fmt_value(r["n_samples"]), fmt_value(r["recommended_strategy"]), fmt_value(r["winner_strategy"]), fmt_score(r["best_score"])]
+        row = [r["label"], fmt_value(r["n_samples"]), fmt_value(r["recommended_strategy"]), fmt_value(r["winner_strategy"]) + (f" (tied: {', '.join(r['tied_strategies'])})" if r["tied_strategies"] else ""), fmt_score(r["best_score"])]
         for s in c["strategies"]:
             v = fmt_score(r["strategy_scores"].get(s))
             row.append(v + (" ★" if s == r["winner_strategy"] else "") + (" (rec.)" if s == r["recommended_strategy"] else ""))

@@ -59,7 +59,7 @@ def flatten(d: Any, prefix: str = "", out: list | None = None, depth: int = 3) -
 
 # the profile rows that explain the recommendation; everything else goes under "all profile fields"
 _PROFILE_KEYS = (
-    "modality", "n_samples", "n_classes", "size_category", "class_counts", "imbalance_ratio", "median_per_class",
+    "modality", "n_samples", "n_classes", "size_category", "class_counts", "class_counts.*", "imbalance_ratio", "median_per_class",
     "backbones.*.similarity", "backbones.*.similar", "backbones.*.fine_tunable", "similarity", "similarity_threshold",
     "skipped.count",
 )
@@ -323,10 +323,11 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     if curves:
         ch = img(pngs.get("curves"), "learning curves of the best trial per strategy")
         ch += _table(
-            [("strategy", False), ("trial", True), ("backbone", False), ("state", False), ("epochs", True), ("final val score", True)],
+            [("strategy", False), ("trial", True), ("backbone", False), ("state", False), ("epochs", True), ("trial score", True), ("best epoch val", True), ("last epoch val", True)],
             [
                 (
-                    [esc(c["strategy"]), esc(c["trial"]), esc(c["backbone"]), _state_badge(c["state"]), esc(len(c["history"])),
+                    [esc(c["strategy"]), esc(c["trial"]), esc(c["backbone"]), _state_badge(c["state"]), esc(len(c["history"])), esc(fmt_score(c["score"])),
+                     esc(fmt_score(max((h["val_score"] for h in c["history"] if h["val_score"] is not None), default=None))),
                      esc(fmt_score(next((h["val_score"] for h in reversed(c["history"]) if h["val_score"] is not None), None)))],
                     "",
                 )
@@ -478,10 +479,10 @@ def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
                 c = by.get((s, b))
                 row.append(
                     "—" if c is None else f"{fmt_score(c['best_score'])}" + (f" (#{c['best_trial']})" if c["best_trial"] is not None else "")
-                    + f"; {c['n_trials']} trials; {fmt_seconds(c['seconds'])}"
+                    + f"; {c['n_trials']} trial{'s' if c['n_trials'] != 1 else ''}; {fmt_seconds(c['seconds'])}"
                 )
             rows.append(row)
-        L.append(_md_table(["strategy \\ backbone"] + m["backbones"], rows))
+        L.append(_md_table(["strategy / backbone"] + m["backbones"], rows))
     else:
         L.append("_No trials recorded yet._")
     L.append("")

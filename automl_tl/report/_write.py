@@ -28,13 +28,10 @@ def write_files(out_dir: Path, stem: str, report: dict[str, Any], pngs: dict[str
                     old.unlink()
                 except OSError:
                     pass
-    paths = {
-        "json": atomic_write_text(out_dir / f"{stem}.json", json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"),
-        "md": atomic_write_text(out_dir / f"{stem}.md", markdown_fn(report, images)),
-        # the HTML last: its presence means the set is complete
-        "html": atomic_write_text(out_dir / f"{stem}.html", html),
-    }
-    return paths
+    json_path = atomic_write_text(out_dir / f"{stem}.json", json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    md_path = atomic_write_text(out_dir / f"{stem}.md", markdown_fn(report, images))
+    html_path = atomic_write_text(out_dir / f"{stem}.html", html)  # last: its presence means the set is complete
+    return {"html": html_path, "md": md_path, "json": json_path}
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:

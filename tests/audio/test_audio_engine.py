@@ -1,0 +1,43 @@
+"""End to end through the engine (AutoTransfer), when it is present: the real speech embedding
+(feature extraction, predict from the run's assets) and a tiny random Wav2Vec2 fine-tuned top-N."""
+
+from __future__ import annotations
+
+import glob
+
+import numpy as np
+import pytest
+
+pytest.importorskip("automl_tl.estimator")
+
+pytestmark = pytest.mark.slow
+
+
+def test_autotransfer_speech_embedding(digits_dir, tmp_path):
+    from automl_tl import AutoTransfer
+
+    est = AutoTransfer(backbones=["speech-embedding"], trials=1, run_dir=str(tmp_path / "run"),
+                       cache_dir=str(tmp_path / "cache"), report=False, seed=0)
+    est.fit(str(digits_dir))
+    assert (tmp_path / "run" / "assets" / "speech-embedding.onnx").exists()
+    items = sorted(glob.glob(str(digits_dir / "*" / "*.wav")))[:4]
+    pred = est.predict(items)
+    assert len(pred) == 4 and set(map(str, pred)) <= {str(d) for d in range(10)}
+
+
+def test_autotransfer_fine_tunes_wav2vec2(digits_dir, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from automl_tl import AutoTransfer
+
+    cfg = transformers.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                      intermediate_size=37, conv_dim=(16, 16), conv_stride=(5, 2),
+                                      conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+                                      num_conv_pos_embedding_groups=2)
+    transformers.Wav2Vec2Model(cfg).save_pretrained(tmp_path / "w2v")
+    est = AutoTransfer(backbones=["wav2vec2-base"], trials=1, run_dir=str(tmp_path / "run"),
+                       cache_dir=str(tmp_path / "cache"), report=False, seed=0,
+                       weights={"wav2vec2-base": str(tmp_path / "w2v")}, strategies=["fine_tune_top"])
+    est.fit(str(digits_dir))
+    items = sorted(glob.glob(str(digits_dir / "*" / "*.wav")))[:3]
+    proba = est.predict_proba(items)
+    assert proba.shape == (3, 10) and np.allclose(proba.sum(1), 1.0, atol=1e-5)

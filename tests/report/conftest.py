@@ -1,0 +1,181 @@
+"""Fabricate realistic run directories (the format of docs/architecture.md) without the engine."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+LB_COLUMNS = [
+    "trial", "state", "backbone", "strategy", "unfreeze_blocks", "head_lr", "backbone_lr", "head_units", "dropout",
+    "head_epochs", "ft_epochs", "augment", "options", "score", "seconds", "recommended", "fail_reason",
+]
+STRATEGIES = ["feature_extraction", "fine_tune_top", "fine_tune_all"]
+BACKBONES = ["mobilenet_v3_small", "efficientnet_b0", "resnet50"]
+XSS_CLASS = "<img src=x onerror=alert(1)>"
+XSS_LABEL = "<script>alert(1)</script>"
+
+
+def _trial_plan(kind: str, rng: random.Random, winner: str, rec_strategy: str, backbones: list[str]) -> list[dict]:
+    """(params, state, score, seconds, fail_reason, recommended) per trial."""
+    plan = []
+    if kind == "all_failed":
+        reasons = ["ResourceExhaustedError: OOM when allocating tensor of shape [64,224,224,3]", "TrialFailed: loss became NaN at epoch 2", "WeightsUnavailableError: no weights for resnet50 (offline)"]
+        for i in range(3):
+            plan.append(dict(strategy=STRATEGIES[i % 3], backbone=backbones[i % len(backbones)], state="FAIL", score=None, seconds=3.0 + i, fail_reason=reasons[i], recommended=i == 0))
+        return plan
+    if kind == "single":
+        return [dict(strategy=rec_strategy, backbone=backbones[0], state="COMPLETE", score=0.8125, seconds=42.5, fail_reason=None, recommended=True)]
+    n = 5 if kind == "interrupted" else 12
+    for i in range(n):
+        strategy = rec_strategy if i == 0 else STRATEGIES[i % 3]
+        backbone = backbones[0] if i == 0 else backbones[(i // 3) % len(backbones)]
+        base = {"feature_extraction": 0.80, "fine_tune_top": 0.84, "fine_tune_all": 0.82}[strategy]
+        if strategy == winner:
+            base += 0.12
+        score = round(min(0.999, base + rng.uniform(-0.03, 0.03)), 6)
+        seconds = round({"feature_extraction": 15.0, "fine_tune_top": 120.0, "fine_tune_all": 400.0}[strategy] * rng.uniform(0.7, 1.4), 3)
+        state, reason = "COMPLETE", None
+        if kind == "normal" and i in (4, 8):
+            state, score = "PRUNED", round(score - 0.1, 6)
+        if kind == "normal" and i == 10:
+            state, score, reason = "FAIL", None, "ResourceExhaustedError: OOM when allocating tensor\nTraceback (most recent call last): ..."
+        if kind == "interrupted" and i == n - 1:
+            state, score, reason = "RUNNING", None, None
+        plan.append(dict(strategy=strategy, backbone=backbone, state=state, score=score, seconds=seconds if state != "RUNNING" else None, fail_reason=reason, recommended=i == 0))
+    return plan
+
+
+def _params(p: dict, rng: random.Random) -> dict:
+    params = {"backbone": p["backbone"], "strategy": p["strategy"], "head_lr": round(10 ** rng.uniform(-4, -2), 6), "dropout": round(rng.uniform(0, 0.5), 3), "head_units": rng.choice([0, 128, 256])}
+    if p["strategy"] == "fine_tune_top":
+        params["unfreeze_blocks"] = rng.randint(1, 4)
+    if p["strategy"] != "feature_extraction":
+        params["backbone_lr"] = round(10 ** rng.uniform(-6, -3), 8)
+    return params
+
+
+def make_run(
+    root: Path,
+    name: str = "run",
+    *,
+    kind: str = "normal",
+    n_samples: int = 1200,
+    winner: str = "fine_tune_top",
+    rec_strategy: str = "feature_extraction",
+    classes: list[str] | None = None,
+    backbones: list[str] | None = None,
+    baseline_score: float | None = 0.71,
+    with_predictions: bool = True,
+    with_study: bool = True,
+    seed: int = 0,
+    study_only_running: bool = False,
+) -> Path:
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = random.Random(seed)
+    backbones = backbones or list(BACKBONES)
+    classes = classes or ["cat", "dog", "bird"]
+    run = Path(root) / name
+    (run / "trials").mkdir(parents=True)
+    plan = _trial_plan(kind, rng, winner, rec_strategy, backbones)
+    rows, trial_docs = [], []
+    for number, p in enumerate(plan):
+        params = _params(p, rng)
+        head_epochs = 4
+        ft_epochs = 3 if p["strategy"] != "feature_extraction" else 0
+        hist = []
+        if p["state"] != "FAIL":
+            v = 0.5
+            for e in range(head_epochs):
+                v = min(0.99, v + rng.uniform(0.03, 0.1))
+                hist.append({"phase": "head", "epoch": e, "loss": round(1.2 - 0.2 * e, 4), "val_score": round(v, 4)})
+            for e in range(ft_epochs):
+                v = min(0.99, v + rng.uniform(0.0, 0.05))
+                hist.append({"phase": "fine_tune", "epoch": e, "loss": round(0.5 - 0.1 * e, 4), "val_score": round(v, 4)})
+        if p["score"] is not None and hist:
+            hist[-1]["val_score"] = p["score"]
+        rows.append({
+            "trial": number, "state": p["state"], "backbone": p["backbone"], "strategy": p["strategy"],
+            "unfreeze_blocks": params.get("unfreeze_blocks", ""), "head_lr": params["head_lr"], "backbone_lr": params.get("backbone_lr", ""),
+            "head_units": params["head_units"], "dropout": params["dropout"], "head_epochs": head_epochs, "ft_epochs": ft_epochs,
+            "augment": p["strategy"] != "feature_extraction", "options": "{}", "score": "" if p["score"] is None else p["score"],
+            "seconds": "" if p["seconds"] is None else p["seconds"], "recommended": p["recommended"], "fail_reason": p["fail_reason"] or "",
+        })
+        trial_docs.append({"number": number, "params": params, "state": p["state"], "score": p["score"], "seconds": p["seconds"], "history": hist, "fail_reason": p["fail_reason"]})
+        (run / "trials" / f"{number}.json").write_text(json.dumps(trial_docs[-1]))
+    rows.sort(key=lambda r: (r["score"] == "", -(r["score"] or 0) if r["score"] != "" else 0, r["trial"]))
+    with (run / "leaderboard.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=LB_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+
+    if with_study:
+        study = optuna.create_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}", direction="maximize")
+        dists = {
+            "backbone": CategoricalDistribution(backbones), "strategy": CategoricalDistribution(STRATEGIES),
+            "head_lr": FloatDistribution(1e-4, 1e-2, log=True), "dropout": FloatDistribution(0.0, 0.5),
+            "head_units": CategoricalDistribution([0, 128, 256]), "unfreeze_blocks": IntDistribution(1, 4),
+            "backbone_lr": FloatDistribution(1e-6, 1e-3, log=True),
+        }
+        for doc, p in zip(trial_docs, plan):
+            state = TrialState[p["state"]]
+            study.add_trial(create_trial(
+                params=doc["params"], distributions={k: dists[k] for k in doc["params"]},
+                value=p["score"] if state == TrialState.COMPLETE else None, state=state,
+                user_attrs={"recommended": p["recommended"], "seconds": p["seconds"], "fail_reason": p["fail_reason"]},
+                intermediate_values={i: h["val_score"] for i, h in enumerate(doc["history"])} if state in (TrialState.COMPLETE, TrialState.PRUNED) else None,
+            ))
+        if study_only_running:  # a trial started after leaderboard.csv was last written
+            params = _params({"strategy": "fine_tune_all", "backbone": backbones[-1]}, rng)
+            study.add_trial(create_trial(params=params, distributions={k: dists[k] for k in params}, state=TrialState.RUNNING))
+            study.enqueue_trial({"backbone": backbones[0], "head_lr": 1e-3})  # queued: WAITING, no params yet
+
+    complete = [d for d in trial_docs if d["state"] == "COMPLETE"]
+    best = max(complete, key=lambda d: d["score"]) if complete else None
+    counts = {s.lower(): sum(1 for d in trial_docs if d["state"] == s) for s in ("COMPLETE", "PRUNED", "RUNNING")}
+    counts["failed"] = sum(1 for d in trial_docs if d["state"] == "FAIL")
+    baseline = {"name": "logistic_regression(pixels)", "metric": "accuracy", "score": baseline_score, "seconds": 2.5} if baseline_score is not None else None
+    summary = {
+        "version": 1,
+        "task": {"modality": "image", "source": str(root / "data"), "metric": "accuracy", "seed": seed},
+        "profile": {"n_samples": n_samples, "n_classes": len(classes), "class_counts": {c: n_samples // len(classes) for c in classes}, "imbalance_ratio": 1.0, "similarity": 0.62, "input": {"median_height": 224, "median_width": 224}},
+        "recommendation": {"rule": "small_similar" if rec_strategy == "feature_extraction" else "medium_dissimilar", "strategy": rec_strategy, "reason": f"{n_samples} samples and high similarity to ImageNet: train a head on frozen features", "params": {"strategy": rec_strategy, "backbone": backbones[0]}},
+        "best": {"trial": best["number"], "score": best["score"], "params": best["params"]} if best else None,
+        "counts": counts,
+        "labels": classes,
+        "baseline": baseline,
+        "finished": kind != "interrupted",
+    }
+    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    (run / "labels.json").write_text(json.dumps(classes))
+    if baseline is not None:
+        (run / "baseline.json").write_text(json.dumps(baseline))
+    n_val = 60
+    val_items = [f"{root / 'data'}/{classes[i % len(classes)]}/img_{i}.jpg" for i in range(n_val)]
+    val_labels = [classes[i % len(classes)] for i in range(n_val)]
+    (run / "split.json").write_text(json.dumps({"modality": "image", "labels": classes, "train": {"items": ["x"] * (n_samples - n_val), "labels": []}, "val": {"items": val_items, "labels": val_labels}}))
+    if best:
+        (run / "config.json").write_text(json.dumps({"backbone": best["params"]["backbone"], "input_config": {}, "options": {}, "params": best["params"], "metric": "accuracy", "labels": classes, "trial": best["number"], "score": best["score"]}))
+        if with_predictions:
+            with (run / "val_predictions.csv").open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["item", "label", "predicted", "probability"])
+                for i, (item, lab) in enumerate(zip(val_items, val_labels)):
+                    pred = lab if rng.random() < 0.8 else classes[(classes.index(lab) + 1) % len(classes)]
+                    w.writerow([item, lab, pred, round(rng.uniform(0.4, 0.99), 4)])
+    return run
+
+
+@pytest.fixture
+def make_run_dir(tmp_path):
+    def _make(name: str = "run", **kw):
+        return make_run(tmp_path, name, **kw)
+
+    return _make
