@@ -115,3 +115,12 @@ def test_metric_choice_and_class_weights(tmp_path, real_images):
     est = _fit(folder, tmp_path / "run", trials=1, metric="macro_f1", strategies=["feature_extraction"])
     assert est.profile_.imbalanced
     assert json.loads((tmp_path / "run" / "config.json").read_text())["metric"] == "macro_f1"
+
+
+def test_shared_storage_url_lets_two_workers_share_one_study(tmp_path, image_folder):
+    """Any Optuna storage URL: two run directories (two machines) adding trials to one study."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    _fit(image_folder, tmp_path / "worker1", trials=1, storage=url, strategies=["feature_extraction"])
+    w2 = _fit(image_folder, tmp_path / "worker2", trials=2, storage=url, strategies=["feature_extraction"])
+    assert len(w2.study_.trials) == 2 and w2.study_.trials[0].user_attrs["recommended"]
+    assert not (tmp_path / "worker1" / "study.db").exists()
