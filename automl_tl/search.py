@@ -80,8 +80,8 @@ class SearchSpace:
         out: dict[str, Any] = {"backbone": spec.name}
         if spec.fine_tunable and len(self.strategies) > 1:
             out["strategy"] = strategy
-        for k, v in spec.options.items():
-            out[f"{spec.name}:{k}"] = v[0]
+        for k, v in spec.options.items():  # a rule may name an option value (e.g. features="mid")
+            out[f"{spec.name}:{k}"] = p[k] if p.get(k) in v else v[0]
         clip = lambda x, lo_hi: min(max(x, lo_hi[0]), lo_hi[1])  # noqa: E731
         out["head_units"] = p.get("head_units", 0) if p.get("head_units", 0) in self.head_units else self.head_units[0]
         out["dropout"] = round(clip(p.get("dropout", 0.2), self.dropout), 1)

