@@ -53,7 +53,9 @@ def feature_function(spec, weights, input_config, options) -> Callable[[Any], np
 
     model = spec.build(weights, input_config, **options)
     model.trainable = False
-    return lambda x: np.asarray(keras.ops.convert_to_numpy(model(x, training=False)), dtype=np.float32)
+    # predict_on_batch runs the compiled predict function: about twice the speed of an eager
+    # call on the TensorFlow backend (MiniLM: 51 -> 98 texts/s on 2 cores).
+    return lambda x: np.asarray(model.predict_on_batch(x), dtype=np.float32)
 
 
 class EmbeddingCache:

@@ -62,6 +62,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-column", help="column holding the labels (default: label/class/target)")
     g.add_argument("--group-column", help="column of group ids (e.g. speaker): validation groups "
                                           "never appear in training")
+    g.add_argument("--split-column", help="column saying train or val for each row: a fixed "
+                                          "validation split instead of a random stratified one")
     g.add_argument("--modality", help="force the modality (image, text, audio) instead of guessing")
     p.add_argument("--backbones", type=_csv_list, metavar="NAME,...",
                    help="restrict the candidate backbones (default: all of the data's modality "
@@ -162,7 +164,8 @@ def _estimator(args, **extra):
                         modality=getattr(args, "modality", None), text_column=getattr(args, "text_column", None),
                         label_column=getattr(args, "label_column", None),
                         path_column=getattr(args, "path_column", None),
-                        group_column=getattr(args, "group_column", None), **extra)
+                        group_column=getattr(args, "group_column", None),
+                        split_column=getattr(args, "split_column", None), **extra)
 
 
 def _print_profile(prof, rec, left_out) -> None:

@@ -38,6 +38,7 @@ class LabelledData:
     source: str
     skips: tuple[Skip, ...] = ()
     groups: tuple[str, ...] | None = None
+    split: tuple[str, ...] | None = None  # "train" / "val" per item, when the user fixed the split
 
     @property
     def classes(self) -> list[str]:
@@ -85,19 +86,21 @@ class Split:
 def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, modality: str | None = None,
               text_column: str | None = None, label_column: str | None = None,
               path_column: str | None = None, group_column: str | None = None,
-              progress: bool = False) -> LabelledData:
+              split_column: str | None = None, progress: bool = False) -> LabelledData:
     """Load a dataset from a folder of class sub-folders, a table file, a DataFrame, or lists.
 
     :param source: a folder (one sub-folder per class), a ``.csv/.tsv/.parquet/.jsonl`` table, a
         pandas DataFrame, or a sequence of inputs (then ``labels`` is required).
     :param modalities: the :class:`ModalityRegistry` that knows which inputs are which.
+    :param split_column: a table column of ``train`` / ``val`` fixing the validation split.
     """
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):
         return _from_frame(source, "<DataFrame>", None, modalities=modalities, modality=modality,
                            text_column=text_column, label_column=label_column,
-                           path_column=path_column, group_column=group_column, progress=progress)
+                           path_column=path_column, group_column=group_column,
+                           split_column=split_column, progress=progress)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -109,7 +112,8 @@ def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, m
             frame = _read_table(path)
             return _from_frame(frame, str(path), path.parent, modalities=modalities, modality=modality,
                                text_column=text_column, label_column=label_column,
-                               path_column=path_column, group_column=group_column, progress=progress)
+                               path_column=path_column, group_column=group_column,
+                               split_column=split_column, progress=progress)
         raise DataError(f"{path}: not a folder and not a table ({', '.join(TABLE_SUFFIXES)}).")
     if labels is None:
         raise DataError("inputs were given as a list without labels: pass labels too (fit(X, y)).")
@@ -169,8 +173,13 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
     return None
 
 
+_SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                "validation": "val", "dev": "val"}
+
+
 def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, text_column=None,
-                label_column=None, path_column=None, group_column=None, progress=False) -> LabelledData:
+                label_column=None, path_column=None, group_column=None, split_column=None,
+                progress=False) -> LabelledData:
     import pandas as pd
 
     if len(frame) == 0:
@@ -190,6 +199,13 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
     _pick_column(frame, input_col, (), "inputs", where, "--text-column / --path-column")
     groups_col = _pick_column(frame, group_column, (), "groups", where, "--group-column",
                               required=False) if group_column else None
+    split_col = _pick_column(frame, split_column, (), "train/val split", where, "--split-column",
+                             required=False) if split_column else None
+    if split_col is not None:
+        bad = sorted({str(v) for v in frame[split_col]} - set(_SPLIT_NAMES))
+        if bad:
+            raise DataError(f"{where}: column {split_col!r} must say train or val (also: validation, "
+                            f"valid, dev, training); found {', '.join(map(repr, bad[:5]))}.")
 
     skips: list[Skip] = []
     labels_raw = frame[label_col]
@@ -203,7 +219,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
             skips.append(Skip(item=f"row {pos + 2}", reason="missing label"))
             continue
         grp = None if groups_col is None else str(frame[groups_col].iloc[pos])
-        rows.append((inp, _label_str(lab), grp))
+        part = None if split_col is None else _SPLIT_NAMES[str(frame[split_col].iloc[pos])]
+        rows.append((inp, _label_str(lab), grp, part))
 
     if text_column is not None:
         mod_name = modality or (inline_mods[0] if inline_mods else None)
@@ -236,7 +253,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         rows = [rows[i] for i in keep]
         items = [items[i] for i in keep]
     return _checked(mod, items, [r[1] for r in rows], [r[2] for r in rows] if groups_col else None,
-                    where, skips, progress)
+                    where, skips, progress, [r[3] for r in rows] if split_col else None)
 
 
 def _label_str(value) -> str:
@@ -302,14 +319,15 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
     return _checked(modalities.get(mod_name), items, labels, None, str(root), skips, progress)
 
 
-def _checked(mod, items, labels, groups, where, skips, progress) -> LabelledData:
+def _checked(mod, items, labels, groups, where, skips, progress, split=None) -> LabelledData:
     result = mod.check(items, progress=progress)
     skips = list(skips) + list(result.skips)
-    kept_labels = [labels[i] for i in result.keep]
-    kept_groups = [groups[i] for i in result.keep] if groups is not None else None
-    data = LabelledData(modality=mod.name, items=tuple(result.items), labels=tuple(kept_labels),
-                        source=where, skips=tuple(skips),
-                        groups=tuple(kept_groups) if kept_groups is not None else None)
+
+    def kept(values):
+        return tuple(values[i] for i in result.keep) if values is not None else None
+
+    data = LabelledData(modality=mod.name, items=tuple(result.items), labels=kept(labels),
+                        source=where, skips=tuple(skips), groups=kept(groups), split=kept(split))
     validate(data)
     return data
 
@@ -336,11 +354,19 @@ def validate(data: LabelledData) -> None:
 
 # ---------------------------------------------------------------------------------------- split
 def split_data(data: LabelledData, *, val_fraction: float = 0.2, seed: int = 0) -> Split:
-    """Stratified train/validation split (grouped when ``data.groups`` is set)."""
+    """Stratified train/validation split (grouped when ``data.groups`` is set; as given when
+    ``data.split`` is set)."""
     from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
     y = np.asarray(data.labels)
     idx = np.arange(len(y))
+    if data.split is not None:
+        part = np.asarray(data.split)
+        train, val = idx[part == "train"], idx[part == "val"]
+        if not len(train) or not len(val):
+            raise DataError(f"{data.source}: the split column leaves {len(train)} training and "
+                            f"{len(val)} validation rows; both need some.")
+        return Split(train=train, val=val)
     if data.groups is not None and len(set(data.groups)) >= 2:
         n_splits = max(2, round(1 / val_fraction))
         n_splits = min(n_splits, len(set(data.groups)))

@@ -69,7 +69,7 @@ class AutoTransfer:
                  weights: Mapping[str, str] | None = None, modality: str | None = None,
                  text_column: str | None = None, label_column: str | None = None,
                  path_column: str | None = None, group_column: str | None = None,
-                 strategies: Sequence[str] | None = None, cache_dir: str | None = None,
+                 split_column: str | None = None, strategies: Sequence[str] | None = None, cache_dir: str | None = None,
                  batch_size: int = 32, progress: bool = False, report: bool = True,
                  plugin_manager=None) -> None:
         self.backbones = backbones
@@ -86,6 +86,7 @@ class AutoTransfer:
         self.label_column = label_column
         self.path_column = path_column
         self.group_column = group_column
+        self.split_column = split_column
         self.strategies = strategies
         self.cache_dir = cache_dir
         self.batch_size = batch_size
@@ -96,7 +97,7 @@ class AutoTransfer:
     # ------------------------------------------------------------------ sklearn protocol
     _PARAMS = ("backbones", "trials", "time_budget", "metric", "seed", "run_dir", "storage",
                "val_fraction", "weights", "modality", "text_column", "label_column", "path_column",
-               "group_column", "strategies", "cache_dir", "batch_size", "progress", "report",
+               "group_column", "split_column", "strategies", "cache_dir", "batch_size", "progress", "report",
                "plugin_manager")
 
     def get_params(self, deep: bool = True) -> dict:
@@ -125,7 +126,7 @@ class AutoTransfer:
         return load_data(X, y, modalities=self._pm().modalities, modality=self.modality,
                          text_column=self.text_column, label_column=self.label_column,
                          path_column=self.path_column, group_column=self.group_column,
-                         progress=self.progress)
+                         split_column=self.split_column, progress=self.progress)
 
     def profile(self, X, y=None):
         """Load and profile data; returns ``(DatasetProfile, Recommendation, data, candidates)``."""

@@ -260,7 +260,7 @@ def predict_proba_items(model, adapter, items: Sequence[Any], batch_size: int = 
 
     out = []
     for _, batch in iter_batches(items, adapter, batch_size):
-        out.append(np.asarray(keras.ops.convert_to_numpy(model(batch, training=False))))
+        out.append(np.asarray(model.predict_on_batch(batch)))
     return np.concatenate(out) if out else np.zeros((0, model.output.shape[-1]))
 
 

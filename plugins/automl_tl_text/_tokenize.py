@@ -1,0 +1,250 @@
+"""Tokenizers and the text input adapter.
+
+Every checkpoint is tokenised with its own Hugging Face ``tokenizers`` tokenizer (the Rust library
+transformers' fast tokenizers are built on), loaded from the checkpoint folder:
+``tokenizer.json`` when present, else ``vocab.txt`` (BERT WordPiece) or ``vocab.json`` +
+``merges.txt`` (RoBERTa byte-level BPE). The adapter always saves a single ``tokenizer.json`` as
+its asset, so predict time needs no hub access and no transformers import.
+
+With no weights and no assets (random-weight shape tests) a small built-in WordPiece tokenizer is
+used (:func:`fallback_tokenizer`): ids are valid for any vocabulary of at least
+``FALLBACK_VOCAB_SIZE`` entries.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import string
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from automl_tl.backbones import InputAdapter
+from automl_tl.errors import ConfigError, WeightsUnavailableError
+
+__all__ = [
+    "TextAdapter",
+    "load_tokenizer",
+    "fallback_tokenizer",
+    "tokenizer_files",
+    "special_ids",
+    "clean_text",
+    "ASSET_TOKENIZER",
+    "ASSET_CONFIG",
+    "FALLBACK_VOCAB_SIZE",
+]
+
+ASSET_TOKENIZER = "tokenizer.json"
+ASSET_CONFIG = "text_adapter.json"
+
+_BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+_ROBERTA_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
+
+
+def clean_text(x: Any) -> str:
+    """A string the tokenizer accepts: None/NaN -> "", lone surrogates -> U+FFFD."""
+    if x is None:
+        return ""
+    if isinstance(x, float) and x != x:
+        return ""
+    if isinstance(x, bytes):
+        x = x.decode("utf-8", "replace")
+    if not isinstance(x, str):
+        x = str(x)
+    try:
+        x.encode("utf-8")
+    except UnicodeEncodeError:
+        x = x.encode("utf-8", "replace").decode("utf-8", "replace")
+    return x
+
+
+def tokenizer_files(folder: Path) -> str | None:
+    """Which tokenizer description ``folder`` holds ("tokenizer.json", "vocab.txt", "bpe") or None."""
+    if (folder / "tokenizer.json").is_file():
+        return "tokenizer.json"
+    if (folder / "vocab.txt").is_file():
+        return "vocab.txt"
+    if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+        return "bpe"
+    return None
+
+
+def _lowercase_flag(folder: Path) -> bool:
+    cfg = folder / "tokenizer_config.json"
+    if cfg.is_file():
+        try:
+            return bool(json.loads(cfg.read_text(encoding="utf-8")).get("do_lower_case", True))
+        except (OSError, ValueError):
+            pass
+    name = folder.name.lower()
+    return not ("cased" in name and "uncased" not in name)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_tokenizer_cached(folder: str, mtime: float):
+    import tokenizers
+    from tokenizers import processors
+
+    path = Path(folder)
+    kind = tokenizer_files(path)
+    if kind == "tokenizer.json":
+        tok = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+    elif kind == "vocab.txt":
+        from tokenizers.implementations import BertWordPieceTokenizer
+
+        tok = BertWordPieceTokenizer(str(path / "vocab.txt"), lowercase=_lowercase_flag(path))._tokenizer
+    elif kind == "bpe":
+        from tokenizers.implementations import ByteLevelBPETokenizer
+
+        impl = ByteLevelBPETokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
+        tok = impl._tokenizer
+        tok.post_processor = processors.RobertaProcessing(
+            ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
+    else:
+        raise WeightsUnavailableError(
+            f"the model folder {folder} has no tokenizer: expected tokenizer.json, or vocab.txt "
+            f"(BERT), or vocab.json + merges.txt (RoBERTa). Copy the tokenizer files of the "
+            f"checkpoint into that folder."
+        )
+    return tok.to_str()
+
+
+def load_tokenizer(folder: str | Path):
+    """A fresh ``tokenizers.Tokenizer`` for the checkpoint in ``folder`` (parsed once per folder)."""
+    import tokenizers
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise WeightsUnavailableError(f"tokenizer folder {path} does not exist")
+    mtime = max((f.stat().st_mtime for f in path.iterdir() if f.is_file()), default=0.0)
+    return tokenizers.Tokenizer.from_str(_load_tokenizer_cached(str(path.resolve()), mtime))
+
+
+FALLBACK_VOCAB_SIZE = 256
+
+
+@functools.lru_cache(maxsize=1)
+def _fallback_str() -> str:
+    import tokenizers
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
+
+    vocab = list(_BERT_SPECIALS)
+    chars = string.ascii_lowercase + string.digits + string.punctuation
+    vocab += list(chars)
+    vocab += ["##" + c for c in string.ascii_lowercase + string.digits]
+    words = ("the a an and of to in is it that this was for on with as but not be are film movie "
+             "good bad great story one more like its his her they you all just so").split()
+    vocab += [w for w in words if w not in vocab]
+    vocab = vocab[:FALLBACK_VOCAB_SIZE]
+    tok = tokenizers.Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok.decoder = decoders.WordPiece()
+    return tok.to_str()
+
+
+def fallback_tokenizer():
+    """A tiny WordPiece tokenizer (ids < FALLBACK_VOCAB_SIZE) for random-weight models."""
+    import tokenizers
+
+    return tokenizers.Tokenizer.from_str(_fallback_str())
+
+
+def special_ids(tok) -> dict:
+    """pad / unk ids of a tokenizer (BERT or RoBERTa conventions)."""
+    out = {}
+    for key, names in (("pad", ("[PAD]", "<pad>")), ("unk", ("[UNK]", "<unk>"))):
+        for n in names:
+            i = tok.token_to_id(n)
+            if i is not None:
+                out[key] = int(i)
+                break
+    out.setdefault("pad", 0)
+    return out
+
+
+class TextAdapter(InputAdapter):
+    """Raw strings -> ``{"token_ids", "padding_mask"[, "segment_ids"]}`` int32 arrays ``(B, L)``.
+
+    Texts are truncated to ``sequence_length`` tokens (special tokens kept) and padded to exactly
+    ``sequence_length`` so every batch has the same shape (cache- and graph-friendly).
+    """
+
+    def __init__(self, tokenizer, *, backbone: str, family: str, sequence_length: int,
+                 segment_ids: bool, input_config: dict | None = None, source: str = "") -> None:
+        if int(sequence_length) < 4:
+            raise ConfigError(f"text sequence_length must be at least 4, got {sequence_length}")
+        self.tokenizer = tokenizer
+        self.backbone = backbone
+        self.family = family
+        self.sequence_length = int(sequence_length)
+        self.segment_ids = bool(segment_ids)
+        self.input_config = dict(input_config or {})
+        self.input_config["sequence_length"] = self.sequence_length
+        self.source = source
+        ids = special_ids(tokenizer)
+        self.pad_id = ids["pad"]
+        self.unk_id = ids.get("unk")
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.sequence_length)
+
+    def encode(self, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        texts = [clean_text(x) for x in items]
+        L = self.sequence_length
+        token_ids = np.full((len(texts), L), self.pad_id, dtype=np.int32)
+        mask = np.zeros((len(texts), L), dtype=np.int32)
+        if texts:
+            for i, enc in enumerate(self.tokenizer.encode_batch(texts)):
+                ids = enc.ids[:L]
+                token_ids[i, : len(ids)] = ids
+                mask[i, : len(ids)] = 1
+        return token_ids, mask
+
+    def __call__(self, items: Sequence[Any]) -> dict:
+        if isinstance(items, str):
+            items = [items]
+        token_ids, mask = self.encode(list(items))
+        out = {"token_ids": token_ids, "padding_mask": mask}
+        if self.segment_ids:
+            out["segment_ids"] = np.zeros_like(token_ids)
+        return out
+
+    def config(self) -> dict:
+        return {
+            "adapter": "automl_tl_text.TextAdapter",
+            "backbone": self.backbone,
+            "family": self.family,
+            "sequence_length": self.sequence_length,
+            "segment_ids": self.segment_ids,
+            "pad_id": self.pad_id,
+            "tokenizer": ASSET_TOKENIZER,
+            "tokenizer_source": self.source,
+            "input_config": self.input_config,
+        }
+
+    def save_assets(self, folder: str) -> None:
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / (ASSET_TOKENIZER + ".tmp")
+        self.tokenizer.save(str(tmp))
+        tmp.replace(path / ASSET_TOKENIZER)
+        tmp = path / (ASSET_CONFIG + ".tmp")
+        tmp.write_text(json.dumps(self.config(), indent=2), encoding="utf-8")
+        tmp.replace(path / ASSET_CONFIG)
+
+
+def tokenizer_from_assets(assets_dir: str | Path):
+    import tokenizers
+
+    path = Path(assets_dir) / ASSET_TOKENIZER
+    if not path.is_file():
+        raise ConfigError(
+            f"the text adapter assets in {assets_dir} have no {ASSET_TOKENIZER}: the run directory "
+            f"is incomplete (re-run fit, or copy assets/ from the run that trained the model)"
+        )
+    return tokenizers.Tokenizer.from_file(str(path))

