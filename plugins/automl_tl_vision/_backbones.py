@@ -12,6 +12,7 @@ from automl_tl.backbones import BackboneSpec, InputAdapter
 from automl_tl.weights import Download, PackageFile, UserPath
 
 from ._images import load_rgb
+from ._layers import ImagePreprocess  # registers the serializable layer before any model loads
 
 
 class ImageAdapter(InputAdapter):
@@ -128,8 +129,6 @@ FEATURE_CHOICES = ("final", "mid")
 def _builder(app_name: str, preprocess: str, mid_layer: str):
     def build(weights, input_config, features: str = "final", **options):
         import keras
-
-        from ._layers import ImagePreprocess
 
         size = int(input_config.get("image_size", 224))
         inp = keras.Input((size, size, 3), name="image")

@@ -56,6 +56,19 @@ def test_saved_model_predicts_raw_files_like_the_run(fitted):
     assert 0.0 <= loaded.score(items, [r["label"] for r in rows]) <= 1.0
 
 
+def test_cli_predict_in_a_fresh_process(fitted):
+    """model.keras loads in a new interpreter (custom layers registered by the plugin)."""
+    import subprocess
+    import sys
+
+    rows = list(csv.DictReader(open(fitted[1].run_dir_ / "val_predictions.csv")))[:3]
+    out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "predict", str(fitted[1].run_dir_),
+                          *[r["item"] for r in rows], "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = [json.loads(line)["label"] for line in out.stdout.strip().splitlines()]
+    assert got == [r["predicted"] for r in rows]
+
+
 def test_resume_keeps_finished_trials(fitted, tmp_path):
     folder, est = fitted
     before = [(t.number, t.state, t.value) for t in est.study_.trials]
