@@ -334,6 +334,40 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+def _quiet_tensorflow_import() -> None:
+    """TensorFlow 2.21 prints C++ start-up lines (oneDNN, CUDA probing) that no environment
+    variable silences; import it once with stderr pointed at /dev/null. An import that fails
+    here fails again, loudly, where Keras needs it."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    except Exception:  # noqa: BLE001
+        pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _TqdmHandler(logging.Handler):
+    """Log lines printed above progress bars instead of through them."""
+
+    def emit(self, record):
+        from tqdm.auto import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def _configure_logging() -> None:
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
 COMMANDS = {"profile": cmd_profile, "fit": cmd_fit, "predict": cmd_predict, "backbones": cmd_backbones,
             "plugins": cmd_plugins, "report": cmd_report, "compare": cmd_compare, "demo": cmd_demo}
 
@@ -346,8 +380,15 @@ def main(argv=None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_INPUT
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _configure_logging()
+    import warnings
+
+    from automl_tl.errors import BackboneLeftOutWarning
+
+    warnings.simplefilter("ignore", BackboneLeftOutWarning)  # the log line says it once
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.command in ("profile", "fit", "predict", "backbones", "demo"):
+        _quiet_tensorflow_import()
     try:
         return COMMANDS[args.command](args)
     except AutoMLTLError as exc:

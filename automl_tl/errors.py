@@ -10,6 +10,7 @@ __all__ = [
     "WeightsUnavailableError",
     "TrialFailed",
     "NotFittedError",
+    "BackboneLeftOutWarning",
 ]
 
 
@@ -51,3 +52,7 @@ class NotFittedError(AutoMLTLError):
 
 class TrialFailed(AutoMLTLError):
     """One search trial failed (NaN loss, out of memory, ...); the search records it and goes on."""
+
+
+class BackboneLeftOutWarning(UserWarning):
+    """A candidate backbone was left out of the search (its weights cannot be had here)."""

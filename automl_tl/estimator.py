@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from automl_tl.errors import ConfigError, DataError, NotFittedError, WeightsUnavailableError
+from automl_tl.errors import (BackboneLeftOutWarning, ConfigError, DataError, NotFittedError,
+                              WeightsUnavailableError)
 
 __all__ = ["AutoTransfer", "select_backbones"]
 
@@ -46,7 +47,7 @@ def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
             kept.append(spec)
         except WeightsUnavailableError as exc:
             msg = f"backbone {spec.name!r} left out: {exc}"
-            warnings.warn(msg, stacklevel=2)
+            warnings.warn(msg, BackboneLeftOutWarning, stacklevel=2)
             log.warning(msg)
             left_out.append({"backbone": spec.name, "reason": str(exc)})
     if not kept:
