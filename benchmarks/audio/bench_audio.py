@@ -150,11 +150,10 @@ def main(argv=None) -> int:
     if args.method:
         return _child(args)
     if args.data is None:
-        spec = importlib.util.spec_from_file_location("make_spoken_digits", HERE / "make_spoken_digits.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        from automl_tl_audio.spoken_digits import make_dataset
+
         t0 = time.perf_counter()
-        mod.make_dataset(args.out)
+        make_dataset(args.out)
         print(f"dataset: {args.out} ({time.perf_counter() - t0:.1f} s to synthesise)")
         args.data = args.out
     xtr, _, xte, _, voices = _split(Path(args.data), args.test_voices)

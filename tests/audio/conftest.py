@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _load_digits_module():
-    path = ROOT / "benchmarks" / "audio" / "make_spoken_digits.py"
-    spec = importlib.util.spec_from_file_location("make_spoken_digits", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["make_spoken_digits"] = mod
-    spec.loader.exec_module(mod)
+    import automl_tl_audio.spoken_digits as mod
+
     return mod
 
 
