@@ -307,11 +307,19 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
                         f"input that an installed plugin reads (known suffixes: "
                         f"{', '.join(sorted({e for n in modalities.names() for e in modalities.get(n).extensions}))}).")
     mod_name = modality or by_modality.most_common(1)[0][0]
+    inline = modalities.get(mod_name).inline
     for f, label, m in candidates:
         if m != mod_name:
             skips.append(Skip(item=str(f), reason=f"unsupported file type: {f.suffix or 'no suffix'}"))
             continue
-        items.append(str(f.resolve()))
+        if inline:  # e.g. a folder of .txt files: the input is the file's content
+            try:
+                items.append(f.read_text(encoding="utf-8", errors="surrogateescape"))
+            except OSError as exc:
+                skips.append(Skip(item=str(f), reason=f"unreadable: {exc}"))
+                continue
+        else:
+            items.append(str(f.resolve()))
         labels.append(label)
     empty = [d.name for d in subdirs if d.name not in set(labels)]
     for name in empty:

@@ -148,3 +148,15 @@ def test_fixed_split_column(pm, tmp_path):
     frame.assign(part=["train"] * 7 + ["test"]).to_csv(tmp_path / "u.csv", index=False)
     with pytest.raises(DataError, match="must say train or val.*'test'"):
         _load(pm, tmp_path / "u.csv", split_column="part")
+
+
+def test_folder_of_text_files_reads_their_content(pm, tmp_path):
+    for label, words in (("pos", ["great fun", "a joy", "superb"]), ("neg", ["dull", "too long", "awful"])):
+        (tmp_path / label).mkdir()
+        for i, w in enumerate(words):
+            (tmp_path / label / f"{i}.txt").write_text(w)
+    (tmp_path / "neg" / "3.txt").write_bytes(b"caf\xe9 latin-1")
+    data = _load(pm, tmp_path)
+    assert data.modality == "text"
+    assert "great fun" in data.items and not any(str(tmp_path) in x for x in data.items)
+    assert data.skip_summary()["count"] == 1  # the non-UTF-8 file: a counted skip
