@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 import time
@@ -317,7 +318,7 @@ class AutoTransfer:
         return obj
 
 
-_DEFAULTS = {k: v.default for k, v in __import__("inspect").signature(AutoTransfer.__init__).parameters.items()
+_DEFAULTS = {k: v.default for k, v in inspect.signature(AutoTransfer.__init__).parameters.items()
              if k != "self"}
 
 

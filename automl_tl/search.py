@@ -15,7 +15,7 @@ import logging
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -187,7 +187,7 @@ class Search:
         history: list = []
         cfg = self.space.suggest(trial)
         trial.set_user_attr("strategy", cfg.strategy)
-        ctx = self.ctx if self.ctx.seed == self.seed + trial.number else _with_seed(self.ctx, self.seed + trial.number)
+        ctx = replace(self.ctx, seed=self.seed + trial.number)  # each trial its own, reproducible seed
         try:
             result = run_trial(cfg, ctx, trial=trial, history=history)
         except optuna.TrialPruned:
@@ -257,8 +257,7 @@ class Search:
                    val_predictions=preds)
 
     def _after_trial(self, study, trial) -> None:
-        write_leaderboard(study, self.run_dir / "leaderboard.csv")
-        self.write_summary(finished=False)
+        self.write_summary(finished=False)  # also rewrites leaderboard.csv
         state = trial.state.name.lower()
         value = f"{trial.value:.4f}" if trial.value is not None else trial.user_attrs.get("fail_reason", "")[:80]
         log.info("trial %d %s: %s %s", trial.number, state, trial.params.get("backbone"), value)
@@ -284,8 +283,3 @@ class Search:
         write_leaderboard(self.study, self.run_dir / "leaderboard.csv")
         return summary
 
-
-def _with_seed(ctx: TrialContext, seed: int) -> TrialContext:
-    from dataclasses import replace
-
-    return replace(ctx, seed=seed)
