@@ -157,10 +157,11 @@ class Predictor:
             self._featurize = self.spec.featurize(w, self.config["input_config"],
                                                   **self.config.get("options", {}))
 
-    def check_inputs(self, items) -> tuple[list, list]:
-        """Split raw inputs into usable ones and counted skips (same checks as training)."""
+    def check_inputs(self, items) -> tuple[list, list, list]:
+        """The same checks as training: kept indices, the kept inputs as cleaned by the modality
+        (what the model should see), and the counted skips."""
         result = self.modality.check(list(items))
-        return list(result.keep), list(result.skips)
+        return list(result.keep), list(result.items), list(result.skips)
 
     def predict_proba(self, items, batch_size: int = 32) -> np.ndarray:
         from automl_tl.training import predict_proba_items

@@ -17,6 +17,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from automl_tl.artifacts import atomic_write_text
+
 __all__ = ["EmbeddingCache", "default_cache_dir", "iter_batches", "feature_function"]
 
 CACHE_ENV = "AUTOML_TL_CACHE_DIR"
@@ -96,7 +98,7 @@ class EmbeddingCache:
         if self.disk:
             meta = {"backbone": spec.name, "input_config": dict(input_config), "options": dict(options),
                     "n": len(items), "dim": int(arr.shape[1])}
-            _atomic_write_text(path.with_suffix(".json"), json.dumps(meta))
+            atomic_write_text(path.with_suffix(".json"), json.dumps(meta))
         return arr
 
     def _compute(self, spec, weights, input_config, options, items, path, batch_size, progress):
@@ -121,6 +123,10 @@ class EmbeddingCache:
                         out = np.empty(shape, dtype=np.float32)
                 out[start:start + len(feats)] = feats
                 bar.update(len(feats))
+        except BaseException:  # a half-written cache file is never left behind
+            out = None
+            tmp.unlink(missing_ok=True)
+            raise
         finally:
             bar.close()
         if not self.disk:
@@ -130,8 +136,3 @@ class EmbeddingCache:
         os.replace(tmp, path)
         return np.load(path, mmap_mode="r")
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

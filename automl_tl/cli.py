@@ -251,8 +251,7 @@ def cmd_predict(args) -> int:
             from automl_tl.errors import DataError
 
             raise DataError(f"no such file: {', '.join(missing[:5])}")
-    keep, skips = pred.check_inputs(items)
-    usable = [items[i] for i in keep]
+    keep, usable, skips = pred.check_inputs(items)
     proba = pred.predict_proba(usable) if usable else []
     by_item = dict(zip(keep, proba))
     skip_reason = {s.item: s.reason for s in skips}

@@ -59,6 +59,9 @@ class LabelledData:
             h.update(b"\0")
         return h.hexdigest()[:20]
 
+    def labels_fingerprint(self) -> str:
+        return hashlib.sha256("\0".join(self.labels).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+
     def skip_summary(self) -> dict:
         by_reason = Counter(_reason_kind(s.reason) for s in self.skips)
         return {"count": len(self.skips), "by_reason": dict(by_reason),
@@ -220,7 +223,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
             continue
         grp = None if groups_col is None else str(frame[groups_col].iloc[pos])
         part = None if split_col is None else _SPLIT_NAMES[str(frame[split_col].iloc[pos])]
-        rows.append((inp, _label_str(lab), grp, part))
+        rows.append((inp, label_str(lab), grp, part, pos + 2))
 
     if text_column is not None:
         mod_name = modality or (inline_mods[0] if inline_mods else None)
@@ -240,23 +243,40 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
             items.append(str(p.resolve()) if p.exists() else str(p))
         mod_name = modality or _modality_of_paths(items, modalities, where)
     mod = modalities.get(mod_name)
-    if not mod.inline:
-        # Files the table names but that do not exist: counted skips.
+    if text_column is None:
+        # The table names files: missing ones are counted skips, whatever the modality.
         keep = []
         for i, p in enumerate(items):
             if p is None:
-                skips.append(Skip(item=f"row {i + 2}", reason="missing path"))
+                skips.append(Skip(item=f"row {rows[i][4]}", reason="missing path"))
             elif not os.path.exists(p):
                 skips.append(Skip(item=str(p), reason="file not found"))
             else:
                 keep.append(i)
         rows = [rows[i] for i in keep]
         items = [items[i] for i in keep]
+        if mod.inline:  # e.g. a column of .txt paths: the input is each file's content
+            keep, items = _read_text_files(items, skips)
+            rows = [rows[i] for i in keep]
     return _checked(mod, items, [r[1] for r in rows], [r[2] for r in rows] if groups_col else None,
                     where, skips, progress, [r[3] for r in rows] if split_col else None)
 
 
-def _label_str(value) -> str:
+def _read_text_files(paths, skips) -> tuple[list[int], list[str]]:
+    """Contents of text files (bad bytes kept as surrogates, for the modality to judge); an
+    unreadable file is a counted skip. Returns the kept indices and the texts."""
+    keep, texts = [], []
+    for i, p in enumerate(paths):
+        try:
+            texts.append(Path(p).read_text(encoding="utf-8", errors="surrogateescape"))
+            keep.append(i)
+        except OSError as exc:
+            skips.append(Skip(item=str(p), reason=f"unreadable: {exc}"))
+    return keep, texts
+
+
+def label_str(value) -> str:
+    """A label as the engine stores it: ``1.0`` becomes ``"1"``, whitespace is stripped."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip()
@@ -307,20 +327,15 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
                         f"input that an installed plugin reads (known suffixes: "
                         f"{', '.join(sorted({e for n in modalities.names() for e in modalities.get(n).extensions}))}).")
     mod_name = modality or by_modality.most_common(1)[0][0]
-    inline = modalities.get(mod_name).inline
     for f, label, m in candidates:
         if m != mod_name:
             skips.append(Skip(item=str(f), reason=f"unsupported file type: {f.suffix or 'no suffix'}"))
             continue
-        if inline:  # e.g. a folder of .txt files: the input is the file's content
-            try:
-                items.append(f.read_text(encoding="utf-8", errors="surrogateescape"))
-            except OSError as exc:
-                skips.append(Skip(item=str(f), reason=f"unreadable: {exc}"))
-                continue
-        else:
-            items.append(str(f.resolve()))
+        items.append(str(f.resolve()))
         labels.append(label)
+    if modalities.get(mod_name).inline:  # e.g. a folder of .txt files: the input is the content
+        keep, items = _read_text_files(items, skips)
+        labels = [labels[i] for i in keep]
     empty = [d.name for d in subdirs if d.name not in set(labels)]
     for name in empty:
         skips.append(Skip(item=str(root / name), reason="empty class folder: no usable files"))

@@ -158,6 +158,8 @@ class AutoTransfer:
         if self.trials is None and self.time_budget is None:
             raise ConfigError("give a trial budget (trials=N) or a time budget (time_budget=seconds)")
         metric_function(self.metric)
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be between 0 and 1, not {self.val_fraction}")
         strategies = tuple(self.strategies or STRATEGIES)
         bad = [s for s in strategies if s not in STRATEGIES]
         if bad:
@@ -167,7 +169,10 @@ class AutoTransfer:
         run_dir = Path(self.run_dir or default_run_dir(data.source))
         run_dir.mkdir(parents=True, exist_ok=True)
         fingerprint = data.fingerprint()
-        _check_resume(run_dir, fingerprint, self.storage)
+        task = {"modality": data.modality, "source": data.source, "metric": self.metric,
+                "seed": self.seed, "val_fraction": self.val_fraction, "data_fingerprint": fingerprint,
+                "labels_fingerprint": data.labels_fingerprint()}
+        _check_resume(run_dir, task)
         modality = pm.modalities.get(data.modality)
         labels = data.classes
         index = {c: i for i, c in enumerate(labels)}
@@ -190,9 +195,7 @@ class AutoTransfer:
         space = SearchSpace(specs=spec_map, augmentable=augmentable, strategies=strategies)
         summary_base = {
             "version": _version(),
-            "task": {"modality": data.modality, "source": data.source, "metric": self.metric,
-                     "seed": self.seed, "data_fingerprint": fingerprint,
-                     "n_train": int(len(split.train)), "n_val": int(len(split.val))},
+            "task": task | {"n_train": int(len(split.train)), "n_val": int(len(split.val))},
             "profile": prof.to_dict(), "recommendation": rec.to_dict(),
             "candidates": [s.summary() | {"weights": weights[s.name].to_dict()} for s in specs],
             "left_out": left_out, "strategy_table": pm.strategy_table.to_dict(), "baseline": baseline,
@@ -266,11 +269,11 @@ class AutoTransfer:
 
     def _usable(self, X) -> list:
         items = list(X)
-        keep, skips = self.predictor_.check_inputs(items)
+        _, cleaned, skips = self.predictor_.check_inputs(items)
         if skips:
             detail = "; ".join(f"{s.item}: {s.reason}" for s in skips[:5])
             raise DataError(f"{len(skips)} of {len(items)} inputs cannot be used: {detail}")
-        return items
+        return cleaned
 
     def predict_proba(self, X) -> np.ndarray:
         self._check_fitted()
@@ -283,13 +286,19 @@ class AutoTransfer:
     def score(self, X, y) -> float:
         from automl_tl.training import metric_function
 
-        return float(metric_function(self.metric)(list(map(str, y)), list(self.predict(X))))
+        from automl_tl.data import label_str
+
+        return float(metric_function(self.metric)([label_str(v) for v in y], list(self.predict(X))))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
         """Copy the deliverable (model.keras, config.json, labels.json, assets/) to ``path``."""
         self._check_fitted()
         src, dst = Path(self.predictor_.run_dir), Path(path)
+        if dst.exists() and dst.resolve() == src.resolve():
+            return dst
+        if dst.exists() and any(dst.iterdir()) and not (dst / "config.json").exists():
+            raise ConfigError(f"{dst} exists and is not a saved model: choose a new or empty folder")
         tmp = dst.with_name(f".{dst.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -333,16 +342,20 @@ def _version() -> str:
     return __version__
 
 
-def _check_resume(run_dir: Path, fingerprint: str, storage) -> None:
+def _check_resume(run_dir: Path, task: dict) -> None:
+    """A run directory resumes only the same task: same inputs, labels, metric, seed, split."""
     import json
 
     summary = run_dir / "summary.json"
     if not summary.exists():
         return
     try:
-        old = json.loads(summary.read_text()).get("task", {}).get("data_fingerprint")
+        old = json.loads(summary.read_text()).get("task", {})
     except (ValueError, OSError):
         return
-    if old and old != fingerprint:
-        raise ConfigError(f"{run_dir} holds a search on different data (the files changed since). "
-                          f"Use another --run-dir, or delete {run_dir} to start over.")
+    names = {"data_fingerprint": "the input files", "labels_fingerprint": "the labels",
+             "metric": "--metric", "seed": "--seed", "val_fraction": "--val-fraction"}
+    changed = [what for key, what in names.items() if key in old and old[key] != task[key]]
+    if changed:
+        raise ConfigError(f"{run_dir} holds a search of a different task ({', '.join(changed)} changed "
+                          f"since). Use another --run-dir, or delete {run_dir} to start over.")

@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from automl_tl.errors import AutoMLTLError, WeightsUnavailableError
+
 __all__ = ["DatasetProfile", "profile_data"]
 
 
@@ -77,8 +79,16 @@ def profile_data(data, *, modality, table, candidates=(), weights: Mapping[str, 
     backbones = {}
     weights = weights or {}
     for spec in tqdm(candidates, desc="profiling backbones", disable=not progress, leave=False):
-        info = modality.analyse(list(data.items), stats, spec, weights.get(spec.name))
-        info = dict(info)
+        w = weights.get(spec.name)
+        try:
+            info = dict(modality.analyse(list(data.items), stats, spec, w))
+        except AutoMLTLError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - most often a weights file that does not load
+            raise WeightsUnavailableError(
+                f"backbone {spec.name!r} could not be built and run with its weights "
+                f"({w.location if w else 'random'}): {type(exc).__name__}: {exc}. Check the file given "
+                f"with --weights, or leave the backbone out with --backbones.") from exc
         info["similar"] = bool(info["similarity"] >= modality.similarity_threshold)
         info["fine_tunable"] = spec.fine_tunable
         backbones[spec.name] = info

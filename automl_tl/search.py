@@ -87,8 +87,9 @@ class SearchSpace:
         out["dropout"] = round(clip(p.get("dropout", 0.2), self.dropout), 1)
         out["head_lr"] = clip(p.get("head_lr", 1e-3), self.head_lr)
         out["head_epochs"] = int(clip(round(p.get("head_epochs", 30), -1), self.head_epochs))
-        if out.get("strategy", FEATURE_EXTRACTION) != FEATURE_EXTRACTION:
-            if out["strategy"] == FINE_TUNE_TOP:
+        effective = strategy if spec.fine_tunable else FEATURE_EXTRACTION
+        if effective != FEATURE_EXTRACTION:
+            if effective == FINE_TUNE_TOP:
                 out["unfreeze_blocks"] = int(clip(p.get("unfreeze_blocks", 2), (1, self.max_unfreeze(spec))))
             out["backbone_lr"] = clip(p.get("backbone_lr", 1e-4), self.backbone_lr)
             out["ft_epochs"] = int(clip(p.get("ft_epochs", 3), self.ft_epochs))
@@ -191,12 +192,18 @@ class Search:
         try:
             result = run_trial(cfg, ctx, trial=trial, history=history)
         except optuna.TrialPruned:
-            trial.set_user_attr("seconds", time.perf_counter() - t0)
-            self._write_trial(trial.number, cfg, "PRUNED", None, time.perf_counter() - t0, history)
+            seconds = time.perf_counter() - t0
+            trial.set_user_attr("seconds", seconds)
+            self._write_trial(trial.number, cfg, "PRUNED", None, seconds, history)
             raise
         except (AutoMLTLError, *_FATAL) as exc:
             if isinstance(exc, TrialFailed):
                 return self._fail(trial, cfg, str(exc), t0, history, exc)
+            if isinstance(exc, KeyboardInterrupt):  # Optuna marks it FAIL: say why, queue it again
+                trial.set_user_attr("fail_reason", "interrupted: stopped (Ctrl-C) before this trial finished")
+                if not trial.user_attrs.get("retried"):
+                    self.study.enqueue_trial(dict(trial.params), user_attrs={
+                        "retried": True, "recommended": bool(trial.user_attrs.get("recommended", False))})
             raise
         except Exception as exc:  # noqa: BLE001 - any other error fails this trial only
             reason = f"{type(exc).__name__}: {exc}".strip()

@@ -160,3 +160,14 @@ def test_folder_of_text_files_reads_their_content(pm, tmp_path):
     assert data.modality == "text"
     assert "great fun" in data.items and not any(str(tmp_path) in x for x in data.items)
     assert data.skip_summary()["count"] == 1  # the non-UTF-8 file: a counted skip
+
+
+def test_table_of_text_file_paths_reads_content(pm, tmp_path):
+    for i, (w, lab) in enumerate([("great fun", "pos"), ("a joy", "pos"), ("dull", "neg"), ("awful", "neg")]):
+        (tmp_path / f"{i}.txt").write_text(w)
+    pd.DataFrame({"path": [f"{i}.txt" for i in range(4)] + ["gone.txt", None],
+                  "label": ["pos", "pos", "neg", "neg", "neg", "pos"]}).to_csv(tmp_path / "t.csv", index=False)
+    data = _load(pm, tmp_path / "t.csv")
+    assert data.modality == "text" and sorted(data.items) == ["a joy", "awful", "dull", "great fun"]
+    assert data.skip_summary()["by_reason"] == {"file not found": 1, "missing path": 1}
+    assert {"item": "row 7", "reason": "missing path"} in data.skip_summary()["examples"]

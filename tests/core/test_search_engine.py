@@ -137,3 +137,50 @@ def test_shared_storage_url_lets_two_workers_share_one_study(tmp_path, image_fol
     w2 = _fit(image_folder, tmp_path / "worker2", trials=2, storage=url, strategies=["feature_extraction"])
     assert len(w2.study_.trials) == 2 and w2.study_.trials[0].user_attrs["recommended"]
     assert not (tmp_path / "worker1" / "study.db").exists()
+
+
+def test_save_never_destroys_a_run_and_refuses_foreign_folders(fitted, tmp_path):
+    folder, est = fitted
+    assert est.save(est.run_dir_) == est.run_dir_
+    assert (est.run_dir_ / "study.db").exists() and (est.run_dir_ / "leaderboard.csv").exists()
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"x")
+    from automl_tl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a saved model"):
+        est.save(other)
+    assert (other / "holiday.jpg").exists()
+    saved = est.save(tmp_path / "model")
+    assert AutoTransfer.load(saved).best_score_ == est.best_score_
+
+
+def test_resume_refuses_a_different_task_and_bad_settings(fitted):
+    folder, est = fitted
+    from automl_tl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--metric changed"):
+        _fit(folder, est.run_dir_, trials=3, metric="macro_f1")
+    with pytest.raises(ConfigError, match="val_fraction must be between 0 and 1"):
+        _fit(folder, est.run_dir_, val_fraction=1.5)
+
+
+def test_score_normalises_labels_like_training(fitted):
+    folder, est = fitted
+    rows = list(csv.DictReader(open(est.run_dir_ / "val_predictions.csv")))
+    items = [r["item"] for r in rows]
+    padded = [f"  {r['label']} " for r in rows]
+    assert est.score(items, padded) == est.score(items, [r["label"] for r in rows])
+
+
+def test_recommendation_enqueued_whole_with_one_strategy(pm):
+    from automl_tl.search import SearchSpace
+    from automl_tl.strategy import Recommendation
+
+    spec = pm.backbones.get("mobilenetv2")
+    space = SearchSpace(specs={"mobilenetv2": spec}, augmentable={"mobilenetv2": True},
+                        strategies=("fine_tune_top",))
+    rec = Recommendation(rule="r", strategy="feature_extraction", backbone="mobilenetv2",
+                         params={"head_lr": 1e-3}, reason="")
+    params = space.enqueue_params(rec)
+    assert {"unfreeze_blocks", "backbone_lr", "ft_epochs", "augment"} <= set(params)
