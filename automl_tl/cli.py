@@ -244,13 +244,7 @@ def cmd_predict(args) -> int:
     from automl_tl.artifacts import load_predictor
 
     pred = load_predictor(args.run_dir)
-    items = list(args.inputs)
-    if not pred.modality.inline:
-        missing = [p for p in items if not os.path.exists(p)]
-        if missing:
-            from automl_tl.errors import DataError
-
-            raise DataError(f"no such file: {', '.join(missing[:5])}")
+    items = list(args.inputs)  # a missing or unreadable file is one SKIPPED line, not the end of the batch
     keep, usable, skips = pred.check_inputs(items)
     proba = pred.predict_proba(usable) if usable else []
     by_item = dict(zip(keep, proba))
