@@ -166,16 +166,8 @@ class Predictor:
     def predict_proba(self, items, batch_size: int = 32) -> np.ndarray:
         from automl_tl.training import predict_proba_items
 
-        items = list(items)
-        if self._featurize is None:
-            return predict_proba_items(self.model, self.adapter, items, batch_size)
-        from automl_tl.cache import iter_batches
-        import keras
-
-        out = [np.asarray(keras.ops.convert_to_numpy(self.model(np.asarray(self._featurize(b), "float32"),
-                                                                 training=False)))
-               for _, b in iter_batches(items, self.adapter, batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+        return predict_proba_items(self.model, self.adapter, list(items), batch_size,
+                                   featurize=self._featurize, n_classes=len(self.labels))
 
     def predict(self, items) -> list[str]:
         return [self.labels[i] for i in np.argmax(self.predict_proba(items), axis=1)]

@@ -312,15 +312,20 @@ def _dataset(items, y, adapter, batch_size, *, shuffle: bool, seed: int):
     return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
 
 
-def predict_proba_items(model, adapter, items: Sequence[Any], batch_size: int = 32) -> np.ndarray:
-    """Class probabilities for raw ``items`` through ``adapter`` and a Keras ``model``."""
-
+def predict_proba_items(model, adapter, items: Sequence[Any], batch_size: int = 32, *,
+                        featurize=None, n_classes: int | None = None) -> np.ndarray:
+    """Class probabilities for raw ``items`` through ``adapter`` and a Keras ``model``; with
+    ``featurize`` (a non-Keras backbone) each batch goes through it before ``model`` (the head)."""
     from automl_tl.cache import iter_batches
 
     out = []
     for _, batch in iter_batches(items, adapter, batch_size):
+        if featurize is not None:
+            batch = np.asarray(featurize(batch), dtype="float32")
         out.append(np.asarray(model.predict_on_batch(batch)))
-    return np.concatenate(out) if out else np.zeros((0, model.output.shape[-1]))
+    if out:
+        return np.concatenate(out)
+    return np.zeros((0, n_classes if n_classes is not None else model.output.shape[-1]))
 
 
 # ------------------------------------------------------------------------------ a trial
