@@ -21,7 +21,8 @@ __all__ = ["atomic_write_text", "atomic_write_json", "write_leaderboard", "leade
 STUDY_NAME = "automl_tl"
 LEADERBOARD_COLUMNS = ("trial", "state", "backbone", "strategy", "unfreeze_blocks", "head_lr",
                        "backbone_lr", "head_units", "dropout", "head_epochs", "ft_epochs", "augment",
-                       "options", "score", "seconds", "recommended", "fail_reason")
+                       "options", "score", "score_se", "evaluation", "n_eval", "seconds", "recommended",
+                       "fail_reason")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -74,6 +75,8 @@ def leaderboard_rows(study) -> list[dict]:
             "augment": p.get("augment", ""),
             "options": json.dumps(options, sort_keys=True) if options else "",
             "score": t.value if t.value is not None else a.get("score", ""),
+            "score_se": a.get("score_se", ""), "evaluation": a.get("evaluation", ""),
+            "n_eval": a.get("n_eval", ""),
             "seconds": round(float(a["seconds"]), 2) if "seconds" in a else "",
             "recommended": bool(a.get("recommended", False)),
             "fail_reason": a.get("fail_reason", ""),

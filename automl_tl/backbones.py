@@ -61,6 +61,13 @@ class BackboneSpec:
         numpy array ``(B, D)``. Such a backbone must set ``fine_tunable=False`` and may set
         ``build=None``; the saved model is then the head alone, and predict runs adapter ->
         featurize -> head (the adapter's ``save_assets`` must copy what featurize needs).
+    :param classical: a classical featurizer with nothing pretrained (pixels, MFCC statistics,
+        TF-IDF). It is searched like any backbone (frozen features only) and is the run's
+        classical baseline: delivered when it wins, never recommended by the strategy table, and
+        in a tie a pretrained backbone is preferred.
+    :param fit_weights: ``fit_weights(items, folder)`` for featurizers that learn something from
+        the inputs themselves, without labels (a TF-IDF vocabulary): called once per dataset, it
+        writes its state into ``folder``, which is then passed as the weights' location.
     """
 
     name: str
@@ -77,6 +84,8 @@ class BackboneSpec:
     pretrained_on: str = ""
     description: str = ""
     featurize: Callable[..., Callable[[Any], Any]] | None = None
+    classical: bool = False
+    fit_weights: Callable[[Any, str], None] | None = None
     plugin: str = ""
 
     def resolve_weights(self, overrides: Mapping[str, str] | None = None) -> ResolvedWeights:
@@ -90,6 +99,7 @@ class BackboneSpec:
             "n_params": self.n_params,
             "n_blocks": self.n_blocks,
             "fine_tunable": self.fine_tunable,
+            "classical": self.classical,
             "pretrained_on": self.pretrained_on,
             "options": {k: list(v) for k, v in self.options.items()},
             "weight_sources": [s.kind for s in self.weight_sources],
@@ -125,8 +135,10 @@ class BackboneRegistry:
             problems.append("a featurize-only backbone cannot be fine_tunable")
         if spec.n_blocks < 1 and spec.fine_tunable:
             problems.append("a fine-tunable backbone needs n_blocks >= 1")
-        if spec.n_params <= 0:
+        if spec.n_params < 0 or (spec.n_params == 0 and not spec.classical):
             problems.append("n_params must be positive")
+        if spec.classical and spec.fine_tunable:
+            problems.append("a classical featurizer cannot be fine_tunable")
         if not spec.weight_sources:
             problems.append("weight_sources is empty")
         for key, choices in spec.options.items():

@@ -11,6 +11,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -66,6 +67,8 @@ class EmbeddingCache:
         self.disk = disk
         self._memory: dict[str, np.ndarray] = {}
         self.stats: Counter = Counter()
+        #: measured seconds of one item's forward pass, per backbone (from the pass that filled the cache)
+        self.seconds_per_item: dict[str, float] = {}
 
     @staticmethod
     def key(spec, weights, input_config: Mapping, options: Mapping, data_fingerprint: str) -> str:
@@ -89,17 +92,29 @@ class EmbeddingCache:
                 if arr.shape[0] == len(items):
                     self.stats["disk_hits"] += 1
                     self._memory[key] = arr
+                    self._remember_timing(spec.name, path.with_suffix(".json"))
                     return arr
             except (ValueError, OSError):
                 pass  # a damaged cache file is recomputed
+        t0 = time.perf_counter()
         arr = self._compute(spec, weights, input_config, options, items, path, batch_size, progress)
+        per_item = (time.perf_counter() - t0) / max(1, len(items))
+        self.seconds_per_item[spec.name] = per_item
         self.stats["misses"] += 1
         self._memory[key] = arr
         if self.disk:
             meta = {"backbone": spec.name, "input_config": dict(input_config), "options": dict(options),
-                    "n": len(items), "dim": int(arr.shape[1])}
+                    "n": len(items), "dim": int(arr.shape[1]), "seconds_per_item": per_item}
             atomic_write_text(path.with_suffix(".json"), json.dumps(meta))
         return arr
+
+    def _remember_timing(self, backbone: str, meta_path: Path) -> None:
+        try:
+            per_item = json.loads(meta_path.read_text()).get("seconds_per_item")
+        except (OSError, ValueError):
+            return
+        if per_item is not None:
+            self.seconds_per_item.setdefault(backbone, float(per_item))
 
     def _compute(self, spec, weights, input_config, options, items, path, batch_size, progress):
         from tqdm.auto import tqdm

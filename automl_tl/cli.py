@@ -39,6 +39,8 @@ def _time_budget(text: str) -> float:
     if not m:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use e.g. 90s, 20m or 1.5h")
     value, unit = float(m.group(1)), m.group(2) or "s"
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the time budget must be more than 0")
     return value * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
@@ -47,6 +49,23 @@ def _weights_arg(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"{text!r}: use NAME=PATH, e.g. mobilenetv2=/models/mnv2.h5")
     name, path = text.split("=", 1)
     return name.strip(), path.strip()
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
 
 
 def _csv_list(text: str) -> list[str]:
@@ -94,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the study and loses no finished trial.")
     _add_data_options(p)
     b = p.add_argument_group("budget and search")
-    b.add_argument("--trials", type=int, help="total trials in the study (default 20 when no "
-                                              "--time-budget is given)")
+    b.add_argument("--trials", type=_positive_int, help="total trials in the study (default 20 when no "
+                                                        "--time-budget is given)")
     b.add_argument("--time-budget", type=_time_budget, metavar="DURATION",
                    help="stop starting new trials after this long, e.g. 90s, 20m, 2h")
     b.add_argument("--run-dir", help="where results go (default: runs/<dataset name>)")
@@ -107,9 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--strategies", type=_csv_list, metavar="S,...",
                    help="restrict strategies: feature_extraction, fine_tune_top, fine_tune_all")
     b.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
-    b.add_argument("--batch-size", type=int, default=32, help="batch size for backbone passes (default 32)")
+    b.add_argument("--batch-size", type=_positive_int, default=32, help="batch size for backbone passes (default 32)")
     b.add_argument("--cache-dir", help="embedding cache folder (default: $AUTOML_TL_CACHE_DIR or "
                                        "~/.cache/automl-tl/embeddings)")
+    b.add_argument("--no-refit", action="store_true",
+                   help="deliver the model as the search trained it (on the training split) instead "
+                        "of retraining the selected configuration on all labelled data")
+    b.add_argument("--patience", type=_non_negative_int, default=15, metavar="N",
+                   help="stop when N trials in a row have not raised the top score by more than half "
+                        "its standard error, or as soon as a trial scores a perfect 1.0 (default 15; "
+                        "0: never stop early)")
     b.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -190,11 +216,22 @@ def _print_profile(prof, rec, left_out) -> None:
         for ex in prof.skipped.get("examples", [])[:5]:
             print(f"             - {ex['item']}: {ex['reason']}")
     for name, info in prof.backbones.items():
+        if info.get("similarity") is None:
+            print(f"backbone:    {name:<22} classical featurizer (nothing pretrained); input {info['input_config']}")
+            continue
         mark = "similar" if info["similar"] else "different"
         print(f"backbone:    {name:<22} similarity {info['similarity']:.2f} ({mark}); "
               f"input {info['input_config']}")
     for x in left_out:
         print(f"left out:    {x['backbone']}: {x['reason']}")
+    for p in prof.probe:
+        opts = ", ".join(f"{k}={v}" for k, v in p["options"].items())
+        what = f"{p['backbone']}" + (f" ({opts})" if opts else "")
+        if "score" in p:
+            print(f"probe:       {what:<36} {p['score']:.3f} ± {p['se']:.3f}  (logistic regression on "
+                  f"frozen features, C={p['C']:.3g})")
+        else:
+            print(f"probe:       {what:<36} not probed: {p['skipped']}")
     print(f"\nrecommended: {rec.strategy} with {rec.backbone} (rule '{rec.rule}')")
     print(f"why:         {rec.reason}")
 
@@ -215,7 +252,8 @@ def cmd_fit(args) -> int:
                      seed=args.seed, storage=args.storage, metric=args.metric,
                      strategies=args.strategies, val_fraction=args.val_fraction,
                      batch_size=args.batch_size, cache_dir=args.cache_dir,
-                     progress=not args.quiet, report=not args.no_report)
+                     progress=not args.quiet, report=not args.no_report, refit=not args.no_refit,
+                     patience=args.patience)
     est.fit(args.data)
     _print_fit(est)
     return EXIT_OK
@@ -231,8 +269,20 @@ def _print_fit(est) -> None:
     print(f"trials:         {n[st.COMPLETE]} complete, {n[st.PRUNED]} pruned, {n[st.FAIL]} failed")
     print(f"recommended:    {est.recommendation_.strategy} ({est.recommendation_.rule})")
     cfg = est.best_config_
-    print(f"best:           {cfg['backbone']} / {cfg['strategy']} -> {est.metric} {est.best_score_:.4f} "
-          f"on validation")
+    sel = est.selection_
+    se = f" ± {sel.se:.4f}" if sel is not None and sel.se == sel.se else ""
+    head = "linear head" if not cfg.get("head_units") else f"{cfg['head_units']}-unit head"
+    print(f"selected:       trial {sel.trial if sel else '?'}: {cfg['backbone']} / {cfg['strategy']} / {head} "
+          f"-> {est.metric} {est.best_score_:.4f}{se} ({est.delivered_.get('kind', '')})")
+    if sel is not None and sel.trial != sel.top_trial:
+        print(f"                top score {sel.top_score:.4f} (trial {sel.top_trial}) is within one "
+              f"standard error: the simpler trial is delivered")
+    if est.delivered_.get("refit_reason"):
+        print(f"refit:          {est.delivered_['refit_reason']}")
+    if est.stop_.get("reason"):
+        saved = est.stop_.get("seconds_saved")
+        print(f"stopped:        {est.stop_['reason']}" + (f" ({saved:.0f} s saved)" if saved else ""))
+    print(f"fit time:       {est.fit_seconds_:.0f} s")
     if est.skipped_:
         print(f"skipped inputs: {len(est.skipped_)} (listed in summary.json)")
     print(f"model:          {Path(est.run_dir_) / 'model.keras'}")

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import shutil
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -73,7 +75,7 @@ class AutoTransfer:
                  path_column: str | None = None, group_column: str | None = None,
                  split_column: str | None = None, strategies: Sequence[str] | None = None, cache_dir: str | None = None,
                  batch_size: int = 32, progress: bool = False, report: bool = True,
-                 plugin_manager=None) -> None:
+                 refit: bool = True, patience: int = 15, plugin_manager=None) -> None:
         self.backbones = backbones
         self.trials = trials
         self.time_budget = time_budget
@@ -94,13 +96,15 @@ class AutoTransfer:
         self.batch_size = batch_size
         self.progress = progress
         self.report = report
+        self.refit = refit
+        self.patience = patience
         self.plugin_manager = plugin_manager
 
     # ------------------------------------------------------------------ sklearn protocol
     _PARAMS = ("backbones", "trials", "time_budget", "metric", "seed", "run_dir", "storage",
                "val_fraction", "weights", "modality", "text_column", "label_column", "path_column",
                "group_column", "split_column", "strategies", "cache_dir", "batch_size", "progress", "report",
-               "plugin_manager")
+               "refit", "patience", "plugin_manager")
 
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in self._PARAMS}
@@ -131,80 +135,122 @@ class AutoTransfer:
                          split_column=self.split_column, progress=self.progress)
 
     def profile(self, X, y=None):
-        """Load and profile data; returns ``(DatasetProfile, Recommendation, data, candidates)``."""
-        from automl_tl.profile import profile_data
+        """Load and profile data, rank the candidates by a linear probe, recommend; returns
+        ``(DatasetProfile, Recommendation, data, (specs, weights, left_out))``."""
+        prep = self._prepare(X, y)
+        return prep.profile, prep.recommendation, prep.data, (prep.specs, prep.weights, prep.left_out)
 
+    def _prepare(self, X, y=None, *, deadline: float | None = None) -> "_Prepared":
+        """Everything before the search: data, profile, folds, the probe, the recommendation.
+
+        ``deadline`` (``time.monotonic()``): the probe starts no new embedding after it.
+        """
+        from dataclasses import replace
+
+        from automl_tl.cache import EmbeddingCache
+        from automl_tl.evaluation import make_plan
+        from automl_tl.probe import probe_candidates
+        from automl_tl.profile import profile_data
+        from automl_tl.training import TrialContext
+
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be between 0 and 1, not {self.val_fraction}")
         pm = self._pm()
         data = self._load(X, y)
         specs, weights, left_out = select_backbones(pm, data.modality, self.backbones, self.weights)
+        cache = EmbeddingCache(self.cache_dir)
+        weights = dict(weights) | fit_featurizers(specs, data, cache.root)
         modality = pm.modalities.get(data.modality)
         prof = profile_data(data, modality=modality, table=pm.strategy_table, candidates=specs,
                             weights=weights, progress=self.progress)
+        labels = data.classes
+        index = {c: i for i, c in enumerate(labels)}
+        y_int = np.array([index[c] for c in data.labels], dtype=np.int64)
+        fixed = None if data.split is None else np.asarray(data.split) == "val"
+        if fixed is not None and (fixed.all() or not fixed.any()):
+            raise DataError(f"{data.source}: the split column leaves {int((~fixed).sum())} training and "
+                            f"{int(fixed.sum())} validation rows; both need some.")
+        plan = make_plan(y_int, groups=data.groups, fixed_val=fixed, val_fraction=self.val_fraction,
+                         seed=self.seed)
+        class_weight = None
+        if prof.imbalanced:
+            counts = np.bincount(y_int, minlength=len(labels)).astype(float)
+            class_weight = {i: float(len(y_int) / (len(labels) * max(c, 1))) for i, c in enumerate(counts)}
+        input_configs = {s.name: dict(prof.backbones[s.name]["input_config"]) for s in specs}
+        ctx = TrialContext(data=data, plan=plan, y=y_int, n_classes=len(labels),
+                           input_configs=input_configs, weights=weights, specs={s.name: s for s in specs},
+                           modality=modality, cache=cache, metric=self.metric, class_weight=class_weight,
+                           seed=self.seed, batch_size=self.batch_size, progress=self.progress)
+        probes = probe_candidates(ctx, specs, deadline=deadline, log=log)
+        backbones = {name: dict(info) | {"probe": next((p for p in probes if p["backbone"] == name
+                                                        and "score" in p), None)}
+                     for name, info in prof.backbones.items()}
+        prof = replace(prof, backbones=backbones, probe=tuple(probes))
         best = prof.best_backbone() or specs[0].name
         spec = pm.backbones.get(best)
         rec = pm.strategy_table.recommend(prof, backbone=best, fine_tunable=spec.fine_tunable,
                                           n_blocks=spec.n_blocks)
-        return prof, rec, data, (specs, weights, left_out)
+        top = prof.best_probe(best)
+        rec_options = dict(top["options"]) if top else {}
+        evidence = _probe_evidence(probes, best)
+        rec = replace(rec, params=dict(rec.params) | rec_options, reason=f"{rec.reason} {evidence}".strip())
+        return _Prepared(data=data, profile=prof, recommendation=rec, rec_options=rec_options,
+                         specs=specs, weights=weights, left_out=left_out, ctx=ctx, probes=probes,
+                         modality=modality, labels=labels)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None) -> "AutoTransfer":
         from automl_tl.artifacts import atomic_write_json, load_predictor
-        from automl_tl.cache import EmbeddingCache
-        from automl_tl.data import split_data
         from automl_tl.search import Search, SearchSpace
         from automl_tl.strategy import STRATEGIES
-        from automl_tl.training import TrialContext, metric_function
+        from automl_tl.training import metric_function
 
+        t_start = time.monotonic()
         if self.trials is None and self.time_budget is None:
             raise ConfigError("give a trial budget (trials=N) or a time budget (time_budget=seconds)")
+        if self.trials is not None and self.trials < 1:
+            raise ConfigError(f"trials must be at least 1, not {self.trials}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ConfigError(f"time_budget must be positive, not {self.time_budget}")
         metric_function(self.metric)
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must be between 0 and 1, not {self.val_fraction}")
         strategies = tuple(self.strategies or STRATEGIES)
         bad = [s for s in strategies if s not in STRATEGIES]
         if bad:
             raise ConfigError(f"unknown strategies {bad}; choose from {', '.join(STRATEGIES)}")
-        pm = self._pm()
-        prof, rec, data, (specs, weights, left_out) = self.profile(X, y)
+        deadline = None if self.time_budget is None else t_start + float(self.time_budget)
+        # the probe may use up to half of a time budget; the search and the refit get the rest
+        probe_deadline = None if deadline is None else t_start + 0.5 * float(self.time_budget)
+        prep = self._prepare(X, y, deadline=probe_deadline)
+        data, prof, rec, ctx = prep.data, prep.profile, prep.recommendation, prep.ctx
         run_dir = Path(self.run_dir or default_run_dir(data.source))
         run_dir.mkdir(parents=True, exist_ok=True)
-        fingerprint = data.fingerprint()
         task = {"modality": data.modality, "source": data.source, "metric": self.metric,
-                "seed": self.seed, "val_fraction": self.val_fraction, "data_fingerprint": fingerprint,
-                "labels_fingerprint": data.labels_fingerprint()}
+                "seed": self.seed, "val_fraction": self.val_fraction,
+                "data_fingerprint": data.fingerprint(), "labels_fingerprint": data.labels_fingerprint()}
         _check_resume(run_dir, task)
-        modality = pm.modalities.get(data.modality)
-        labels = data.classes
-        index = {c: i for i, c in enumerate(labels)}
-        y_int = np.array([index[c] for c in data.labels], dtype=np.int64)
-        split = split_data(data, val_fraction=self.val_fraction, seed=self.seed)
-        atomic_write_json(run_dir / "split.json", split.to_dict(data))
-        class_weight = None
-        if prof.imbalanced:
-            counts = np.bincount(y_int[split.train], minlength=len(labels)).astype(float)
-            class_weight = {i: float(len(split.train) / (len(labels) * max(c, 1))) for i, c in enumerate(counts)}
-        baseline = self._baseline(run_dir, modality, data, split)
-        input_configs = {s.name: dict(prof.backbones[s.name]["input_config"]) for s in specs}
-        spec_map = {s.name: s for s in specs}
-        ctx = TrialContext(data=data, split=split, y=y_int, n_classes=len(labels),
-                           input_configs=input_configs, weights=weights, specs=spec_map,
-                           modality=modality, cache=EmbeddingCache(self.cache_dir), metric=self.metric,
-                           class_weight=class_weight, seed=self.seed, batch_size=self.batch_size,
-                           progress=self.progress)
-        augmentable = {s.name: modality.augmentation(input_configs[s.name]) is not None for s in specs}
-        space = SearchSpace(specs=spec_map, augmentable=augmentable, strategies=strategies)
+        plan = ctx.plan
+        atomic_write_json(run_dir / "split.json", _split_record(data, plan))
+        augmentable = {s.name: prep.modality.augmentation(ctx.input_configs[s.name]) is not None for s in prep.specs}
+        ranked = [p["backbone"] for p in prep.probes if "score" in p and not p["classical"]]
+        tunable = [b for b in dict.fromkeys(ranked) if ctx.specs[b].fine_tunable][:2]
+        space = SearchSpace(specs=ctx.specs, augmentable=augmentable, strategies=strategies,
+                            fine_tune_backbones=tuple(tunable) or None)
         summary_base = {
             "version": _version(),
-            "task": task | {"n_train": int(len(split.train)), "n_val": int(len(split.val))},
-            "profile": prof.to_dict(), "recommendation": rec.to_dict(),
-            "candidates": [s.summary() | {"weights": weights[s.name].to_dict()} for s in specs],
-            "left_out": left_out, "strategy_table": pm.strategy_table.to_dict(), "baseline": baseline,
+            "task": task | {"n_train": int(len(plan.train)), "n_val": int(len(plan.val))},
+            "profile": prof.to_dict(), "recommendation": rec.to_dict(), "probe": list(prep.probes),
+            "candidates": [s.summary() | {"weights": prep.weights[s.name].to_dict()} for s in prep.specs],
+            "left_out": left_out_of(prep), "strategy_table": self._pm().strategy_table.to_dict(),
+            "baseline": _baseline(prep.probes, self.metric), "refit": bool(self.refit),
+            "time_budget": self.time_budget,
         }
         search = Search(ctx=ctx, space=space, run_dir=run_dir, recommendation=rec, storage=self.storage,
-                        seed=self.seed, labels=labels, summary_base=summary_base)
+                        seed=self.seed, labels=prep.labels, summary_base=summary_base,
+                        probes=[p for p in prep.probes if "score" in p], rec_options=prep.rec_options,
+                        patience=self.patience, seconds_per_item=ctx.cache.seconds_per_item)
         t0 = time.perf_counter()
         try:
-            search.run(trials=self.trials, time_budget=self.time_budget, progress=self.progress)
+            search.run(trials=self.trials, deadline=deadline, refit=self.refit, progress=self.progress)
         except KeyboardInterrupt:
             if self.report:
                 self._write_report(run_dir)  # reports what is finished
@@ -213,44 +259,26 @@ class AutoTransfer:
         self.study_ = search.study
         self.profile_ = prof
         self.recommendation_ = rec
-        self.classes_ = np.array(labels)
+        self.classes_ = np.array(prep.labels)
         self.skipped_ = list(data.skips)
         self.search_seconds_ = time.perf_counter() - t0
+        self.fit_seconds_ = time.monotonic() - t_start
         self.cache_stats_ = dict(ctx.cache.stats)
+        self.selection_ = search.selection()
+        self.delivered_ = dict(search.delivered)
+        self.stop_ = dict(search.stop)
         if not (run_dir / "model.keras").exists():
             if self.report:
                 self._write_report(run_dir)  # explains every failure
             reasons = sorted({t.user_attrs.get("fail_reason", "") for t in search.study.trials} - {""})
             raise NotFittedError(f"no trial completed, so no model was saved in {run_dir}. "
                                  f"Failure reasons: {reasons[:5]}")
-        self.predictor_ = load_predictor(run_dir, plugin_manager=pm)
+        self.predictor_ = load_predictor(run_dir, plugin_manager=self._pm())
         self.best_config_ = dict(self.predictor_.config["params"])
         self.best_score_ = float(self.predictor_.config["score"])
         if self.report:
             self._write_report(run_dir)
         return self
-
-    def _baseline(self, run_dir, modality, data, split):
-        from automl_tl.artifacts import atomic_write_json
-        from automl_tl.training import metric_function
-
-        existing = run_dir / "baseline.json"
-        if existing.exists():
-            import json
-
-            return json.loads(existing.read_text())
-        items, labels = data.items, data.labels
-        try:
-            result = modality.baseline([items[i] for i in split.train], [labels[i] for i in split.train],
-                                       [items[i] for i in split.val], [labels[i] for i in split.val],
-                                       metric=metric_function(self.metric))
-        except NotImplementedError:
-            return None
-        except Exception as exc:  # noqa: BLE001 - a baseline must never stop the search
-            result = {"name": "classical baseline", "score": None, "error": f"{type(exc).__name__}: {exc}"}
-        result = dict(result) | {"metric": self.metric}
-        atomic_write_json(existing, result)
-        return result
 
     def _write_report(self, run_dir) -> None:
         try:
@@ -359,3 +387,83 @@ def _check_resume(run_dir: Path, task: dict) -> None:
     if changed:
         raise ConfigError(f"{run_dir} holds a search of a different task ({', '.join(changed)} changed "
                           f"since). Use another --run-dir, or delete {run_dir} to start over.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Prepared:
+    data: Any
+    profile: Any
+    recommendation: Any
+    rec_options: dict
+    specs: list
+    weights: dict
+    left_out: list
+    ctx: Any
+    probes: list
+    modality: Any
+    labels: list
+
+
+def left_out_of(prep: _Prepared) -> list:
+    return list(prep.left_out) + [{"backbone": p["backbone"], "options": p["options"], "reason": p["skipped"]}
+                                  for p in prep.probes if "skipped" in p]
+
+
+def fit_featurizers(specs, data, cache_root) -> dict:
+    """Weights learned from the inputs themselves (no labels), e.g. a TF-IDF vocabulary: fitted
+    once per dataset into the cache folder."""
+    from automl_tl.weights import ResolvedWeights
+
+    out = {}
+    for spec in specs:
+        if spec.fit_weights is None:
+            continue
+        folder = Path(cache_root) / "fitted" / f"{spec.name}-{data.fingerprint()}"
+        if not (folder / ".done").exists():
+            tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            spec.fit_weights(list(data.items), str(tmp))
+            (tmp / ".done").write_text("ok")
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        out[spec.name] = ResolvedWeights(backbone=spec.name, kind="fitted", location=str(folder))
+    return out
+
+
+def _probe_evidence(probes, best: str) -> str:
+    scored = [p for p in probes if "score" in p]
+    if not scored:
+        return ""
+    top = next((p for p in scored if p["backbone"] == best), None)
+    parts = [f"{p['backbone']}{_opts(p['options'])} {p['score']:.3f}±{p['se']:.3f}" for p in scored[:5]]
+    text = f"Linear probe (logistic regression on frozen features): {', '.join(parts)}."
+    if top is not None:
+        text += f" {best} ranks best among the pretrained backbones."
+    classical = [p for p in scored if p["classical"]]
+    if classical and top is not None and classical[0]["score"] > top["score"] + top["se"]:
+        text += (f" The classical baseline {classical[0]['backbone']} scores higher on this data; it "
+                 f"is searched too and delivered if it stays ahead.")
+    return text
+
+
+def _opts(options) -> str:
+    return f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else ""
+
+
+def _baseline(probes, metric: str) -> dict | None:
+    """The run's classical baseline: the best classical featurizer's linear probe."""
+    classical = [p for p in probes if "score" in p and p.get("classical")]
+    if not classical:
+        return None
+    p = classical[0]
+    return {"name": f"{p['backbone']}{_opts(p['options'])} + logistic regression", "score": p["score"],
+            "score_se": p["se"], "metric": metric, "seconds": p["seconds"], "backbone": p["backbone"]}
+
+
+def _split_record(data, plan) -> dict:
+    def part(idx):
+        return {"items": [str(data.items[i]) for i in idx], "labels": [data.labels[i] for i in idx]}
+
+    return {"modality": data.modality, "labels": data.classes, "train": part(plan.train),
+            "val": part(plan.val), "evaluation": plan.to_dict()}

@@ -75,10 +75,6 @@ class Modality:
         """A Keras layer applied to the adapter output in training only, or None."""
         return None
 
-    def baseline(self, train_items, train_labels, val_items, val_labels, *, metric) -> dict:
-        """A classical baseline trained in seconds: ``{"name": ..., "score": ...}``."""
-        raise NotImplementedError
-
 
 class ModalityRegistry:
     def __init__(self) -> None:

@@ -26,6 +26,8 @@ class DatasetProfile:
     size_category: str
     input_stats: Mapping[str, Any]
     backbones: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: the linear probe of every (backbone, options) pair, best first (see automl_tl.probe)
+    probe: tuple[Mapping[str, Any], ...] = ()
     similarity_method: str = ""
     similarity_threshold: float = 0.5
     skipped: Mapping[str, Any] = field(default_factory=dict)
@@ -36,10 +38,21 @@ class DatasetProfile:
         return self.imbalance_ratio > 1.5
 
     def best_backbone(self) -> str | None:
-        """The most similar candidate (ties: the first listed)."""
-        if not self.backbones:
-            return None
-        return max(self.backbones, key=lambda b: self.backbones[b].get("similarity", 0.0))
+        """The pretrained candidate whose frozen features score best in the linear probe.
+
+        Without probe results, the first pretrained candidate: similarities measured by different
+        methods (BN statistics, pixel statistics, vocabulary fit) are not on one scale and are
+        never compared with each other.
+        """
+        pretrained = [b for b, info in self.backbones.items() if not info.get("classical")]
+        ranked = [p["backbone"] for p in self.probe if p["backbone"] in pretrained]
+        if ranked:
+            return ranked[0]
+        return pretrained[0] if pretrained else None
+
+    def best_probe(self, backbone: str) -> Mapping[str, Any] | None:
+        """The best probe result of ``backbone`` (its best options)."""
+        return next((p for p in self.probe if p["backbone"] == backbone), None)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self), default=_jsonable))
@@ -49,7 +62,9 @@ class DatasetProfile:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "DatasetProfile":
-        return cls(**dict(d))
+        d = dict(d)
+        d["probe"] = tuple(d.get("probe", ()))
+        return cls(**d)
 
     @classmethod
     def from_json(cls, text: str) -> "DatasetProfile":
@@ -89,8 +104,11 @@ def profile_data(data, *, modality, table, candidates=(), weights: Mapping[str, 
                 f"backbone {spec.name!r} could not be built and run with its weights "
                 f"({w.location if w else 'random'}): {type(exc).__name__}: {exc}. Check the file given "
                 f"with --weights, or leave the backbone out with --backbones.") from exc
-        info["similar"] = bool(info["similarity"] >= modality.similarity_threshold)
+        if spec.classical:  # nothing pretrained: no similarity to a pretraining domain
+            info["similarity"] = None
+        info["similar"] = bool(info["similarity"] is not None and info["similarity"] >= modality.similarity_threshold)
         info["fine_tunable"] = spec.fine_tunable
+        info["classical"] = spec.classical
         backbones[spec.name] = info
     return DatasetProfile(
         modality=data.modality, source=data.source, n_samples=len(data.items),

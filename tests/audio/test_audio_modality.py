@@ -98,18 +98,6 @@ def test_duration_clipped(tmp_path):
     assert mod.suggested_duration({"duration_seconds": {"p90": 2.34}}) == 2.3
 
 
-def test_baseline_mfcc_logistic_regression(digit_files):
-    from sklearn.metrics import accuracy_score
-
-    items, labels, voices = digit_files
-    tr = [i for i, v in enumerate(voices) if v != "en-us+f2"]
-    va = [i for i, v in enumerate(voices) if v == "en-us+f2"]
-    out = AudioModality().baseline([items[i] for i in tr], [labels[i] for i in tr],
-                                   [items[i] for i in va], [labels[i] for i in va], metric=accuracy_score)
-    assert out["name"] == "MFCC statistics + logistic regression"
-    assert 0.0 <= out["score"] <= 1.0 and out["seconds"] >= 0
-
-
 def test_mfcc_shape_and_finite():
     from automl_tl_audio._features import mfcc, mfcc_statistics
 

