@@ -247,7 +247,8 @@ class AutoTransfer:
         search = Search(ctx=ctx, space=space, run_dir=run_dir, recommendation=rec, storage=self.storage,
                         seed=self.seed, labels=prep.labels, summary_base=summary_base,
                         probes=[p for p in prep.probes if "score" in p], rec_options=prep.rec_options,
-                        patience=self.patience, seconds_per_item=ctx.cache.seconds_per_item)
+                        patience=self.patience, seconds_per_item=ctx.cache.seconds_per_item,
+                        feature_dims={p["backbone"]: p["dim"] for p in prep.probes if "dim" in p})
         t0 = time.perf_counter()
         try:
             search.run(trials=self.trials, deadline=deadline, refit=self.refit, progress=self.progress)

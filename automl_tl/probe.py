@@ -43,6 +43,7 @@ class ProbeResult:
     eval_index: np.ndarray  # the items they belong to
     scores_by_C: Mapping[float, float]
     seconds: float
+    dim: int = 0  # feature dimensions
 
 
 def _standardise(x_fit, *others):
@@ -99,7 +100,8 @@ def linear_probe(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray,
     pred = probs[best_C].argmax(1)
     se = float(se_fn(y_eval, pred, eval_index)) if se_fn is not None else float("nan")
     return ProbeResult(score=scores[best_C], se=se, C=best_C, oof_probs=probs[best_C],
-                       eval_index=eval_index, scores_by_C=scores, seconds=time.perf_counter() - t0)
+                       eval_index=eval_index, scores_by_C=scores, seconds=time.perf_counter() - t0,
+                       dim=int(np.shape(x)[1]))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, C: float, n_classes: int,
@@ -179,7 +181,8 @@ def probe_candidates(ctx, specs, *, deadline: float | None = None, log=None) -> 
                 log.warning("probe %s %s %s", spec.name, options or "", reason)
             continue
         rows.append({"backbone": spec.name, "options": options, "score": result.score, "se": result.se,
-                     "C": result.C, "classical": spec.classical, "seconds": round(time.perf_counter() - t0, 2)})
+                     "C": result.C, "classical": spec.classical, "dim": int(result.dim),
+                     "seconds": round(time.perf_counter() - t0, 2)})
         if log is not None:
             log.info("probe %s %s: %.4f ± %.4f (logistic regression, C=%.3g)", spec.name,
                      options or "", result.score, result.se, result.C)

@@ -463,13 +463,17 @@ def _feature_extraction(cfg, ctx, feats, history, t0) -> TrialResult:
         return TrialResult(score=pr.score, se=pr.se, n_eval=len(pr.eval_index), evaluation=plan.kind,
                            history=history, seconds=time.perf_counter() - t0, head=head,
                            val_probs=pr.oof_probs, val_index=pr.eval_index, C=pr.C)
+    # Cross-validated, a hidden-layer head trains exactly head_epochs epochs: early-stopping on
+    # the fold it is scored on would pick each fold's luckiest epoch (measured: +6 points of
+    # optimism at 200 texts). With one large hold-out split, early stopping is cheap and fair.
+    cv = plan.kind == "cv"
     probs, index, epochs, stopped = [], [], [], ""
     for k, (tr, va) in enumerate(plan.folds):
         if k and past(ctx.deadline):
             stopped = f"the time budget ran out after {k} of {plan.k} folds"
             break
-        fold_head, info = make_head(cfg, ctx, feats, tr, va, history=history if k == 0 else [],
-                                    seed=ctx.seed + k, deadline=ctx.deadline)
+        fold_head, info = make_head(cfg, ctx, feats, tr, None if cv else va, history=history if k == 0 else [],
+                                    epochs=cfg.head_epochs, seed=ctx.seed + k, deadline=ctx.deadline)
         head = head or fold_head  # fold 0 trains on the hold-out split's training items
         probs.append(_probs(fold_head, feats[va]))
         index.append(va)

@@ -1,0 +1,191 @@
+"""Selection that survives small data: folds, standard errors, the one-SE rule, the linear probe
+and its Keras head, and what the search delivers (refit, classical baseline, early stops)."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from automl_tl import AutoTransfer
+from automl_tl.evaluation import Candidate, bootstrap_se, complexity, make_plan, select
+from automl_tl.probe import fit_logistic, linear_probe, logistic_head
+
+
+def _accuracy(y_true, y_pred):
+    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+# ------------------------------------------------------------------------------ folds
+def test_cv_folds_cover_every_item_once_and_stay_stratified():
+    y = np.array([0] * 30 + [1] * 20 + [2] * 10)
+    plan = make_plan(y, val_fraction=0.2, seed=3)
+    assert plan.kind == "cv" and plan.k == 5
+    seen = np.concatenate([va for _, va in plan.folds])
+    assert sorted(seen) == list(range(len(y)))
+    for tr, va in plan.folds:
+        assert not set(tr) & set(va)
+        assert np.bincount(y[va], minlength=3).tolist() == [6, 4, 2]
+    assert (plan.train, plan.val) == plan.folds[0]
+
+
+def test_groups_never_straddle_a_fold_and_a_fixed_split_is_one_holdout():
+    y = np.array([0, 1] * 30)
+    groups = np.repeat(np.arange(6), 10)
+    plan = make_plan(y, groups=groups, seed=0)
+    for tr, va in plan.folds:
+        assert not set(groups[tr]) & set(groups[va])
+    fixed = np.zeros(len(y), bool)
+    fixed[:12] = True
+    plan = make_plan(y, fixed_val=fixed)
+    assert plan.kind == "holdout" and plan.val.tolist() == list(range(12))
+
+
+def test_large_data_gets_one_holdout_split():
+    y = np.array([0, 1] * 50)
+    assert make_plan(y, cv_max_items=60).kind == "holdout"
+    assert make_plan(y, cv_max_items=60, cv=True).kind == "cv"
+
+
+# ------------------------------------------------------------------------------ standard errors
+def test_standard_error_shrinks_with_more_items_and_is_never_zero():
+    rng = np.random.default_rng(0)
+    small = bootstrap_se(rng.integers(0, 2, 40), rng.integers(0, 2, 40), _accuracy)
+    large = bootstrap_se(rng.integers(0, 2, 4000), rng.integers(0, 2, 4000), _accuracy)
+    assert large < small / 5
+    y = np.ones(12, int)
+    assert bootstrap_se(y, y, _accuracy) > 0.05  # 12 of 12 right is not certainty
+
+
+def test_grouped_standard_error_is_larger_when_groups_agree_inside():
+    y = np.zeros(60, int)
+    pred = np.repeat([0, 1, 0, 0, 1, 0], 10)  # whole groups right or wrong
+    groups = np.repeat(np.arange(6), 10)
+    assert bootstrap_se(y, pred, _accuracy, groups=groups) > bootstrap_se(y, pred, _accuracy) * 1.5
+
+
+# ------------------------------------------------------------------------------ the one-SE rule
+def test_a_gap_within_one_standard_error_goes_to_the_simpler_trial():
+    fe = Candidate(trial=0, score=0.80, se=0.03, seconds=1, complexity=complexity("feature_extraction", 0, False))
+    ft = Candidate(trial=1, score=0.82, se=0.05, seconds=60, complexity=complexity("fine_tune_all", 0, False))
+    sel = select([fe, ft])
+    assert sel.trial == 0 and sel.top_trial == 1 and sel.tied == (0, 1)
+    assert "noise" in sel.reason
+    better = Candidate(trial=2, score=0.90, se=0.05, seconds=60, complexity=complexity("fine_tune_all", 0, False))
+    assert select([fe, ft, better]).trial == 2  # beyond one SE: the better trial wins
+
+
+def test_ties_prefer_frozen_linear_pretrained():
+    ranks = [complexity("feature_extraction", 0, False), complexity("feature_extraction", 0, True),
+             complexity("feature_extraction", 256, False), complexity("fine_tune_top", 0, False, unfreeze_blocks=1),
+             complexity("fine_tune_top", 0, False, unfreeze_blocks=3), complexity("fine_tune_all", 0, False)]
+    assert ranks == sorted(ranks)
+    classical = Candidate(trial=0, score=0.9, se=0.02, complexity=complexity("feature_extraction", 0, True))
+    pretrained = Candidate(trial=1, score=0.89, se=0.02, complexity=complexity("feature_extraction", 0, False))
+    assert select([classical, pretrained]).trial == 1
+
+
+# ------------------------------------------------------------------------------ the linear probe
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_logistic_head_gives_scikit_learns_probabilities(n_classes):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(n_classes)
+    x = rng.normal(3.0, 5.0, (80, 7)).astype("float32")
+    y = rng.integers(0, n_classes, 80)
+    head = logistic_head(x, y, 0.5, n_classes)
+    mean, std = x.mean(0), np.sqrt(x.var(0) + 1e-6)
+    ref = LogisticRegression(C=0.5, max_iter=500).fit((x - mean) / std, y).predict_proba((x - mean) / std)
+    got = np.asarray(head(x, training=False))
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_a_class_missing_from_the_training_items_is_never_predicted():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 4))
+    mean, var, W, b = fit_logistic(x, np.array([0, 2] * 15), 1.0, n_classes=3)
+    logits = ((x - mean) / np.sqrt(var)) @ W + b
+    assert np.all(logits.argmax(1) != 1)
+
+
+def test_probe_picks_a_strength_by_the_folds_and_scores_out_of_fold():
+    rng = np.random.default_rng(1)
+    y = np.array([0, 1] * 60)
+    x = rng.normal(size=(120, 50))
+    x[:, 0] += 4.0 * y  # one informative feature among 50 noisy ones
+    plan = make_plan(y, seed=0)
+    res = linear_probe(x, y, plan.folds, metric=_accuracy, n_classes=2,
+                       se_fn=lambda yt, yp, idx: bootstrap_se(yt, yp, _accuracy))
+    assert sorted(res.eval_index) == list(range(120)) and res.oof_probs.shape == (120, 2)
+    assert res.score == pytest.approx(_accuracy(y[res.eval_index], res.oof_probs.argmax(1)))
+    assert 0.85 < res.score <= 1.0 and 0 < res.se < 0.1
+    assert res.scores_by_C[res.C] == max(res.scores_by_C.values())
+    assert min(res.scores_by_C.values()) < res.score  # the strength mattered
+
+
+# ------------------------------------------------------------------------------ the search
+def _fit(folder, tmp_path, **kw):
+    params = dict(backbones=["mobilenetv2"], trials=3, run_dir=str(tmp_path / "run"), report=False,
+                  cache_dir=str(tmp_path / "cache"))
+    return AutoTransfer(**(params | kw)).fit(str(folder))
+
+
+def test_saturated_validation_stops_the_search_and_says_what_it_saved(tmp_path, image_folder):
+    est = _fit(image_folder, tmp_path, trials=10, strategies=["feature_extraction"])
+    assert est.stop_["kind"] == "saturated" and "saturated" in est.stop_["reason"]
+    assert est.stop_["trials_saved"] > 0 and est.stop_["seconds_saved"] >= 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stop"]["kind"] == "saturated" and summary["finished"] is True
+
+
+def test_no_refit_delivers_the_model_trained_on_the_training_split(tmp_path, image_folder):
+    est = _fit(image_folder, tmp_path, refit=False, patience=0, strategies=["feature_extraction"])
+    assert est.delivered_["refit"] is False and "--no-refit" in est.delivered_["refit_reason"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert est.delivered_["n_train"] == summary["evaluation"]["n_train"] < 36
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["refitted"] is False
+
+
+def test_the_pixel_baseline_is_a_deliverable_model(tmp_path, image_folder):
+    import subprocess
+    import sys
+
+    est = _fit(image_folder, tmp_path, backbones=["pixels"], trials=2, patience=0)
+    assert est.delivered_["kind"] == "classical baseline"
+    items = sorted(str(p) for p in image_folder.glob("*/*.png"))[:4]
+    out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "predict", str(tmp_path / "run"), *items,
+                          "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [json.loads(line)["label"] for line in out.stdout.strip().splitlines()] == list(est.predict(items))
+
+
+def test_a_trial_that_cannot_fit_the_time_left_is_not_started(tmp_path, image_folder, monkeypatch):
+    """The mechanism, not a stopwatch: every fine-tuning trial is predicted to cost more than the
+    budget, so none starts; feature-extraction trials still run and the fit delivers."""
+    from automl_tl.search import CostModel
+
+    monkeypatch.setattr(CostModel, "BUILD_S", 10_000.0)
+    est = _fit(image_folder, tmp_path, trials=4, time_budget=600, patience=0,
+               strategies=["feature_extraction", "fine_tune_all"], seed=1)
+    trials = est.study_.trials
+    started = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("not_started")]
+    assert started and all(t.user_attrs["strategy"] == "feature_extraction" for t in started)
+    skipped = [t for t in trials if t.user_attrs.get("not_started")]
+    assert all("predicted cost" in t.user_attrs["not_started"] for t in skipped)
+    assert (tmp_path / "run" / "model.keras").exists()
+
+
+def test_a_running_fine_tune_stops_at_the_deadline_keeping_its_best_epoch(tmp_path, image_folder):
+    from dataclasses import replace
+
+    from automl_tl.training import TrialConfig, run_trial
+
+    est = AutoTransfer(backbones=["mobilenetv2"], cache_dir=str(tmp_path / "cache"))
+    prep = est._prepare(str(image_folder))
+    cfg = TrialConfig(backbone="mobilenetv2", strategy="fine_tune_all", backbone_lr=1e-4, ft_epochs=4,
+                      options={"features": "final"})
+    ctx = replace(prep.ctx, deadline=time.monotonic())  # already past: stop after the first batch
+    result = run_trial(cfg, ctx)
+    assert result.stopped_early == "the time budget ran out"
+    assert sum(1 for h in result.history if h["phase"] == "fine_tune") == 1
+    assert 0.0 <= result.score <= 1.0 and result.epochs["fine_tune"] in (0, 1)
