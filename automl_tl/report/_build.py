@@ -8,9 +8,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from automl_tl.report._fmt import describe_config, fmt_points, fmt_score, fmt_seconds
+from automl_tl.report import _noise
+from automl_tl.report._delivered import classical_backbones, delivered_part, evaluation_part, probe_part, stop_part
+from automl_tl.report._fmt import describe_config, fmt_interval, fmt_score, fmt_seconds
 from automl_tl.report._io import jsonable, to_float
-from automl_tl.report._load import PARAM_COLUMNS, RunData, load_run
+from automl_tl.report._load import NOISE_COLUMNS, PARAM_COLUMNS, RunData, load_run
 
 __all__ = ["build_report", "build_from_data", "REPORT_VERSION", "profile_size"]
 
@@ -49,7 +51,33 @@ def _point(scores: list[float]) -> float:
 
 
 def _public_trial(t: dict[str, Any]) -> dict[str, Any]:
-    return {k: t.get(k) for k in ("trial", "state", *PARAM_COLUMNS, "score", "seconds", "recommended", "fail_reason")}
+    return {k: t.get(k) for k in ("trial", "state", *PARAM_COLUMNS, "score", *NOISE_COLUMNS, "seconds", "recommended", "not_started", "fail_reason")}
+
+
+def _eval_label(t: dict[str, Any], k: int | None) -> str:
+    """How a trial was scored, for a table cell: "5-fold CV, 600 items" / "hold-out, 120 items"."""
+    ev = t.get("evaluation")
+    if not ev:
+        return ""
+    name = (f"{k}-fold CV" if k else "CV") if ev == "cv" else "hold-out" if ev == "holdout" else str(ev)
+    return f"{name}, {t['n_eval']} items" if t.get("n_eval") is not None else name
+
+
+def _leaderboard(trials: list[dict], sign: float, delivered: int | None, tied: set[int], k: int | None) -> list[dict[str, Any]]:
+    def lb_key(t):
+        return (STATE_ORDER.get(t["state"], 5), t.get("not_started", False), -(sign * t["score"]) if t["score"] is not None else math.inf, t["trial"])
+
+    out, rank = [], 0
+    for t in sorted(trials, key=lb_key):
+        row = _public_trial(t)
+        if t["state"] == "COMPLETE" and t["score"] is not None:
+            rank += 1
+            row["rank"] = rank
+        else:
+            row["rank"] = None
+        row.update(pareto=False, delivered=t["trial"] == delivered, within_se=t["trial"] in tied, scored_on=_eval_label(t, k))
+        out.append(row)
+    return out
 
 
 def _reason_head(reason: str | None) -> str:
@@ -175,7 +203,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
     metric = str(task.get("metric") or (data.baseline or {}).get("metric") or "score")
     profile = summary.get("profile") if isinstance(summary.get("profile"), dict) else {}
     rec = summary.get("recommendation") if isinstance(summary.get("recommendation"), dict) else None
-    counts = Counter(t["state"] for t in trials)
+    counts = Counter("NOT_STARTED" if t.get("not_started") else t["state"] for t in trials)
     complete = [t for t in trials if t["state"] == "COMPLETE" and t["score"] is not None]
     scores = [t["score"] for t in complete]
     point = _point(scores)
@@ -190,6 +218,8 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
 
     best = max(complete, key=better_key) if complete else None
     finished = bool(summary.get("finished", False))
+    selection = summary.get("selection") if isinstance(summary.get("selection"), dict) else {}
+    top_se = to_float(selection.get("top_se"))  # the noise band when trials carry no standard error
     total_seconds = sum(t["seconds"] or 0.0 for t in trials)
 
     # recommended configuration
@@ -206,28 +236,16 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
     rec_best = max(rec_complete, key=better_key) if rec_complete else None
     regret = sign * (best["score"] - rec_best["score"]) if best and rec_best else None
     winner_strategy = best["strategy"] if best else None
-    # strategies whose best trial equals the best score: a tie is not a defeat of the recommendation
-    tied = sorted({t["strategy"] for t in complete if best and abs(t["score"] - best["score"]) <= 1e-12 and t["strategy"]}, key=_strategy_key)
-    held = (winner_strategy == rec_strategy or rec_strategy in tied) if (best and rec_strategy) else None
 
-    # leaderboard
-    def lb_key(t):
-        return (STATE_ORDER.get(t["state"], 5), -(sign * t["score"]) if t["score"] is not None else math.inf, t["trial"])
+    # what was delivered and why (newer runs), the leaderboard
+    by_number = {t["trial"]: t for t in trials}
+    delivered = delivered_part(summary, by_number, best, sign, point)
+    evaluation = evaluation_part(summary)
+    tied_se = set(delivered["tied"]) - {delivered["top_trial"]} if delivered else set()  # within one SE of the top score, not the top itself
+    leaderboard = _leaderboard(trials, sign, delivered["trial"] if delivered else None, tied_se, (evaluation or {}).get("k"))
 
-    leaderboard = []
-    rank = 0
-    for t in sorted(trials, key=lb_key):
-        row = _public_trial(t)
-        if t["state"] == "COMPLETE" and t["score"] is not None:
-            rank += 1
-            row["rank"] = rank
-        else:
-            row["rank"] = None
-        row["pareto"] = False
-        leaderboard.append(row)
-
-    # strategy x backbone matrix (queued trials without parameters yet are left out)
-    placed = [t for t in trials if t["strategy"] or t["backbone"] or t["state"] not in ("WAITING", "UNKNOWN")]
+    # strategy x backbone matrix (queued trials without parameters yet, and trials never started, are left out)
+    placed = [t for t in trials if (t["strategy"] or t["backbone"] or t["state"] not in ("WAITING", "UNKNOWN")) and not t.get("not_started")]
     strategies = sorted({t["strategy"] or "?" for t in placed}, key=_strategy_key)
     backbones = sorted({t["backbone"] or "?" for t in placed}, key=str)
     cells = []
@@ -244,6 +262,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
                     "strategy": s,
                     "backbone": b,
                     "best_score": cb["score"] if cb else None,
+                    "best_se": cb["score_se"] if cb else None,
                     "best_trial": cb["trial"] if cb else None,
                     "n_trials": len(ts),
                     "n_complete": c.get("COMPLETE", 0),
@@ -262,6 +281,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
             {
                 "strategy": s,
                 "best_score": sb["score"] if sb else None,
+                "best_se": sb["score_se"] if sb else None,
                 "best_trial": sb["trial"] if sb else None,
                 "best_backbone": sb["backbone"] if sb else None,
                 "n_trials": len(ts),
@@ -271,6 +291,12 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
                 "recommended": s == rec_strategy,
             }
         )
+    # a recommended strategy whose best trial is within one standard error of the winner held: a tie within noise
+    tied = _noise.tied_strategies(best, per_strategy, sign, top_se)
+    for s in per_strategy:
+        s["tied_with_best"] = s["strategy"] in tied
+    verdict = _noise.strategy_verdict(best, rec_strategy, per_strategy, sign, top_se)
+    held = verdict["held"]
 
     # accuracy vs cost, Pareto front (lower seconds, better score)
     costed = sorted((t for t in complete if t["seconds"] is not None), key=lambda t: (t["seconds"], -sign * t["score"], t["trial"]))
@@ -335,48 +361,15 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
             run_best = t["score"] if run_best is None else (max(run_best, t["score"]) if sign > 0 else min(run_best, t["score"]))
         history.append({"trial": t["trial"], "state": t["state"], "strategy": t["strategy"], "score": t["score"], "best_so_far": run_best, "recommended": t["recommended"]})
 
-    # baseline
+    # baseline: compared with the best transfer-learning trial (a classical featurizer searched like a backbone is not one)
     baseline = None
     if data.baseline:
-        b = data.baseline
-        bscore = to_float(b.get("score"))
-        baseline = {
-            "name": b.get("name"),
-            "metric": b.get("metric") or metric,
-            "score": bscore,
-            "seconds": to_float(b.get("seconds")),
-            "best_score": best["score"] if best else None,
-            "delta": (sign * (best["score"] - bscore)) if (best and bscore is not None) else None,
-            "beat_transfer": (sign * bscore > sign * best["score"] + 1e-12) if (best and bscore is not None) else (bscore is not None),
-            "tie": bool(best and bscore is not None and abs(bscore - best["score"]) <= 1e-12),
-            "same_metric": (str(b.get("metric") or metric) == metric),
-        }
-        name = b.get("name") or "classical baseline"
-        named = "" if "baseline" in str(name).lower() and len(str(name)) < 24 else f" ({name})"
-        if b.get("error"):
-            baseline["error"] = str(b["error"])
-        if bscore is None:
-            baseline["sentence"] = f"The classical baseline{named} has no score" + (f": it failed ({b['error']})." if b.get("error") else " recorded.")
-        elif best is None:
-            baseline["sentence"] = f"The classical baseline{named} scored {fmt_score(bscore)}; no transfer-learning trial completed, so the baseline is the best model of this run."
-        elif baseline["tie"]:
-            baseline["sentence"] = (
-                f"Transfer learning and the classical baseline{named} tied at {fmt_score(bscore)}: on this validation split the "
-                f"pretrained backbone brought no gain over the baseline (which took {fmt_seconds(baseline['seconds'])})."
-            )
-        elif baseline["beat_transfer"]:
-            baseline["sentence"] = (
-                f"The classical baseline{named} beat transfer learning: {fmt_score(bscore)} vs {fmt_score(best['score'])} "
-                f"({fmt_points(-baseline['delta'], point)} better) in {fmt_seconds(baseline['seconds'])}. "
-                "On this data a pretrained backbone did not pay off; prefer the baseline or revisit the data."
-            )
-        else:
-            baseline["sentence"] = (
-                f"Transfer learning beat the classical baseline{named} by {fmt_points(baseline['delta'], point)}: "
-                f"{fmt_score(best['score'])} vs {fmt_score(bscore)}."
-            )
-        if not baseline["same_metric"]:
-            baseline["sentence"] += f" Note: the baseline was scored with {b.get('metric')}, the search with {metric}."
+        classical = classical_backbones(summary, data.baseline)
+        if delivered and delivered["classical"] and delivered["backbone"]:
+            classical.add(str(delivered["backbone"]))
+        tl_trials = [t for t in complete if str(t["backbone"]) not in classical]
+        tl_best = max(tl_trials, key=better_key) if tl_trials else None
+        baseline = _noise.baseline_part(data.baseline, tl_best, metric, sign, point)
 
     # failures
     failed = [t for t in trials if t["state"] == "FAIL"]
@@ -389,7 +382,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
 
     # headline sentences
     n = len(trials)
-    state_text = ", ".join(f"{counts.get(s, 0)} {w}" for s, w in (("COMPLETE", "complete"), ("PRUNED", "pruned"), ("FAIL", "failed"), ("RUNNING", "running"), ("WAITING", "queued")) if counts.get(s, 0))
+    state_text = ", ".join(f"{counts.get(s, 0)} {w}" for s, w in (("COMPLETE", "complete"), ("PRUNED", "pruned"), ("FAIL", "failed"), ("RUNNING", "running"), ("WAITING", "queued"), ("NOT_STARTED", "not started")) if counts.get(s, 0))
     headline = []
     if finished:
         headline.append(f"Run finished: {n} trial{'s' if n != 1 else ''} ({state_text or 'none'}), {fmt_seconds(total_seconds)} of compute.")
@@ -407,7 +400,13 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
     else:
         headline.append("No recommendation recorded in summary.json.")
     if best:
-        headline.append(f"Best: trial {best['trial']}, {describe_config(best)}: {metric} {fmt_score(best['score'])} in {fmt_seconds(best['seconds'])}.")
+        scored_on = _eval_label(best, (evaluation or {}).get("k"))
+        headline.append(
+            f"Best: trial {best['trial']}, {describe_config(best)}: {metric} {fmt_interval(best['score'], best.get('score_se'))}"
+            + (f" ({scored_on})" if scored_on else "") + f" in {fmt_seconds(best['seconds'])}."
+        )
+        if delivered and not delivered["is_top"]:
+            headline.append(delivered["sentences"][0])
     elif n and counts.get("FAIL", 0) == n:
         top = "; ".join(f"{r['reason']} (×{r['count']})" for r in failures["reasons"][:3])
         headline.append(f"Every trial failed ({n}). Reasons: {top}.")
@@ -417,13 +416,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
         headline.append("No trial has been recorded yet.")
     if rec:
         if rec_best and best:
-            if regret is not None and regret <= 1e-12:
-                headline.append(f"The recommended configuration (trial {rec_best['trial']}) was the best: regret 0.")
-            else:
-                headline.append(
-                    f"The recommended configuration (trial {rec_best['trial']}) scored {fmt_score(rec_best['score'])}: "
-                    f"regret {fmt_points(regret, point)} ({fmt_score(regret)})."
-                )
+            headline.append(_noise.regret_sentence(rec_best, best, regret, sign, point, top_se))
         elif rec_trials:
             headline.append(
                 "The recommended configuration did not complete ("
@@ -432,27 +425,15 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
             )
         elif trials:
             headline.append("No trial is marked as the recommended configuration, so its regret is unknown.")
-        if held is True:
-            if winner_strategy == rec_strategy:
-                others = [x for x in tied if x != rec_strategy]
-                tie = f" (tied with {', '.join(others)})" if others else ""
-                headline.append(f"The strategy table held: the recommended strategy ({rec_strategy}) won{tie}.")
-            else:
-                headline.append(f"The strategy table held: the recommended strategy ({rec_strategy}) tied with the winner ({winner_strategy}) at {fmt_score(best['score'])}.")
-        elif held is False:
-            rs = next((s for s in per_strategy if s["strategy"] == rec_strategy), None)
-            extra = ""
-            if rs and rs["best_score"] is not None:
-                extra = f"; the best {rec_strategy} trial scored {fmt_score(rs['best_score'])}, {fmt_points(rs['gap_to_best'], point)} lower"
-            elif rs is None:
-                extra = f"; no {rec_strategy} trial was run"
-            others = [x for x in tied if x != winner_strategy]
-            tie = f" (tied with {', '.join(others)})" if others else ""
-            headline.append(f"The strategy table did not hold here: {winner_strategy} won{tie}, not the recommended {rec_strategy}{extra}.")
+        if best and rec_strategy:
+            headline.append(_noise.strategy_sentence(verdict, best, rec_strategy, tied, per_strategy, point))
     if best:
         headline.append(cheaper_sentence)
     if baseline:
         headline.append(baseline["sentence"])
+    stop = stop_part(summary)
+    if stop and stop["early"]:
+        headline.append(stop["sentence"])
     if failed and best:
         headline.append(f"{len(failed)} trial{'s' if len(failed) != 1 else ''} failed: " + "; ".join(f"{r['reason']} (×{r['count']})" for r in failures["reasons"][:3]) + ".")
 
@@ -478,7 +459,8 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
             "failed": counts.get("FAIL", 0),
             "running": counts.get("RUNNING", 0),
             "waiting": counts.get("WAITING", 0),
-            "other": n - sum(counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")),
+            "not_started": counts.get("NOT_STARTED", 0),
+            "other": n - sum(counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING", "NOT_STARTED")),
         },
         "summary_counts": summary.get("counts"),
         "total_seconds": total_seconds,
@@ -488,6 +470,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
             "trials": [t["trial"] for t in rec_trials],
             "best_trial": rec_best["trial"] if rec_best else None,
             "score": rec_best["score"] if rec_best else None,
+            "score_se": rec_best["score_se"] if rec_best else None,
             "seconds": rec_best["seconds"] if rec_best else None,
             "states": {str(t["trial"]): t["state"] for t in rec_trials},
         },
@@ -496,6 +479,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
         "winner_strategy": winner_strategy,
         "tied_strategies": tied,
         "strategy_held": held,
+        "strategy_verdict": verdict,
         "headline": headline,
         "leaderboard": leaderboard,
         "strategies": per_strategy,
@@ -505,6 +489,10 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
         "optimisation_history": history,
         "importances": imp,
         "baseline": baseline,
+        "delivered": delivered,
+        "stop": stop,
+        "evaluation": evaluation,
+        "probe": probe_part(summary),
         "per_class": _per_class(data),
         "failures": failures,
         "files": data.files,

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 from automl_tl.errors import AutoMLTLError, ConfigError
 from automl_tl.report._build import _strategy_key, build_report
-from automl_tl.report._fmt import esc, fmt_points, fmt_score, fmt_seconds, fmt_value, md
+from automl_tl.report._fmt import esc, fmt_interval, fmt_points, fmt_seconds, fmt_value, md
 from automl_tl.report._io import jsonable
 from automl_tl.report._plots import compare_plot
 from automl_tl.report._render import _md_table, _table, img, page
@@ -22,7 +22,9 @@ def _run_row(report: dict[str, Any], label: str) -> dict[str, Any]:
     best = report["best"]
     scores = {s["strategy"]: s["best_score"] for s in report["strategies"]}
     b = report["baseline"] or {}
-    return {
+    v = report.get("strategy_verdict") or {}
+    d = report.get("delivered") or {}
+    return _noise_fields(report, v, b, d) | {
         "label": label,
         "run_dir": report["run_dir"],
         "run_name": report["run_name"],
@@ -52,6 +54,25 @@ def _run_row(report: dict[str, Any], label: str) -> dict[str, Any]:
         "counts": report["counts"],
         "total_seconds": report["total_seconds"],
         "labels": (report["per_class"] or {}).get("labels") if (report["per_class"] or {}).get("available") else None,
+    }
+
+
+def _noise_fields(report: dict[str, Any], v: dict, b: dict, d: dict) -> dict[str, Any]:
+    """Standard errors and the noise-aware verdicts of one run (None where the run has none)."""
+    best = report["best"] or {}
+    return {
+        "best_se": best.get("score_se"),
+        "strategy_ses": {s["strategy"]: s.get("best_se") for s in report["strategies"]},
+        "strategy_verdict": v.get("verdict"),
+        "within_noise": bool(v.get("within_noise")),
+        "strategy_gap": v.get("gap"),
+        "strategy_gap_se": v.get("se"),
+        "baseline_se": b.get("score_se"),
+        "baseline_tie_within_noise": bool(b.get("within_noise")),
+        "delivered_trial": d.get("trial"),
+        "delivered_is_top": d.get("is_top"),
+        "delivered_kind": d.get("kind"),
+        "refit": d.get("refit"),
     }
 
 
@@ -93,7 +114,8 @@ def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
 
     # the empirical strategy table: winner per size, then bands of consecutive sizes with one winner
     table = [
-        {"n_samples": r["n_samples"], "run": r["label"], "winner": r["winner_strategy"], "recommended": r["recommended_strategy"], "agrees": r["agrees"], "best_score": r["best_score"]}
+        {"n_samples": r["n_samples"], "run": r["label"], "winner": r["winner_strategy"], "recommended": r["recommended_strategy"], "agrees": r["agrees"],
+         "within_noise": r["within_noise"], "best_score": r["best_score"], "best_se": r["best_se"]}
         for r in rows
     ]
     bands: list[dict[str, Any]] = []
@@ -120,17 +142,14 @@ def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
         if r["agrees"] is False:
             rec_score = r["strategy_scores"].get(r["recommended_strategy"])
             gap = None if rec_score is None or r["best_score"] is None else abs(r["best_score"] - rec_score)
-            d = {"run": r["label"], "n_samples": r["n_samples"], "recommended": r["recommended_strategy"], "winner": r["winner_strategy"], "gap": gap, "rule": r["recommendation_rule"]}
+            d = {"run": r["label"], "n_samples": r["n_samples"], "recommended": r["recommended_strategy"], "winner": r["winner_strategy"], "gap": gap,
+                 "se": r["strategy_gap_se"], "rule": r["recommendation_rule"]}
             disagreements.append(d)
             size = "?" if r["n_samples"] is None else r["n_samples"]
-            why = f", by {fmt_points(gap, r['point'])}" if gap is not None else f"; no {r['recommended_strategy']} trial completed"
+            beyond = f", beyond one standard error ({fmt_points(d['se'], r['point'])})" if d["se"] is not None else ""
+            why = f", by {fmt_points(gap, r['point'])}{beyond}" if gap is not None else f"; no {r['recommended_strategy']} trial completed"
             sentences.append(f"At {size} samples ({r['label']}) the recommendation ({r['recommended_strategy']}) disagreed with the winner ({r['winner_strategy']}{why}).")
-    agreed = [r for r in rows if r["agrees"] is True]
-    if not disagreements and agreed:
-        sentences.append(f"The recommendation matched the winning strategy in all {len(agreed)} run{'s' if len(agreed) != 1 else ''} with a winner.")
-    bl = [r for r in rows if r["baseline_beat_transfer"]]
-    if bl:
-        sentences.append("The classical baseline beat transfer learning at " + ", ".join(str(r["n_samples"] or "?") for r in bl) + " samples.")
+    sentences += _noise_sentences(rows, bool(disagreements))
     return jsonable(
         {
             "report_version": 1,
@@ -148,6 +167,31 @@ def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
     )
 
 
+def _noise_sentences(rows: list[dict[str, Any]], any_disagreement: bool) -> list[str]:
+    out = []
+    for r in rows:
+        if r["agrees"] and r["within_noise"]:
+            size = "?" if r["n_samples"] is None else r["n_samples"]
+            se = f" ({fmt_points(r['strategy_gap_se'], r['point'])})" if r["strategy_gap_se"] is not None else ""
+            out.append(
+                f"At {size} samples ({r['label']}) the recommended {r['recommended_strategy']} finished {fmt_points(r['strategy_gap'], r['point'])} "
+                f"behind the winner ({r['winner_strategy']}), within one standard error{se}: a tie within noise, so the table held."
+            )
+    agreed = [r for r in rows if r["agrees"] is True]
+    if not any_disagreement and agreed:
+        out.append(f"The recommendation matched the winning strategy (or tied with it within noise) in all {len(agreed)} run{'s' if len(agreed) != 1 else ''} with a winner.")
+    bl = [r for r in rows if r["baseline_beat_transfer"]]
+    if bl:
+        out.append("The classical baseline beat transfer learning at " + ", ".join(str(r["n_samples"] or "?") for r in bl) + " samples, by more than one standard error.")
+    tie = [r for r in rows if r["baseline_tie_within_noise"]]
+    if tie:
+        out.append("The classical baseline and transfer learning tied within noise at " + ", ".join(str(r["n_samples"] or "?") for r in tie) + " samples.")
+    return out
+
+
+_AGREES_HTML = {True: '<span class="badge ok">yes</span>', False: '<span class="badge bad">disagreed</span>', None: '<span class="muted">—</span>'}
+
+
 def _render_html(c: dict[str, Any], png: bytes | None) -> str:
     parts = [f"<h1>Strategy comparison across {len(c['runs'])} runs</h1><div class=\"sub\">generated {esc(c['generated_at'])} · metric {esc(c['metric'])}</div>"]
     parts.append('<section id="verdict"><h2>Verdict</h2><ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in c["headline"]) + "</ul></section>")
@@ -155,22 +199,21 @@ def _render_html(c: dict[str, Any], png: bytes | None) -> str:
     head += [(esc(s), True) for s in c["strategies"]] + [("regret", True), ("baseline", True), ("agrees", False)]
     rows = []
     for r in c["runs"]:
-        cells = [esc(r["label"]) + ("" if r["finished"] else ' <span class="badge warn">unfinished</span>'), esc(fmt_value(r["n_samples"])), esc(fmt_value(r["recommended_strategy"])), f"<b>{esc(fmt_value(r['winner_strategy']))}</b>" + (f" <span class=\"muted\">(tied: {esc(', '.join(r['tied_strategies']))})</span>" if r["tied_strategies"] else ""), esc(fmt_score(r["best_score"]))]
+        cells = [esc(r["label"]) + ("" if r["finished"] else ' <span class="badge warn">unfinished</span>'), esc(fmt_value(r["n_samples"])), esc(fmt_value(r["recommended_strategy"])), f"<b>{esc(fmt_value(r['winner_strategy']))}</b>" + (f" <span class=\"muted\">(tied: {esc(', '.join(r['tied_strategies']))})</span>" if r["tied_strategies"] else ""), esc(fmt_interval(r["best_score"], r.get("best_se")))]
         for s in c["strategies"]:
             v = r["strategy_scores"].get(s)
-            txt = esc(fmt_score(v))
+            txt = esc(fmt_interval(v, (r.get("strategy_ses") or {}).get(s)))
             if s == r["winner_strategy"]:
                 txt = f"<b>{txt}</b> ★"
             if s == r["recommended_strategy"]:
                 txt += ' <span class="muted">(rec.)</span>'
             cells.append(txt)
         cells.append(esc(fmt_points(r["regret"], r["point"])) if r["regret"] is not None else "—")
-        cells.append(esc(fmt_score(r["baseline_score"])) + (' <span class="badge bad">beat TL</span>' if r["baseline_beat_transfer"] else ""))
-        ag = {True: '<span class="badge ok">yes</span>', False: '<span class="badge bad">disagreed</span>', None: '<span class="muted">—</span>'}[r["agrees"]]
-        cells.append(ag)
+        cells.append(esc(fmt_interval(r["baseline_score"], r.get("baseline_se"))) + (' <span class="badge bad">beat TL</span>' if r["baseline_beat_transfer"] else ""))
+        cells.append('<span class="badge warn">tie within noise</span>' if r["agrees"] and r.get("within_noise") else _AGREES_HTML[r["agrees"]])
         rows.append((cells, ""))
     parts.append(
-        '<section id="table"><h2>Empirical strategy table</h2><p class="small muted">One row per run, by dataset size. Columns per strategy: the best score that strategy reached in that run (★ = winner, rec. = what the strategy table recommended). Regret: best score minus the recommended configuration\'s score.</p>'
+        '<section id="table"><h2>Empirical strategy table</h2><p class="small muted">One row per run, by dataset size. Columns per strategy: the best score ± one standard error that strategy reached in that run (★ = winner, rec. = what the strategy table recommended). Regret: best score minus the recommended configuration\'s score. A recommended strategy within one standard error of the winner is a tie within noise, not a disagreement.</p>'
         + _table(head, rows)
         + "</section>"
     )
@@ -192,11 +235,12 @@ def _render_md(c: dict[str, Any], images: dict[str, str]) -> str:
     L += ["", "## Empirical strategy table", ""]
     rows = []
     for r in c["runs"]:
-        row = [r["label"], fmt_value(r["n_samples"]), fmt_value(r["recommended_strategy"]), fmt_value(r["winner_strategy"]) + (f" (tied: {', '.join(r['tied_strategies'])})" if r["tied_strategies"] else ""), fmt_score(r["best_score"])]
+        row = [r["label"], fmt_value(r["n_samples"]), fmt_value(r["recommended_strategy"]), fmt_value(r["winner_strategy"]) + (f" (tied: {', '.join(r['tied_strategies'])})" if r["tied_strategies"] else ""), fmt_interval(r["best_score"], r.get("best_se"))]
         for s in c["strategies"]:
-            v = fmt_score(r["strategy_scores"].get(s))
+            v = fmt_interval(r["strategy_scores"].get(s), (r.get("strategy_ses") or {}).get(s))
             row.append(v + (" ★" if s == r["winner_strategy"] else "") + (" (rec.)" if s == r["recommended_strategy"] else ""))
-        row += [fmt_points(r["regret"], r["point"]) if r["regret"] is not None else "—", fmt_score(r["baseline_score"]), {True: "yes", False: "DISAGREED", None: "—"}[r["agrees"]]]
+        agrees = "tie within noise" if r["agrees"] and r.get("within_noise") else {True: "yes", False: "DISAGREED", None: "—"}[r["agrees"]]
+        row += [fmt_points(r["regret"], r["point"]) if r["regret"] is not None else "—", fmt_interval(r["baseline_score"], r.get("baseline_se")), agrees]
         rows.append(row)
     L.append(_md_table(["run", "samples", "recommended", "winner", "best", *c["strategies"], "regret", "baseline", "agrees"], rows))
     L.append("")

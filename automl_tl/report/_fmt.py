@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import Any
 
-__all__ = ["fmt_score", "fmt_seconds", "fmt_points", "fmt_value", "describe_config", "esc", "md", "mpl_text"]
+__all__ = ["fmt_score", "fmt_interval", "fmt_seconds", "fmt_points", "fmt_value", "describe_config", "esc", "md", "mpl_text"]
 
 
 def fmt_score(x: Any) -> str:
@@ -16,6 +17,19 @@ def fmt_score(x: Any) -> str:
         return f"{float(x):.4f}"
     except (TypeError, ValueError):
         return str(x)
+
+
+def fmt_interval(x: Any, se: Any) -> str:
+    """A score with its interval, "0.9125 ± 0.0250" (one standard error); the bare score when the SE is unknown."""
+    if x is None:
+        return "—"
+    try:
+        s = float(se) if se is not None and not isinstance(se, bool) else None
+    except (TypeError, ValueError):
+        s = None
+    if s is None or not math.isfinite(s):
+        return fmt_score(x)
+    return f"{fmt_score(x)} ± {s:.4f}"
 
 
 def fmt_seconds(x: Any) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from automl_tl.report._io import read_csv, read_json, to_bool, to_float, to_int
 
-__all__ = ["RunData", "load_run", "PARAM_COLUMNS", "STUDY_NAME"]
+__all__ = ["RunData", "load_run", "PARAM_COLUMNS", "NOISE_COLUMNS", "STUDY_NAME"]
 
 STUDY_NAME = "automl_tl"
 PARAM_COLUMNS = (
@@ -31,8 +31,10 @@ PARAM_COLUMNS = (
     "augment",
     "options",
 )
-_FLOAT_COLUMNS = {"head_lr", "backbone_lr", "dropout", "score", "seconds"}
-_INT_COLUMNS = {"unfreeze_blocks", "head_units", "head_epochs", "ft_epochs"}
+#: how each trial was scored (newer runs): standard error of the score, "cv" or "holdout", items scored on
+NOISE_COLUMNS = ("score_se", "evaluation", "n_eval")
+_FLOAT_COLUMNS = {"head_lr", "backbone_lr", "dropout", "score", "seconds", "score_se"}
+_INT_COLUMNS = {"unfreeze_blocks", "head_units", "head_epochs", "ft_epochs", "n_eval"}
 _FINAL_STATES = {"COMPLETE", "PRUNED", "FAIL"}
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,20 @@ def _empty_trial(number: int) -> dict[str, Any]:
     for k in PARAM_COLUMNS:
         row[k] = None
     row.update(score=None, seconds=None, recommended=False, fail_reason=None, history=None, source=None)
+    row.update({k: None for k in NOISE_COLUMNS}, not_started=False)
     return row
+
+
+def _fill_noise(row: dict[str, Any], source: dict[str, Any], *, force: bool = False) -> None:
+    """score_se / evaluation / n_eval from a trial file or user_attrs, where the row lacks them."""
+    for k in NOISE_COLUMNS:
+        if (force or row.get(k) is None) and source.get(k) not in (None, ""):
+            row[k] = _norm_value(k, source[k])
+
+
+def _not_started(state: str, reason: Any) -> bool:
+    """A trial the time budget did not let start: PRUNED, its reason "not started: ..."."""
+    return state == "PRUNED" and str(reason or "").strip().lower().startswith("not started")
 
 
 def _from_leaderboard(rows: list[dict[str, str]], warnings: list[str]) -> dict[int, dict[str, Any]]:
@@ -101,11 +116,12 @@ def _from_leaderboard(rows: list[dict[str, str]], warnings: list[str]) -> dict[i
             continue
         row = _empty_trial(number)
         row["state"] = _norm_state(raw.get("state"))
-        for k in PARAM_COLUMNS + ("score", "seconds"):
+        for k in PARAM_COLUMNS + ("score", "seconds") + NOISE_COLUMNS:
             if k in raw:
                 row[k] = _norm_value(k, raw.get(k))
         row["recommended"] = to_bool(raw.get("recommended"))
         row["fail_reason"] = (raw.get("fail_reason") or "").strip() or None
+        row["not_started"] = _not_started(row["state"], row["fail_reason"])
         row["source"] = "leaderboard"
         out[number] = row
     return out
@@ -133,6 +149,8 @@ def _merge_trial_file(rows: dict[int, dict[str, Any]], data: dict[str, Any]) -> 
         row["score"] = to_float(data.get("score"))
         row["seconds"] = to_float(data.get("seconds"))
         row["fail_reason"] = data.get("fail_reason") or row["fail_reason"]
+        _fill_noise(row, data, force=True)
+    _fill_noise(row, data)
     for k in PARAM_COLUMNS:
         if row.get(k) is None and k in params:
             row[k] = _norm_value(k, params[k])
@@ -198,6 +216,10 @@ def _merge_study(rows: dict[int, dict[str, Any]], study, warnings: list[str]) ->
             row["fail_reason"] = attrs.get("fail_reason") or None
             rows[t.number] = row
         attrs = t.user_attrs or {}
+        _fill_noise(row, attrs)
+        if attrs.get("not_started") and state == "PRUNED":
+            row["not_started"] = True
+            row["fail_reason"] = row["fail_reason"] or str(attrs["not_started"])
         if row.get("strategy") is None and attrs.get("strategy"):
             row["strategy"] = str(attrs["strategy"])
         for k in PARAM_COLUMNS:
@@ -287,9 +309,11 @@ def load_run(run_dir: str | Path, *, with_study: bool = True) -> RunData:
             labels = [str(x) for x in cand]
             break
 
-    baseline = read_json(run_dir / "baseline.json", warnings)
-    if not isinstance(baseline, dict):
-        baseline = summary.get("baseline") if isinstance(summary.get("baseline"), dict) else None
+    # newer runs keep the baseline in summary.json; older ones wrote baseline.json
+    baseline = summary.get("baseline") if isinstance(summary.get("baseline"), dict) else None
+    if baseline is None:
+        baseline = read_json(run_dir / "baseline.json", warnings)
+        baseline = baseline if isinstance(baseline, dict) else None
 
     predictions = read_csv(run_dir / "val_predictions.csv", warnings)
 

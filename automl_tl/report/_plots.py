@@ -60,6 +60,7 @@ def _scatter(report: dict[str, Any]) -> bytes | None:
         pts = [r for r in lb if (r["strategy"] or "?") == s and r["state"] == "COMPLETE"]
         if pts:
             ax.scatter([r["seconds"] for r in pts], [r["score"] for r in pts], s=36, color=colors[s], label=mpl_text(s), alpha=0.85, zorder=3)
+            _error_bars(ax, [(r["seconds"], r["score"], r.get("score_se")) for r in pts], colors[s])
     pr = [r for r in lb if r["state"] == "PRUNED"]
     if pr:
         ax.scatter([r["seconds"] for r in pr], [r["score"] for r in pr], s=30, marker="x", color="#999999", label="pruned (last score)", zorder=2)
@@ -82,6 +83,9 @@ def _scatter(report: dict[str, Any]) -> bytes | None:
     rec = [r for r in lb if r["recommended"] and r["state"] == "COMPLETE"]
     if rec:
         ax.scatter([r["seconds"] for r in rec], [r["score"] for r in rec], s=170, marker="s", facecolors="none", edgecolors="#d62728", lw=1.5, zorder=5, label="recommended")
+    dlv = [r for r in lb if r.get("delivered") and r["state"] == "COMPLETE" and not (best and r["trial"] == best.get("trial"))]
+    if dlv:
+        ax.scatter([r["seconds"] for r in dlv], [r["score"] for r in dlv], s=150, marker="D", facecolors="none", edgecolors="#17612f", lw=1.6, zorder=6, label="delivered (one-SE rule)")
     secs = [r["seconds"] for r in lb if r["seconds"] > 0]
     if secs and max(secs) / max(min(secs), 1e-9) > 20:
         _log_seconds_axis(ax)
@@ -91,6 +95,13 @@ def _scatter(report: dict[str, Any]) -> bytes | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.85)
     return _png(fig)
+
+
+def _error_bars(ax, pts: list[tuple[float, float, Any]], color: str) -> None:
+    """± one standard error as thin vertical bars (points without a standard error get none)."""
+    pts = [(x, y, se) for x, y, se in pts if isinstance(se, (int, float)) and se > 0 and math.isfinite(se)]
+    if pts:
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], fmt="none", ecolor=color, elinewidth=0.9, alpha=0.45, capsize=2, zorder=2)
 
 
 def _history(report: dict[str, Any]) -> bytes | None:
@@ -240,6 +251,7 @@ def compare_plot(cmp: dict[str, Any]) -> bytes | None:
         if pts:
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colors[s], label=mpl_text(s))
+            _error_bars(ax, [(r["n_samples"], r["strategy_scores"][s], (r.get("strategy_ses") or {}).get(s)) for r in runs if r["strategy_scores"].get(s) is not None], colors[s])
     for r in runs:
         if r["winner_strategy"] is not None and r["best_score"] is not None:
             ax.scatter([r["n_samples"]], [r["best_score"]], marker="*", s=240, color=colors.get(r["winner_strategy"], "gold"), edgecolors="black", zorder=5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any, Callable
 
-from automl_tl.report._fmt import esc, fmt_points, fmt_score, fmt_seconds, fmt_value, md
+from automl_tl.report._fmt import esc, fmt_interval, fmt_points, fmt_score, fmt_seconds, fmt_value, md
 
 __all__ = ["render_html", "render_markdown", "CSS", "CSP", "page", "flatten"]
 
@@ -24,13 +24,13 @@ nav{font-size:13px;margin:8px 0}nav a{margin-right:12px;color:#2457c5;text-decor
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
 .card{flex:1 1 160px;border:1px solid #e2e5ea;border-radius:8px;padding:8px 12px;background:#fafbfc}
 .card .k{font-size:11.5px;color:#5b6475;text-transform:uppercase;letter-spacing:.03em}.card .v{font-size:20px;font-weight:600}
-.card .n{font-size:12px;color:#5b6475}
+.card .n{font-size:12px;color:#5b6475}.card .pm{font-size:13px;font-weight:400;color:#5b6475;white-space:nowrap}
 ul.headline{margin:6px 0;padding-left:20px}ul.headline li{margin:3px 0}
 table{border-collapse:collapse;font-size:12px;width:100%}
 th,td{border-bottom:1px solid #eceef2;padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#f0f2f5;position:sticky;top:0;z-index:1;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-tr.best td{background:#fff8d6}tr.rec td:first-child{box-shadow:inset 3px 0 #d62728}
+tr.best td{background:#fff8d6}tr.delivered td{background:#e3f4e8}tr.rec td:first-child{box-shadow:inset 3px 0 #d62728}
 .scroll{max-height:460px;overflow:auto;border:1px solid #eceef2;border-radius:6px}
 .wide{overflow-x:auto}
 .kv{width:auto;min-width:50%}.kv th{position:static;width:230px}
@@ -142,18 +142,129 @@ def _lb_columns(report: dict[str, Any]) -> list[tuple[str, str, bool, Callable[[
         ("head_epochs", "epochs head/ft", True, lambda r: f"{fmt_value(r['head_epochs'])}/{fmt_value(r['ft_epochs'])}"),
         ("augment", "augment", False, lambda r: fmt_value(r["augment"])),
         ("options", "options", False, lambda r: fmt_value(r["options"])),
-        ("score", report["metric"], True, lambda r: fmt_score(r["score"])),
+        ("score", f"{report['metric']} ± SE" if any(r.get("score_se") is not None for r in lb) else report["metric"], True, lambda r: fmt_interval(r["score"], r.get("score_se"))),
+        ("scored_on", "scored on", False, lambda r: r.get("scored_on") or ""),
         ("seconds", "time", True, lambda r: fmt_seconds(r["seconds"])),
-        ("flags", "flags", False, lambda r: ", ".join(f for f, on in (("recommended", r["recommended"]), ("Pareto", r["pareto"])) if on)),
+        ("flags", "flags", False, _lb_flags),
         ("fail_reason", "failed reason", False, lambda r: fmt_value(r["fail_reason"]) if r["fail_reason"] else ""),
     ]
     keep = []
     for key, label, num, fn in cols:
-        if key in ("options", "augment", "unfreeze_blocks", "backbone_lr", "head_units", "dropout", "head_epochs", "fail_reason"):
+        if key in ("options", "augment", "unfreeze_blocks", "backbone_lr", "head_units", "dropout", "head_epochs", "fail_reason", "scored_on"):
             if all(r.get(key) in (None, "", "{}", "[]", "null") for r in lb) and not (key == "head_epochs" and any(r.get("ft_epochs") is not None for r in lb)):
                 continue
         keep.append((key, label, num, fn))
     return keep
+
+
+NO_BASELINE = 'No classical baseline in this run (neither summary.json "baseline" nor baseline.json), so there is nothing to compare with.'
+_BASELINE_HEAD = [("model", False), ("metric", False), ("score ± SE", True), ("time", True)]
+
+
+def _baseline_tag(b: dict[str, Any]) -> str:
+    if b.get("beat_transfer"):
+        return "baseline beat transfer learning"
+    if b.get("within_noise"):
+        return "tie within noise"
+    if b.get("tie"):
+        return "tie"
+    return "no baseline score" if b.get("score") is None else "transfer learning won"
+
+
+def _baseline_rows(r: dict[str, Any]) -> list[list[str]]:
+    """The baseline against the best transfer-learning trial, as plain text cells."""
+    b = r["baseline"]
+    tl = f"best transfer: trial {b['best_trial']}" if b.get("best_trial") is not None else "best transfer: none"
+    return [
+        [f"baseline: {b.get('name') or '?'}", fmt_value(b.get("metric")), fmt_interval(b.get("score"), b.get("score_se")), fmt_seconds(b.get("seconds"))],
+        [tl, r["metric"], fmt_interval(b.get("best_score"), b.get("best_se")), fmt_seconds(b.get("best_seconds"))],
+    ]
+
+
+def _verdict_cards(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    best, rec, b, d = r["best"], r["recommended"], r["baseline"], r.get("delivered")
+    verdict = (r.get("strategy_verdict") or {}).get("verdict") or {True: "held", False: "did not hold", None: "—"}[r["strategy_held"]]
+    cards = [
+        ("best " + r["metric"], fmt_interval(best["score"], best.get("score_se")) if best else "—", f"trial {best['trial']} · {fmt_value(best['strategy'])}" if best else "no complete trial"),
+        ("recommended config", fmt_interval(rec["score"], rec.get("score_se")), f"trial {rec['best_trial']} · {fmt_value(rec['strategy'])}" if rec["best_trial"] is not None else fmt_value(rec["strategy"])),
+        ("regret", fmt_points(r["regret"], r["point"]) if r["regret"] is not None else "—", "best − recommended"),
+        ("strategy table", verdict, f"winner: {fmt_value(r['winner_strategy'])}"),
+        ("baseline", fmt_interval((b or {}).get("score"), (b or {}).get("score_se")), fmt_value(b.get("name")) if b else "none recorded"),
+    ]
+    if d:
+        refit = "refitted" if d["refit"] else "not refitted" if d["refit"] is False else "not delivered yet"
+        cards.append(("delivered", f"trial {d['trial']}", f"{'top score' if d['is_top'] else 'one-SE rule'} · {refit}"))
+    cards.append(("compute", fmt_seconds(r["total_seconds"]), f"{r['counts']['total']} trials"))
+    return cards
+
+
+def _card_value(v: str) -> str:
+    """A card's big number; its "± SE" part smaller, so that it does not wrap the card."""
+    head, sep, se = str(v).partition(" ± ")
+    return esc(head) + (f'<span class="pm"> ± {esc(se)}</span>' if sep else "")
+
+
+def _delivered_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    d, st, ev = r.get("delivered") or {}, r.get("stop") or {}, r.get("evaluation") or {}
+    rows: list[tuple[str, Any]] = []
+    if d:
+        rows += [
+            ("delivered trial", f"{d['trial']} ({fmt_value(d['backbone'])}, {fmt_value(d['strategy'])}): {fmt_interval(d['score'], d['se'])}"),
+            ("top-scoring trial", f"{fmt_value(d['top_trial'])}: {fmt_interval(d['top_score'], d['top_se'])}"),
+            ("within one SE of the top", ", ".join(str(x) for x in d["tied"]) or "—"),
+            ("selection rule", d["rule"] or "—"),
+            ("why", d["selection_reason"] or "—"),
+            ("refit on all labelled data", {True: "yes", False: "no", None: "not delivered yet"}[d["refit"]]),
+            ("trained on", f"{d['n_train']} items" if d["n_train"] is not None else "—"),
+            ("refit", d["refit_reason"] or "—"),
+            ("model kind", d["kind"] or "—"),
+        ]
+    if st:
+        rows += [("stopped", st["label"]), ("stop reason", st["reason"] or "—")]
+        if st["seconds_saved"] is not None or st["trials_saved"] is not None:
+            rows.append(("saved", f"{fmt_seconds(st['seconds_saved'])}, {fmt_value(st['trials_saved'])} trials"))
+    if ev:
+        scheme = f"{ev['k']}-fold cross-validation (cheap trials)" if ev["kind"] == "cv" else "hold-out"
+        rows += [("evaluation", scheme), ("train / validation items", f"{fmt_value(ev['n_train'])} / {fmt_value(ev['n_val'])}")]
+    return rows
+
+
+_PROBE_HEAD = [("#", True), ("backbone", False), ("options", False), ("score ± SE", True), ("C", True), ("features", True), ("classical", False), ("time", True)]
+
+
+def _probe_rows(r: dict[str, Any]) -> list[list[str]]:
+    return [
+        [fmt_value(p["rank"]) if p["rank"] else "", fmt_value(p["backbone"]), p["options"],
+         fmt_interval(p["score"], p["se"]) if p["skipped"] is None else f"skipped: {p['skipped']}",
+         fmt_value(p["C"]), fmt_value(p.get("dim")), "yes" if p["classical"] else "", fmt_seconds(p["seconds"])]
+        for p in r.get("probe") or []
+    ]
+
+
+def _delivered_sentences(r: dict[str, Any]) -> list[str]:
+    out = list((r.get("delivered") or {}).get("sentences") or [])
+    out += [x["sentence"] for x in (r.get("stop"), r.get("evaluation")) if x]
+    return out
+
+
+def _delivered_html(r: dict[str, Any]) -> str:
+    sentences = _delivered_sentences(r)
+    if not sentences and not r.get("probe"):
+        return ('<section id="delivered"><h2>What was delivered and why</h2><p class="muted">Not recorded: this run has no '
+                'selection, refit, stop or evaluation record in summary.json (an older automl-tl, or no trial completed yet).</p></section>')
+    body = '<ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in sentences) + "</ul>" if sentences else ""
+    rows = _delivered_rows(r)
+    body += _kv_html(rows) if rows else ""
+    if r.get("probe"):
+        body += ("<h3>Linear probe: backbones ranked by logistic regression on frozen features</h3>"
+                 + _table([(esc(h), num) for h, num in _PROBE_HEAD], [([esc(c) for c in row], "") for row in _probe_rows(r)]))
+    return f'<section id="delivered"><h2>What was delivered and why</h2>{body}</section>'
+
+
+def _lb_flags(r: dict[str, Any]) -> str:
+    flags = (("delivered", r.get("delivered")), ("within 1 SE of the top", r.get("within_se") and not r.get("delivered")),
+             ("recommended", r["recommended"]), ("Pareto", r["pareto"]), ("not started", r.get("not_started")))
+    return ", ".join(f for f, on in flags if on)
 
 
 def _state_badge(state: str) -> str:
@@ -163,7 +274,6 @@ def _state_badge(state: str) -> str:
 
 def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     r = report
-    point = r["point"]
     parts: list[str] = []
     status = '<span class="badge ok">finished</span>' if r["finished"] else '<span class="badge warn">not finished (running or interrupted)</span>'
     task = r.get("task") or {}
@@ -176,6 +286,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     )
     sections = [
         ("verdict", "Verdict"),
+        ("delivered", "Delivered & why"),
         ("profile", "Dataset & recommendation"),
         ("leaderboard", "Leaderboard"),
         ("matrix", "Strategy × backbone"),
@@ -193,21 +304,14 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
 
     # verdict
     best = r["best"]
-    rec = r["recommended"]
-    cards = [
-        ("best " + r["metric"], fmt_score(best["score"]) if best else "—", f"trial {best['trial']} · {fmt_value(best['strategy'])}" if best else "no complete trial"),
-        ("recommended config", fmt_score(rec["score"]), f"trial {rec['best_trial']} · {fmt_value(rec['strategy'])}" if rec["best_trial"] is not None else fmt_value(rec["strategy"])),
-        ("regret", fmt_points(r["regret"], point) if r["regret"] is not None else "—", "best − recommended"),
-        ("strategy table", {True: "held", False: "did not hold", None: "—"}[r["strategy_held"]], f"winner: {fmt_value(r['winner_strategy'])}"),
-        ("baseline", fmt_score((r["baseline"] or {}).get("score")), fmt_value((r["baseline"] or {}).get("name")) if r["baseline"] else "no baseline.json"),
-        ("compute", fmt_seconds(r["total_seconds"]), f"{r['counts']['total']} trials"),
-    ]
-    card_html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div><div class="n">{esc(n)}</div></div>' for k, v, n in cards)
+    cards = _verdict_cards(r)
+    card_html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{_card_value(v)}</div><div class="n">{esc(n)}</div></div>' for k, v, n in cards)
     parts.append(
         '<section id="verdict"><h2>Verdict</h2>'
         f'<div class="cards">{card_html}</div>'
         '<ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in r["headline"]) + "</ul></section>"
     )
+    parts.append(_delivered_html(r))
 
     # profile + recommendation
     key_rows, all_rows = profile_rows(r)
@@ -235,7 +339,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     cols = _lb_columns(r)
     rows = []
     for row in r["leaderboard"]:
-        cls = " ".join(c for c, on in (("best", best is not None and row["trial"] == best["trial"]), ("rec", row["recommended"])) if on)
+        cls = " ".join(c for c, on in (("best", best is not None and row["trial"] == best["trial"]), ("delivered", row.get("delivered")), ("rec", row["recommended"])) if on)
         cells = []
         for key, _, _, fn in cols:
             if key == "state":
@@ -249,7 +353,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     lb_html = _table([(esc(label), num) for _, label, num, _ in cols], rows, scroll=True) if rows else '<p class="muted">No trials recorded yet.</p>'
     parts.append(
         '<section id="leaderboard"><h2>Leaderboard</h2>'
-        f'<p class="small muted">Every trial, best first (complete, then pruned, running, failed). Highlighted: best; red edge: the recommended configuration. Scores are validation {esc(r["metric"])}; time is the trial\'s compute.</p>'
+        f'<p class="small muted">Every trial, best first (complete, then pruned, running, failed). Highlighted yellow: the top score; green: the delivered (selected) trial; red edge: the recommended configuration. Scores are validation {esc(r["metric"])} ± one standard error (a gap smaller than that is noise); time is the trial\'s compute.</p>'
         f"{lb_html}</section>"
     )
 
@@ -281,16 +385,16 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
                     if c[k]:
                         extra.append(f"{c[k]} {w}")
                 cells.append(
-                    f"<span{style}><b>{esc(fmt_score(sc))}</b>"
+                    f"<span{style}><b>{esc(fmt_interval(sc, c.get('best_se')))}</b>"
                     + (f" <span class=\"muted\">#{esc(c['best_trial'])}</span>" if c["best_trial"] is not None else "")
                     + f"<br><span class=\"small\">{esc(' · '.join(extra))} · {esc(fmt_seconds(c['seconds']))}</span></span>"
                 )
             st = strat.get(s, {})
             label = esc(s) + (' <span class="badge warn">recommended</span>' if st.get("recommended") else "") + (' <span class="badge ok">winner</span>' if s == r["winner_strategy"] else "")
-            mrows.append(([label] + cells + [esc(fmt_score(st.get("best_score")))], ""))
+            mrows.append(([label] + cells + [esc(fmt_interval(st.get("best_score"), st.get("best_se")))], ""))
         parts.append(
             '<section id="matrix"><h2>Strategy × backbone</h2>'
-            '<p class="small muted">Best score per cell (trial number), then trial counts and the compute spent in that cell. Greener is better.</p>'
+            '<p class="small muted">Best score ± one standard error per cell (trial number), then trial counts and the compute spent in that cell. Greener is better.</p>'
             + _table(head, mrows)
             + "</section>"
         )
@@ -303,7 +407,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     front_rows.sort(key=lambda x: x["seconds"] or 0)
     ft = _table(
         [("trial", True), ("backbone", False), ("strategy", False), (esc(r["metric"]), True), ("time", True)],
-        [([esc(x["trial"]), esc(x["backbone"]), esc(x["strategy"]), esc(fmt_score(x["score"])), esc(fmt_seconds(x["seconds"]))], "") for x in front_rows],
+        [([esc(x["trial"]), esc(x["backbone"]), esc(x["strategy"]), esc(fmt_interval(x["score"], x.get("score_se"))), esc(fmt_seconds(x["seconds"]))], "") for x in front_rows],
     ) if front_rows else ""
     parts.append(
         '<section id="cost"><h2>Accuracy vs cost</h2>'
@@ -354,20 +458,10 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     b = r["baseline"]
     if b:
         cls = "bad" if b.get("beat_transfer") else "warn" if b.get("tie") or b.get("score") is None else "ok"
-        tag = (
-            "baseline beat transfer learning" if b.get("beat_transfer")
-            else "tie" if b.get("tie") else "no baseline score" if b.get("score") is None else "transfer learning won"
-        )
-        bt = _table(
-            [("model", False), ("metric", False), ("score", True), ("time", True)],
-            [
-                ([esc(f"baseline: {b.get('name') or '?'}"), esc(b.get("metric")), esc(fmt_score(b.get("score"))), esc(fmt_seconds(b.get("seconds")))], ""),
-                ([esc(f"best transfer: trial {best['trial']}" if best else "best transfer: none"), esc(r["metric"]), esc(fmt_score(best["score"] if best else None)), esc(fmt_seconds(best["seconds"] if best else None))], ""),
-            ],
-        )
-        parts.append(f'<section id="baseline"><h2>Classical baseline <span class="badge {cls}">{esc(tag)}</span></h2><p>{esc(b["sentence"])}</p>{bt}</section>')
+        bt = _table([(esc(h), num) for h, num in _BASELINE_HEAD], [([esc(c) for c in row], "") for row in _baseline_rows(r)])
+        parts.append(f'<section id="baseline"><h2>Classical baseline <span class="badge {cls}">{esc(_baseline_tag(b))}</span></h2><p>{esc(b["sentence"])}</p>{bt}</section>')
     else:
-        parts.append('<section id="baseline"><h2>Classical baseline</h2><p class="muted">No baseline.json in this run, so there is no classical baseline to compare with.</p></section>')
+        parts.append(f'<section id="baseline"><h2>Classical baseline</h2><p class="muted">{esc(NO_BASELINE)}</p></section>')
 
     # per class
     pc = r["per_class"]
@@ -415,7 +509,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
         )
     if r["warnings"]:
         parts.append('<section id="notes"><h2>Notes</h2><ul>' + "".join(f"<li>{esc(w)}</li>" for w in r["warnings"]) + "</ul></section>")
-    missing = [k for k, v in r["files"].items() if not v]
+    missing = [k for k, v in r["files"].items() if not v and not (k == "baseline.json" and r["baseline"])]  # newer runs: in summary.json
     parts.append(
         '<p class="small muted">automl-tl report · all numbers are in report.json next to this file'
         + (f" · files not present: {esc(', '.join(missing))}" if missing else "")
@@ -430,10 +524,23 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def _delivered_md(r: dict[str, Any]) -> list[str]:
+    L = ["## What was delivered and why", ""]
+    sentences = _delivered_sentences(r)
+    if not sentences and not r.get("probe"):
+        return L + ["_Not recorded: this run has no selection, refit, stop or evaluation record in summary.json._", ""]
+    L += [f"- {md(s)}" for s in sentences] + [""]
+    rows = _delivered_rows(r)
+    if rows:
+        L += [_md_table(["delivered", "value"], [[k, fmt_value(v)] for k, v in rows]), ""]
+    if r.get("probe"):
+        L += ["### Linear probe (logistic regression on frozen features)", "", _md_table([h for h, _ in _PROBE_HEAD], _probe_rows(r)), ""]
+    return L
+
+
 def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
     """``images``: figure name -> relative path of its PNG (figures without a file are left out)."""
     r = report
-    best = r["best"]
     L: list[str] = []
     L.append(f"# Strategy report: {md(r['run_name'])}")
     L.append("")
@@ -443,6 +550,7 @@ def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
     L.append("")
     L += [f"- {md(s)}" for s in r["headline"]]
     L.append("")
+    L += _delivered_md(r)
     L.append("## Dataset profile and recommendation")
     L.append("")
     prof, all_prof = profile_rows(r)
@@ -478,7 +586,7 @@ def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
             for b in m["backbones"]:
                 c = by.get((s, b))
                 row.append(
-                    "—" if c is None else f"{fmt_score(c['best_score'])}" + (f" (#{c['best_trial']})" if c["best_trial"] is not None else "")
+                    "—" if c is None else f"{fmt_interval(c['best_score'], c.get('best_se'))}" + (f" (#{c['best_trial']})" if c["best_trial"] is not None else "")
                     + f"; {c['n_trials']} trial{'s' if c['n_trials'] != 1 else ''}; {fmt_seconds(c['seconds'])}"
                 )
             rows.append(row)
@@ -495,7 +603,7 @@ def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
         L.append("")
     front = sorted((x for x in r["leaderboard"] if x["pareto"]), key=lambda x: x["seconds"] or 0)
     if front:
-        L.append(_md_table(["Pareto trial", "backbone", "strategy", r["metric"], "time"], [[str(x["trial"]), fmt_value(x["backbone"]), fmt_value(x["strategy"]), fmt_score(x["score"]), fmt_seconds(x["seconds"])] for x in front]))
+        L.append(_md_table(["Pareto trial", "backbone", "strategy", r["metric"], "time"], [[str(x["trial"]), fmt_value(x["backbone"]), fmt_value(x["strategy"]), fmt_interval(x["score"], x.get("score_se")), fmt_seconds(x["seconds"])] for x in front]))
         L.append("")
     L.append("## Learning curves")
     L.append("")
@@ -527,12 +635,9 @@ def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
     if b:
         L.append(md(b["sentence"]))
         L.append("")
-        L.append(_md_table(["model", "metric", "score", "time"], [
-            [f"baseline: {b.get('name') or '?'}", fmt_value(b.get("metric")), fmt_score(b.get("score")), fmt_seconds(b.get("seconds"))],
-            [f"best transfer: trial {best['trial']}" if best else "best transfer: none", r["metric"], fmt_score(best["score"] if best else None), fmt_seconds(best["seconds"] if best else None)],
-        ]))
+        L.append(_md_table([h for h, _ in _BASELINE_HEAD], _baseline_rows(r)))
     else:
-        L.append("_No baseline.json in this run._")
+        L.append(f"_{md(NO_BASELINE)}_")
     L.append("")
     L.append("## Per-class results (validation split)")
     L.append("")

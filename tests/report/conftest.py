@@ -1,9 +1,15 @@
-"""Fabricate realistic run directories (the format of docs/architecture.md) without the engine."""
+"""Fabricate realistic run directories (the format of docs/architecture.md) without the engine.
+
+By default a run has what the engine writes now: a standard error per score (``score_se``), the
+one-standard-error selection, the refit, the stop reason, the evaluation scheme, the linear probe
+and the baseline in summary.json (no baseline.json). ``legacy=True`` writes an older run without them.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 from pathlib import Path
 
@@ -13,6 +19,14 @@ LB_COLUMNS = [
     "trial", "state", "backbone", "strategy", "unfreeze_blocks", "head_lr", "backbone_lr", "head_units", "dropout",
     "head_epochs", "ft_epochs", "augment", "options", "score", "seconds", "recommended", "fail_reason",
 ]
+NEW_LB_COLUMNS = LB_COLUMNS[:14] + ["score_se", "evaluation", "n_eval"] + LB_COLUMNS[14:]  # artifacts.LEADERBOARD_COLUMNS
+N_VAL = 60
+
+
+def plus_four_se(score: float, n: int) -> float:
+    """The standard error the engine floors its bootstrap with (a proportion on ``n`` items)."""
+    p = (min(max(score, 0.0), 1.0) * n + 2) / (n + 4)
+    return round(math.sqrt(p * (1 - p) / (n + 4)), 6)
 STRATEGIES = ["feature_extraction", "fine_tune_top", "fine_tune_all"]
 BACKBONES = ["mobilenet_v3_small", "efficientnet_b0", "resnet50"]
 XSS_CLASS = "<img src=x onerror=alert(1)>"
@@ -73,7 +87,10 @@ def make_run(
     with_study: bool = True,
     seed: int = 0,
     study_only_running: bool = False,
+    legacy: bool = False,
+    se_n: int = N_VAL,
 ) -> Path:
+    """``se_n``: the number of items behind each standard error (larger: tighter intervals)."""
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
     from optuna.trial import TrialState, create_trial
@@ -101,18 +118,21 @@ def make_run(
                 hist.append({"phase": "fine_tune", "epoch": e, "loss": round(0.5 - 0.1 * e, 4), "val_score": round(v, 4)})
         if p["score"] is not None and hist:
             hist[-1]["val_score"] = p["score"]
+        evaluation = "cv" if p["strategy"] == "feature_extraction" else "holdout"
+        noise = {"score_se": plus_four_se(p["score"], se_n), "evaluation": evaluation, "n_eval": n_samples if evaluation == "cv" else N_VAL} if p["score"] is not None else {}
         rows.append({
             "trial": number, "state": p["state"], "backbone": p["backbone"], "strategy": p["strategy"],
             "unfreeze_blocks": params.get("unfreeze_blocks", ""), "head_lr": params["head_lr"], "backbone_lr": params.get("backbone_lr", ""),
             "head_units": params["head_units"], "dropout": params["dropout"], "head_epochs": head_epochs, "ft_epochs": ft_epochs,
             "augment": p["strategy"] != "feature_extraction", "options": "{}", "score": "" if p["score"] is None else p["score"],
             "seconds": "" if p["seconds"] is None else p["seconds"], "recommended": p["recommended"], "fail_reason": p["fail_reason"] or "",
+            **({} if legacy else {k: noise.get(k, "") for k in ("score_se", "evaluation", "n_eval")}),
         })
-        trial_docs.append({"number": number, "params": params, "state": p["state"], "score": p["score"], "seconds": p["seconds"], "history": hist, "fail_reason": p["fail_reason"]})
+        trial_docs.append({"number": number, "params": params, "state": p["state"], "score": p["score"], "seconds": p["seconds"], "history": hist, "fail_reason": p["fail_reason"], **({} if legacy else noise)})
         (run / "trials" / f"{number}.json").write_text(json.dumps(trial_docs[-1]))
     rows.sort(key=lambda r: (r["score"] == "", -(r["score"] or 0) if r["score"] != "" else 0, r["trial"]))
     with (run / "leaderboard.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=LB_COLUMNS)
+        w = csv.DictWriter(fh, fieldnames=LB_COLUMNS if legacy else NEW_LB_COLUMNS)
         w.writeheader()
         w.writerows(rows)
 
@@ -129,7 +149,8 @@ def make_run(
             study.add_trial(create_trial(
                 params=doc["params"], distributions={k: dists[k] for k in doc["params"]},
                 value=p["score"] if state == TrialState.COMPLETE else None, state=state,
-                user_attrs={"recommended": p["recommended"], "seconds": p["seconds"], "fail_reason": p["fail_reason"]},
+                user_attrs={"recommended": p["recommended"], "seconds": p["seconds"], "fail_reason": p["fail_reason"], "strategy": p["strategy"],
+                            **({} if legacy else {k: doc[k] for k in ("score_se", "evaluation", "n_eval") if k in doc})},
                 intermediate_values={i: h["val_score"] for i, h in enumerate(doc["history"])} if state in (TrialState.COMPLETE, TrialState.PRUNED) else None,
             ))
         if study_only_running:  # a trial started after leaderboard.csv was last written
@@ -142,6 +163,15 @@ def make_run(
     counts = {s.lower(): sum(1 for d in trial_docs if d["state"] == s) for s in ("COMPLETE", "PRUNED", "RUNNING")}
     counts["failed"] = sum(1 for d in trial_docs if d["state"] == "FAIL")
     baseline = {"name": "logistic_regression(pixels)", "metric": "accuracy", "score": baseline_score, "seconds": 2.5} if baseline_score is not None else None
+    extra: dict = {}
+    if not legacy:
+        if baseline is not None:
+            baseline = {"name": "pixels + logistic regression", "score": baseline_score, "score_se": plus_four_se(baseline_score, se_n),
+                        "metric": "accuracy", "seconds": 2.5, "backbone": "pixels"}
+        extra = _new_summary_fields(trial_docs, kind, n_samples, backbones, baseline)
+        counts["not_started"] = 0
+        if extra["selection"]:  # the engine's "best" is the selected (delivered) trial
+            best = next(d for d in trial_docs if d["number"] == extra["selection"]["trial"])
     summary = {
         "version": 1,
         "task": {"modality": "image", "source": str(root / "data"), "metric": "accuracy", "seed": seed},
@@ -152,17 +182,21 @@ def make_run(
         "labels": classes,
         "baseline": baseline,
         "finished": kind != "interrupted",
+        **extra,
     }
+    if best and not legacy:
+        summary["best"] |= {"score_se": best["score_se"], "strategy": best["params"]["strategy"]}
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     (run / "labels.json").write_text(json.dumps(classes))
-    if baseline is not None:
+    if baseline is not None and legacy:  # newer runs keep the baseline in summary.json only
         (run / "baseline.json").write_text(json.dumps(baseline))
     n_val = 60
     val_items = [f"{root / 'data'}/{classes[i % len(classes)]}/img_{i}.jpg" for i in range(n_val)]
     val_labels = [classes[i % len(classes)] for i in range(n_val)]
     (run / "split.json").write_text(json.dumps({"modality": "image", "labels": classes, "train": {"items": ["x"] * (n_samples - n_val), "labels": []}, "val": {"items": val_items, "labels": val_labels}}))
     if best:
-        (run / "config.json").write_text(json.dumps({"backbone": best["params"]["backbone"], "input_config": {}, "options": {}, "params": best["params"], "metric": "accuracy", "labels": classes, "trial": best["number"], "score": best["score"]}))
+        (run / "config.json").write_text(json.dumps({"backbone": best["params"]["backbone"], "input_config": {}, "options": {}, "params": best["params"], "metric": "accuracy", "labels": classes, "trial": best["number"], "score": best["score"],
+                                                         **({} if legacy else {"score_se": best["score_se"], "refitted": bool(summary["delivered"]), "classical": False})}))
         if with_predictions:
             with (run / "val_predictions.csv").open("w", newline="") as fh:
                 w = csv.writer(fh)
@@ -171,6 +205,40 @@ def make_run(
                     pred = lab if rng.random() < 0.8 else classes[(classes.index(lab) + 1) % len(classes)]
                     w.writerow([item, lab, pred, round(rng.uniform(0.4, 0.99), 4)])
     return run
+
+
+def _new_summary_fields(docs: list[dict], kind: str, n_samples: int, backbones: list[str], baseline: dict | None) -> dict:
+    """selection (the engine's one-SE rule), stop, delivered, evaluation, probe, as the engine writes them."""
+    from automl_tl.evaluation import Candidate, complexity, select
+
+    cands = [
+        Candidate(trial=d["number"], score=d["score"], se=d["score_se"], seconds=d["seconds"],
+                  complexity=complexity(d["params"]["strategy"], d["params"].get("head_units"), False, unfreeze_blocks=d["params"].get("unfreeze_blocks")))
+        for d in docs if d["state"] == "COMPLETE"
+    ]
+    sel = select(cands)
+    finished = kind != "interrupted"
+    seconds = round(sum(d["seconds"] or 0 for d in docs), 1)
+    delivered = None
+    if sel is not None and finished:
+        delivered = {"trial": sel.trial, "refit": True, "n_train": n_samples, "refit_seconds": 12.3, "kind": "transfer learning",
+                     "refit_reason": f"refitted on all {n_samples} labelled items with the epochs trial {sel.trial} needed"}
+    probe = [{"backbone": b, "options": {}, "score": round(0.78 - 0.03 * i, 4), "se": 0.03, "C": 1.0, "classical": False, "dim": 1280, "seconds": 4.0 + i}
+             for i, b in enumerate(backbones)]
+    if baseline is not None:
+        probe.append({"backbone": "pixels", "options": {"size": 32}, "score": baseline["score"], "se": baseline["score_se"], "C": 0.1, "classical": True, "seconds": 2.5})
+    probe.sort(key=lambda p: -p["score"])
+    probe.append({"backbone": backbones[-1], "options": {"pooling": "max"}, "skipped": "the time budget for probing ran out"})
+    return {
+        "selection": sel.to_dict() if sel else None,
+        "stop": {"kind": "trials", "reason": f"the trial budget ({len(docs)}) is used", "seconds": seconds} if finished else None,
+        "delivered": delivered,
+        "evaluation": {"kind": "cv", "k": 5, "n_train": n_samples - N_VAL, "n_val": N_VAL, "reason": f"{n_samples} items <= 5000: cheap trials are cross-validated"},
+        "probe": probe,
+        "candidates": [{"name": b, "classical": False} for b in backbones] + [{"name": "pixels", "classical": True}],
+        "refit": True,
+        "time_budget": None,
+    }
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from automl_tl.report import build_comparison, write_comparison
 def test_compare_three_sizes(make_run_dir, tmp_path):
     small = make_run_dir("small", n_samples=120, winner="feature_extraction", rec_strategy="feature_extraction", seed=1)
     medium = make_run_dir("medium", n_samples=600, winner="fine_tune_all", rec_strategy="fine_tune_top", seed=2)
-    large = make_run_dir("large", n_samples=5000, winner="fine_tune_all", rec_strategy="fine_tune_all", seed=3, baseline_score=0.999)
+    large = make_run_dir("large", n_samples=5000, winner="fine_tune_all", rec_strategy="fine_tune_all", seed=3, baseline_score=0.999, se_n=5000)
     out = tmp_path / "cmp"
     paths = write_comparison([large, small, medium], out)  # any order in, sorted by size out
     assert set(paths) == {"html", "md", "json"} and all(p.is_file() and p.parent == out for p in paths.values())
