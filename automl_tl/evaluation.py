@@ -10,7 +10,8 @@ A leaf module (numpy and scikit-learn only), shared by the probe, the trials and
 * :func:`bootstrap_se` is the standard error of any metric on a set of predictions (resampling
   examples, or whole groups when there are groups).
 * :func:`select` is the one-standard-error rule: every trial whose score is within one standard
-  error of the top score ties with it, and the tie goes to the cheapest, simplest trial.
+  error of the top score ties with it (paired on the items both were scored on, when their
+  predictions are known), and the tie goes to the cheapest, simplest trial.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 __all__ = ["EvaluationPlan", "make_plan", "bootstrap_se", "Candidate", "Selection", "select",
-           "CV_MAX_ITEMS"]
+           "paired_gap", "complexity", "CV_MAX_ITEMS"]
 
 #: cross-validate cheap trials up to this many labelled items; above it one hold-out split is
 #: already large (>= 1 000 validation items at the default fraction) and k fits cost k times more
@@ -132,7 +133,11 @@ def bootstrap_se(y_true, y_pred, metric: Callable, *, groups=None, n_boot: int =
 
 @dataclass(frozen=True, kw_only=True)
 class Candidate:
-    """A finished trial as the selection sees it."""
+    """A finished trial as the selection sees it.
+
+    ``index`` / ``pred``: the items the trial was scored on and its predicted classes there
+    (out of fold under cross-validation), for paired comparisons; optional.
+    """
 
     trial: int
     score: float
@@ -140,6 +145,8 @@ class Candidate:
     seconds: float = 0.0
     #: smaller is simpler: (strategy rank, head rank, classical?) - see :func:`complexity`
     complexity: tuple = ()
+    index: np.ndarray | None = None
+    pred: np.ndarray | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,11 +159,14 @@ class Selection:
     top_se: float
     tied: tuple[int, ...] = field(default_factory=tuple)
     reason: str = ""
+    paired: bool = False
 
     def to_dict(self) -> dict:
         return {"trial": self.trial, "score": self.score, "se": self.se, "top_trial": self.top_trial,
                 "top_score": self.top_score, "top_se": self.top_se, "tied": list(self.tied),
-                "rule": "one standard error", "reason": self.reason}
+                "rule": "one standard error" + (" (paired, on the items both trials were scored on)"
+                                                if self.paired else ""),
+                "reason": self.reason}
 
 
 def complexity(strategy: str, head_units: int | None, classical: bool,
@@ -169,27 +179,76 @@ def complexity(strategy: str, head_units: int | None, classical: bool,
     return (rank, int(unfreeze_blocks or 0), 1 if head_units else 0, 1 if classical else 0)
 
 
-def select(candidates: Sequence[Candidate]) -> Selection | None:
+def paired_gap(top: Candidate, other: Candidate, y, metric: Callable, *, n_boot: int = 200,
+               seed: int = 0) -> tuple[float, float] | None:
+    """``(gap, se)``: how much better ``top`` scores than ``other`` on the items both were scored
+    on, and the standard error of that gap (bootstrap over those items: the two trials' errors on
+    one item are not independent, so pairing removes most of the noise of comparing two scores).
+    None when they share fewer than 10 items."""
+    if top.index is None or other.index is None or top.pred is None or other.pred is None:
+        return None
+    common, ia, ib = np.intersect1d(top.index, other.index, return_indices=True)
+    if len(common) < 10:
+        return None
+    yt, pa, pb = np.asarray(y)[common], np.asarray(top.pred)[ia], np.asarray(other.pred)[ib]
+    gap = float(metric(yt, pa) - metric(yt, pb))
+    if not (pa != pb).any():
+        return gap, 0.0
+    # floor: McNemar's standard error with one pseudo-item each way (as "plus four" does for a
+    # proportion): one item of 40 right where the other trial was wrong is not evidence
+    n = len(common)
+    b, c = int(np.sum((pa == yt) & (pb != yt))), int(np.sum((pa != yt) & (pb == yt)))
+    floor = float(np.sqrt(max(b + c + 2 - (b - c) ** 2 / (n + 2), 0.0))) / (n + 2)
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, n, n) for _ in range(n_boot)]
+    gaps = [metric(yt[d], pa[d]) - metric(yt[d], pb[d]) for d in draws]
+    return gap, max(float(np.std(gaps, ddof=1)), floor)
+
+
+def select(candidates: Sequence[Candidate], *, y=None, metric: Callable | None = None,
+           cache: dict | None = None) -> Selection | None:
     """The one-standard-error rule over finished trials.
 
-    The top-scoring trial's standard error sets the tie band ``[top - se, top]``; within it, the
-    simplest trial wins (:func:`complexity`), then the cheapest, then the higher score.
+    The top-scoring trial sets the mark. A simpler trial ties with it when the gap is within one
+    standard error: the standard error of the *paired* gap on the items both were scored on when
+    predictions and ``y`` are given (a fine-tuned trial and a cross-validated probe share the
+    hold-out items), else the top score's own standard error. Among the tied, the simplest trial
+    wins (:func:`complexity`), then the cheapest, then the higher score. ``cache`` (a dict kept
+    by the caller) remembers paired comparisons between calls.
     """
+    cache = {} if cache is None else cache
     cands = [c for c in candidates if c.score is not None and np.isfinite(c.score)]
     if not cands:
         return None
     top = max(cands, key=lambda c: (c.score, -c.trial))
     band = top.se if np.isfinite(top.se) else 0.0
-    tied = [c for c in cands if c.score >= top.score - band - 1e-12]
-    pick = min(tied, key=lambda c: (c.complexity, round(c.seconds, 1), -c.score, c.trial))
+    paired_any = False
+
+    def ties(c: Candidate) -> bool:
+        nonlocal paired_any
+        if c.trial == top.trial:
+            return True
+        key = (top.trial, c.trial)
+        if key not in cache:
+            cache[key] = paired_gap(top, c, y, metric) if (y is not None and metric is not None) else None
+        pg = cache[key]
+        if pg is None:
+            return c.score >= top.score - band - 1e-12
+        paired_any = True
+        return pg[0] <= pg[1] + 1e-12
+
+    ordered = sorted(cands, key=lambda c: (c.complexity, round(c.seconds, 1), -c.score, c.trial))
+    tied = [c for c in ordered if ties(c)]
+    pick = tied[0]
     if pick.trial == top.trial:
         reason = f"trial {top.trial} has the top score {top.score:.4f}"
         if len(tied) > 1:
-            reason += f"; {len(tied) - 1} other trial(s) within one standard error ({band:.4f}) are not simpler"
+            reason += f"; {len(tied) - 1} other trial(s) within one standard error are not simpler"
     else:
-        reason = (f"trial {pick.trial} ({pick.score:.4f}) is within one standard error ({band:.4f}) of "
-                  f"the top score {top.score:.4f} (trial {top.trial}) and is simpler or cheaper: a gap "
-                  f"this small is noise")
+        reason = (f"trial {pick.trial} ({pick.score:.4f}) is within one standard error of the top "
+                  f"score {top.score:.4f} (trial {top.trial}"
+                  f"{', compared on the same items' if paired_any else ''}) and is simpler or "
+                  f"cheaper: a gap this small is noise")
     return Selection(trial=pick.trial, score=pick.score, se=pick.se, top_trial=top.trial,
                      top_score=top.score, top_se=top.se, tied=tuple(sorted(c.trial for c in tied)),
-                     reason=reason)
+                     reason=reason, paired=paired_any)

@@ -235,6 +235,8 @@ class Search:
         self.delivered: dict[str, Any] = {}
         self._saved_trial: int | None = None
         self._results: dict[int, Any] = {}  # trial number -> TrialResult of this process (models in memory)
+        self._preds: dict[int, tuple] = {}  # trial number -> (scored items, predicted classes)
+        self._paired: dict = {}  # (top trial, other trial) -> paired gap and its standard error
         self.refit = True
         (self.run_dir / "trials").mkdir(parents=True, exist_ok=True)
         self.study = self._open_study()
@@ -320,16 +322,33 @@ class Search:
                 continue
             a = t.user_attrs
             spec = self.space.specs.get(t.params.get("backbone"))
+            index, pred = self._predicted(t.number)
             out.append(Candidate(
                 trial=t.number, score=float(t.value), se=float(a.get("score_se", float("nan"))),
                 seconds=float(a.get("seconds", 0.0)),
                 complexity=complexity(a.get("strategy", FEATURE_EXTRACTION), t.params.get("head_units", 0),
                                       bool(getattr(spec, "classical", False)),
-                                      unfreeze_blocks=t.params.get("unfreeze_blocks"))))
+                                      unfreeze_blocks=t.params.get("unfreeze_blocks")),
+                index=index, pred=pred))
         return out
 
+    def _predicted(self, number: int):
+        """The items trial ``number`` was scored on and its predicted classes (from memory, else
+        from its trials/N.json)."""
+        if number not in self._preds:
+            try:
+                pred = json.loads((self.run_dir / "trials" / f"{number}.json").read_text()).get("predictions")
+            except (OSError, ValueError):
+                pred = None
+            self._preds[number] = ((np.asarray(pred["index"]), np.argmax(np.asarray(pred["probabilities"]), axis=1))
+                                   if pred else (None, None))
+        return self._preds[number]
+
     def selection(self) -> Selection | None:
-        return select(self.candidates())
+        from automl_tl.training import metric_function
+
+        return select(self.candidates(), y=self.ctx.y, metric=metric_function(self.ctx.metric),
+                      cache=self._paired)
 
     # ------------------------------------------------------------------ running
     def run(self, *, trials: int | None = None, deadline: float | None = None, refit: bool = True,
@@ -486,6 +505,7 @@ class Search:
             if value not in (None, "", {}):
                 trial.set_user_attr(key, value)
         self._record(trial, cfg, "COMPLETE", result.score, t0, history, result=result)
+        self._preds[trial.number] = (np.asarray(result.val_index), np.asarray(result.val_probs).argmax(1))
         self.costs.observe(cfg, time.perf_counter() - t0, ft_run)
         self._results[trial.number] = result
         return result.score

@@ -148,7 +148,7 @@ TASKS = {
 
 
 # ------------------------------------------------------------------------------ the two sides
-def run_cli(task: dict, tmp: Path, seed: int) -> dict:
+def run_cli(task: dict, tmp: Path, seed: int, keep: Path | None = None) -> dict:
     run = tmp / "run"
     cmd = [*CLI, "fit", task["data"], *task["fit"], "--time-budget", task["budget"], "--seed", str(seed),
            "--run-dir", str(run), "--cache-dir", str(tmp / "cache"), "--quiet", "--no-report"]
@@ -162,6 +162,12 @@ def run_cli(task: dict, tmp: Path, seed: int) -> dict:
 
     est = AutoTransfer.load(run)
     acc = est.score(task["test_items"], task["test_labels"])
+    if keep is not None:  # the run's records, for reading what the search did
+        import shutil
+
+        keep.mkdir(parents=True, exist_ok=True)
+        for name in ("summary.json", "leaderboard.csv", "config.json"):
+            shutil.copy2(run / name, keep / name)
     summary = json.loads((run / "summary.json").read_text())
     cfg = est.best_config_
     return {"test": round(acc, 4), "fit_s": round(wall, 1), "val": round(est.best_score_, 4),
@@ -220,6 +226,8 @@ def main() -> None:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--rt-dir", default=str(ROOT.parent / "shared" / "data" / "rotten_tomatoes"))
+    ap.add_argument("--keep", default=str(_common.OUT / "vs_linear_probe"),
+                    help="copy each run's summary.json / leaderboard.csv here ('' to keep nothing)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results_vs_linear_probe.json"))
     args = ap.parse_args()
     results = []
@@ -228,7 +236,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp_name:
                 tmp = Path(tmp_name)
                 task = TASKS[name](tmp, seed, args)
-                ours = run_cli(task, tmp, seed)
+                ours = run_cli(task, tmp, seed, Path(args.keep) / f"{name}-{seed}" if args.keep else None)
                 lines = frozen_lr(task, ours, tmp) if "error" not in ours else []
                 best = max(lines, key=lambda r: r["test"]) if lines else None
                 by_cv = max(lines, key=lambda r: r["cv"]) if lines else None

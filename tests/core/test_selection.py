@@ -85,6 +85,32 @@ def test_ties_prefer_frozen_linear_pretrained():
     assert select([classical, pretrained]).trial == 1
 
 
+def test_paired_comparison_on_shared_items_decides_ties():
+    """A fine-tuned trial scored on 40 hold-out items against a probe cross-validated on all 200:
+    they are compared on the 40 items they share, where their errors are paired."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    val = np.arange(160, 200)
+    probe_pred = y.copy()
+    probe_pred[rng.choice(200, 50, replace=False)] ^= 1  # 75 % right over all items
+    probe = Candidate(trial=0, score=_accuracy(y, probe_pred), se=0.03, index=np.arange(200), pred=probe_pred,
+                      complexity=complexity("feature_extraction", 0, False))
+
+    def fine_tuned(fixed: int, number: int) -> Candidate:
+        pred = probe_pred[val].copy()
+        wrong = np.flatnonzero(pred != y[val])[:fixed]
+        pred[wrong] = y[val][wrong]  # right where the probe was wrong on `fixed` items
+        return Candidate(trial=number, score=_accuracy(y[val], pred), se=0.06, index=val, pred=pred,
+                         complexity=complexity("fine_tune_all", 0, False))
+
+    one_more = fine_tuned(1, 1)
+    sel = select([probe, one_more], y=y, metric=_accuracy)
+    assert sel.paired and sel.trial == 0  # one item better on 40: noise
+    many_more = fine_tuned(8, 2)
+    sel = select([probe, many_more], y=y, metric=_accuracy)
+    assert sel.trial == 2  # eight items better, never worse: beyond the paired standard error
+
+
 # ------------------------------------------------------------------------------ the linear probe
 @pytest.mark.parametrize("n_classes", [2, 4])
 def test_logistic_head_gives_scikit_learns_probabilities(n_classes):
