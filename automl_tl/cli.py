@@ -129,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=_positive_int, default=32, help="batch size for backbone passes (default 32)")
     b.add_argument("--cache-dir", help="embedding cache folder (default: $AUTOML_TL_CACHE_DIR or "
                                        "~/.cache/automl-tl/embeddings)")
-    b.add_argument("--no-refit", action="store_true",
-                   help="deliver the model as the search trained it (on the training split) instead "
-                        "of retraining the selected configuration on all labelled data")
+    b.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
+                   help="retrain the selected configuration on all labelled data before delivering "
+                        "it (default: on small and medium data, and whenever a --time-budget leaves "
+                        "room); --no-refit delivers the model as the search trained it")
     b.add_argument("--patience", type=_non_negative_int, default=15, metavar="N",
                    help="stop when N trials in a row have not raised the top score by more than half "
                         "its standard error, or as soon as a trial scores a perfect 1.0 (default 15; "
@@ -252,7 +253,7 @@ def cmd_fit(args) -> int:
                      seed=args.seed, storage=args.storage, metric=args.metric,
                      strategies=args.strategies, val_fraction=args.val_fraction,
                      batch_size=args.batch_size, cache_dir=args.cache_dir,
-                     progress=not args.quiet, report=not args.no_report, refit=not args.no_refit,
+                     progress=not args.quiet, report=not args.no_report, refit=args.refit,
                      patience=args.patience)
     est.fit(args.data)
     _print_fit(est)
@@ -391,7 +392,7 @@ def cmd_demo(args) -> int:
         extra = {"text_column": "text", "label_column": "label"}
     elif mod == "audio":
         data = out / "metadata.csv"
-        extra = {"group_column": "voice", "backbones": ["speech-embedding"]}
+        extra = {"group_column": "voice", "backbones": ["speech-embedding", "mfcc"]}
     est = AutoTransfer(trials=args.trials, run_dir=run_dir, progress=True, **extra)
     est.fit(str(data))
     _print_fit(est)

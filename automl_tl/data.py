@@ -20,7 +20,7 @@ import numpy as np
 from automl_tl.errors import ConfigError, DataError
 from automl_tl.modalities import Skip
 
-__all__ = ["LabelledData", "Split", "load_data", "split_data", "TABLE_SUFFIXES"]
+__all__ = ["LabelledData", "load_data", "evaluation_plan", "TABLE_SUFFIXES"]
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
 PATH_COLUMN_GUESSES = ("path", "file", "filename", "filepath", "image", "audio", "image_path")
@@ -70,19 +70,6 @@ class LabelledData:
 
 def _reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
-
-
-@dataclass(frozen=True, kw_only=True)
-class Split:
-    train: np.ndarray
-    val: np.ndarray
-
-    def to_dict(self, data: LabelledData) -> dict:
-        def part(idx):
-            return {"items": [str(data.items[i]) for i in idx], "labels": [data.labels[i] for i in idx]}
-
-        return {"modality": data.modality, "labels": data.classes, "train": part(self.train),
-                "val": part(self.val)}
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -376,29 +363,16 @@ def validate(data: LabelledData) -> None:
 
 
 # ---------------------------------------------------------------------------------------- split
-def split_data(data: LabelledData, *, val_fraction: float = 0.2, seed: int = 0) -> Split:
-    """Stratified train/validation split (grouped when ``data.groups`` is set; as given when
-    ``data.split`` is set)."""
-    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+def evaluation_plan(data: LabelledData, y, *, val_fraction: float = 0.2, seed: int = 0):
+    """The run's folds for ``data`` (:func:`automl_tl.evaluation.make_plan`): stratified k-fold
+    on small data, grouped when ``data.groups`` is set, exactly the user's split when
+    ``data.split`` is set; ``plan.train`` / ``plan.val`` is the hold-out split."""
+    from automl_tl.evaluation import make_plan
 
-    y = np.asarray(data.labels)
-    idx = np.arange(len(y))
+    fixed = None
     if data.split is not None:
-        part = np.asarray(data.split)
-        train, val = idx[part == "train"], idx[part == "val"]
-        if not len(train) or not len(val):
-            raise DataError(f"{data.source}: the split column leaves {len(train)} training and "
-                            f"{len(val)} validation rows; both need some.")
-        return Split(train=train, val=val)
-    if data.groups is not None and len(set(data.groups)) >= 2:
-        n_splits = max(2, round(1 / val_fraction))
-        n_splits = min(n_splits, len(set(data.groups)))
-        sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        train, val = next(sgkf.split(idx, y, groups=np.asarray(data.groups)))
-        return Split(train=np.sort(train), val=np.sort(val))
-    n_classes = len(set(y))
-    n_val = max(int(round(len(y) * val_fraction)), n_classes)
-    if n_val >= len(y) - n_classes + 1:
-        n_val = len(y) - n_classes
-    train, val = train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
-    return Split(train=np.sort(train), val=np.sort(val))
+        fixed = np.asarray(data.split) == "val"
+        if fixed.all() or not fixed.any():
+            raise DataError(f"{data.source}: the split column leaves {int((~fixed).sum())} training and "
+                            f"{int(fixed.sum())} validation rows; both need some.")
+    return make_plan(y, groups=data.groups, fixed_val=fixed, val_fraction=val_fraction, seed=seed)

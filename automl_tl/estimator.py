@@ -75,7 +75,7 @@ class AutoTransfer:
                  path_column: str | None = None, group_column: str | None = None,
                  split_column: str | None = None, strategies: Sequence[str] | None = None, cache_dir: str | None = None,
                  batch_size: int = 32, progress: bool = False, report: bool = True,
-                 refit: bool = True, patience: int = 15, plugin_manager=None) -> None:
+                 refit: bool | None = None, patience: int = 15, plugin_manager=None) -> None:
         self.backbones = backbones
         self.trials = trials
         self.time_budget = time_budget
@@ -148,7 +148,7 @@ class AutoTransfer:
         from dataclasses import replace
 
         from automl_tl.cache import EmbeddingCache
-        from automl_tl.evaluation import make_plan
+        from automl_tl.data import evaluation_plan
         from automl_tl.probe import probe_candidates
         from automl_tl.profile import profile_data
         from automl_tl.training import TrialContext
@@ -166,12 +166,7 @@ class AutoTransfer:
         labels = data.classes
         index = {c: i for i, c in enumerate(labels)}
         y_int = np.array([index[c] for c in data.labels], dtype=np.int64)
-        fixed = None if data.split is None else np.asarray(data.split) == "val"
-        if fixed is not None and (fixed.all() or not fixed.any()):
-            raise DataError(f"{data.source}: the split column leaves {int((~fixed).sum())} training and "
-                            f"{int(fixed.sum())} validation rows; both need some.")
-        plan = make_plan(y_int, groups=data.groups, fixed_val=fixed, val_fraction=self.val_fraction,
-                         seed=self.seed)
+        plan = evaluation_plan(data, y_int, val_fraction=self.val_fraction, seed=self.seed)
         class_weight = None
         if prof.imbalanced:
             counts = np.bincount(y_int, minlength=len(labels)).astype(float)
@@ -235,13 +230,14 @@ class AutoTransfer:
         tunable = [b for b in dict.fromkeys(ranked) if ctx.specs[b].fine_tunable][:2]
         space = SearchSpace(specs=ctx.specs, augmentable=augmentable, strategies=strategies,
                             fine_tune_backbones=tuple(tunable) or None)
+        refit, no_refit_reason = self._refit_decision(prof, deadline)
         summary_base = {
             "version": _version(),
             "task": task | {"n_train": int(len(plan.train)), "n_val": int(len(plan.val))},
             "profile": prof.to_dict(), "recommendation": rec.to_dict(), "probe": list(prep.probes),
             "candidates": [s.summary() | {"weights": prep.weights[s.name].to_dict()} for s in prep.specs],
             "left_out": left_out_of(prep), "strategy_table": self._pm().strategy_table.to_dict(),
-            "baseline": _baseline(prep.probes, self.metric), "refit": bool(self.refit),
+            "baseline": _baseline(prep.probes, self.metric), "refit": refit,
             "time_budget": self.time_budget,
         }
         search = Search(ctx=ctx, space=space, run_dir=run_dir, recommendation=rec, storage=self.storage,
@@ -251,7 +247,8 @@ class AutoTransfer:
                         feature_dims={p["backbone"]: p["dim"] for p in prep.probes if "dim" in p})
         t0 = time.perf_counter()
         try:
-            search.run(trials=self.trials, deadline=deadline, refit=self.refit, progress=self.progress)
+            search.run(trials=self.trials, deadline=deadline, refit=refit, progress=self.progress,
+                       no_refit_reason=no_refit_reason)
         except KeyboardInterrupt:
             if self.report:
                 self._write_report(run_dir)  # reports what is finished
@@ -280,6 +277,16 @@ class AutoTransfer:
         if self.report:
             self._write_report(run_dir)
         return self
+
+    def _refit_decision(self, prof, deadline) -> tuple[bool, str]:
+        """Refit by default on small and medium data, and on large data when a time budget is
+        given (what it leaves is used); ``refit=True`` / ``False`` decides alone."""
+        if self.refit is not None:
+            return bool(self.refit), "--no-refit"
+        if prof.size_category != "large" or deadline is not None:
+            return True, ""
+        return False, (f"large data ({prof.median_per_class:.0f} per class) and no time budget: the "
+                       f"hold-out items would add little for a whole retraining; pass --refit to refit")
 
     def _write_report(self, run_dir) -> None:
         try:

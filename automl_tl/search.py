@@ -40,8 +40,9 @@ log = logging.getLogger("automl_tl")
 
 #: seconds kept free at the end of a time budget for saving the model and writing the report
 SAVE_MARGIN_S = 8.0
-#: a refit is attempted when its predicted cost is within this factor of the time left
+#: a refit is attempted when its predicted cost is within this factor of the time left, or is cheap
 REFIT_SLACK = 1.25
+CHEAP_REFIT_S = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -352,7 +353,7 @@ class Search:
 
     # ------------------------------------------------------------------ running
     def run(self, *, trials: int | None = None, deadline: float | None = None, refit: bool = True,
-            progress: bool = False):
+            progress: bool = False, no_refit_reason: str = "--no-refit"):
         """Run trials until the trial budget, the ``deadline`` (``time.monotonic()``) or a stop
         rule; then deliver the selected trial (refitted on all labelled data when ``refit``).
 
@@ -365,6 +366,7 @@ class Search:
         from tqdm.auto import tqdm
 
         self.refit = refit
+        self.no_refit_reason = no_refit_reason
         bar = tqdm(total=trials, desc="trials", unit="trial", disable=not progress, leave=False,
                    initial=min(self.finished_trials(), trials or 0))
         t_start = time.monotonic()
@@ -564,8 +566,8 @@ class Search:
             left = None if deadline is None else deadline - time.monotonic() - SAVE_MARGIN_S
             predicted = self.costs.refit(cfg, epochs)
             # the search stopped to keep ~predicted seconds: allow the estimate's error (the refit
-            # stops at the deadline anyway, keeping the search's model)
-            if left is not None and predicted > REFIT_SLACK * left:
+            # stops at the deadline anyway, keeping the search's model); a cheap refit always runs
+            if left is not None and predicted > max(REFIT_SLACK * left, CHEAP_REFIT_S):
                 info["refit_reason"] = (f"not refitted: the refit ({predicted:.0f} s predicted) does not fit "
                                         f"the {max(0.0, left):.0f} s left of the time budget")
             else:
@@ -586,7 +588,7 @@ class Search:
                              "refit_reason": f"refitted on all {n_all} labelled items with the epochs "
                                              f"trial {sel.trial} needed"}
         else:
-            info["refit_reason"] = "not refitted (--no-refit): the search's model is delivered"
+            info["refit_reason"] = f"not refitted ({self.no_refit_reason}): the search's model is delivered"
         if not info["refit"] and self._saved_trial != sel.trial:
             result = self._results.get(sel.trial)
             if result is None:  # selected from an earlier process: rebuild on the training split

@@ -26,7 +26,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from automl_tl.cache import EmbeddingCache
-    from automl_tl.data import load_data, split_data
+    from automl_tl.data import evaluation_plan, load_data
     from automl_tl.plugin_manager import PluginManager
     from automl_tl.training import TrialConfig, TrialContext, run_trial
 
@@ -38,12 +38,12 @@ def main() -> None:
     weights = spec.resolve_weights()
     labels = data.classes
     y = np.array([labels.index(c) for c in data.labels])
-    split = split_data(data, seed=0)
+    plan = evaluation_plan(data, y, seed=0)
     cfg = TrialConfig(backbone="mobilenetv2", strategy="feature_extraction", head_lr=1e-3, head_units=0,
                       dropout=0.2, head_epochs=20)
 
     def ctx(cache):
-        return TrialContext(data=data, split=split, y=y, n_classes=len(labels),
+        return TrialContext(data=data, plan=plan, y=y, n_classes=len(labels),
                             input_configs={"mobilenetv2": {"image_size": args.image_size}}, weights={"mobilenetv2": weights},
                             specs={"mobilenetv2": spec}, modality=pm.modalities.get("image"), cache=cache)
 

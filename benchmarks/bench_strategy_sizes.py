@@ -29,7 +29,7 @@ def main() -> None:
     classes = [int(c) for c in args.classes.split(",")]
 
     from automl_tl.cache import EmbeddingCache
-    from automl_tl.data import load_data, split_data
+    from automl_tl.data import evaluation_plan, load_data
     from automl_tl.plugin_manager import PluginManager
     from automl_tl.training import TrialConfig, TrialContext, predict_proba_items, run_trial, assemble
 
@@ -56,8 +56,8 @@ def main() -> None:
         data = load_data(str(folder), modalities=pm.modalities)
         labels = data.classes
         y = np.array([labels.index(c) for c in data.labels])
-        split = split_data(data, seed=0)
-        ctx = TrialContext(data=data, split=split, y=y, n_classes=len(labels),
+        plan = evaluation_plan(data, y, seed=0)
+        ctx = TrialContext(data=data, plan=plan, y=y, n_classes=len(labels),
                            input_configs={"mobilenetv2": {"image_size": args.image_size}},
                            weights={"mobilenetv2": weights}, specs={"mobilenetv2": spec},
                            modality=pm.modalities.get("image"), cache=EmbeddingCache(tmp / "cache"))

@@ -135,7 +135,7 @@ def test_cli_exit_code_for_bad_data(tmp_path, capsys):
 
 
 def test_fixed_split_column(pm, tmp_path):
-    from automl_tl.data import split_data
+    from automl_tl.data import evaluation_plan
 
     for i in range(8):
         _png(tmp_path / f"{i}.png", i * 30)
@@ -143,8 +143,8 @@ def test_fixed_split_column(pm, tmp_path):
                           "part": ["train"] * 6 + ["validation"] * 2})
     frame.to_csv(tmp_path / "t.csv", index=False)
     data = _load(pm, tmp_path / "t.csv", split_column="part")
-    s = split_data(data)
-    assert list(s.train) == [0, 1, 2, 3, 4, 5] and list(s.val) == [6, 7]
+    s = evaluation_plan(data, [0, 1] * 4)
+    assert s.kind == "holdout" and list(s.train) == [0, 1, 2, 3, 4, 5] and list(s.val) == [6, 7]
     frame.assign(part=["train"] * 7 + ["test"]).to_csv(tmp_path / "u.csv", index=False)
     with pytest.raises(DataError, match="must say train or val.*'test'"):
         _load(pm, tmp_path / "u.csv", split_column="part")

@@ -215,3 +215,17 @@ def test_a_running_fine_tune_stops_at_the_deadline_keeping_its_best_epoch(tmp_pa
     assert result.stopped_early == "the time budget ran out"
     assert sum(1 for h in result.history if h["phase"] == "fine_tune") == 1
     assert 0.0 <= result.score <= 1.0 and result.epochs["fine_tune"] in (0, 1)
+
+
+def test_refit_by_default_on_small_and_medium_data_and_under_a_time_budget():
+    from types import SimpleNamespace
+
+    large = SimpleNamespace(size_category="large", median_per_class=1500.0)
+    small = SimpleNamespace(size_category="small", median_per_class=40.0)
+    auto = AutoTransfer()
+    assert auto._refit_decision(small, None) == (True, "")
+    assert auto._refit_decision(large, deadline=123.0) == (True, "")
+    refit, why = auto._refit_decision(large, None)
+    assert refit is False and "--refit" in why and "1500 per class" in why
+    assert AutoTransfer(refit=True)._refit_decision(large, None)[0] is True
+    assert AutoTransfer(refit=False)._refit_decision(small, None)[0] is False
