@@ -40,9 +40,11 @@ log = logging.getLogger("automl_tl")
 
 #: seconds kept free at the end of a time budget for saving the model and writing the report
 SAVE_MARGIN_S = 8.0
-#: a refit is attempted when its predicted cost is within this factor of the time left, or is cheap
-REFIT_SLACK = 1.25
-CHEAP_REFIT_S = 5.0
+#: a refit is attempted when its predicted cost is within this factor of the time left, or is
+#: cheap: it stops at the deadline anyway (keeping the search's model), and the time after the
+#: search is otherwise unused
+REFIT_SLACK = 2.0
+CHEAP_REFIT_S = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,8 +276,8 @@ class Search:
         queue: list[tuple[dict, dict]] = []
         if self.recommendation.strategy == FEATURE_EXTRACTION and first.get("head_units"):
             # the table asks for a new (hidden-layer) head: it follows the linear probe it must beat
-            linear = self.space.probe_params(first["backbone"], self.rec_options or {
-                k.split(":", 1)[1]: v for k, v in first.items() if ":" in k})
+            options = {k.split(":", 1)[1]: v for k, v in first.items() if ":" in k}
+            linear = self.space.probe_params(first["backbone"], options)
             queue += [(linear, {"recommended": True}), (first, {"table_head": True})]
         else:
             queue.append((first, {"recommended": True}))
@@ -565,8 +567,6 @@ class Search:
         if getattr(self, "refit", True):
             left = None if deadline is None else deadline - time.monotonic() - SAVE_MARGIN_S
             predicted = self.costs.refit(cfg, epochs)
-            # the search stopped to keep ~predicted seconds: allow the estimate's error (the refit
-            # stops at the deadline anyway, keeping the search's model); a cheap refit always runs
             if left is not None and predicted > max(REFIT_SLACK * left, CHEAP_REFIT_S):
                 info["refit_reason"] = (f"not refitted: the refit ({predicted:.0f} s predicted) does not fit "
                                         f"the {max(0.0, left):.0f} s left of the time budget")
