@@ -179,6 +179,13 @@ def complexity(strategy: str, head_units: int | None, classical: bool,
     return (rank, int(unfreeze_blocks or 0), 1 if head_units else 0, 1 if classical else 0)
 
 
+def cost_tier(seconds: float) -> int:
+    """A trial's cost as an order of magnitude (under 10 s: 0, under 100 s: 1, ...): the
+    tie-break counts a tenfold difference in cost, not the jitter between two cheap trials."""
+    s = float(seconds) if seconds is not None and np.isfinite(seconds) else 0.0
+    return int(np.floor(np.log10(max(s, 1.0))))
+
+
 def paired_gap(top: Candidate, other: Candidate, y, metric: Callable, *, n_boot: int = 200,
                seed: int = 0) -> tuple[float, float] | None:
     """``(gap, se)``: how much better ``top`` scores than ``other`` on the items both were scored
@@ -214,8 +221,10 @@ def select(candidates: Sequence[Candidate], *, y=None, metric: Callable | None =
     on the items both were scored on is within its standard error (a fine-tuned trial scored on
     40 hold-out items and a probe cross-validated on 200 share those 40; a lucky hold-out shows
     there). Either test finding noise is a tie: the rule leans to the simpler model, as the
-    one-standard-error rule is meant to. Among the tied, the simplest trial wins (:func:`complexity`), then the cheapest, then the higher score. ``cache`` (a dict kept
-    by the caller) remembers paired comparisons between calls.
+    one-standard-error rule is meant to. Among the tied, the simplest trial wins (:func:`complexity`),
+    then one an order of magnitude cheaper (:func:`cost_tier`), then the higher score: a 0.1 s
+    difference between two probes says nothing, a tenfold one does. ``cache`` (a dict kept by the
+    caller) remembers paired comparisons between calls.
     """
     cache = {} if cache is None else cache
     cands = [c for c in candidates if c.score is not None and np.isfinite(c.score)]
@@ -242,7 +251,7 @@ def select(candidates: Sequence[Candidate], *, y=None, metric: Callable | None =
         paired_any = True
         return pg[0] <= pg[1] + 1e-12
 
-    ordered = sorted(cands, key=lambda c: (c.complexity, round(c.seconds, 1), -c.score, c.trial))
+    ordered = sorted(cands, key=lambda c: (c.complexity, cost_tier(c.seconds), -c.score, c.seconds, c.trial))
     tied = [c for c in ordered if ties(c)]
     pick = tied[0]
     if pick.trial == top.trial:

@@ -272,6 +272,11 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
                     "seconds": sum(t["seconds"] or 0.0 for t in ts),
                 }
             )
+    # the selection's tie set was found against the top score (paired, on shared items): it holds
+    # for the report's best when that is the same score (equal top scores: the same hold-out)
+    top_score = to_float(selection.get("top_score"))
+    paired_ties = (set(selection.get("tied") or []) if (best and top_score is not None
+                                                        and abs(top_score - best["score"]) <= 1e-12) else set())
     per_strategy = []
     for s in strategies:
         ts = [t for t in placed if (t["strategy"] or "?") == s]
@@ -289,6 +294,9 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
                 "seconds": sum(t["seconds"] or 0.0 for t in ts),
                 "gap_to_best": (sign * (best["score"] - sb["score"])) if (sb and best) else None,
                 "recommended": s == rec_strategy,
+                # the run's selection compared this strategy's trial with the top one on the items both
+                # were scored on and found the gap within its standard error
+                "paired_tie": any(t["trial"] in paired_ties for t in done),
             }
         )
     # a recommended strategy whose best trial is within one standard error of the winner held: a tie within noise
@@ -416,7 +424,8 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
         headline.append("No trial has been recorded yet.")
     if rec:
         if rec_best and best:
-            headline.append(_noise.regret_sentence(rec_best, best, regret, sign, point, top_se))
+            headline.append(_noise.regret_sentence(rec_best, best, regret, sign, point, top_se,
+                                                    paired=rec_best["trial"] in paired_ties))
         elif rec_trials:
             headline.append(
                 "The recommended configuration did not complete ("

@@ -65,6 +65,7 @@ def _noise_fields(report: dict[str, Any], v: dict, b: dict, d: dict) -> dict[str
         "strategy_ses": {s["strategy"]: s.get("best_se") for s in report["strategies"]},
         "strategy_verdict": v.get("verdict"),
         "within_noise": bool(v.get("within_noise")),
+        "strategy_paired": bool(v.get("paired")),
         "strategy_gap": v.get("gap"),
         "strategy_gap_se": v.get("se"),
         "baseline_se": b.get("score_se"),
@@ -173,6 +174,8 @@ def _noise_sentences(rows: list[dict[str, Any]], any_disagreement: bool) -> list
         if r["agrees"] and r["within_noise"]:
             size = "?" if r["n_samples"] is None else r["n_samples"]
             se = f" ({fmt_points(r['strategy_gap_se'], r['point'])})" if r["strategy_gap_se"] is not None else ""
+            if r.get("strategy_paired"):
+                se = " when compared on the items both were scored on"
             out.append(
                 f"At {size} samples ({r['label']}) the recommended {r['recommended_strategy']} finished {fmt_points(r['strategy_gap'], r['point'])} "
                 f"behind the winner ({r['winner_strategy']}), within one standard error{se}: a tie within noise, so the table held."

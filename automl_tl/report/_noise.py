@@ -53,7 +53,7 @@ def tied_strategies(best: dict | None, per_strategy: list[dict], sign: float, fa
         if s["best_score"] is None or s["strategy"] == "?":
             continue
         c = compare(best["score"], best.get("score_se"), s["best_score"], s.get("best_se"), sign, fallback=fallback)
-        if c["kind"] in ("equal", "noise"):
+        if c["kind"] in ("equal", "noise") or s.get("paired_tie"):
             out.append(s["strategy"])
     return out
 
@@ -61,7 +61,8 @@ def tied_strategies(best: dict | None, per_strategy: list[dict], sign: float, fa
 def strategy_verdict(best: dict | None, rec_strategy: str | None, per_strategy: list[dict], sign: float, fallback: Any = None) -> dict[str, Any]:
     """Did the recommended strategy win? "held", "held (a tie within noise)" or "did not hold"
     (only when the best trial of the recommended strategy is behind by more than one SE)."""
-    out: dict[str, Any] = {"held": None, "verdict": None, "within_noise": False, "gap": None, "se": None, "rec_best_trial": None}
+    out: dict[str, Any] = {"held": None, "verdict": None, "within_noise": False, "paired": False, "gap": None, "se": None,
+                           "rec_best_trial": None}
     if best is None or not rec_strategy:
         return out
     if best["strategy"] == rec_strategy:
@@ -72,9 +73,12 @@ def strategy_verdict(best: dict | None, rec_strategy: str | None, per_strategy: 
         out.update(held=False, verdict=NOT_HELD)
         return out
     c = compare(best["score"], best.get("score_se"), rs["best_score"], rs.get("best_se"), sign, fallback=fallback)
-    held = c["kind"] in ("equal", "noise")
-    noise = c["kind"] == "noise"
-    out.update(held=held, within_noise=noise, gap=c["gap"], se=c["se"], rec_best_trial=rs["best_trial"],
+    # the scores may have been measured on different items (a 40-item hold-out vs cross-validation
+    # on all): the run's selection compared them on the items both were scored on
+    paired = c["kind"] == "a" and bool(rs.get("paired_tie"))
+    held = c["kind"] in ("equal", "noise") or paired
+    noise = c["kind"] == "noise" or paired
+    out.update(held=held, within_noise=noise, paired=paired, gap=c["gap"], se=c["se"], rec_best_trial=rs["best_trial"],
                verdict=HELD_NOISE if noise else HELD if held else NOT_HELD)
     return out
 
@@ -92,6 +96,13 @@ def strategy_sentence(v: dict[str, Any], best: dict, rec_strategy: str, tied: li
         return f"The strategy table held: the recommended strategy ({rec_strategy}) won{tie}."
     if v["held"] and not v["within_noise"]:
         return f"The strategy table held: the recommended strategy ({rec_strategy}) tied with the winner ({winner}) at {fmt_score(best['score'])}."
+    if v["held"] and v.get("paired"):
+        return (
+            f"The strategy table held (a tie within noise): the best {rec_strategy} trial scored "
+            f"{fmt_interval(rs['best_score'], rs.get('best_se'))}, {fmt_points(v['gap'], point)} below the winner {winner} "
+            f"({fmt_interval(best['score'], best.get('score_se'))}), but the two were scored on different items; compared on "
+            f"the items both were scored on, the gap is within its standard error: noise, not evidence against the table."
+        )
     if v["held"]:
         return (
             f"The strategy table held (a tie within noise): the best {rec_strategy} trial ({v['rec_best_trial']}) scored "
@@ -111,11 +122,15 @@ def strategy_sentence(v: dict[str, Any], best: dict, rec_strategy: str, tied: li
     )
 
 
-def regret_sentence(rec_best: dict, best: dict, regret: float, sign: float, point: float, fallback: Any = None) -> str:
+def regret_sentence(rec_best: dict, best: dict, regret: float, sign: float, point: float, fallback: Any = None,
+                    paired: bool = False) -> str:
+    """``paired``: the run's selection found the two tied on the items both were scored on."""
     if regret <= EPS:
         return f"The recommended configuration (trial {rec_best['trial']}) was the best: regret 0."
     c = compare(best["score"], best.get("score_se"), rec_best["score"], rec_best.get("score_se"), sign, fallback=fallback)
     noise = f", within one standard error ({fmt_points(c['se'], point)}): a tie within noise" if c["kind"] == "noise" else ""
+    if c["kind"] == "a" and paired:
+        noise = ", within one standard error when compared on the items both were scored on: a tie within noise"
     return (
         f"The recommended configuration (trial {rec_best['trial']}) scored {fmt_interval(rec_best['score'], rec_best.get('score_se'))}: "
         f"regret {fmt_points(regret, point)} ({fmt_score(regret)}){noise}."

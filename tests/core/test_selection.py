@@ -76,6 +76,19 @@ def test_a_gap_within_one_standard_error_goes_to_the_simpler_trial():
     assert select([fe, ft, better]).trial == 2  # beyond one SE: the better trial wins
 
 
+def test_among_equally_simple_ties_the_higher_score_wins_unless_tenfold_cheaper():
+    """Two linear probes 0.1 s apart: the cost difference is jitter, the better score wins; a
+    hidden-layer head ten times cheaper than another wins its tie on cost."""
+    fe = complexity("feature_extraction", 0, False)
+    mid = Candidate(trial=0, score=0.83, se=0.02, seconds=0.09, complexity=fe)
+    final = Candidate(trial=2, score=0.815, se=0.02, seconds=0.07, complexity=fe)
+    assert select([mid, final]).trial == 0
+    mlp = complexity("feature_extraction", 256, False)
+    slow = Candidate(trial=3, score=0.85, se=0.03, seconds=40, complexity=mlp)
+    cheap = Candidate(trial=4, score=0.84, se=0.03, seconds=3, complexity=mlp)
+    assert select([slow, cheap]).trial == 4
+
+
 def test_ties_prefer_frozen_linear_pretrained():
     ranks = [complexity("feature_extraction", 0, False), complexity("feature_extraction", 0, True),
              complexity("feature_extraction", 256, False), complexity("fine_tune_top", 0, False, unfreeze_blocks=1),

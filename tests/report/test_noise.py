@@ -76,6 +76,32 @@ def test_a_gap_beyond_one_standard_error_did_not_hold(make_run_dir):
     assert "did not hold" in paths["html"].read_text() and "tie within noise" not in paths["html"].read_text()
 
 
+def test_a_tie_the_selection_found_on_shared_items_is_a_tie_in_the_verdicts(make_run_dir):
+    """A fine-tuned winner scored on a small hold-out against a cross-validated probe: their plain
+    gap is beyond the band, but the run's selection compared them on the items both were scored on
+    and found them tied. The verdicts follow the selection, never contradict it."""
+    run = make_run_dir("r", rec_strategy="fine_tune_all")
+    best_trial, rec_trial = _recommended_strategy_behind(run, gap=0.012, se=0.004)
+    rows = _rows(run)
+    best = next(r for r in rows if int(r["trial"]) == best_trial)
+    _edit_summary(run, lambda s: s.update(selection={
+        "trial": rec_trial, "score": float(best["score"]) - 0.012, "se": 0.004, "top_trial": best_trial,
+        "top_score": float(best["score"]), "top_se": 0.004, "tied": [best_trial, rec_trial],
+        "rule": "one standard error (paired, on the items both trials were scored on)", "reason": "x"}))
+    paths = write_report(run)
+    report = json.loads(paths["json"].read_text())
+    v = report["strategy_verdict"]
+    assert report["strategy_held"] is True and v["within_noise"] is True and v["paired"] is True
+    assert "fine_tune_all" in report["tied_strategies"]
+    for text in (paths["html"].read_text(), paths["md"].read_text()):
+        assert "did not hold" not in text and "compared on the items both were scored on" in text
+    comparison = build_comparison([run])
+    assert not any("beyond" in s for s in comparison["headline"])
+    # a tie the selection found against another top score says nothing about this one
+    _edit_summary(run, lambda s: s["selection"].update(top_score=0.5))
+    assert build_report(run)["strategy_held"] is False
+
+
 def test_without_standard_errors_the_selections_band_or_equality_decides(make_run_dir):
     run = make_run_dir("r", rec_strategy="fine_tune_all", legacy=True)
     rows = _rows(run)
