@@ -251,7 +251,7 @@ def select(candidates: Sequence[Candidate], *, y=None, metric: Callable | None =
         paired_any = True
         return pg[0] <= pg[1] + 1e-12
 
-    ordered = sorted(cands, key=lambda c: (c.complexity, cost_tier(c.seconds), -c.score, c.seconds, c.trial))
+    ordered = sorted(cands, key=lambda c: (c.complexity, cost_tier(c.seconds), -c.score, c.trial))
     tied = [c for c in ordered if ties(c)]
     pick = tied[0]
     if pick.trial == top.trial:

@@ -83,6 +83,9 @@ def test_among_equally_simple_ties_the_higher_score_wins_unless_tenfold_cheaper(
     mid = Candidate(trial=0, score=0.83, se=0.02, seconds=0.09, complexity=fe)
     final = Candidate(trial=2, score=0.815, se=0.02, seconds=0.07, complexity=fe)
     assert select([mid, final]).trial == 0
+    again = Candidate(trial=5, score=0.83, se=0.02, seconds=0.05, complexity=fe)  # a repeat of trial 0, faster
+    sel = select([mid, final, again])
+    assert sel.trial == 0 and sel.top_trial == 0  # the first of equal trials: the top itself, no "simpler" story
     mlp = complexity("feature_extraction", 256, False)
     slow = Candidate(trial=3, score=0.85, se=0.03, seconds=40, complexity=mlp)
     cheap = Candidate(trial=4, score=0.84, se=0.03, seconds=3, complexity=mlp)
