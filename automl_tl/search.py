@@ -149,6 +149,11 @@ def storage_url(run_dir: Path, storage: str | None) -> str:
 _FATAL = (KeyboardInterrupt, SystemExit, MemoryError)
 
 
+# proposals in a row that repeat a finished deterministic trial before the search calls its space
+# exhausted (a probe-only space, e.g. one classical featurizer, has a single configuration)
+MAX_REPEATS = 10
+
+
 class CostModel:
     """Predicted seconds of a trial and of a refit, from the trials already run and, before
     any, from the measured forward-pass time per item of each backbone.
@@ -383,6 +388,7 @@ class Search:
                    initial=min(self.finished_trials(), trials or 0))
         t_start = time.monotonic()
         self._not_started_in_a_row = 0
+        self._repeats_in_a_row = 0
         try:
             while True:
                 why = self._why_stop(trials, deadline)
@@ -392,6 +398,14 @@ class Search:
                 self.study.optimize(lambda trial: self._objective(trial, deadline), n_trials=1,
                                     catch=(TrialFailed,), callbacks=[self._after_trial_callback],
                                     gc_after_trial=True)
+                if self._repeats_in_a_row >= MAX_REPEATS:
+                    self.stop = self._early({
+                        "kind": "exhausted",
+                        "reason": f"the last {MAX_REPEATS} configurations the sampler proposed had all been "
+                                  f"tried: the search space is exhausted"}, trials, deadline)
+                    break
+                if self._repeats_in_a_row:
+                    continue
                 if self._not_started_in_a_row == 0:
                     bar.update(1)
                 elif self._not_started_in_a_row >= 3:
@@ -469,6 +483,20 @@ class Search:
             return None
         return f"not started: its predicted cost ({predicted:.0f} s) exceeds the time left ({max(0.0, left):.0f} s)"
 
+    def _repeat_of(self, trial, cfg: TrialConfig) -> int | None:
+        """The earlier complete trial with exactly these parameters, when the configuration is
+        deterministic (a linear probe on frozen features); None otherwise. (Optuna's samplers
+        re-propose a good categorical configuration often; it has no built-in deduplication.)"""
+        import optuna
+
+        if cfg.strategy != FEATURE_EXTRACTION or not cfg.linear_head:
+            return None
+        params = dict(trial.params)
+        for t in self._trials((optuna.trial.TrialState.COMPLETE,)):
+            if t.number != trial.number and dict(t.params) == params:
+                return t.number
+        return None
+
     def _objective(self, trial, deadline) -> float:
         import optuna
 
@@ -476,6 +504,16 @@ class Search:
         history: list = []
         cfg = self.space.suggest(trial)
         trial.set_user_attr("strategy", cfg.strategy)
+        repeat = self._repeat_of(trial, cfg)
+        if repeat is not None:
+            # a linear probe is a function of its configuration and the folds: running it again
+            # gives the same score, so it is not run and not counted against the trial budget
+            why = f"not run: a repeat of trial {repeat} (same configuration, same score)"
+            trial.set_user_attr("not_started", why)
+            trial.set_user_attr("repeat_of", repeat)
+            self._repeats_in_a_row += 1
+            raise optuna.TrialPruned(why)
+        self._repeats_in_a_row = 0
         why_not = self._fits(cfg, deadline)
         if why_not is not None:
             # told PRUNED (the sampler learns to avoid it), never counted as a trial; the next

@@ -20,6 +20,7 @@ STOP_LABELS = {
     "time": "time budget used",
     "saturated": "validation saturated (early stop)",
     "patience": "no improvement (early stop)",
+    "exhausted": "search space exhausted (early stop)",
 }
 
 
@@ -132,7 +133,7 @@ def stop_part(summary: dict[str, Any]) -> dict[str, Any] | None:
         "seconds": to_float(st.get("seconds")),
         "seconds_saved": to_float(st.get("seconds_saved")),
         "trials_saved": to_int(st.get("trials_saved")),
-        "early": kind in ("saturated", "patience"),
+        "early": kind in ("saturated", "patience", "exhausted"),
     }
     s = "The search stopped" + (f" after {fmt_seconds(out['seconds'])}" if out["seconds"] is not None else "")
     s += f": {str(out['reason'] or out['label']).rstrip('.')}."

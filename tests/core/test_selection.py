@@ -202,6 +202,27 @@ def test_the_pixel_baseline_is_a_deliverable_model(tmp_path, image_folder):
     assert [json.loads(line)["label"] for line in out.stdout.strip().splitlines()] == list(est.predict(items))
 
 
+def test_a_repeated_linear_probe_is_not_rerun_nor_counted_and_an_exhausted_space_stops(tmp_path, image_folder,
+                                                                                         monkeypatch):
+    """A linear probe is deterministic: when the sampler proposes one again it is recorded as a
+    repeat (not run, not counted against --trials). A space with a single configuration (one
+    featurizer, linear heads only) stops as exhausted instead of spinning."""
+    import automl_tl.search as search_mod
+
+    real = search_mod.SearchSpace
+    monkeypatch.setattr(search_mod, "SearchSpace", lambda **kw: real(**(kw | {"head_units": (0,)})))
+    est = _fit(image_folder, tmp_path, backbones=["pixels"], trials=5, patience=0)
+    trials = est.study_.trials
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    repeats = [t for t in trials if t.user_attrs.get("repeat_of") is not None]
+    assert len(complete) == 1 and len(repeats) == search_mod.MAX_REPEATS
+    assert all(t.user_attrs["repeat_of"] == complete[0].number and t.params == complete[0].params for t in repeats)
+    assert est.stop_["kind"] == "exhausted" and est.stop_["trials_saved"] == 4
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["counts"]["complete"] == 1 and summary["counts"]["not_started"] == search_mod.MAX_REPEATS
+    assert (tmp_path / "run" / "model.keras").exists()
+
+
 def test_a_trial_that_cannot_fit_the_time_left_is_not_started(tmp_path, image_folder, monkeypatch):
     """The mechanism, not a stopwatch: every fine-tuning trial is predicted to cost more than the
     budget, so none starts; feature-extraction trials still run and the fit delivers."""
