@@ -261,18 +261,14 @@ def cmd_fit(args) -> int:
 
 
 def _print_fit(est) -> None:
-    import optuna
+    from automl_tl.search import trial_counts
 
-    st = optuna.trial.TrialState
-    trials = est.study_.get_trials(deepcopy=False)
-    skipped = [t for t in trials if t.user_attrs.get("not_started")]
-    n = {s: sum(t.state == s and not t.user_attrs.get("not_started") for t in trials)
-         for s in (st.COMPLETE, st.PRUNED, st.FAIL)}
-    repeats = sum(t.user_attrs.get("repeat_of") is not None for t in skipped)
-    extra = "".join(f", {k} {what}" for k, what in ((repeats, "repeats not rerun"),
-                                                     (len(skipped) - repeats, "not started (no time left)")) if k)
+    n = trial_counts(est.study_.get_trials(deepcopy=False))
+    extra = "".join(f", {k} {what}" for k, what in ((n["repeats"], "repeats not rerun"),
+                                                     (n["not_started"] - n["repeats"], "not started (no time left)"))
+                    if k)
     print(f"\nrun directory:  {est.run_dir_}")
-    print(f"trials:         {n[st.COMPLETE]} complete, {n[st.PRUNED]} pruned, {n[st.FAIL]} failed{extra}")
+    print(f"trials:         {n['complete']} complete, {n['pruned']} pruned, {n['fail']} failed{extra}")
     print(f"recommended:    {est.recommendation_.strategy} ({est.recommendation_.rule})")
     cfg = est.best_config_
     sel = est.selection_

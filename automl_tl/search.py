@@ -154,6 +154,24 @@ _FATAL = (KeyboardInterrupt, SystemExit, MemoryError)
 MAX_REPEATS = 10
 
 
+def trial_counts(trials) -> dict[str, int]:
+    """Trials by state (``complete``, ``pruned``, ``fail``, ``running``, ...), the proposals not
+    started (no time left, or a repeat) apart, as ``not_started``, of which ``repeats``."""
+    import optuna
+
+    st = optuna.trial.TrialState
+    counts = {s.name.lower(): 0 for s in (st.COMPLETE, st.PRUNED, st.FAIL, st.RUNNING)}
+    counts |= {"not_started": 0, "repeats": 0}
+    for t in trials:
+        if t.user_attrs.get("not_started"):
+            counts["not_started"] += 1
+            counts["repeats"] += t.user_attrs.get("repeat_of") is not None
+            continue
+        key = t.state.name.lower()
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 class CostModel:
     """Predicted seconds of a trial and of a refit, from the trials already run and, before
     any, from the measured forward-pass time per item of each backbone.
@@ -685,18 +703,7 @@ class Search:
 
     # ------------------------------------------------------------------ views
     def write_summary(self, *, finished: bool) -> dict:
-        import optuna
-
-        counts = {s.name.lower(): 0 for s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                                              optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)}
-        not_started = 0
-        for t in self.study.get_trials(deepcopy=False):
-            if t.user_attrs.get("not_started"):
-                not_started += 1
-                continue
-            key = t.state.name.lower()
-            counts[key] = counts.get(key, 0) + 1
-        counts["not_started"] = not_started
+        counts = trial_counts(self.study.get_trials(deepcopy=False))
         sel = self.selection()
         best = None
         if sel is not None:
