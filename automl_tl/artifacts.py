@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from automl_tl.atomic import atomic_write_json, atomic_write_text
 from automl_tl.errors import NotFittedError
 
 __all__ = ["atomic_write_text", "atomic_write_json", "write_leaderboard", "leaderboard_rows",
@@ -23,38 +24,6 @@ LEADERBOARD_COLUMNS = ("trial", "state", "backbone", "strategy", "unfreeze_block
                        "backbone_lr", "head_units", "dropout", "head_epochs", "ft_epochs", "augment",
                        "options", "score", "score_se", "evaluation", "n_eval", "seconds", "recommended",
                        "fail_reason")
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default, ensure_ascii=False))
-
-
-def _json_default(x):
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if hasattr(x, "to_dict"):
-        return x.to_dict()
-    return str(x)
 
 
 # ------------------------------------------------------------------------------ leaderboard
@@ -167,7 +136,7 @@ class Predictor:
         return list(result.keep), list(result.items), list(result.skips)
 
     def predict_proba(self, items, batch_size: int = 32) -> np.ndarray:
-        from automl_tl.training import predict_proba_items
+        from automl_tl.batching import predict_proba_items
 
         return predict_proba_items(self.model, self.adapter, list(items), batch_size,
                                    featurize=self._featurize, n_classes=len(self.labels))

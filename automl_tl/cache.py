@@ -7,7 +7,6 @@ file, and later trials read them back memory-mapped.
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
 import os
@@ -18,7 +17,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from automl_tl.artifacts import atomic_write_text
+from automl_tl.atomic import atomic_write_text
+from automl_tl.batching import iter_batches
 
 __all__ = ["EmbeddingCache", "default_cache_dir", "iter_batches", "feature_function"]
 
@@ -30,21 +30,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ[CACHE_ENV])
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "automl-tl" / "embeddings"
-
-
-def iter_batches(items: Sequence[Any], adapter, batch_size: int):
-    """Adapter outputs batch by batch, decoding the next batch in a thread while one is used."""
-    starts = list(range(0, len(items), batch_size))
-    if not starts:
-        return
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(adapter, list(items[0:batch_size]))
-        for k, start in enumerate(starts):
-            batch = future.result()
-            if k + 1 < len(starts):
-                nxt = starts[k + 1]
-                future = pool.submit(adapter, list(items[nxt:nxt + batch_size]))
-            yield start, batch
 
 
 def feature_function(spec, weights, input_config, options) -> Callable[[Any], np.ndarray]:

@@ -22,8 +22,8 @@ automl-tl: transfer learning on autopilot.
 
 Hand it a labelled dataset (a folder with one sub-folder per class, or a table of
 path/text + label) and it profiles the data, recommends a strategy from the strategy table
-(feature extraction / fine-tune the top blocks / fine-tune everything), searches backbones and
-hyperparameters with Optuna starting from that recommendation, and delivers a tuned Keras model,
+(feature extraction / fine-tune the top blocks / LP-FT ...; `automl-tl strategies` lists them),
+searches backbones, strategies and hyperparameters with Optuna starting from that recommendation, and delivers a tuned Keras model,
 a leaderboard and a report.
 
 typical use:
@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--metric", default="accuracy", choices=("accuracy", "balanced_accuracy", "macro_f1"),
                    help="validation metric to maximise (default accuracy)")
     b.add_argument("--strategies", type=_csv_list, metavar="S,...",
-                   help="restrict strategies: feature_extraction, fine_tune_top, fine_tune_all")
+                   help="restrict the searched strategies (default: all registered; see "
+                        "`automl-tl strategies`), e.g. feature_extraction,lp_ft")
     b.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
     b.add_argument("--batch-size", type=_positive_int, default=32, help="batch size for backbone passes (default 32)")
     b.add_argument("--cache-dir", help="embedding cache folder (default: $AUTOML_TL_CACHE_DIR or "
@@ -152,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and whether pretrained weights are available here.")
     p.add_argument("--modality", help="only this modality")
     p.add_argument("--filter", default="*", help="glob on the name, e.g. 'mobile*'")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("strategies", help="list registered transfer strategies",
+                       description="List registered transfer strategies: name, the plugin that "
+                                   "registered it, whether it moves backbone weights, and one line "
+                                   "of description. Any of them may be given to --strategies.")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("plugins", help="list installed plugins with versions and hooks")
@@ -340,6 +347,21 @@ def cmd_backbones(args) -> int:
     return EXIT_OK
 
 
+def cmd_strategies(args) -> int:
+    from automl_tl.plugin_manager import get_plugin_manager
+
+    reg = get_plugin_manager().strategies
+    rows = [{"name": s.name, "plugin": reg.plugin_of(s.name), "fine_tunes": bool(s.fine_tunes),
+             "description": s.description} for s in reg]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    print(f"{'name':<20}{'plugin':<24}{'fine-tunes':<12}description")
+    for r in rows:
+        print(f"{r['name']:<20}{r['plugin']:<24}{'yes' if r['fine_tunes'] else 'no':<12}{r['description']}")
+    return EXIT_OK
+
+
 def cmd_plugins(args) -> int:
     from automl_tl.plugin_manager import get_plugin_manager
 
@@ -439,7 +461,7 @@ def _configure_logging() -> None:
 
 
 COMMANDS = {"profile": cmd_profile, "fit": cmd_fit, "predict": cmd_predict, "backbones": cmd_backbones,
-            "plugins": cmd_plugins, "report": cmd_report, "compare": cmd_compare, "demo": cmd_demo}
+            "strategies": cmd_strategies, "plugins": cmd_plugins, "report": cmd_report, "compare": cmd_compare, "demo": cmd_demo}
 
 
 def main(argv=None) -> int:
@@ -457,7 +479,7 @@ def main(argv=None) -> int:
 
     warnings.simplefilter("ignore", BackboneLeftOutWarning)  # the log line says it once
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.command in ("profile", "fit", "predict", "backbones", "demo"):
+    if args.command in ("profile", "fit", "predict", "backbones", "strategies", "demo"):
         _quiet_tensorflow_import()
     try:
         return COMMANDS[args.command](args)

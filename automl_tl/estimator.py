@@ -175,7 +175,8 @@ class AutoTransfer:
         ctx = TrialContext(data=data, plan=plan, y=y_int, n_classes=len(labels),
                            input_configs=input_configs, weights=weights, specs={s.name: s for s in specs},
                            modality=modality, cache=cache, metric=self.metric, class_weight=class_weight,
-                           seed=self.seed, batch_size=self.batch_size, progress=self.progress)
+                           seed=self.seed, batch_size=self.batch_size, progress=self.progress,
+                           strategies=pm.strategies.as_dict())
         probes = probe_candidates(ctx, specs, deadline=deadline, log=log)
         backbones = {name: dict(info) | {"probe": next((p for p in probes if p["backbone"] == name
                                                         and "score" in p), None)}
@@ -197,8 +198,7 @@ class AutoTransfer:
     def fit(self, X, y=None) -> "AutoTransfer":
         from automl_tl.artifacts import atomic_write_json, load_predictor
         from automl_tl.search import Search, SearchSpace
-        from automl_tl.strategy import STRATEGIES
-        from automl_tl.training import metric_function
+        from automl_tl.metrics import metric_function
 
         t_start = time.monotonic()
         if self.trials is None and self.time_budget is None:
@@ -208,10 +208,8 @@ class AutoTransfer:
         if self.time_budget is not None and self.time_budget <= 0:
             raise ConfigError(f"time_budget must be positive, not {self.time_budget}")
         metric_function(self.metric)
-        strategies = tuple(self.strategies or STRATEGIES)
-        bad = [s for s in strategies if s not in STRATEGIES]
-        if bad:
-            raise ConfigError(f"unknown strategies {bad}; choose from {', '.join(STRATEGIES)}")
+        registry = self._pm().strategies
+        strategies = {name: registry.get(name) for name in (self.strategies or registry.names())}
         deadline = None if self.time_budget is None else t_start + float(self.time_budget)
         # the probe may use up to half of a time budget; the search and the refit get the rest
         probe_deadline = None if deadline is None else t_start + 0.5 * float(self.time_budget)
@@ -320,7 +318,7 @@ class AutoTransfer:
         return np.array(self.predictor_.labels)[np.argmax(proba, axis=1)]
 
     def score(self, X, y) -> float:
-        from automl_tl.training import metric_function
+        from automl_tl.metrics import metric_function
 
         from automl_tl.data import label_str
 

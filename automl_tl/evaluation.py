@@ -169,14 +169,12 @@ class Selection:
                 "reason": self.reason}
 
 
-def complexity(strategy: str, head_units: int | None, classical: bool,
-               strategies: Sequence[str] = ("feature_extraction", "fine_tune_top", "fine_tune_all"),
-               unfreeze_blocks: int | None = None) -> tuple:
-    """Order used to break ties: frozen before fine-tuned (and fewer blocks before more), linear
-    head before a hidden layer, and a pretrained backbone before a classical featurizer (its
-    features generalise better to inputs unlike the training data, e.g. a new speaker)."""
-    rank = strategies.index(strategy) if strategy in strategies else len(strategies)
-    return (rank, int(unfreeze_blocks or 0), 1 if head_units else 0, 1 if classical else 0)
+def complexity(rank: int, head_units: int | None, classical: bool, unfreeze_blocks: int | None = None) -> tuple:
+    """Order used to break ties: frozen before fine-tuned (the strategy's ``rank``; fewer blocks
+    before more), linear head before a hidden layer, and a pretrained backbone before a classical
+    featurizer (its features generalise better to inputs unlike the training data, e.g. a new
+    speaker)."""
+    return (int(rank), int(unfreeze_blocks or 0), 1 if head_units else 0, 1 if classical else 0)
 
 
 def cost_tier(seconds: float) -> int:

@@ -37,6 +37,19 @@ def automl_tl_register_backbones(registry):
 
 
 @hookspec
+def automl_tl_register_strategies(registry):
+    """Register transfer strategies (how a trial trains a backbone).
+
+    :param registry: a :class:`automl_tl.strategies.StrategyRegistry`; call
+        ``registry.add(strategy)`` with an instance of a :class:`automl_tl.strategies.TransferStrategy`
+        subclass (usually of :class:`automl_tl.strategies.FineTuning`, overriding ``trainable``).
+        A name already taken, or a strategy without a name or description, is an error naming
+        the plugin. Registered strategies are searched, may be named by strategy-table rules and
+        by ``--strategies``, and are listed by ``automl-tl strategies``.
+    """
+
+
+@hookspec
 def automl_tl_adjust_strategy_table(table):
     """Extend or override the strategy table (size x similarity -> strategy).
 

@@ -23,7 +23,7 @@ __all__ = ["PluginManager", "PluginInfo", "DEFAULT_PLUGINS", "ENTRY_POINT_GROUP"
 
 ENTRY_POINT_GROUP = "automl_tl"
 AUTOLOAD_ENV = "AUTOML_TL_DISABLE_PLUGIN_AUTOLOAD"
-DEFAULT_PLUGINS = ("automl_tl_vision", "automl_tl_text", "automl_tl_audio")
+DEFAULT_PLUGINS = ("automl_tl_strategies", "automl_tl_vision", "automl_tl_text", "automl_tl_audio")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +65,7 @@ class PluginManager:
             raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from exc
         self._backbones = None
         self._modalities = None
+        self._strategies = None
         self._strategy_table = None
 
     # ----------------------------------------------------------------- loading
@@ -93,7 +94,7 @@ class PluginManager:
         """Register a plugin object or module (tests, notebooks, programmatic use)."""
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         self._register(plugin, name, getattr(plugin, "__version__", "local"))
-        self._backbones = self._modalities = self._strategy_table = None
+        self._backbones = self._modalities = self._strategies = self._strategy_table = None
 
     # ----------------------------------------------------------------- typed hook calls
     def _call_with_registrar(self, hook_name: str, registrar) -> None:
@@ -131,13 +132,27 @@ class PluginManager:
         return self._backbones
 
     @property
+    def strategies(self):
+        """The :class:`~automl_tl.strategies.StrategyRegistry` the plugins filled."""
+        if self._strategies is None:
+            from automl_tl.strategies import FEATURE_EXTRACTION, StrategyRegistry
+
+            reg = StrategyRegistry()
+            self._call_with_registrar("automl_tl_register_strategies", reg)
+            if FEATURE_EXTRACTION not in reg:
+                raise PluginError(f"no strategy named {FEATURE_EXTRACTION!r} is registered: the engine's "
+                                  f"linear probe needs it (is the built-in automl_tl_strategies plugin installed?)")
+            self._strategies = reg
+        return self._strategies
+
+    @property
     def strategy_table(self):
         if self._strategy_table is None:
             from automl_tl.strategy import StrategyTable
 
             table = StrategyTable.default()
             self._call_with_registrar("automl_tl_adjust_strategy_table", table)
-            table.validate()
+            table.validate(self.strategies.names())
             self._strategy_table = table
         return self._strategy_table
 

@@ -1,4 +1,4 @@
-"""The strategy table, as data.
+"""The strategy table, as data (the strategies themselves: :mod:`automl_tl.strategies`).
 
 | scenario                        | strategy                          |
 |---------------------------------|-----------------------------------|
@@ -18,17 +18,17 @@ pair matches exactly one rule.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from automl_tl.errors import PluginError
 
-__all__ = ["StrategyRule", "StrategyTable", "Recommendation", "STRATEGIES", "SIZES",
-           "FEATURE_EXTRACTION", "FINE_TUNE_TOP", "FINE_TUNE_ALL"]
+__all__ = ["StrategyRule", "StrategyTable", "Recommendation", "SIZES",
+           "FEATURE_EXTRACTION", "FINE_TUNE_TOP", "LP_FT"]
 
+# the built-in strategies the default table names (any registered strategy may be named)
 FEATURE_EXTRACTION = "feature_extraction"
 FINE_TUNE_TOP = "fine_tune_top"
-FINE_TUNE_ALL = "fine_tune_all"
-STRATEGIES = (FEATURE_EXTRACTION, FINE_TUNE_TOP, FINE_TUNE_ALL)
+LP_FT = "lp_ft"
 SIZES = ("small", "medium", "large")
 
 
@@ -88,10 +88,11 @@ class StrategyTable:
                        "yours (similarity {similarity:.2f}), not enough to retrain all of it."),
             StrategyRule(
                 name="large_similar", sizes=frozenset({"large"}), similar=True,
-                strategy=FINE_TUNE_ALL, params=_BASE | _FT | {"head_units": 0, "backbone_lr": 3e-5},
+                strategy=LP_FT, params=_BASE | _FT | {"head_units": 0, "backbone_lr": 3e-5},
                 reason="{per_class:.0f} examples per class is large: fine-tuning every block at a "
                        "low learning rate adapts the whole network without overfitting "
-                       "(similarity {similarity:.2f})."),
+                       "(similarity {similarity:.2f}); it starts from the linear probe (LP-FT), so "
+                       "the pretrained features are adapted rather than distorted."),
             StrategyRule(
                 name="different", sizes=frozenset(SIZES), similar=False,
                 strategy=FEATURE_EXTRACTION,
@@ -127,13 +128,16 @@ class StrategyTable:
     def rules(self) -> tuple[StrategyRule, ...]:
         return tuple(self._rules)
 
-    def validate(self) -> None:
+    def validate(self, strategies: Sequence[str] = (FEATURE_EXTRACTION, FINE_TUNE_TOP, LP_FT)) -> None:
+        """Thresholds ordered, every rule names a registered strategy (``strategies``), and every
+        (size, similarity) pair matches exactly one rule."""
         if not 0 < self.small_below < self.large_from:
             raise PluginError(f"strategy table thresholds must satisfy 0 < small_below "
                               f"({self.small_below}) < large_from ({self.large_from})")
         for r in self._rules:
-            if r.strategy not in STRATEGIES:
-                raise PluginError(f"strategy rule {r.name!r}: unknown strategy {r.strategy!r}")
+            if r.strategy not in strategies:
+                raise PluginError(f"strategy rule {r.name!r}: unknown strategy {r.strategy!r} "
+                                  f"(registered: {', '.join(strategies)})")
         for size in SIZES:
             for similar in (True, False):
                 hits = [r.name for r in self._rules if r.matches(size, similar)]
@@ -165,8 +169,6 @@ class StrategyTable:
         if not fine_tunable and strategy != FEATURE_EXTRACTION:
             strategy, note = FEATURE_EXTRACTION, f" ({backbone} can only extract features.)"
             params = {k: v for k, v in params.items() if k not in _FT and k != "unfreeze_blocks"}
-        if "unfreeze_blocks" in params and n_blocks is not None:
-            params["unfreeze_blocks"] = max(1, min(params["unfreeze_blocks"], n_blocks - 1))
         reason = rule.reason.format(per_class=profile.median_per_class, similarity=similarity,
                                     threshold=profile.similarity_threshold, n=profile.n_samples)
         return Recommendation(rule=rule.name, strategy=strategy, backbone=backbone, params=params,

@@ -18,16 +18,15 @@ from typing import Any, Sequence
 import numpy as np
 import pytest
 
-from automl_tl.strategy import FEATURE_EXTRACTION, FINE_TUNE_ALL, FINE_TUNE_TOP
 
-__all__ = ["BackboneTestCase", "check_backbone"]
+__all__ = ["BackboneTestCase", "check_backbone", "install_plugin_package"]
 
 
 def check_backbone(spec, items: Sequence[Any], input_config: dict, tmp_path) -> None:
     """Random-weight checks any registered backbone must pass."""
     import keras
 
-    from automl_tl.training import set_trainable
+    from automl_tl.training import freeze
 
     cfg = dict(spec.default_input_config) | dict(input_config)
     adapter = spec.make_adapter(cfg, None, None)
@@ -50,8 +49,8 @@ def check_backbone(spec, items: Sequence[Any], input_config: dict, tmp_path) -> 
     assert all(blocks), f"{spec.name}: an empty block"
     if spec.fine_tunable:
         counts = []
-        for strategy, n in ((FEATURE_EXTRACTION, None), (FINE_TUNE_TOP, 1), (FINE_TUNE_ALL, None)):
-            set_trainable(model, spec, strategy, n)
+        for strategy, n in (("feature_extraction", None), ("fine_tune_top", 1), ("fine_tune_all", None)):
+            freeze(model, spec, strategy, n)
             counts.append(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
         assert counts[0] == 0 and 0 < counts[1] < counts[2], f"{spec.name}: trainable counts {counts}"
     save_dir = tmp_path / f"assets-{spec.name}"
@@ -84,3 +83,22 @@ class BackboneTestCase:
             pytest.skip("no backbone names given")
         for name in self.backbone_names:
             check_backbone(pm.backbones.get(name), self.sample_items(tmp_path), self.input_config, tmp_path)
+
+
+def install_plugin_package(package_dir, *, entry_name: str, site, monkeypatch, version: str = "0.1.0") -> None:
+    """Make the plugin package at ``package_dir`` importable from ``site`` as an installed
+    distribution whose ``automl_tl`` entry point ``entry_name`` names it (what ``pip install``
+    leaves behind), for the duration of a test (``monkeypatch`` undoes it)."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    package_dir, site = Path(package_dir), Path(site)
+    name = package_dir.name
+    shutil.copytree(package_dir, site / name)
+    dist = site / f"{name}-{version}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n")
+    (dist / "entry_points.txt").write_text(f"[automl_tl]\n{entry_name} = {name}\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, name, raising=False)

@@ -31,7 +31,8 @@ def main() -> None:
     from automl_tl.cache import EmbeddingCache
     from automl_tl.data import evaluation_plan, load_data
     from automl_tl.plugin_manager import PluginManager
-    from automl_tl.training import TrialConfig, TrialContext, predict_proba_items, run_trial, assemble
+    from automl_tl.batching import predict_proba_items
+    from automl_tl.training import TrialConfig, TrialContext, run_trial, assemble
 
     pm = PluginManager()
     spec = pm.backbones.get("mobilenetv2")

@@ -86,7 +86,7 @@ def job_frozen(size: int, args) -> list[dict]:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from automl_tl.cache import iter_batches
+    from automl_tl.batching import iter_batches
     from automl_tl.plugin_manager import PluginManager
 
     trains, val, test = _load()

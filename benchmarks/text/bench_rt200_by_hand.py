@@ -31,7 +31,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from automl_tl.estimator import AutoTransfer
-    from automl_tl.training import TrialConfig, assemble, predict_proba_items, train_final
+    from automl_tl.batching import predict_proba_items
+    from automl_tl.training import TrialConfig, assemble, train_final
 
     rt = Path(args.rt_dir)
     test = pd.read_csv(rt / "test.csv")

@@ -1,7 +1,6 @@
 """Plugins: built-ins through the same path, third-party via entry points, errors name the plugin."""
 
 import shutil
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,20 +16,16 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "example_plugin"
 
 def _install_example(tmp_path, monkeypatch):
     """Install the documented example plugin as an installed distribution with an entry point."""
-    site = tmp_path / "site"
-    shutil.copytree(EXAMPLE / "automl_tl_midlevel", site / "automl_tl_midlevel")
-    dist = site / "automl_tl_midlevel-0.1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: automl-tl-midlevel\nVersion: 0.1.0\n")
-    (dist / "entry_points.txt").write_text("[automl_tl]\nmidlevel = automl_tl_midlevel\n")
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.delitem(sys.modules, "automl_tl_midlevel", raising=False)
+    from automl_tl.testing import install_plugin_package
+
+    install_plugin_package(EXAMPLE / "automl_tl_midlevel", entry_name="midlevel", site=tmp_path / "site",
+                           monkeypatch=monkeypatch)
 
 
 def test_builtins_load_like_third_party():
     pm = PluginManager()
     names = {p.name: p for p in pm.list_plugins()}
-    assert {"automl_tl_vision", "automl_tl_text", "automl_tl_audio"} <= set(names)
+    assert {"automl_tl_strategies", "automl_tl_vision", "automl_tl_text", "automl_tl_audio"} <= set(names)
     assert "automl_tl_register_backbones" in names["automl_tl_vision"].hooks
     assert {"mobilenetv2", "efficientnetb0", "resnet50", "vgg16"} <= {s.name for s in pm.backbones}
     assert pm.backbones.get("vgg16").plugin == "automl_tl_vision"

@@ -67,38 +67,38 @@ def test_grouped_standard_error_is_larger_when_groups_agree_inside():
 
 # ------------------------------------------------------------------------------ the one-SE rule
 def test_a_gap_within_one_standard_error_goes_to_the_simpler_trial():
-    fe = Candidate(trial=0, score=0.80, se=0.03, seconds=1, complexity=complexity("feature_extraction", 0, False))
-    ft = Candidate(trial=1, score=0.82, se=0.05, seconds=60, complexity=complexity("fine_tune_all", 0, False))
+    fe = Candidate(trial=0, score=0.80, se=0.03, seconds=1, complexity=complexity(0, 0, False))
+    ft = Candidate(trial=1, score=0.82, se=0.05, seconds=60, complexity=complexity(2, 0, False))
     sel = select([fe, ft])
     assert sel.trial == 0 and sel.top_trial == 1 and sel.tied == (0, 1)
     assert "noise" in sel.reason
-    better = Candidate(trial=2, score=0.90, se=0.05, seconds=60, complexity=complexity("fine_tune_all", 0, False))
+    better = Candidate(trial=2, score=0.90, se=0.05, seconds=60, complexity=complexity(2, 0, False))
     assert select([fe, ft, better]).trial == 2  # beyond one SE: the better trial wins
 
 
 def test_among_equally_simple_ties_the_higher_score_wins_unless_tenfold_cheaper():
     """Two linear probes 0.1 s apart: the cost difference is jitter, the better score wins; a
     hidden-layer head ten times cheaper than another wins its tie on cost."""
-    fe = complexity("feature_extraction", 0, False)
+    fe = complexity(0, 0, False)
     mid = Candidate(trial=0, score=0.83, se=0.02, seconds=0.09, complexity=fe)
     final = Candidate(trial=2, score=0.815, se=0.02, seconds=0.07, complexity=fe)
     assert select([mid, final]).trial == 0
     again = Candidate(trial=5, score=0.83, se=0.02, seconds=0.05, complexity=fe)  # a repeat of trial 0, faster
     sel = select([mid, final, again])
     assert sel.trial == 0 and sel.top_trial == 0  # the first of equal trials: the top itself, no "simpler" story
-    mlp = complexity("feature_extraction", 256, False)
+    mlp = complexity(0, 256, False)
     slow = Candidate(trial=3, score=0.85, se=0.03, seconds=40, complexity=mlp)
     cheap = Candidate(trial=4, score=0.84, se=0.03, seconds=3, complexity=mlp)
     assert select([slow, cheap]).trial == 4
 
 
 def test_ties_prefer_frozen_linear_pretrained():
-    ranks = [complexity("feature_extraction", 0, False), complexity("feature_extraction", 0, True),
-             complexity("feature_extraction", 256, False), complexity("fine_tune_top", 0, False, unfreeze_blocks=1),
-             complexity("fine_tune_top", 0, False, unfreeze_blocks=3), complexity("fine_tune_all", 0, False)]
+    ranks = [complexity(0, 0, False), complexity(0, 0, True),
+             complexity(0, 256, False), complexity(1, 0, False, unfreeze_blocks=1),
+             complexity(1, 0, False, unfreeze_blocks=3), complexity(2, 0, False)]
     assert ranks == sorted(ranks)
-    classical = Candidate(trial=0, score=0.9, se=0.02, complexity=complexity("feature_extraction", 0, True))
-    pretrained = Candidate(trial=1, score=0.89, se=0.02, complexity=complexity("feature_extraction", 0, False))
+    classical = Candidate(trial=0, score=0.9, se=0.02, complexity=complexity(0, 0, True))
+    pretrained = Candidate(trial=1, score=0.89, se=0.02, complexity=complexity(0, 0, False))
     assert select([classical, pretrained]).trial == 1
 
 
@@ -112,13 +112,13 @@ def test_paired_comparison_on_shared_items_decides_ties():
     probe_pred[np.arange(0, 160, 3)] ^= 1  # wrong on a third of the training items...
     probe_pred[val[:3]] ^= 1  # ...but on only 3 of the 40 hold-out items
     probe = Candidate(trial=0, score=_accuracy(y, probe_pred), se=0.03, index=np.arange(200), pred=probe_pred,
-                      complexity=complexity("feature_extraction", 0, False))
+                      complexity=complexity(0, 0, False))
 
     def fine_tuned(fixed: int, number: int, se: float = 0.04) -> Candidate:
         pred = probe_pred[val].copy()
         pred[:fixed] = y[val][:fixed]  # right where the probe was wrong on `fixed` items
         return Candidate(trial=number, score=_accuracy(y[val], pred), se=se, index=val, pred=pred,
-                         complexity=complexity("fine_tune_all", 0, False))
+                         complexity=complexity(2, 0, False))
 
     one_more = fine_tuned(1, 1)
     assert one_more.score - probe.score > one_more.se  # unpaired, the fine-tuned trial would win

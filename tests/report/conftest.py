@@ -213,7 +213,7 @@ def _new_summary_fields(docs: list[dict], kind: str, n_samples: int, backbones: 
 
     cands = [
         Candidate(trial=d["number"], score=d["score"], se=d["score_se"], seconds=d["seconds"],
-                  complexity=complexity(d["params"]["strategy"], d["params"].get("head_units"), False, unfreeze_blocks=d["params"].get("unfreeze_blocks")))
+                  complexity=complexity({"feature_extraction": 0, "fine_tune_top": 1}.get(d["params"]["strategy"], 2), d["params"].get("head_units"), False, unfreeze_blocks=d["params"].get("unfreeze_blocks")))
         for d in docs if d["state"] == "COMPLETE"
     ]
     sel = select(cands)

@@ -11,24 +11,11 @@ FAMILIES = ["minilm-l6", "distilbert-base-uncased", "roberta-base"]
 
 
 def _freeze(backbone, spec, strategy, n=None):
-    """The engine's freezing rule: automl_tl.training.set_trainable when it exists, else the rule
-    ``backbone.trainable = True; every layer off; the chosen blocks on``."""
-    try:
-        from automl_tl.strategy import FEATURE_EXTRACTION, FINE_TUNE_ALL, FINE_TUNE_TOP
-        from automl_tl.training import set_trainable
-    except ImportError:
-        set_trainable = None
-    if set_trainable is not None:
-        name = {"frozen": FEATURE_EXTRACTION, "top": FINE_TUNE_TOP, "all": FINE_TUNE_ALL}[strategy]
-        return set_trainable(backbone, spec, name, n)
-    backbone.trainable = True
-    for layer in backbone.layers:
-        layer.trainable = False
-    blocks = spec.blocks(backbone)
-    chosen = {"frozen": [], "top": blocks[-n:] if n else [], "all": blocks}[strategy]
-    for block in chosen:
-        for layer in block:
-            layer.trainable = True
+    """The engine's freezing rule (automl_tl.training.freeze, as each registered strategy does it)."""
+    from automl_tl.training import freeze
+
+    name = {"frozen": "feature_extraction", "top": "fine_tune_top", "all": "fine_tune_all"}[strategy]
+    return freeze(backbone, spec, name, n)
 
 
 @pytest.mark.parametrize("name", FAMILIES)

@@ -1,0 +1,38 @@
+"""Scoring metrics by name (scikit-learn's implementations)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+__all__ = ["METRICS", "metric_function"]
+
+
+def _macro_f1(y_true, y_pred):
+    from sklearn.metrics import f1_score
+
+    return f1_score(y_true, y_pred, average="macro")
+
+
+def _accuracy(y_true, y_pred):
+    from sklearn.metrics import accuracy_score
+
+    return accuracy_score(y_true, y_pred)
+
+
+def _balanced(y_true, y_pred):
+    from sklearn.metrics import balanced_accuracy_score
+
+    return balanced_accuracy_score(y_true, y_pred)
+
+
+METRICS: dict[str, Callable] = {"accuracy": _accuracy, "balanced_accuracy": _balanced, "macro_f1": _macro_f1}
+
+
+def metric_function(name: str) -> Callable:
+    from automl_tl.errors import ConfigError
+
+    if name not in METRICS:
+        raise ConfigError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
+    return METRICS[name]
+
+

@@ -1,0 +1,32 @@
+"""Layer-wise learning-rate decay: lower blocks, which hold the most general features, move less."""
+
+from __future__ import annotations
+
+from automl_tl.strategies import FineTuning
+
+
+class LayerwiseDecay(FineTuning):
+    """LP-FT where block k from the top (k = 0: the top block, and the head) trains at
+    ``backbone_lr * lr_decay**k`` and what lies below every block (embeddings, stem) at
+    ``lr_decay**n_blocks``; ``lr_decay`` is searched in ``space.lr_decay`` (0.65-0.95).
+    AutoGluon-MultiModal's default way to fine-tune (its ``optimization.lr_decay``; ELECTRA and
+    BEiT use the same rule)."""
+
+    name = "layerwise_decay"
+    description = "head first, then every block at lr * decay**k for block k from the top (decay searched)"
+
+    def suggest(self, trial, spec, space):
+        return {"lr_decay": trial.suggest_float("lr_decay", *space.lr_decay)} | super().suggest(trial, spec, space)
+
+    def learning_rates(self, backbone, spec, cfg):
+        decay = float(cfg.extra.get("lr_decay", 0.8))
+        blocks = spec.blocks(backbone)
+        factors: dict[int, float] = {}
+        for k, block in enumerate(reversed(blocks)):
+            for layer in block:
+                for v in layer.weights:
+                    factors.setdefault(id(v), decay ** k)
+        below = decay ** len(blocks)
+        for v in backbone.weights:
+            factors.setdefault(id(v), below)
+        return factors

@@ -1,0 +1,168 @@
+"""Transfer strategies as plugins: the registry, the built-ins, layer-wise rates, head starts,
+the recommendation as one point of the space, and a third-party strategy."""
+
+import json
+import sys
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from automl_tl import hookimpl
+from automl_tl.errors import ConfigError, PluginError
+from automl_tl.plugin_manager import PluginManager
+from automl_tl.strategies import FineTuning, LayerwiseAdam, StrategyRegistry, TransferStrategy
+from automl_tl.strategy import StrategyRule
+
+BUILTINS = ("feature_extraction", "fine_tune_top", "fine_tune_all", "lp_ft", "layerwise_decay")
+
+
+def test_builtins_registered_by_their_plugin(pm):
+    reg = pm.strategies
+    assert reg.names() == BUILTINS
+    assert {reg.plugin_of(n) for n in BUILTINS} == {"automl_tl_strategies"}
+    assert not reg.get("feature_extraction").fine_tunes and reg.get("lp_ft").fine_tunes
+    with pytest.raises(ConfigError, match="did you mean lp_ft"):
+        reg.get("lpft")
+
+
+def test_registry_validates_and_names_the_plugin():
+    reg = StrategyRegistry()
+    reg._current_plugin = "bad-plugin"
+
+    class NoName(FineTuning):
+        description = "x"
+
+    class Dup(FineTuning):
+        name, description = "lp_ft", "again"
+
+    with pytest.raises(PluginError, match="bad-plugin.*name"):
+        reg.add(NoName())
+    with pytest.raises(PluginError, match="not a TransferStrategy"):
+        reg.add(object())
+    reg._current_plugin = "first"
+    reg.add(Dup())
+    reg._current_plugin = "second"
+    with pytest.raises(PluginError, match="second.*already registered by plugin 'first'"):
+        reg.add(Dup())
+
+
+def test_cli_lists_strategies(capsys):
+    from automl_tl.cli import main
+
+    assert main(["strategies", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows][:5] == list(BUILTINS)
+    assert all(r["plugin"] and r["description"] for r in rows)
+
+
+def test_layerwise_adam_steps_each_variable_at_its_rate():
+    """Adam's first step moves every weight by about the learning rate (m / sqrt(v) = ±1), so
+    the step of each variable measures its effective rate."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(3)])
+    k1, b1, k2, b2 = model.weights
+    opt = LayerwiseAdam({id(k1): 0.25, id(b1): 0.5}, learning_rate=1e-2)
+    model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [v.numpy().copy() for v in model.weights]
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    model.train_on_batch(x, np.arange(16) % 3)
+    steps = [float(np.max(np.abs(v.numpy() - b))) for v, b in zip(model.weights, before)]
+    np.testing.assert_allclose(steps, [2.5e-3, 5e-3, 1e-2, 1e-2], rtol=1e-3)
+
+
+def test_layerwise_decay_rates_follow_blocks(pm):
+    spec = pm.backbones.get("mobilenetv2")
+    model = spec.build(None, {"image_size": 32})
+    from automl_tl.training import TrialConfig
+
+    cfg = TrialConfig(backbone="mobilenetv2", strategy="layerwise_decay", extra={"lr_decay": 0.5})
+    factors = pm.strategies.get("layerwise_decay").learning_rates(model, spec, cfg)
+    blocks = spec.blocks(model)
+    per_block = [{factors[id(v)] for layer in b for v in layer.weights} for b in blocks]
+    assert per_block[-1] == {1.0} and per_block[-2] == {0.5} and per_block[0] == {0.5 ** (len(blocks) - 1)}
+    assert set(factors) == {id(v) for v in model.weights}
+
+
+def test_fine_tune_all_starts_fresh_lp_ft_from_the_probe(pm):
+    """LP-FT fine-tunes from the linear probe; classic fine-tune-all from an untrained head."""
+    from automl_tl.training import TrialConfig
+
+    class Ctx:
+        n_classes, seed, class_weight, y = 2, 0, None, np.array([0, 1] * 20)
+
+        def probe(self, backbone, options):
+            class P:
+                C = 1.0
+            return P()
+
+    x = np.random.default_rng(0).normal(size=(40, 6)).astype("float32")
+    x[:, 0] += 6 * Ctx.y  # separable on one feature
+    idx = np.arange(40)
+    scores = {}
+    for name in ("lp_ft", "fine_tune_all"):
+        head, _ = pm.strategies.get(name).first_head(
+            TrialConfig(backbone="b", strategy=name), Ctx(), x, idx)
+        pred = np.asarray(head(x)).argmax(1)
+        scores[name] = float(np.mean(pred == Ctx.y))
+    assert scores["lp_ft"] >= 0.95 and scores["fine_tune_all"] < 0.9
+
+
+def _space(pm, **kw):
+    from automl_tl.search import SearchSpace
+
+    return SearchSpace(specs={"mobilenetv2": pm.backbones.get("mobilenetv2")},
+                       augmentable={"mobilenetv2": True}, **kw)
+
+
+_PM = PluginManager(autoload=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(strategy=st.sampled_from(BUILTINS + ("nope",)), lr=st.floats(1e-9, 1.0), blocks=st.integers(-3, 40),
+       units=st.sampled_from([0, 7, 128, 256]), decay=st.floats(0.0, 2.0))
+def test_recommendation_is_one_point_of_the_space(strategy, lr, blocks, units, decay):
+    """Whatever a rule says, the enqueued recommendation is a configuration the space can
+    produce (the same ``suggest`` encodes both), with values clipped into its ranges."""
+    from automl_tl.strategy import Recommendation
+
+    space = _space(_PM, strategies=_PM.strategies.as_dict())
+    rec = Recommendation(rule="r", strategy=strategy, backbone="mobilenetv2", reason="",
+                         params={"backbone_lr": lr, "unfreeze_blocks": blocks, "head_units": units,
+                                 "lr_decay": decay})
+    params = space.enqueue_params(rec)
+    cfg = space.config(params)  # raises if any value is outside the space
+    assert cfg.strategy == (strategy if strategy in BUILTINS else "feature_extraction")
+    if cfg.backbone_lr is not None:
+        assert space.backbone_lr[0] <= cfg.backbone_lr <= space.backbone_lr[1]
+    if strategy == "lp_ft":
+        assert cfg.head_units == 0  # LP-FT's head is the linear probe
+    if strategy == "layerwise_decay":
+        assert space.lr_decay[0] <= cfg.extra["lr_decay"] <= space.lr_decay[1]
+
+
+def test_table_may_name_any_registered_strategy():
+    class Plugin:
+        @hookimpl
+        def automl_tl_adjust_strategy_table(self, table):
+            table.replace("small_similar", StrategyRule(
+                name="small_similar", sizes=frozenset({"small"}), similar=True, strategy="layerwise_decay"))
+
+    assert PluginManager(plugins=[Plugin()]).strategy_table.rule_for("small", True).strategy == "layerwise_decay"
+
+    class Bad:
+        @hookimpl
+        def automl_tl_adjust_strategy_table(self, table):
+            table.replace("small_similar", StrategyRule(
+                name="small_similar", sizes=frozenset({"small"}), similar=True, strategy="no_such"))
+
+    with pytest.raises(PluginError, match="unknown strategy 'no_such'"):
+        PluginManager(plugins=[Bad()]).strategy_table
+
+
+def test_a_plugin_without_feature_extraction_is_refused():
+    pm = PluginManager(builtins=False, autoload=False)
+    with pytest.raises(PluginError, match="feature_extraction"):
+        pm.strategies
