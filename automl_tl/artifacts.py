@@ -1,4 +1,4 @@
-"""The run directory: atomic writes, the leaderboard, the saved model and loading it back."""
+"""The run directory's views of the study (the leaderboard), the saved model and loading it back."""
 
 from __future__ import annotations
 
@@ -15,45 +15,13 @@ import numpy as np
 
 from automl_tl.atomic import atomic_write_json, atomic_write_text
 from automl_tl.errors import NotFittedError
+from automl_tl.schema import LEADERBOARD_COLUMNS, STUDY_NAME, trial_rows
 
 __all__ = ["atomic_write_text", "atomic_write_json", "write_leaderboard", "leaderboard_rows",
            "save_model", "load_predictor", "Predictor", "LEADERBOARD_COLUMNS", "STUDY_NAME"]
 
-STUDY_NAME = "automl_tl"
-LEADERBOARD_COLUMNS = ("trial", "state", "backbone", "strategy", "unfreeze_blocks", "head_lr",
-                       "backbone_lr", "head_units", "dropout", "head_epochs", "ft_epochs", "augment",
-                       "options", "score", "score_se", "evaluation", "n_eval", "seconds", "recommended",
-                       "fail_reason")
-
-
-# ------------------------------------------------------------------------------ leaderboard
 def leaderboard_rows(study) -> list[dict]:
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        p, a = t.params, t.user_attrs
-        options = {k.split(":", 1)[1]: v for k, v in p.items() if ":" in k}
-        rows.append({
-            "trial": t.number, "state": t.state.name,
-            "backbone": p.get("backbone", ""),
-            "strategy": a.get("strategy", p.get("strategy", "")),
-            "unfreeze_blocks": p.get("unfreeze_blocks", ""),
-            "head_lr": p.get("head_lr", ""), "backbone_lr": p.get("backbone_lr", ""),
-            "head_units": p.get("head_units", ""),
-            "dropout": round(p["dropout"], 2) if "dropout" in p else "",
-            "head_epochs": p.get("head_epochs", ""), "ft_epochs": p.get("ft_epochs", ""),
-            "augment": p.get("augment", ""),
-            "options": json.dumps(options, sort_keys=True) if options else "",
-            "score": t.value if t.value is not None else a.get("score", ""),
-            "score_se": a.get("score_se", ""), "evaluation": a.get("evaluation", ""),
-            "n_eval": a.get("n_eval", ""),
-            "seconds": round(float(a["seconds"]), 2) if "seconds" in a else "",
-            "recommended": bool(a.get("recommended", False)),
-            "fail_reason": a.get("fail_reason", ""),
-        })
-    order = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "WAITING": 3, "FAIL": 4}
-    rows.sort(key=lambda r: (order.get(r["state"], 5),
-                             -(r["score"] if isinstance(r["score"], (int, float)) else -1e9), r["trial"]))
-    return rows
+    return trial_rows(study.get_trials(deepcopy=False))
 
 
 def write_leaderboard(study, path) -> list[dict]:

@@ -268,7 +268,7 @@ def cmd_fit(args) -> int:
 
 
 def _print_fit(est) -> None:
-    from automl_tl.search import trial_counts
+    from automl_tl.schema import trial_counts
 
     n = trial_counts(est.study_.get_trials(deepcopy=False))
     extra = "".join(f", {k} {what}" for k, what in ((n["repeats"], "repeats not rerun"),

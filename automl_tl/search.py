@@ -29,8 +29,10 @@ import numpy as np
 
 from automl_tl.artifacts import STUDY_NAME, save_model, write_leaderboard
 from automl_tl.atomic import atomic_write_json
-from automl_tl.errors import AutoMLTLError, ConfigError, TrialFailed
+from automl_tl.schema import ATTR, SCHEMA_VERSION, trial_counts
+from automl_tl.errors import ConfigError, TrialFailed
 from automl_tl.evaluation import Candidate, Selection, complexity, select
+from automl_tl.fates import Fate, fate_of
 from automl_tl.strategies import FEATURE_EXTRACTION
 from automl_tl.training import (RefitStopped, TrialConfig, TrialContext, assemble, run_trial,
                                 train_final)
@@ -176,30 +178,9 @@ def storage_url(run_dir: Path, storage: str | None) -> str:
     return storage or f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
 
 
-_FATAL = (KeyboardInterrupt, SystemExit, MemoryError)
-
-
 # proposals in a row that repeat a finished deterministic trial before the search calls its space
 # exhausted (a probe-only space, e.g. one classical featurizer, has a single configuration)
 MAX_REPEATS = 10
-
-
-def trial_counts(trials) -> dict[str, int]:
-    """Trials by state (``complete``, ``pruned``, ``fail``, ``running``, ...), the proposals not
-    started (no time left, or a repeat) apart, as ``not_started``, of which ``repeats``."""
-    import optuna
-
-    st = optuna.trial.TrialState
-    counts = {s.name.lower(): 0 for s in (st.COMPLETE, st.PRUNED, st.FAIL, st.RUNNING)}
-    counts |= {"not_started": 0, "repeats": 0}
-    for t in trials:
-        if t.user_attrs.get("not_started"):
-            counts["not_started"] += 1
-            counts["repeats"] += t.user_attrs.get("repeat_of") is not None
-            continue
-        key = t.state.name.lower()
-        counts[key] = counts.get(key, 0) + 1
-    return counts
 
 
 class CostModel:
@@ -304,14 +285,14 @@ class Search:
         self._preds: dict[int, tuple] = {}  # trial number -> (scored items, predicted classes)
         self._paired: dict = {}  # (top trial, other trial) -> paired gap and its standard error
         self.refit = True
-        (self.run_dir / "trials").mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.study = self._open_study()
 
     # ------------------------------------------------------------------ study
     def _open_study(self):
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: one line from our log, tracebacks in trials/N.json
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: one line from our log, tracebacks in the study
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         url = storage_url(self.run_dir, self.storage)
         try:
@@ -321,14 +302,19 @@ class Search:
         except Exception as exc:  # noqa: BLE001 - bad URL, driver missing, server down
             raise ConfigError(f"cannot open the Optuna storage {url!r}: {exc}. Use a SQLAlchemy URL "
                               f"such as sqlite:///study.db or postgresql://user:pw@host/db.") from exc
-        sampler = optuna.samplers.TPESampler(seed=self.seed, multivariate=True, group=True,
-                                             n_startup_trials=5, constant_liar=True)
         pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, sampler=sampler,
-                                    pruner=pruner, direction="maximize", load_if_exists=True)
+        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, pruner=pruner,
+                                    direction="maximize", load_if_exists=True)
         if self.storage is None:
             self._recover_interrupted(study)
-        if not study.get_trials(deepcopy=False):
+        existing = len(study.get_trials(deepcopy=False))
+        # A resumed search must not replay the proposals it already made: the sampler's seed
+        # moves on with the trials already in the study (from scratch, a seed still gives the
+        # same sequence). Seeding with the seed alone made `--trials 3` then `--trials 6` run
+        # trials 3 and 4 as copies of 1 and 2.
+        study.sampler = optuna.samplers.TPESampler(seed=self.seed + existing, multivariate=True, group=True,
+                                                   n_startup_trials=5, constant_liar=True)
+        if not existing:
             self._enqueue_start(study)
         return study
 
@@ -352,17 +338,22 @@ class Search:
             study.enqueue_trial(params, user_attrs=attrs)
 
     def _recover_interrupted(self, study) -> None:
-        """With the run's own SQLite file nobody else runs trials: a RUNNING trial is one a crash
-        or Ctrl-C interrupted. Mark it failed with that reason and queue its parameters again."""
+        """With the run's own SQLite file nobody else runs trials: a RUNNING trial is one a crash,
+        kill or Ctrl-C interrupted. Tell the study it failed and queue its parameters again, once,
+        as a retry that names it (``retry_of``): the leaderboard derives the failed trial's reason
+        from that link. (With a shared storage, Optuna's heartbeat does this: see storage_url.)"""
         import optuna
 
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
-                                               "interrupted: the process ended before this trial finished")
-            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-            if not t.user_attrs.get("retried"):
-                study.enqueue_trial(dict(t.params), user_attrs={
-                    "retried": True, "recommended": bool(t.user_attrs.get("recommended", False))})
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            self._retry(study, t)
+
+    @staticmethod
+    def _retry(study, t) -> None:
+        """Queue ``t``'s parameters again unless ``t`` was itself a retry (one retry per trial)."""
+        if t.user_attrs.get("retry_of") is None and t.params:
+            study.enqueue_trial(dict(t.params), user_attrs={
+                "retry_of": t.number, "recommended": bool(t.user_attrs.get("recommended", False))})
 
     def _trials(self, states=None):
         import optuna
@@ -404,13 +395,10 @@ class Search:
 
     def _predicted(self, number: int):
         """The items trial ``number`` was scored on and its predicted classes (from memory, else
-        from its trials/N.json)."""
+        from the study)."""
         if number not in self._preds:
-            try:
-                pred = json.loads((self.run_dir / "trials" / f"{number}.json").read_text()).get("predictions")
-            except (OSError, ValueError):
-                pred = None
-            self._preds[number] = ((np.asarray(pred["index"]), np.argmax(np.asarray(pred["probabilities"]), axis=1))
+            pred = self._trial(number).user_attrs.get(ATTR.PREDICTIONS)
+            self._preds[number] = ((np.asarray(pred["index"]), np.asarray(pred["predicted"]))
                                    if pred else (None, None))
         return self._preds[number]
 
@@ -555,57 +543,17 @@ class Search:
         t0 = time.perf_counter()
         history: list = []
         cfg = self.space.suggest(trial)
-        trial.set_user_attr("strategy", cfg.strategy)
-        repeat = self._repeat_of(trial, cfg)
-        if repeat is not None:
-            # a linear probe is a function of its configuration and the folds: running it again
-            # gives the same score, so it is not run and not counted against the trial budget
-            why = f"not run: a repeat of trial {repeat} (same configuration, same score)"
-            trial.set_user_attr("not_started", why)
-            trial.set_user_attr("repeat_of", repeat)
-            self._repeats_in_a_row += 1
-            raise optuna.TrialPruned(why)
-        self._repeats_in_a_row = 0
-        why_not = self._fits(cfg, deadline)
+        trial.set_user_attr(ATTR.STRATEGY, cfg.strategy)
+        why_not = self._not_to_run(trial, cfg, deadline)
         if why_not is not None:
-            # told PRUNED (the sampler learns to avoid it), never counted as a trial; the next
-            # proposal is a feature-extraction one, which is cheap
-            trial.set_user_attr("not_started", why_not)
-            trial.set_user_attr("fail_reason", why_not)
-            self._not_started_in_a_row += 1
-            if cfg.strategy != FEATURE_EXTRACTION:
-                self.study.enqueue_trial({"strategy": FEATURE_EXTRACTION})
             raise optuna.TrialPruned(why_not)
-        self._not_started_in_a_row = 0
         trial_deadline = None if deadline is None else deadline - self._reserve()
         ctx = replace(self.ctx, seed=self.seed + trial.number, deadline=trial_deadline)
-        try:
-            result = run_trial(cfg, ctx, trial=trial, history=history)
-        except optuna.TrialPruned:
-            self._record(trial, cfg, "PRUNED", None, t0, history)
-            raise
-        except TrialFailed as exc:
-            self._fail(trial, cfg, str(exc), t0, history, exc)
-            raise
-        except KeyboardInterrupt as exc:  # Optuna marks it FAIL: say why, queue it again
-            self._fail(trial, cfg, "interrupted: stopped (Ctrl-C) before this trial finished", t0, history, exc)
-            if not trial.user_attrs.get("retried"):
-                self.study.enqueue_trial(dict(trial.params), user_attrs={
-                    "retried": True, "recommended": bool(trial.user_attrs.get("recommended", False))})
-            raise
-        except (AutoMLTLError, *_FATAL) as exc:  # wrong settings or data, or the machine: stop the run
-            self._fail(trial, cfg, f"{type(exc).__name__}: {exc}", t0, history, exc)
-            raise
-        except Exception as exc:  # noqa: BLE001 - any other error fails this trial only
-            reason = f"{type(exc).__name__}: {exc}".strip()
-            if "OOM" in reason or "ResourceExhausted" in reason:
-                reason = f"out of memory: {reason}"
-            self._fail(trial, cfg, reason, t0, history, exc)
-            raise TrialFailed(reason) from exc
+        result = self._run_with_fates(trial, cfg, ctx, t0, history)
         ft_run = sum(1 for h in history if h.get("phase") == "fine_tune")
-        for key, value in (("score_se", result.se), ("n_eval", result.n_eval), ("evaluation", result.evaluation),
-                           ("epochs", result.epochs), ("C", result.C), ("ft_epochs_run", ft_run),
-                           ("stopped_early", result.stopped_early)):
+        for key, value in ((ATTR.SCORE_SE, result.se), (ATTR.N_EVAL, result.n_eval),
+                           (ATTR.EVALUATION, result.evaluation), (ATTR.EPOCHS, result.epochs), (ATTR.C, result.C),
+                           (ATTR.FT_EPOCHS_RUN, ft_run), (ATTR.STOPPED_EARLY, result.stopped_early)):
             if value not in (None, "", {}):
                 trial.set_user_attr(key, value)
         self._record(trial, cfg, "COMPLETE", result.score, t0, history, result=result)
@@ -614,6 +562,63 @@ class Search:
         self._results[trial.number] = result
         return result.score
 
+    def _not_to_run(self, trial, cfg: TrialConfig, deadline) -> str | None:
+        """Why this proposal is not run (recorded on the trial), or None: run it."""
+        repeat = self._repeat_of(trial, cfg)
+        if repeat is not None:
+            # a linear probe is a function of its configuration and the folds: running it again
+            # gives the same score, so it is not run and not counted against the trial budget
+            why = f"not run: a repeat of trial {repeat} (same configuration, same score)"
+            trial.set_user_attr(ATTR.NOT_STARTED, why)
+            trial.set_user_attr(ATTR.REPEAT_OF, repeat)
+            self._repeats_in_a_row += 1
+            return why
+        self._repeats_in_a_row = 0
+        why_not = self._fits(cfg, deadline)
+        if why_not is not None:
+            # told PRUNED (the sampler learns to avoid it), never counted as a trial; the next
+            # proposal is a feature-extraction one, which is cheap
+            trial.set_user_attr(ATTR.NOT_STARTED, why_not)
+            trial.set_user_attr(ATTR.FAIL_REASON, why_not)
+            self._not_started_in_a_row += 1
+            if self.space.strategies.get(cfg.strategy) is None or self.space.strategies[cfg.strategy].fine_tunes:
+                self.study.enqueue_trial({"strategy": FEATURE_EXTRACTION})
+            return why_not
+        self._not_started_in_a_row = 0
+        return None
+
+    def _run_with_fates(self, trial, cfg: TrialConfig, ctx, t0, history):
+        """Run the trial; an exception's type decides what follows (:mod:`automl_tl.fates`)."""
+        import optuna
+
+        while True:
+            try:
+                return run_trial(cfg, ctx, trial=trial, history=history)
+            except optuna.TrialPruned:
+                self._record(trial, cfg, "PRUNED", None, t0, history)
+                raise
+            except BaseException as exc:  # noqa: BLE001 - the fates table decides
+                what, fate = fate_of(exc)
+                if fate is Fate.RETRY_SMALLER_BATCH and ctx.batch_size > 1 and not trial.user_attrs.get(ATTR.BATCH_SIZE):
+                    ctx = replace(ctx, batch_size=max(1, ctx.batch_size // 2))
+                    trial.set_user_attr(ATTR.BATCH_SIZE, ctx.batch_size)
+                    log.warning("trial %d ran out of memory; retrying with batch size %d", trial.number, ctx.batch_size)
+                    history.clear()
+                    continue
+                reason = f"{type(exc).__name__}: {exc}".strip()
+                if fate is Fate.RETRY_SMALLER_BATCH:
+                    reason = f"out of memory (also at batch size {ctx.batch_size}): {reason}"
+                elif fate is Fate.INTERRUPT:
+                    reason = "interrupted: stopped (Ctrl-C) before this trial finished"
+                elif isinstance(exc, TrialFailed):
+                    reason = str(exc)
+                self._fail(trial, cfg, reason, t0, history, exc)
+                if fate is Fate.INTERRUPT:  # Optuna marks it FAIL; queue it again, once
+                    self._retry(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+                if fate in (Fate.INTERRUPT, Fate.STOP):
+                    raise
+                raise TrialFailed(reason) from exc
+
     def _fail(self, trial, cfg, reason, t0, history, exc):
         trial.set_user_attr("fail_reason", reason[:2000])
         tb = "".join(traceback.format_exception(exc))[-8000:]
@@ -621,16 +626,17 @@ class Search:
         log.warning("trial %d failed: %s", trial.number, reason)
 
     def _record(self, trial, cfg, state, score, t0, history, reason="", tb="", result=None):
-        seconds = time.perf_counter() - t0
-        trial.set_user_attr("seconds", seconds)
-        record = {"number": trial.number, "params": cfg.to_dict(), "state": state, "score": score,
-                  "seconds": seconds, "history": history, "fail_reason": reason, "traceback": tb}
+        """Everything about the trial goes into the study (the one record; see automl_tl.schema)."""
+        trial.set_user_attr(ATTR.SECONDS, time.perf_counter() - t0)
+        if history:
+            trial.set_user_attr(ATTR.HISTORY, history)
+        if tb:
+            trial.set_user_attr(ATTR.TRACEBACK, tb)
         if result is not None:
-            record |= {"score_se": result.se, "evaluation": result.evaluation, "n_eval": result.n_eval,
-                       "epochs": result.epochs, "C": result.C,
-                       "predictions": {"index": [int(i) for i in result.val_index],
-                                       "probabilities": np.round(np.asarray(result.val_probs), 6).tolist()}}
-        atomic_write_json(self.run_dir / "trials" / f"{trial.number}.json", record)
+            probs = np.asarray(result.val_probs)
+            trial.set_user_attr(ATTR.PREDICTIONS, {
+                "index": [int(i) for i in result.val_index], "predicted": [int(i) for i in probs.argmax(1)],
+                "probability": [round(float(x), 6) for x in probs.max(1)]})
 
     def _after_trial_callback(self, study, frozen) -> None:
         self._after_trial(frozen.number)
@@ -677,9 +683,10 @@ class Search:
                                                  epochs=epochs, deadline=None if left is None else deadline - SAVE_MARGIN_S)
                 except RefitStopped as exc:
                     info["refit_reason"] = f"not refitted: {exc}; the search's model is delivered"
-                except (KeyboardInterrupt, AutoMLTLError, *_FATAL):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the search's model is still good
+                except BaseException as exc:  # noqa: BLE001 - the fates table decides
+                    if fate_of(exc)[1] in (Fate.STOP, Fate.INTERRUPT):
+                        raise
+                    # out of memory, a bad configuration, anything else: the search's model is still good
                     log.warning("the refit failed (%s: %s); delivering the search's model", type(exc).__name__, exc)
                     info["refit_reason"] = f"not refitted: the refit failed ({type(exc).__name__}: {exc})"
                 else:
@@ -697,7 +704,9 @@ class Search:
             self._save(sel.trial, result, refitted=False)
         spec = self.space.specs[cfg.backbone]
         info["kind"] = "classical baseline" if getattr(spec, "classical", False) else "transfer learning"
+        info["model"] = str((self.run_dir / "model.keras").resolve())
         self.delivered = info
+        self.study.set_user_attr("delivered", info)  # where the model is: part of the record
 
     def _save(self, number: int, result, *, refitted: bool) -> None:
         t = self._trial(number)
@@ -723,17 +732,12 @@ class Search:
         self._saved_trial = number
 
     def _predictions(self, number: int) -> list[dict] | None:
-        path = self.run_dir / "trials" / f"{number}.json"
-        try:
-            pred = json.loads(path.read_text()).get("predictions")
-        except (OSError, ValueError):
-            return None
+        pred = self._trial(number).user_attrs.get(ATTR.PREDICTIONS)
         if not pred:
             return None
         items, y = self.ctx.data.items, self.ctx.y
-        return [{"item": str(items[i]), "label": self.labels[y[i]],
-                 "predicted": self.labels[int(np.argmax(p))], "probability": round(float(np.max(p)), 6)}
-                for i, p in zip(pred["index"], pred["probabilities"])]
+        return [{"item": str(items[i]), "label": self.labels[y[i]], "predicted": self.labels[k],
+                 "probability": p} for i, k, p in zip(pred["index"], pred["predicted"], pred["probability"])]
 
     # ------------------------------------------------------------------ views
     def write_summary(self, *, finished: bool) -> dict:
@@ -745,7 +749,7 @@ class Search:
             best = {"trial": bt.number, "score": bt.value, "score_se": bt.user_attrs.get("score_se"),
                     "params": dict(bt.params), "strategy": bt.user_attrs.get("strategy")}
         summary = dict(self.summary_base) | {
-            "best": best, "selection": sel.to_dict() if sel else None, "counts": counts,
+            "schema": SCHEMA_VERSION, "best": best, "selection": sel.to_dict() if sel else None, "counts": counts,
             "labels": self.labels, "finished": finished, "stop": self.stop or None,
             "delivered": self.delivered or None, "evaluation": self.ctx.plan.to_dict()}
         atomic_write_json(self.run_dir / "summary.json", summary)

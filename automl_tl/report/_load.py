@@ -1,8 +1,11 @@
 """Read a run directory into one plain structure, tolerating missing optional files and running runs.
 
-Sources, by priority for each trial: ``leaderboard.csv`` (what fit published), then
-``trials/<n>.json`` (adds the per-epoch history; wins over a stale RUNNING row), then the
-Optuna study in ``study.db`` (adds trials neither file knows about yet, e.g. RUNNING ones).
+The trials come from the Optuna study (``study.db``), the run's single record (see
+:mod:`automl_tl.schema`): parameters, states, scores, learning curves and failure reasons as the
+engine recorded them, RUNNING trials included. Only when there is no readable study (a run
+whose storage was a database server, or a copied folder) does ``leaderboard.csv``, the study's
+published view, stand in for it. Runs written before schema 2 kept learning curves in
+``trials/<n>.json``; those are still read.
 """
 
 from __future__ import annotations
@@ -15,24 +18,9 @@ from typing import Any
 
 from automl_tl.report._io import read_csv, read_json, to_bool, to_float, to_int
 
-__all__ = ["RunData", "load_run", "PARAM_COLUMNS", "NOISE_COLUMNS", "STUDY_NAME"]
+from automl_tl.schema import ATTR, NOISE_COLUMNS, PARAM_COLUMNS, STUDY_NAME, trial_rows
 
-STUDY_NAME = "automl_tl"
-PARAM_COLUMNS = (
-    "backbone",
-    "strategy",
-    "unfreeze_blocks",
-    "head_lr",
-    "backbone_lr",
-    "head_units",
-    "dropout",
-    "head_epochs",
-    "ft_epochs",
-    "augment",
-    "options",
-)
-#: how each trial was scored (newer runs): standard error of the score, "cv" or "holdout", items scored on
-NOISE_COLUMNS = ("score_se", "evaluation", "n_eval")
+__all__ = ["RunData", "load_run", "PARAM_COLUMNS", "NOISE_COLUMNS", "STUDY_NAME"]
 _FLOAT_COLUMNS = {"head_lr", "backbone_lr", "dropout", "score", "seconds", "score_se"}
 _INT_COLUMNS = {"unfreeze_blocks", "head_units", "head_epochs", "ft_epochs", "n_eval"}
 _FINAL_STATES = {"COMPLETE", "PRUNED", "FAIL"}
@@ -75,7 +63,7 @@ def _norm_value(key: str, value: Any) -> Any:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         return to_bool(value)
-    if key == "options":
+    if key in ("options", "extra"):
         if isinstance(value, (dict, list)):
             return json.dumps(value, sort_keys=True)
         return None if value is None or str(value).strip() == "" else str(value)
@@ -193,40 +181,36 @@ def _load_study(path: Path, warnings: list[str]):
         return None
 
 
-def _merge_study(rows: dict[int, dict[str, Any]], study, warnings: list[str]) -> None:
+def _from_study(study, warnings: list[str]) -> dict[int, dict[str, Any]]:
+    """Every trial of the study as a row (the engine's own leaderboard rows, plus the learning
+    curve and whether the trial was never started)."""
     try:
         frozen = study.get_trials(deepcopy=False)
     except Exception as exc:
         warnings.append(f"study.db trials could not be read ({type(exc).__name__}: {exc}).")
-        return
-    for t in frozen:
-        row = rows.get(t.number)
-        state = _norm_state(t.state.name)
-        if row is None:
-            row = _empty_trial(t.number)
-            row["source"] = "study"
-            row["state"] = state
-            row["score"] = to_float(t.value) if t.state.name == "COMPLETE" else None
-            attrs = t.user_attrs or {}
-            secs = to_float(attrs.get("seconds"))
-            if secs is None and t.datetime_start is not None and t.datetime_complete is not None:
-                secs = (t.datetime_complete - t.datetime_start).total_seconds()
-            row["seconds"] = secs
-            row["recommended"] = to_bool(attrs.get("recommended"))
-            row["fail_reason"] = attrs.get("fail_reason") or None
-            rows[t.number] = row
+        return {}
+    by_number = {t.number: t for t in frozen}
+    out: dict[int, dict[str, Any]] = {}
+    for rec in trial_rows(frozen):
+        t = by_number[rec["trial"]]
+        row = _empty_trial(t.number)
+        row["state"] = _norm_state(rec["state"])
+        for k in PARAM_COLUMNS + ("score", "seconds") + NOISE_COLUMNS:
+            row[k] = _norm_value(k, rec.get(k))
         attrs = t.user_attrs or {}
-        _fill_noise(row, attrs)
-        if attrs.get("not_started") and state == "PRUNED":
-            row["not_started"] = True
-            row["fail_reason"] = row["fail_reason"] or str(attrs["not_started"])
-        if row.get("strategy") is None and attrs.get("strategy"):
-            row["strategy"] = str(attrs["strategy"])
-        for k in PARAM_COLUMNS:
-            if row.get(k) is None and k in t.params:
-                row[k] = _norm_value(k, t.params[k])
-        if not row["recommended"] and to_bool((t.user_attrs or {}).get("recommended")):
-            row["recommended"] = True
+        if row["seconds"] is None and t.datetime_start is not None and t.datetime_complete is not None:
+            row["seconds"] = (t.datetime_complete - t.datetime_start).total_seconds()
+        row["recommended"] = bool(rec["recommended"])
+        row["fail_reason"] = rec["fail_reason"] or None
+        row["not_started"] = bool(attrs.get(ATTR.NOT_STARTED)) and row["state"] == "PRUNED"
+        if row["not_started"]:
+            row["fail_reason"] = row["fail_reason"] or str(attrs[ATTR.NOT_STARTED])
+        hist = attrs.get(ATTR.HISTORY)
+        if isinstance(hist, list):
+            row["history"] = [h for h in hist if isinstance(h, dict)]
+        row["source"] = "study"
+        out[t.number] = row
+    return out
 
 
 def load_run(run_dir: str | Path, *, with_study: bool = True) -> RunData:
@@ -264,12 +248,23 @@ def load_run(run_dir: str | Path, *, with_study: bool = True) -> RunData:
             warnings.append("summary.json is missing; profile and recommendation are unknown.")
         summary = {}
 
+    study = None
+    direction = "maximize"
     rows: dict[int, dict[str, Any]] = {}
-    lb = read_csv(run_dir / "leaderboard.csv", warnings)
-    if lb is not None:
-        rows.update(_from_leaderboard(lb, warnings))
+    if with_study and files["study.db"]:
+        study = _load_study(run_dir / "study.db", warnings)
+        if study is not None:
+            try:
+                direction = study.direction.name.lower()
+            except Exception:  # multi-objective: not ours
+                direction = "maximize"
+            rows = _from_study(study, warnings)
+    if not rows:  # no readable study: its published view stands in
+        lb = read_csv(run_dir / "leaderboard.csv", warnings)
+        if lb is not None:
+            rows.update(_from_leaderboard(lb, warnings))
     tdir = run_dir / "trials"
-    if tdir.is_dir():
+    if tdir.is_dir():  # runs before schema 2: learning curves in trials/<n>.json
         def _key(p: Path):
             n = to_int(p.stem)
             return (n is None, n if n is not None else 0, p.name)
@@ -281,16 +276,6 @@ def load_run(run_dir: str | Path, *, with_study: bool = True) -> RunData:
                     data = dict(data, number=to_int(p.stem))
                 _merge_trial_file(rows, data)
 
-    study = None
-    direction = "maximize"
-    if with_study and files["study.db"]:
-        study = _load_study(run_dir / "study.db", warnings)
-        if study is not None:
-            try:
-                direction = study.direction.name.lower()
-            except Exception:  # multi-objective: not ours
-                direction = "maximize"
-            _merge_study(rows, study, warnings)
     task_dir = str((summary.get("task") or {}).get("direction") or "").lower()
     if task_dir in {"maximize", "minimize"}:
         direction = task_dir

@@ -439,7 +439,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
             ],
         )
     else:
-        ch = '<p class="muted">No per-epoch history recorded (trials/&lt;n&gt;.json missing or empty).</p>'
+        ch = '<p class="muted">No per-epoch history recorded in the study for this trial.</p>'
     parts.append(f'<section id="curves"><h2>Learning curves (best trial per strategy)</h2>{ch}</section>')
 
     # search

@@ -97,11 +97,28 @@ def test_interrupted_trial_is_failed_and_requeued(tmp_path, image_folder):
     study = optuna.load_study(study_name="automl_tl", storage=storage)
     crashed = study.ask({"backbone": optuna.distributions.CategoricalDistribution(["mobilenetv2"])})
     assert crashed.number == 1  # left RUNNING, as after a kill -9
-    again = _fit(image_folder, tmp_path / "run", trials=3, strategies=["feature_extraction"])
+    again = _fit(image_folder, tmp_path / "run", trials=4, strategies=["feature_extraction"])
     states = {t.number: t.state.name for t in again.study_.trials}
     assert states[0] == "COMPLETE" and states[1] == "FAIL"
-    assert "interrupted" in again.study_.trials[1].user_attrs["fail_reason"]
-    assert again.study_.trials[2].params["backbone"] == "mobilenetv2"
+    retries = [t for t in again.study_.trials if t.user_attrs.get("retry_of") == 1]
+    assert len(retries) == 1 and retries[0].params["backbone"] == crashed.params["backbone"]  # retried once
+    rows = {int(r["trial"]): r for r in csv.DictReader((tmp_path / "run" / "leaderboard.csv").open())}
+    assert rows[1]["fail_reason"].startswith("interrupted")
+    assert f"retried as trial {retries[0].number}" in rows[1]["fail_reason"]
+    assert rows[retries[0].number]["retry_of"] == "1"
+
+
+def test_running_again_continues_without_repeats(tmp_path, image_folder):
+    """3 trials, then the same command with 6: six distinct configurations (the sampler does not
+    replay its sequence), and a fresh run with the same seed repeats the first three exactly."""
+    kw = dict(strategies=["feature_extraction"], seed=5)
+    _fit(image_folder, tmp_path / "run", trials=3, **kw)
+    again = _fit(image_folder, tmp_path / "run", trials=6, **kw)
+    ran = [t for t in again.study_.trials if not t.user_attrs.get("not_started")]
+    assert len(ran) == 6
+    assert len({json.dumps(t.params, sort_keys=True) for t in ran}) == 6
+    fresh = _fit(image_folder, tmp_path / "fresh", trials=3, **kw)
+    assert [t.params for t in fresh.study_.trials[:3]] == [t.params for t in again.study_.trials[:3]]
 
 
 def test_second_feature_extraction_trial_does_no_backbone_pass(tmp_path, image_folder, monkeypatch):

@@ -1,5 +1,9 @@
 """Fabricate realistic run directories (the format of docs/architecture.md) without the engine.
 
+The study (``study.db``) is the record, with the user attributes the engine writes (names from
+:mod:`automl_tl.schema`, so this fixture cannot drift from the engine); ``leaderboard.csv`` is
+its view. ``write_rows`` edits trials in both, the way a different search would have left them.
+
 By default a run has what the engine writes now: a standard error per score (``score_se``), the
 one-standard-error selection, the refit, the stop reason, the evaluation scheme, the linear probe
 and the baseline in summary.json (no baseline.json). ``legacy=True`` writes an older run without them.
@@ -15,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from automl_tl.schema import ATTR, LEADERBOARD_COLUMNS, STUDY_NAME
+
 LB_COLUMNS = [
     "trial", "state", "backbone", "strategy", "unfreeze_blocks", "head_lr", "backbone_lr", "head_units", "dropout",
     "head_epochs", "ft_epochs", "augment", "options", "score", "seconds", "recommended", "fail_reason",
 ]
-NEW_LB_COLUMNS = LB_COLUMNS[:14] + ["score_se", "evaluation", "n_eval"] + LB_COLUMNS[14:]  # artifacts.LEADERBOARD_COLUMNS
+NEW_LB_COLUMNS = list(LEADERBOARD_COLUMNS)
 N_VAL = 60
 
 
@@ -51,7 +57,7 @@ def _trial_plan(kind: str, rng: random.Random, winner: str, rec_strategy: str, b
         if strategy == winner:
             base += 0.12
         score = round(min(0.999, base + rng.uniform(-0.03, 0.03)), 6)
-        seconds = round({"feature_extraction": 15.0, "fine_tune_top": 120.0, "fine_tune_all": 400.0}[strategy] * rng.uniform(0.7, 1.4), 3)
+        seconds = round({"feature_extraction": 15.0, "fine_tune_top": 120.0, "fine_tune_all": 400.0}[strategy] * rng.uniform(0.7, 1.4), 2)
         state, reason = "COMPLETE", None
         if kind == "normal" and i in (4, 8):
             state, score = "PRUNED", round(score - 0.1, 6)
@@ -100,7 +106,7 @@ def make_run(
     backbones = backbones or list(BACKBONES)
     classes = classes or ["cat", "dog", "bird"]
     run = Path(root) / name
-    (run / "trials").mkdir(parents=True)
+    (run / "trials").mkdir(parents=True) if legacy else run.mkdir(parents=True)
     plan = _trial_plan(kind, rng, winner, rec_strategy, backbones)
     rows, trial_docs = [], []
     for number, p in enumerate(plan):
@@ -124,12 +130,13 @@ def make_run(
             "trial": number, "state": p["state"], "backbone": p["backbone"], "strategy": p["strategy"],
             "unfreeze_blocks": params.get("unfreeze_blocks", ""), "head_lr": params["head_lr"], "backbone_lr": params.get("backbone_lr", ""),
             "head_units": params["head_units"], "dropout": params["dropout"], "head_epochs": head_epochs, "ft_epochs": ft_epochs,
-            "augment": p["strategy"] != "feature_extraction", "options": "{}", "score": "" if p["score"] is None else p["score"],
+            "augment": p["strategy"] != "feature_extraction", "options": "{}", "score": "" if p["score"] is None or p["state"] != "COMPLETE" else p["score"],
             "seconds": "" if p["seconds"] is None else p["seconds"], "recommended": p["recommended"], "fail_reason": p["fail_reason"] or "",
             **({} if legacy else {k: noise.get(k, "") for k in ("score_se", "evaluation", "n_eval")}),
         })
         trial_docs.append({"number": number, "params": params, "state": p["state"], "score": p["score"], "seconds": p["seconds"], "history": hist, "fail_reason": p["fail_reason"], **({} if legacy else noise)})
-        (run / "trials" / f"{number}.json").write_text(json.dumps(trial_docs[-1]))
+        if legacy:  # runs before schema 2 kept learning curves in trials/N.json
+            (run / "trials" / f"{number}.json").write_text(json.dumps(trial_docs[-1]))
     rows.sort(key=lambda r: (r["score"] == "", -(r["score"] or 0) if r["score"] != "" else 0, r["trial"]))
     with (run / "leaderboard.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=LB_COLUMNS if legacy else NEW_LB_COLUMNS)
@@ -137,7 +144,7 @@ def make_run(
         w.writerows(rows)
 
     if with_study:
-        study = optuna.create_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}", direction="maximize")
+        study = optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{run / 'study.db'}", direction="maximize")
         dists = {
             "backbone": CategoricalDistribution(backbones), "strategy": CategoricalDistribution(STRATEGIES),
             "head_lr": FloatDistribution(1e-4, 1e-2, log=True), "dropout": FloatDistribution(0.0, 0.5),
@@ -149,8 +156,9 @@ def make_run(
             study.add_trial(create_trial(
                 params=doc["params"], distributions={k: dists[k] for k in doc["params"]},
                 value=p["score"] if state == TrialState.COMPLETE else None, state=state,
-                user_attrs={"recommended": p["recommended"], "seconds": p["seconds"], "fail_reason": p["fail_reason"], "strategy": p["strategy"],
-                            **({} if legacy else {k: doc[k] for k in ("score_se", "evaluation", "n_eval") if k in doc})},
+                user_attrs={ATTR.RECOMMENDED: p["recommended"], ATTR.SECONDS: p["seconds"], ATTR.FAIL_REASON: p["fail_reason"], ATTR.STRATEGY: p["strategy"],
+                            **({} if legacy else {k: doc[k] for k in ("score_se", "evaluation", "n_eval") if k in doc}),
+                            **({} if legacy or not doc["history"] else {ATTR.HISTORY: doc["history"]})},
                 intermediate_values={i: h["val_score"] for i, h in enumerate(doc["history"])} if state in (TrialState.COMPLETE, TrialState.PRUNED) else None,
             ))
         if study_only_running:  # a trial started after leaderboard.csv was last written
@@ -161,7 +169,7 @@ def make_run(
     complete = [d for d in trial_docs if d["state"] == "COMPLETE"]
     best = max(complete, key=lambda d: d["score"]) if complete else None
     counts = {s.lower(): sum(1 for d in trial_docs if d["state"] == s) for s in ("COMPLETE", "PRUNED", "RUNNING")}
-    counts["failed"] = sum(1 for d in trial_docs if d["state"] == "FAIL")
+    counts["fail"] = sum(1 for d in trial_docs if d["state"] == "FAIL")
     baseline = {"name": "logistic_regression(pixels)", "metric": "accuracy", "score": baseline_score, "seconds": 2.5} if baseline_score is not None else None
     extra: dict = {}
     if not legacy:
@@ -239,6 +247,57 @@ def _new_summary_fields(docs: list[dict], kind: str, n_samples: int, backbones: 
         "refit": True,
         "time_budget": None,
     }
+
+
+def write_rows(run: Path, rows: list[dict]) -> None:
+    """Rewrite the trials of ``run`` as ``rows`` (leaderboard rows, e.g. with edited scores):
+    the study, rebuilt trial by trial with the edited states, scores and standard errors, and
+    leaderboard.csv, its view."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    with (run / "leaderboard.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    db = run / "study.db"
+    if not db.exists():
+        return
+    old = {t.number: t for t in optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{db}").trials}
+    db.unlink()
+    study = optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{db}", direction="maximize")
+    by_number = {int(r["trial"]): r for r in rows}
+    params = {n: dict(t.params) for n, t in old.items()}
+    for n, r in by_number.items():  # a trial the rows add: its backbone and strategy
+        params.setdefault(n, {"backbone": r["backbone"], "strategy": r["strategy"]})
+    # one distribution per name across the study (Optuna's rule): categorical choices united
+    choices: dict = {}
+    for ps in params.values():
+        for k in ("backbone", "strategy"):
+            if k in ps:
+                choices.setdefault(k, []).append(ps[k]) if ps[k] not in choices.get(k, []) else None
+    dists = {k: d for t in old.values() for k, d in t.distributions.items()}
+    dists |= {k: CategoricalDistribution(v) for k, v in choices.items()}
+    for number in sorted(by_number):
+        r, t = by_number[number], old.get(number)
+        if t is not None and t.state == TrialState.WAITING:
+            continue
+        state = TrialState[r["state"]]
+        attrs = (dict(t.user_attrs) if t is not None else {}) | {ATTR.STRATEGY: r["strategy"]}
+        for key in ("score_se", "seconds"):
+            if r.get(key) not in (None, ""):
+                attrs[key] = float(r[key])
+        if str(r.get("fail_reason") or "").startswith("not started"):
+            attrs[ATTR.NOT_STARTED] = attrs[ATTR.FAIL_REASON] = r["fail_reason"]
+        for key in ("evaluation",):
+            if r.get(key):
+                attrs[key] = r[key]
+        study.add_trial(create_trial(
+            params=params[number], distributions={k: dists[k] for k in params[number]}, state=state, user_attrs=attrs,
+            value=float(r["score"]) if state == TrialState.COMPLETE and r.get("score") not in (None, "") else None,
+            intermediate_values=(t.intermediate_values if t is not None and state in (TrialState.COMPLETE, TrialState.PRUNED)
+                                 else None)))
 
 
 @pytest.fixture

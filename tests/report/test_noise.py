@@ -7,7 +7,7 @@ import json
 
 from automl_tl.report import build_comparison, build_report, write_comparison, write_report
 
-from .conftest import XSS_CLASS, XSS_LABEL
+from .conftest import XSS_CLASS, XSS_LABEL, write_rows
 
 
 def _rows(run):
@@ -16,10 +16,7 @@ def _rows(run):
 
 
 def _write_rows(run, rows):
-    with (run / "leaderboard.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_rows(run, rows)
 
 
 def _edit_summary(run, fn):

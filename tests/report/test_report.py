@@ -13,7 +13,7 @@ from automl_tl.errors import NotFittedError
 from automl_tl.report import build_report, write_report
 from automl_tl.report._fmt import fmt_score
 
-from .conftest import XSS_CLASS, XSS_LABEL
+from .conftest import XSS_CLASS, XSS_LABEL, write_rows
 
 
 SAFE_TAGS = {"html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3", "div", "span", "code", "nav", "a",
@@ -109,10 +109,7 @@ def test_cheaper_config_within_one_point_is_named(make_run_dir):
     cheap = next(r for r in rows if r["state"] == "COMPLETE" and r["strategy"] == "feature_extraction")
     cheap["score"] = str(round(float(best["score"]) - 0.004, 6))
     cheap["seconds"] = "5.0"
-    with (run / "leaderboard.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_rows(run, rows)
     report = build_report(run)
     alt = report["pareto"]["cheaper_alternative"]
     assert alt["trial"] == int(cheap["trial"]) and alt["seconds"] == 5.0
@@ -217,7 +214,7 @@ def test_missing_optional_files(make_run_dir):
 
 
 def test_only_trial_files_and_corrupt_summary(make_run_dir):
-    run = make_run_dir("r", with_study=False)
+    run = make_run_dir("r", with_study=False, legacy=True)  # runs before schema 2 kept trials/N.json
     (run / "leaderboard.csv").unlink()
     (run / "summary.json").write_text("{not json")
     report = build_report(run)
@@ -253,6 +250,12 @@ def test_writes_are_atomic_and_repeatable(make_run_dir, tmp_path):
         assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
 
 
+def _study(run):
+    import optuna
+
+    return optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}")
+
+
 def test_learning_curves_are_best_per_strategy(make_run_dir):
     run = make_run_dir("r")
     report = build_report(run)
@@ -260,7 +263,7 @@ def test_learning_curves_are_best_per_strategy(make_run_dir):
     for c in report["learning_curves"]:
         mine = [r for r in rows if r["strategy"] == c["strategy"] and r["state"] == "COMPLETE"]
         assert c["trial"] == int(max(mine, key=lambda r: float(r["score"]))["trial"])
-        hist = json.loads((run / "trials" / f"{c['trial']}.json").read_text())["history"]
+        hist = _study(run).trials[c["trial"]].user_attrs["history"]
         assert [h["val_score"] for h in c["history"]] == [h["val_score"] for h in hist]
     assert math.isclose(sum(report["importances"]["values"].values()), 1.0, rel_tol=1e-6)
 
@@ -293,10 +296,7 @@ def test_a_tie_with_the_recommended_strategy_counts_as_held(make_run_dir):
     assert best["strategy"] == "fine_tune_top"
     other = next(r for r in rows if r["state"] == "COMPLETE" and r["strategy"] == "fine_tune_all")
     other["score"] = best["score"]
-    with (run / "leaderboard.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_rows(run, rows)
     report = build_report(run)
     assert report["tied_strategies"] == ["fine_tune_top", "fine_tune_all"]
     assert report["strategy_held"] is True

@@ -1,0 +1,78 @@
+"""What happens to a trial, and to the run, when training raises: one table, by exception type.
+
+keras-tuner's rule, made explicit: the type of the exception decides. Nothing here matches on
+message text. The table is read top to bottom; the first row whose types the exception is an
+instance of gives the fate:
+
+================================  ===============================================================
+out of memory                     retry the trial once with half the batch, then FAIL with reason
+interrupted (Ctrl-C)              FAIL the trial as interrupted, queue it again, stop: exit 130
+the user's data or settings       stop the run: exit 2 with the error's own message
+a broken plugin                   stop the run: exit 3
+a bad configuration               FAIL the trial with its reason; the search goes on
+anything else                     FAIL the trial with its reason; the search goes on
+================================  ===============================================================
+
+Out-of-memory types come from the frameworks that are already imported (TensorFlow's
+``ResourceExhaustedError``, PyTorch's ``OutOfMemoryError``) and Python's ``MemoryError``; no
+framework is imported to build the table. JAX has no out-of-memory type of its own (it raises
+``XlaRuntimeError`` for every runtime failure), so there such a trial fails with its reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+
+from automl_tl.errors import AutoMLTLError, ConfigError, DataError, NotFittedError, PluginError, TrialFailed, \
+    WeightsUnavailableError
+
+__all__ = ["Fate", "fate_of", "FATES"]
+
+
+class Fate(enum.Enum):
+    RETRY_SMALLER_BATCH = "retry with half the batch, then fail"
+    INTERRUPT = "fail as interrupted, queue again, stop the run (exit 130)"
+    STOP = "stop the run (the error's exit code)"
+    FAIL = "fail this trial; the search goes on"
+
+
+def _out_of_memory_types() -> tuple[type, ...]:
+    types: list[type] = [MemoryError]
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and hasattr(tf, "errors"):
+        types.append(tf.errors.ResourceExhaustedError)
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(getattr(torch, "cuda", None), "OutOfMemoryError"):
+        types.append(torch.cuda.OutOfMemoryError)
+    return tuple(types)
+
+
+def _bad_configuration_types() -> tuple[type, ...]:
+    types: list[type] = [TrialFailed, ValueError, ArithmeticError, TypeError]
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and hasattr(tf, "errors"):
+        types.append(tf.errors.InvalidArgumentError)
+    return tuple(types)
+
+
+#: (what, exception types, fate); the types of framework errors are filled in when looked up
+FATES = (
+    ("out of memory", _out_of_memory_types, Fate.RETRY_SMALLER_BATCH),
+    ("interrupted", lambda: (KeyboardInterrupt,), Fate.INTERRUPT),
+    ("the user's data or settings", lambda: (DataError, ConfigError, WeightsUnavailableError, NotFittedError),
+     Fate.STOP),
+    ("a broken plugin", lambda: (PluginError,), Fate.STOP),
+    ("the process is ending", lambda: (SystemExit, GeneratorExit), Fate.STOP),
+    ("a bad configuration", _bad_configuration_types, Fate.FAIL),
+    ("another error of ours", lambda: (AutoMLTLError,), Fate.FAIL),
+    ("anything else", lambda: (Exception,), Fate.FAIL),
+)
+
+
+def fate_of(exc: BaseException) -> tuple[str, Fate]:
+    """``(what it is, its fate)`` for ``exc`` (the first matching row of :data:`FATES`)."""
+    for what, types, fate in FATES:
+        if isinstance(exc, types()):
+            return what, fate
+    return "the process is ending", Fate.STOP  # BaseException that is none of the above

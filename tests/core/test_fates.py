@@ -1,0 +1,86 @@
+"""Failures by type, not by message: one table decides a trial's fate and the run's."""
+
+import pytest
+
+from automl_tl import AutoTransfer, hookimpl
+from automl_tl.errors import ConfigError, DataError, PluginError, TrialFailed
+from automl_tl.fates import Fate, fate_of
+from automl_tl.plugin_manager import PluginManager
+
+
+def test_the_table():
+    import tensorflow as tf
+
+    assert fate_of(MemoryError())[1] is Fate.RETRY_SMALLER_BATCH
+    assert fate_of(tf.errors.ResourceExhaustedError(None, None, "x"))[1] is Fate.RETRY_SMALLER_BATCH
+    assert fate_of(KeyboardInterrupt())[1] is Fate.INTERRUPT
+    assert fate_of(ConfigError("x"))[1] is Fate.STOP and fate_of(DataError("x"))[1] is Fate.STOP
+    assert fate_of(PluginError("x"))[1] is Fate.STOP
+    assert fate_of(TrialFailed("nan"))[1] is Fate.FAIL and fate_of(ValueError())[1] is Fate.FAIL
+    # the message does not matter: an "OOM" in a RuntimeError's text is just another error
+    assert fate_of(RuntimeError("OOM when allocating tensor"))[1] is Fate.FAIL
+
+
+class _Flaky:
+    """A strategy plugin whose trials raise what ``plan[trial number]`` says, then extract features."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.batches: dict[int, list[int]] = {}
+
+    @hookimpl
+    def automl_tl_register_strategies(self, registry):
+        from automl_tl.strategies import TransferStrategy
+        from automl_tl_strategies import FeatureExtraction
+
+        outer = self
+
+        class Flaky(TransferStrategy):
+            name, description, fine_tunes, rank = "flaky", "raises by plan", False, 0
+
+            def run(self, cfg, ctx, *, trial=None, history):
+                number = ctx.seed  # seed 0: the trial's seed is its number
+                outer.batches.setdefault(number, []).append(ctx.batch_size)
+                todo = outer.plan.get(number, [])
+                if todo:
+                    raise todo.pop(0)
+                return FeatureExtraction().run(cfg, ctx, trial=trial, history=history)
+
+            def refit(self, cfg, ctx, index, *, epochs, deadline):
+                return FeatureExtraction().refit(cfg, ctx, index, epochs=epochs, deadline=deadline)
+
+        registry.add(Flaky())
+
+
+def _fit(folder, run_dir, plugin, **kw):
+    pm = PluginManager(plugins=[plugin], autoload=False)
+    return AutoTransfer(backbones=["mobilenetv2"], strategies=["flaky"], run_dir=str(run_dir), report=False,
+                        patience=0, seed=0, batch_size=32, plugin_manager=pm, **kw).fit(str(folder))
+
+
+def test_trial_fates_in_a_real_search(tmp_path, image_folder):
+    plugin = _Flaky({0: [MemoryError("first")], 1: [MemoryError("a"), MemoryError("b")],
+                     2: [RuntimeError("OOM in the message, not in the type")]})
+    est = _fit(image_folder, tmp_path / "run", plugin, trials=4)
+    t = {x.number: x for x in est.study_.trials}
+    # out of memory: retried once at half the batch, and it completed
+    assert plugin.batches[0] == [32, 16] and t[0].state.name == "COMPLETE" and t[0].user_attrs["batch_size"] == 16
+    # out of memory twice: failed, with the reason
+    assert plugin.batches[1] == [32, 16] and t[1].state.name == "FAIL"
+    assert t[1].user_attrs["fail_reason"].startswith("out of memory (also at batch size 16)")
+    assert "Traceback" in t[1].user_attrs["traceback"]
+    # any other error: failed once, no retry, and the search went on
+    assert plugin.batches[2] == [32] and t[2].state.name == "FAIL"
+    assert t[2].user_attrs["fail_reason"].startswith("RuntimeError: OOM in the message")
+    assert t[3].state.name == "COMPLETE"
+
+
+def test_a_user_error_in_a_trial_stops_the_run(tmp_path, image_folder):
+    plugin = _Flaky({0: [ConfigError("the storage went read-only; fix it and run again")]})
+    with pytest.raises(ConfigError, match="read-only"):
+        _fit(image_folder, tmp_path / "run", plugin, trials=3)
+    import optuna
+
+    study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    assert [x.state.name for x in study.trials if x.state.name != "WAITING"] == ["FAIL"]
+    assert "read-only" in study.trials[0].user_attrs["fail_reason"]
