@@ -1,43 +1,45 @@
-"""The search loop (keras-tuner's three roles, on Optuna's ask-and-tell interface).
+"""The search loop (keras-tuner's three roles kept apart).
 
-- :class:`SearchSpace` is the space (``suggest(trial) -> TrialConfig``), seeded by the strategy
-  table's recommendation (enqueued first) and by the linear probe of every candidate backbone.
-- Optuna's TPE sampler is the proposer; the MedianPruner stops poor fine-tuning early.
-- :class:`Search` is the evaluator and the loop: it runs each trial, records failures with their
-  reason (the search goes on), keeps the run directory's views (leaderboard, summary, the model
-  of the selected trial) up to date after every trial, stops when more trials cannot help or the
-  budget would be overrun, then delivers: the trial the one-standard-error rule selects, refitted
-  on all labelled data.
+- The space is :class:`~automl_tl.space.SearchSpace` (``suggest(trial) -> TrialConfig``), seeded
+  by the strategy table's recommendation (enqueued first) and by the linear probe of every
+  candidate backbone.
+- The proposer is Optuna's: a sampler and a pruner, configuration of :class:`Search` (defaults:
+  :func:`default_sampler`, TPE; :func:`default_pruner`, median).
+- The evaluator is the trial's strategy (:func:`automl_tl.training.run_trial`).
 
-We drive Optuna with ``ask``/``tell`` rather than ``optimize`` because the loop decides things
-``optimize`` cannot: whether the next proposal fits the time left, and when to stop.
+:class:`Search` is the loop between them: it runs each trial one ``optimize(n_trials=1)`` at a
+time (Optuna keeps the heartbeat and the trial's state), decides between trials whether to go on
+(budget, time left, saturation, patience), what a failure means (:mod:`automl_tl.fates`), keeps
+the run directory's views up to date after every trial, then delivers the trial the
+one-standard-error rule selects, refitted on all labelled data.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from automl_tl.artifacts import STUDY_NAME, save_model, write_leaderboard
+from automl_tl.costs import CostModel
 from automl_tl.atomic import atomic_write_json
 from automl_tl.schema import ATTR, SCHEMA_VERSION, trial_counts
 from automl_tl.errors import ConfigError, TrialFailed
 from automl_tl.evaluation import Candidate, Selection, complexity, select
 from automl_tl.fates import Fate, fate_of
+from automl_tl.space import SearchSpace
 from automl_tl.strategies import FEATURE_EXTRACTION
 from automl_tl.training import (RefitStopped, TrialConfig, TrialContext, assemble, run_trial,
                                 train_final)
 
-__all__ = ["SearchSpace", "Search", "storage_url", "CostModel"]
+__all__ = ["SearchSpace", "Search", "storage_url", "CostModel", "default_sampler", "default_pruner"]
 
 log = logging.getLogger("automl_tl")
 
@@ -50,128 +52,20 @@ REFIT_SLACK = 2.0
 CHEAP_REFIT_S = 10.0
 
 
-class _Point:
-    """A stand-in for an Optuna trial that answers every ``suggest_*`` from ``values`` (clipped
-    into the range; the first choice, or the range's middle, where ``values`` says nothing). Run
-    through :meth:`SearchSpace.suggest`, it turns a recommendation into one point of the declared
-    space: the space is encoded once, in ``suggest``, and the recommendation cannot drift from it.
-    A value is looked up by the parameter's name, then by its name without the ``backbone:``
-    prefix (a rule says ``features="mid"``, the space asks ``mobilenetv2:features``)."""
+def default_sampler(seed: int):
+    """TPE, multivariate over grouped (conditional) parameters, five random proposals first; the
+    constant liar keeps parallel workers from proposing the same point."""
+    import optuna
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.values = dict(values)
-        self.params: dict[str, Any] = {}
-
-    def _given(self, name: str):
-        return self.values.get(name, self.values.get(name.split(":", 1)[-1]))
-
-    def suggest_categorical(self, name, choices):
-        v = self._given(name)
-        self.params[name] = v if v in list(choices) else list(choices)[0]
-        return self.params[name]
-
-    def suggest_float(self, name, low, high, *, log=False, step=None):
-        v = self._given(name)
-        if v is None:
-            v = math.sqrt(low * high) if log else (low + high) / 2
-        v = min(max(float(v), low), high)
-        if step:
-            v = round(low + round((v - low) / step) * step, 10)
-        self.params[name] = v
-        return v
-
-    def suggest_int(self, name, low, high, *, step=1, log=False):
-        v = self._given(name)
-        v = (low + high) // 2 if v is None else int(round(float(v)))
-        v = min(max(low + (v - low) // step * step, low), high)
-        self.params[name] = v
-        return v
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5,
+                                      constant_liar=True)
 
 
-@dataclass(frozen=True, kw_only=True)
-class SearchSpace:
-    """The searched hyperparameters: backbone x strategy x head x the strategy's own (its
-    :meth:`~automl_tl.strategies.TransferStrategy.suggest`). Ranges are keyword configuration,
-    so variants are cheap.
+def default_pruner():
+    """Median pruning of fine-tuning epochs after two complete trials."""
+    import optuna
 
-    ``strategies``: name -> registered strategy searched (order kept); names alone, or None for
-    every registered strategy, are looked up in the plugins' registry.
-    ``fine_tune_backbones``: the backbones fine-tuning may use (the best-ranked by the linear
-    probe); the others are searched with frozen features only. None: all.
-    """
-
-    specs: Mapping[str, Any]
-    strategies: Mapping[str, Any] | Sequence[str] | None = None
-    augmentable: Mapping[str, bool] = field(default_factory=dict)
-    head_units: tuple[int, ...] = (0, 128, 256, 512)
-    head_lr: tuple[float, float] = (1e-4, 1e-2)
-    backbone_lr: tuple[float, float] = (1e-6, 3e-4)  # above ~3e-4 Adam wrecks pretrained weights
-    dropout: tuple[float, float] = (0.0, 0.5)
-    head_epochs: tuple[int, int] = (10, 60)
-    ft_epochs: tuple[int, int] = (1, 4)
-    lr_decay: tuple[float, float] = (0.65, 0.95)
-    fine_tune_backbones: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.strategies, Mapping):
-            from automl_tl.plugin_manager import get_plugin_manager
-
-            reg = get_plugin_manager().strategies
-            object.__setattr__(self, "strategies", {n: reg.get(n) for n in (self.strategies or reg.names())})
-
-    def max_unfreeze(self, spec) -> int:
-        return max(1, min(spec.n_blocks - 1, max(2, spec.n_blocks // 2)))
-
-    def strategies_for(self, spec) -> list[str]:
-        """The strategies searched on ``spec``: fine-tuning ones only where it may fine-tune."""
-        tunable = bool(spec.fine_tunable) and (self.fine_tune_backbones is None
-                                               or spec.name in self.fine_tune_backbones)
-        names = [n for n, s in self.strategies.items() if (tunable or not s.fine_tunes) and s.applies_to(spec)]
-        return names or [FEATURE_EXTRACTION]
-
-    def suggest(self, trial) -> TrialConfig:
-        backbone = trial.suggest_categorical("backbone", sorted(self.specs))
-        spec = self.specs[backbone]
-        names = self.strategies_for(spec)
-        # one distribution per parameter name: "strategy" is asked only where there is a choice
-        # (Optuna refuses one name with two sets of choices in one study)
-        strategy = trial.suggest_categorical("strategy", names) if len(names) > 1 else names[0]
-        strat = self.strategies.get(strategy)
-        options = {k: trial.suggest_categorical(f"{backbone}:{k}", list(v)) for k, v in spec.options.items()}
-        cfg: dict[str, Any] = dict(backbone=backbone, strategy=strategy, options=options)
-        cfg["head_units"] = (trial.suggest_categorical("head_units", list(self.head_units))
-                             if strat is None or strat.hidden_heads else 0)
-        if cfg["head_units"]:
-            cfg["dropout"] = round(trial.suggest_float("dropout", *self.dropout, step=0.1), 2)
-            cfg["head_lr"] = trial.suggest_float("head_lr", *self.head_lr, log=True)
-            cfg["head_epochs"] = trial.suggest_int("head_epochs", *self.head_epochs, step=10)
-        own = strat.suggest(trial, spec, self) if strat is not None else {}
-        fields = set(TrialConfig.__dataclass_fields__)
-        cfg |= {k: v for k, v in own.items() if k in fields}
-        cfg["extra"] = {k: v for k, v in own.items() if k not in fields}
-        return TrialConfig(**cfg)
-
-    def config(self, params: Mapping[str, Any]) -> TrialConfig:
-        """The configuration that ``params`` (a trial's) describe."""
-        import optuna
-
-        return self.suggest(optuna.trial.FixedTrial(dict(params)))
-
-    def point(self, values: Mapping[str, Any]) -> dict:
-        """Optuna params of the point of this space nearest to ``values`` (see :class:`_Point`)."""
-        p = _Point(values)
-        self.suggest(p)
-        return p.params
-
-    def enqueue_params(self, recommendation, options: Mapping[str, Any] | None = None) -> dict:
-        """The recommendation as one point of this space; ``options`` (e.g. the probe's best
-        pooling) take precedence over the rule's."""
-        return self.point(dict(recommendation.params) | dict(options or {})
-                          | {"backbone": recommendation.backbone, "strategy": recommendation.strategy})
-
-    def probe_params(self, backbone: str, options: Mapping[str, Any]) -> dict:
-        """A feature-extraction trial with the linear head: the probe of (backbone, options)."""
-        return self.point(dict(options) | {"backbone": backbone, "strategy": FEATURE_EXTRACTION, "head_units": 0})
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
 
 
 def storage_url(run_dir: Path, storage: str | None) -> str:
@@ -183,86 +77,16 @@ def storage_url(run_dir: Path, storage: str | None) -> str:
 MAX_REPEATS = 10
 
 
-class CostModel:
-    """Predicted seconds of a trial and of a refit, from the trials already run and, before
-    any, from the measured forward-pass time per item of each backbone.
-
-    A fine-tuning epoch costs about three forward passes over the training items (forward,
-    backward, weight update) plus one over the validation items. A hidden-layer head costs about
-    ``6 * items * feature_dims * units`` floating-point operations per epoch (a TF-IDF head of
-    512 units is not cheap). Both estimates are corrected by the ratio observed on the trials
-    that ran.
-    """
-
-    TRAIN_FACTOR = 3.0
-    BUILD_S = 10.0
-    FLOPS = 5e9  # a conservative rate for small dense layers on two CPU cores
-
-    def __init__(self, *, seconds_per_item: Mapping[str, float], n_train: int, n_val: int, n_all: int,
-                 k_folds: int, feature_dims: Mapping[str, int] | None = None) -> None:
-        self.per_item = dict(seconds_per_item)
-        self.dims = dict(feature_dims or {})
-        self.n_train, self.n_val, self.n_all, self.k = n_train, n_val, n_all, k_folds
-        self.ratio = 1.0  # fine-tuning: observed / predicted
-        self.head_ratio = 1.0  # hidden-layer heads: observed / predicted
-
-    def _epoch(self, backbone: str, n: int) -> float:
-        t = self.per_item.get(backbone) or 0.02
-        return self.TRAIN_FACTOR * t * n + t * self.n_val
-
-    def _head(self, cfg: TrialConfig, n: int, folds: int) -> float:
-        if cfg.linear_head:
-            return 1.0
-        flops = 6.0 * n * self.dims.get(cfg.backbone, 1024) * cfg.head_units * (cfg.head_epochs or 30) * folds
-        return 1.0 + self.head_ratio * flops / self.FLOPS
-
-    def predict(self, cfg: TrialConfig, trials: Sequence = ()) -> float:
-        if cfg.strategy == FEATURE_EXTRACTION:
-            return self._head(cfg, self.n_train, self.k)
-        head = self._head(cfg, self.n_train, 1)
-        same = [t for t in trials if t.params.get("backbone") == cfg.backbone
-                and t.user_attrs.get("strategy") == cfg.strategy and t.user_attrs.get("ft_epochs_run")]
-        if same:
-            per_epoch = float(np.median([t.user_attrs["seconds"] / (t.user_attrs["ft_epochs_run"] + 1) for t in same]))
-            return head + per_epoch * ((cfg.ft_epochs or 1) + 1)
-        return head + self.BUILD_S + self.ratio * self._epoch(cfg.backbone, self.n_train) * ((cfg.ft_epochs or 1) + 0.5)
-
-    def observe(self, cfg: TrialConfig, seconds: float, epochs_run: int) -> None:
-        clip = lambda r: max(0.1, min(20.0, r))  # noqa: E731
-        if cfg.strategy == FEATURE_EXTRACTION:
-            if not cfg.linear_head:
-                self.head_ratio = clip(self.head_ratio * seconds / max(self._head(cfg, self.n_train, self.k), 1e-6))
-            return
-        if epochs_run > 0:
-            predicted = self.BUILD_S + self._epoch(cfg.backbone, self.n_train) * (epochs_run + 0.5)
-            self.ratio = clip(seconds / max(predicted, 1e-6))
-
-    def refit(self, cfg: TrialConfig, epochs: Mapping[str, Any] | None, trial=None) -> float:
-        """Seconds to retrain ``cfg`` on all items for ``epochs``; from the time its own trial
-        took per fine-tuning epoch when ``trial`` (a FrozenTrial) is given - that measure already
-        holds augmentation, sequence length and the machine's load."""
-        head = self._head(cfg, self.n_all, 1)
-        n_ft = int((epochs or {}).get("fine_tune") or 0)
-        if cfg.strategy == FEATURE_EXTRACTION or n_ft == 0:
-            return head + 1.0
-        scale = self.n_all / max(1, self.n_train)
-        attrs = getattr(trial, "user_attrs", {}) or {}
-        if attrs.get("ft_epochs_run") and attrs.get("seconds"):
-            # a trial's time over its epochs (building and scoring included: measured on
-            # Rotten Tomatoes 2 000, a refit took 1.39x its trial's time, 1.25x the items)
-            per_epoch = float(attrs["seconds"]) / int(attrs["ft_epochs_run"])
-            return head + self.BUILD_S + per_epoch * scale * n_ft
-        t = self.per_item.get(cfg.backbone) or 0.02
-        return head + self.BUILD_S + self.ratio * self.TRAIN_FACTOR * t * self.n_all * n_ft
-
-
 class Search:
     def __init__(self, *, ctx: TrialContext, space: SearchSpace, run_dir, recommendation,
                  storage: str | None = None, seed: int = 0, labels: Sequence[str] = (),
                  summary_base: Mapping[str, Any] | None = None, probes: Sequence[Mapping] = (),
                  rec_options: Mapping[str, Any] | None = None, patience: int = 15,
                  seconds_per_item: Mapping[str, float] | None = None,
-                 feature_dims: Mapping[str, int] | None = None) -> None:
+                 feature_dims: Mapping[str, int] | None = None, sampler=default_sampler, pruner=None) -> None:
+        """``sampler``: a function of the seed returning an Optuna sampler (called with the seed
+        plus the number of trials already in the study, so a resumed search does not replay its
+        proposals); ``pruner``: an Optuna pruner (default :func:`default_pruner`)."""
         self.ctx = ctx
         self.space = space
         self.run_dir = Path(run_dir)
@@ -277,7 +101,8 @@ class Search:
         plan = ctx.plan
         self.costs = CostModel(seconds_per_item=seconds_per_item or {}, n_train=len(plan.train),
                                n_val=len(plan.val), n_all=len(ctx.y), k_folds=plan.k,
-                               feature_dims=feature_dims)
+                               feature_dims=feature_dims,
+                               frozen=[n for n, st in space.strategies.items() if not st.fine_tunes])
         self.stop: dict[str, Any] = {}
         self.delivered: dict[str, Any] = {}
         self._saved_trial: int | None = None
@@ -285,6 +110,8 @@ class Search:
         self._preds: dict[int, tuple] = {}  # trial number -> (scored items, predicted classes)
         self._paired: dict = {}  # (top trial, other trial) -> paired gap and its standard error
         self.refit = True
+        self.make_sampler = sampler
+        self.pruner = pruner if pruner is not None else default_pruner()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.study = self._open_study()
 
@@ -302,8 +129,7 @@ class Search:
         except Exception as exc:  # noqa: BLE001 - bad URL, driver missing, server down
             raise ConfigError(f"cannot open the Optuna storage {url!r}: {exc}. Use a SQLAlchemy URL "
                               f"such as sqlite:///study.db or postgresql://user:pw@host/db.") from exc
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, pruner=pruner,
+        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, pruner=self.pruner,
                                     direction="maximize", load_if_exists=True)
         if self.storage is None:
             self._recover_interrupted(study)
@@ -312,8 +138,7 @@ class Search:
         # moves on with the trials already in the study (from scratch, a seed still gives the
         # same sequence). Seeding with the seed alone made `--trials 3` then `--trials 6` run
         # trials 3 and 4 as copies of 1 and 2.
-        study.sampler = optuna.samplers.TPESampler(seed=self.seed + existing, multivariate=True, group=True,
-                                                   n_startup_trials=5, constant_liar=True)
+        study.sampler = self.make_sampler(self.seed + existing)
         if not existing:
             self._enqueue_start(study)
         return study

@@ -13,7 +13,7 @@ import numpy as np
 
 from automl_tl.metrics import metric_function
 
-__all__ = ["TrialConfig", "TrialContext", "TrialResult", "RefitStopped", "design_trainable",
+__all__ = ["TrialConfig", "TrialContext", "TrialResult", "RefitStopped", "nested_layers", "design_trainable",
            "set_trainable", "freeze", "assemble", "run_trial", "train_final"]
 
 
@@ -130,6 +130,13 @@ class RefitStopped(Exception):
     """A refit ran past the time budget; the search's model stays delivered."""
 
 
+def nested_layers(model) -> list:
+    """Every layer inside ``model``, nested ones included. Keras 3 has no public API for this
+    (``Model.layers`` lists direct children only, and layers held by a custom layer are not
+    listed at all): this is the one place that uses the private ``_flatten_layers``."""
+    return list(model._flatten_layers(include_self=False))
+
+
 def design_trainable(backbone) -> set[int]:
     """Ids of the variables trainable by design (BatchNormalization's moving statistics are not),
     remembered on first call: later freezing must not change what "all" means."""
@@ -155,8 +162,7 @@ def set_trainable(backbone, keep: Collection[int] | None) -> None:
         backbone.trainable = False
         return
     keep = set(keep)
-    bns = [l for l in backbone._flatten_layers(include_self=False)
-           if isinstance(l, keras.layers.BatchNormalization)]
+    bns = [l for l in nested_layers(backbone) if isinstance(l, keras.layers.BatchNormalization)]
     bn_vars = {id(v) for l in bns for v in l.weights}
     for v in backbone.weights:
         if id(v) in originally:

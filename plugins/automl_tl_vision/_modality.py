@@ -114,7 +114,9 @@ def bn_shift_similarity(model, batch):
     """Similarity from BatchNorm statistics shift; (None, {}) when the model has no BN layers."""
     import keras
 
-    bns = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    from automl_tl.training import nested_layers
+
+    bns = [l for l in nested_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
     if not bns:
         return None, {}
     probe = keras.Model(model.input, [l.input for l in bns])

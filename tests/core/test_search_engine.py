@@ -218,3 +218,30 @@ def test_recommendation_enqueued_whole_with_one_strategy(pm):
                          params={"head_lr": 1e-3}, reason="")
     params = space.enqueue_params(rec)
     assert {"unfreeze_blocks", "backbone_lr", "ft_epochs", "augment"} <= set(params)
+
+
+def test_views_are_derived_from_the_study(fitted, tmp_path):
+    """The study is the one record: leaderboard.csv and summary.json are its views (same rows,
+    same counts), no other per-trial files exist, and the report needs nothing but the study."""
+    import shutil
+
+    from automl_tl.report import build_report
+    from automl_tl.schema import LEADERBOARD_COLUMNS, SCHEMA_VERSION, trial_counts, trial_rows
+
+    folder, est = fitted
+    study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{est.run_dir_ / 'study.db'}")
+    rows = list(csv.DictReader((est.run_dir_ / "leaderboard.csv").open()))
+    assert tuple(rows[0]) == LEADERBOARD_COLUMNS
+    assert [r["trial"] for r in rows] == [str(e["trial"]) for e in trial_rows(study.trials)]
+    summary = json.loads((est.run_dir_ / "summary.json").read_text())
+    assert summary["schema"] == SCHEMA_VERSION and summary["counts"] == trial_counts(study.trials)
+    assert study.user_attrs["delivered"]["trial"] == summary["delivered"]["trial"]
+    assert not (est.run_dir_ / "trials").exists()
+    for t in study.trials:
+        if t.state.name == "COMPLETE":
+            assert len(t.user_attrs["predictions"]["index"]) == t.user_attrs["n_eval"]
+    copy = tmp_path / "copy"
+    shutil.copytree(est.run_dir_, copy)
+    (copy / "leaderboard.csv").write_text("trial,state\n0,FAIL\n")  # a stale, wrong view
+    report = build_report(copy)
+    assert {r["trial"]: r["state"] for r in report["leaderboard"]} == {t.number: t.state.name for t in study.trials}

@@ -2,7 +2,6 @@
 the recommendation as one point of the space, and a third-party strategy."""
 
 import json
-import sys
 
 import keras
 import numpy as np
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 from automl_tl import hookimpl
 from automl_tl.errors import ConfigError, PluginError
 from automl_tl.plugin_manager import PluginManager
-from automl_tl.strategies import FineTuning, LayerwiseAdam, StrategyRegistry, TransferStrategy
+from automl_tl.strategies import FineTuning, LayerwiseAdam, StrategyRegistry
 from automl_tl.strategy import StrategyRule
 
 BUILTINS = ("feature_extraction", "fine_tune_top", "fine_tune_all", "lp_ft", "layerwise_decay")

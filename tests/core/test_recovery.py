@@ -1,0 +1,60 @@
+"""A real process killed (SIGKILL) in the middle of a trial: the same command resumes, the killed
+trial is recorded as interrupted and retried once, and finished trials are kept."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _running_trial(db):
+    if not db.exists():
+        return None
+    try:
+        study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{db}")
+        return next((t for t in study.get_trials(deepcopy=False)
+                     if t.state.name == "RUNNING" and t.user_attrs.get("strategy")), None)
+    except Exception:  # noqa: BLE001 - the database is being created
+        return None
+
+
+def test_kill_9_mid_trial_then_resume(tmp_path, image_folder):
+    run = tmp_path / "run"
+    env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(tmp_path / "cache"))
+    cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(image_folder), "--trials", "3", "--run-dir", str(run),
+           "--backbones", "mobilenetv2", "--strategies", "feature_extraction,fine_tune_top", "--patience", "0",
+           "--quiet", "--no-report", "--seed", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, victim = time.time() + 400, None
+    while time.time() < deadline and proc.poll() is None:
+        victim = _running_trial(run / "study.db")
+        if victim is not None and victim.number >= 1:  # trial 0 is finished and must survive
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None and victim is not None, "the fit ended before a second trial ran"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}")
+    done_before = {t.number: t.value for t in study.trials if t.state.name == "COMPLETE"}
+    assert 0 in done_before
+
+    again = [("6" if a == "3" else a) for a in cmd]  # the same command, with room for the retry
+    out = subprocess.run(again, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}")
+    trials = {t.number: t for t in study.trials}
+    assert trials[victim.number].state.name == "FAIL"
+    assert all(trials[n].value == v for n, v in done_before.items())  # nothing finished was lost
+    retries = [t for t in trials.values() if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")  # retried once, and it ran
+    assert retries[0].params["backbone"] == "mobilenetv2"
+    rows = {int(r["trial"]): r for r in csv.DictReader((run / "leaderboard.csv").open())}
+    assert rows[victim.number]["fail_reason"].startswith("interrupted")
+    assert (run / "model.keras").exists()
