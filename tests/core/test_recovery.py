@@ -58,3 +58,25 @@ def test_kill_9_mid_trial_then_resume(tmp_path, image_folder):
     rows = {int(r["trial"]): r for r in csv.DictReader((run / "leaderboard.csv").open())}
     assert rows[victim.number]["fail_reason"].startswith("interrupted")
     assert (run / "model.keras").exists()
+
+
+def test_ctrl_c_mid_trial_exits_130_with_one_line(tmp_path, image_folder):
+    run = tmp_path / "run"
+    env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(tmp_path / "cache"))
+    cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(image_folder), "--trials", "3", "--run-dir", str(run),
+           "--backbones", "mobilenetv2", "--strategies", "fine_tune_top", "--patience", "0", "--quiet", "--no-report"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, victim = time.time() + 400, None
+    while time.time() < deadline and proc.poll() is None and victim is None:
+        victim = _running_trial(run / "study.db")
+        time.sleep(0.5)
+    assert proc.poll() is None and victim is not None
+    time.sleep(2)  # inside the trial's training
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err
+    study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}")
+    t = study.trials[victim.number]
+    assert t.state.name == "FAIL" and t.user_attrs["fail_reason"].startswith("interrupted")
+    assert [x.number for x in study.trials if x.user_attrs.get("retry_of") == victim.number]  # queued again
