@@ -216,7 +216,7 @@ class AutoTransfer:
         prep = self._prepare(X, y, deadline=probe_deadline)
         data, prof, rec, ctx = prep.data, prep.profile, prep.recommendation, prep.ctx
         run_dir = Path(self.run_dir or default_run_dir(data.source))
-        run_dir.mkdir(parents=True, exist_ok=True)
+        _check_run_dir(run_dir)
         task = {"modality": data.modality, "source": data.source, "metric": self.metric,
                 "seed": self.seed, "val_fraction": self.val_fraction,
                 "data_fingerprint": data.fingerprint(), "labels_fingerprint": data.labels_fingerprint()}
@@ -374,6 +374,34 @@ def _version() -> str:
     from automl_tl import __version__
 
     return __version__
+
+
+#: files whose presence says a folder is an automl-tl run (the study; the summary, its view)
+RUN_MARKERS = ("study.db", "summary.json")
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """Create ``run_dir`` or accept it: a new or empty folder, or an automl-tl run to resume. A
+    folder of someone else's files is refused (nothing in it is ever overwritten or deleted)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is an existing file, not a folder; give a new or empty folder")
+    if run_dir.is_dir():
+        try:
+            entries = sorted(p.name for p in run_dir.iterdir())
+        except OSError as exc:
+            raise ConfigError(f"cannot read the run directory {run_dir} ({exc.strerror}); give another --run-dir") from exc
+        if entries and not any((run_dir / m).exists() for m in RUN_MARKERS):
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise ConfigError(f"--run-dir {run_dir} is not empty ({shown}) and is not an automl-tl run: "
+                              f"give a new or empty folder (nothing of yours is overwritten)")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to the run directory {run_dir} ({exc.strerror or exc}); "
+                          f"give a --run-dir you can write to") from exc
 
 
 def _check_resume(run_dir: Path, task: dict) -> None:

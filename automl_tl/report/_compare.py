@@ -77,10 +77,8 @@ def _noise_fields(report: dict[str, Any], v: dict, b: dict, d: dict) -> dict[str
     }
 
 
-def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
-    run_dirs = [Path(p) for p in run_dirs]
-    if not run_dirs:
-        raise ConfigError("compare needs at least one run directory (ideally one per dataset size).")
+def _read_runs(run_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[str]]:
+    """(rows, skipped, warnings): one row per readable run, the unreadable ones skipped, the runs' own warnings."""
     rows, skipped, warnings = [], [], []
     for i, rd in enumerate(run_dirs):
         try:
@@ -97,8 +95,11 @@ def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
         if names.count(r["label"]) > 1:
             r["label"] = f"{r['label']} ({Path(r['run_dir']).resolve().parent.name})"
     rows.sort(key=lambda r: (r["n_samples"] is None, r["n_samples"] or 0, r["label"]))
-    strategies = sorted({s for r in rows for s in r["strategy_scores"]} | {r["recommended_strategy"] for r in rows if r["recommended_strategy"]}, key=_strategy_key)
-    metrics = sorted({r["metric"] for r in rows})
+    return rows, skipped, warnings
+
+
+def _consistency_warnings(rows: list[dict[str, Any]], metrics: list[str], warnings: list[str]) -> None:
+    """The notes on runs that are not comparable (metrics, modalities, class sets), first, and on unknown sizes and unfinished runs."""
     modalities = sorted({str(r["modality"]) for r in rows if r["modality"]})
     if len(metrics) > 1:
         warnings.insert(0, f"The runs use different metrics ({', '.join(metrics)}): scores are not comparable across runs.")
@@ -113,12 +114,18 @@ def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
         if not r["finished"]:
             warnings.append(f"{r['label']}: run not finished; its winner may still change.")
 
-    # the empirical strategy table: winner per size, then bands of consecutive sizes with one winner
-    table = [
+
+def _strategy_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The empirical strategy table: the winner per size, next to what was recommended."""
+    return [
         {"n_samples": r["n_samples"], "run": r["label"], "winner": r["winner_strategy"], "recommended": r["recommended_strategy"], "agrees": r["agrees"],
          "within_noise": r["within_noise"], "best_score": r["best_score"], "best_se": r["best_se"]}
         for r in rows
     ]
+
+
+def _bands(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bands of consecutive sizes with one winner."""
     bands: list[dict[str, Any]] = []
     for t in table:
         if t["winner"] is None:
@@ -127,30 +134,53 @@ def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
             bands[-1]["sizes"].append(t["n_samples"])
         else:
             bands.append({"winner": t["winner"], "sizes": [t["n_samples"]]})
-    sentences = []
+    return bands
+
+
+def _across_sentence(rows: list[dict[str, Any]], bands: list[dict[str, Any]]) -> str:
+    """The comparison headline's first sentence: which strategy won at which sizes."""
     sized = [r["n_samples"] for r in rows if r["n_samples"] is not None]
     rng = f" ({min(sized)}–{max(sized)} samples)" if sized else ""
-    if bands:
-        sentences.append(
-            f"Across {len(rows)} run{'s' if len(rows) != 1 else ''}{rng}: "
-            + "; ".join(f"{b['winner']} won at {', '.join('?' if s is None else str(s) for s in b['sizes'])}" for b in bands)
-            + "."
-        )
-    else:
-        sentences.append(f"Across {len(rows)} runs no trial completed, so no strategy won anywhere yet.")
-    disagreements = []
+    if not bands:
+        return f"Across {len(rows)} runs no trial completed, so no strategy won anywhere yet."
+    return (
+        f"Across {len(rows)} run{'s' if len(rows) != 1 else ''}{rng}: "
+        + "; ".join(f"{b['winner']} won at {', '.join('?' if s is None else str(s) for s in b['sizes'])}" for b in bands)
+        + "."
+    )
+
+
+def _disagreements(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The runs where the recommendation disagreed with the winner, and a headline sentence for each."""
+    disagreements, sentences = [], []
     for r in rows:
-        if r["agrees"] is False:
-            rec_score = r["strategy_scores"].get(r["recommended_strategy"])
-            gap = None if rec_score is None or r["best_score"] is None else abs(r["best_score"] - rec_score)
-            d = {"run": r["label"], "n_samples": r["n_samples"], "recommended": r["recommended_strategy"], "winner": r["winner_strategy"], "gap": gap,
-                 "se": r["strategy_gap_se"], "rule": r["recommendation_rule"]}
-            disagreements.append(d)
-            size = "?" if r["n_samples"] is None else r["n_samples"]
-            beyond = f", beyond one standard error ({fmt_points(d['se'], r['point'])})" if d["se"] is not None else ""
-            why = f", by {fmt_points(gap, r['point'])}{beyond}" if gap is not None else f"; no {r['recommended_strategy']} trial completed"
-            sentences.append(f"At {size} samples ({r['label']}) the recommendation ({r['recommended_strategy']}) disagreed with the winner ({r['winner_strategy']}{why}).")
-    sentences += _noise_sentences(rows, bool(disagreements))
+        if r["agrees"] is not False:
+            continue
+        rec_score = r["strategy_scores"].get(r["recommended_strategy"])
+        gap = None if rec_score is None or r["best_score"] is None else abs(r["best_score"] - rec_score)
+        d = {"run": r["label"], "n_samples": r["n_samples"], "recommended": r["recommended_strategy"], "winner": r["winner_strategy"], "gap": gap,
+             "se": r["strategy_gap_se"], "rule": r["recommendation_rule"]}
+        disagreements.append(d)
+        size = "?" if r["n_samples"] is None else r["n_samples"]
+        beyond = f", beyond one standard error ({fmt_points(d['se'], r['point'])})" if d["se"] is not None else ""
+        why = f", by {fmt_points(gap, r['point'])}{beyond}" if gap is not None else f"; no {r['recommended_strategy']} trial completed"
+        sentences.append(f"At {size} samples ({r['label']}) the recommendation ({r['recommended_strategy']}) disagreed with the winner ({r['winner_strategy']}{why}).")
+    return disagreements, sentences
+
+
+def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
+    """The comparison across runs: the empirical strategy table, its bands, the disagreements and the headline."""
+    run_dirs = [Path(p) for p in run_dirs]
+    if not run_dirs:
+        raise ConfigError("compare needs at least one run directory (ideally one per dataset size).")
+    rows, skipped, warnings = _read_runs(run_dirs)
+    strategies = sorted({s for r in rows for s in r["strategy_scores"]} | {r["recommended_strategy"] for r in rows if r["recommended_strategy"]}, key=_strategy_key)
+    metrics = sorted({r["metric"] for r in rows})
+    _consistency_warnings(rows, metrics, warnings)
+    table = _strategy_table(rows)
+    bands = _bands(table)
+    disagreements, disagreement_sentences = _disagreements(rows)
+    sentences = [_across_sentence(rows, bands)] + disagreement_sentences + _noise_sentences(rows, bool(disagreements))
     return jsonable(
         {
             "report_version": 1,

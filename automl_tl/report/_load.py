@@ -213,41 +213,49 @@ def _from_study(study, warnings: list[str]) -> dict[int, dict[str, Any]]:
     return out
 
 
-def load_run(run_dir: str | Path, *, with_study: bool = True) -> RunData:
+_RUN_FILES = (
+    "summary.json",
+    "leaderboard.csv",
+    "trials",
+    "study.db",
+    "split.json",
+    "baseline.json",
+    "config.json",
+    "labels.json",
+    "val_predictions.csv",
+    "model.keras",
+)
+
+
+def _run_files(run_dir: Path) -> dict[str, bool]:
+    """Which of the run's files exist; NotFittedError when ``run_dir`` is not a run directory."""
     from automl_tl.errors import NotFittedError
 
-    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NotFittedError(f"{run_dir} is not a directory; pass the run directory that `automl-tl fit` wrote.")
-    warnings: list[str] = []
-    files = {
-        name: (run_dir / name).exists()
-        for name in (
-            "summary.json",
-            "leaderboard.csv",
-            "trials",
-            "study.db",
-            "split.json",
-            "baseline.json",
-            "config.json",
-            "labels.json",
-            "val_predictions.csv",
-            "model.keras",
-        )
-    }
+    files = {name: (run_dir / name).exists() for name in _RUN_FILES}
     if not any(files[k] for k in ("summary.json", "leaderboard.csv", "trials", "study.db")):
         raise NotFittedError(
             f"{run_dir} holds no summary.json, leaderboard.csv, trials/ or study.db: "
             "it is not an automl-tl run directory (or fit has not started writing it)."
         )
-    summary = read_json(run_dir / "summary.json", warnings)
-    if not isinstance(summary, dict):
-        if files["summary.json"]:
-            warnings.append("summary.json is not a JSON object; profile and recommendation are unknown.")
-        else:
-            warnings.append("summary.json is missing; profile and recommendation are unknown.")
-        summary = {}
+    return files
 
+
+def _read_summary(run_dir: Path, files: dict[str, bool], warnings: list[str]) -> dict[str, Any]:
+    """summary.json as a dict (empty, with a warning, when it is missing or not an object)."""
+    summary = read_json(run_dir / "summary.json", warnings)
+    if isinstance(summary, dict):
+        return summary
+    if files["summary.json"]:
+        warnings.append("summary.json is not a JSON object; profile and recommendation are unknown.")
+    else:
+        warnings.append("summary.json is missing; profile and recommendation are unknown.")
+    return {}
+
+
+def _read_trials(run_dir: Path, files: dict[str, bool], with_study: bool, warnings: list[str]) -> tuple[Any, str, dict[int, dict[str, Any]]]:
+    """(study, direction, trial rows): from the study when it can be read, else from leaderboard.csv, legacy trial files merged in."""
     study = None
     direction = "maximize"
     rows: dict[int, dict[str, Any]] = {}
@@ -263,27 +271,29 @@ def load_run(run_dir: str | Path, *, with_study: bool = True) -> RunData:
         lb = read_csv(run_dir / "leaderboard.csv", warnings)
         if lb is not None:
             rows.update(_from_leaderboard(lb, warnings))
-    tdir = run_dir / "trials"
-    if tdir.is_dir():  # runs before schema 2: learning curves in trials/<n>.json
-        def _key(p: Path):
-            n = to_int(p.stem)
-            return (n is None, n if n is not None else 0, p.name)
+    _merge_trial_files(run_dir / "trials", rows, warnings)
+    return study, direction, rows
 
-        for p in sorted(tdir.glob("*.json"), key=_key):
-            data = read_json(p, warnings)
-            if isinstance(data, dict):
-                if data.get("number") is None and to_int(p.stem) is not None:
-                    data = dict(data, number=to_int(p.stem))
-                _merge_trial_file(rows, data)
 
-    task_dir = str((summary.get("task") or {}).get("direction") or "").lower()
-    if task_dir in {"maximize", "minimize"}:
-        direction = task_dir
+def _merge_trial_files(tdir: Path, rows: dict[int, dict[str, Any]], warnings: list[str]) -> None:
+    """Runs before schema 2: learning curves (and trials) in trials/<n>.json, merged into ``rows``."""
+    if not tdir.is_dir():
+        return
 
-    labels_json = read_json(run_dir / "labels.json", warnings)
-    config = read_json(run_dir / "config.json", warnings)
-    split = read_json(run_dir / "split.json", warnings)
-    labels: list[str] = []
+    def _key(p: Path):
+        n = to_int(p.stem)
+        return (n is None, n if n is not None else 0, p.name)
+
+    for p in sorted(tdir.glob("*.json"), key=_key):
+        data = read_json(p, warnings)
+        if isinstance(data, dict):
+            if data.get("number") is None and to_int(p.stem) is not None:
+                data = dict(data, number=to_int(p.stem))
+            _merge_trial_file(rows, data)
+
+
+def _pick_labels(labels_json: Any, summary: dict[str, Any], config: Any, split: Any) -> list[str]:
+    """The class labels: labels.json, else summary.json, config.json or split.json, whichever has them first."""
     for cand in (
         labels_json if isinstance(labels_json, list) else None,
         summary.get("labels"),
@@ -291,17 +301,35 @@ def load_run(run_dir: str | Path, *, with_study: bool = True) -> RunData:
         (split or {}).get("labels") if isinstance(split, dict) else None,
     ):
         if isinstance(cand, list) and cand:
-            labels = [str(x) for x in cand]
-            break
+            return [str(x) for x in cand]
+    return []
 
-    # newer runs keep the baseline in summary.json; older ones wrote baseline.json
+
+def _read_baseline(run_dir: Path, summary: dict[str, Any], warnings: list[str]) -> dict[str, Any] | None:
+    """The classical baseline: newer runs keep it in summary.json; older ones wrote baseline.json."""
     baseline = summary.get("baseline") if isinstance(summary.get("baseline"), dict) else None
     if baseline is None:
         baseline = read_json(run_dir / "baseline.json", warnings)
         baseline = baseline if isinstance(baseline, dict) else None
+    return baseline
 
+
+def load_run(run_dir: str | Path, *, with_study: bool = True) -> RunData:
+    """Read ``run_dir``: the summary, the trials, the labels, the baseline and the validation predictions."""
+    run_dir = Path(run_dir)
+    files = _run_files(run_dir)
+    warnings: list[str] = []
+    summary = _read_summary(run_dir, files, warnings)
+    study, direction, rows = _read_trials(run_dir, files, with_study, warnings)
+    task_dir = str((summary.get("task") or {}).get("direction") or "").lower()
+    if task_dir in {"maximize", "minimize"}:
+        direction = task_dir
+    labels_json = read_json(run_dir / "labels.json", warnings)
+    config = read_json(run_dir / "config.json", warnings)
+    split = read_json(run_dir / "split.json", warnings)
+    labels = _pick_labels(labels_json, summary, config, split)
+    baseline = _read_baseline(run_dir, summary, warnings)
     predictions = read_csv(run_dir / "val_predictions.csv", warnings)
-
     return RunData(
         run_dir=run_dir,
         summary=summary,

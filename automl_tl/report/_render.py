@@ -247,17 +247,68 @@ def _delivered_sentences(r: dict[str, Any]) -> list[str]:
     return out
 
 
-def _delivered_html(r: dict[str, Any]) -> str:
+# --- what the HTML and Markdown sections share: headers and plain-text rows -----------------------
+
+_PER_CLASS_HEAD = [("class", False), ("precision", True), ("recall", True), ("F1", True), ("support", True)]
+_CONFUSION_HEAD = [("true", False), ("predicted as", False), ("count", True)]
+_IMPORTANCE_HEAD = [("parameter", False), ("importance", True)]
+
+
+def _recommendation_rows(recd: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The recommendation section's rows: strategy, rule, reason, then the recommended parameters."""
+    rows = [("strategy", recd.get("strategy")), ("rule", recd.get("rule")), ("reason", recd.get("reason"))]
+    return rows + [(f"params.{k}", v) for k, v in (recd.get("params") or {}).items()]
+
+
+def _pareto_rows(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The accuracy/cost section's Pareto-optimal trials, cheapest first."""
+    return sorted((x for x in r["leaderboard"] if x["pareto"]), key=lambda x: x["seconds"] or 0)
+
+
+def _importance_rows(imp: dict[str, Any]) -> list[list[str]]:
+    """The search section's hyperparameter importances, largest first."""
+    return [[k, f"{v:.3f}"] for k, v in sorted(imp["values"].items(), key=lambda kv: -kv[1])]
+
+
+def _per_class_sentence(pc: dict[str, Any]) -> str:
+    """The per-class section's summary sentence: items, accuracy, balanced accuracy, macro F1."""
+    return (f"{pc['n']} validation items, accuracy {fmt_score(pc['accuracy'])}, balanced accuracy {fmt_score(pc['balanced_accuracy'])}, "
+            f"macro F1 {fmt_score(pc['macro']['f1'])}.")
+
+
+def _per_class_rows(pc: dict[str, Any]) -> list[list[str]]:
+    """The per-class section's table: precision, recall, F1 and support per class."""
+    return [[c["label"], fmt_score(c["precision"]), fmt_score(c["recall"]), fmt_score(c["f1"]), str(c["support"])] for c in pc["classes"]]
+
+
+def _confusion_rows(pc: dict[str, Any]) -> list[list[str]]:
+    """The per-class section's most frequent confusions."""
+    return [[c["true"], c["predicted"], str(c["count"])] for c in pc["top_confusions"]]
+
+
+# --- HTML: one function per section ---------------------------------------------------------------
+
+def _html_list(items: list[Any], cls: str | None = None) -> str:
+    """A bulleted list of escaped sentences."""
+    return (f'<ul class="{cls}">' if cls else "<ul>") + "".join(f"<li>{esc(s)}</li>" for s in items) + "</ul>"
+
+
+def _text_table(head: list[tuple[str, bool]], rows: list[list[str]], scroll: bool = False) -> str:
+    """An HTML table of plain-text headers and cells (all escaped here)."""
+    return _table([(esc(h), num) for h, num in head], [([esc(c) for c in row], "") for row in rows], scroll=scroll)
+
+
+def _delivered_html(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The "what was delivered and why" section: the selection, the refit, the stop, the evaluation and the linear probe."""
     sentences = _delivered_sentences(r)
     if not sentences and not r.get("probe"):
         return ('<section id="delivered"><h2>What was delivered and why</h2><p class="muted">Not recorded: this run has no '
                 'selection, refit, stop or evaluation record in summary.json (an older automl-tl, or no trial completed yet).</p></section>')
-    body = '<ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in sentences) + "</ul>" if sentences else ""
+    body = _html_list(sentences, "headline") if sentences else ""
     rows = _delivered_rows(r)
     body += _kv_html(rows) if rows else ""
     if r.get("probe"):
-        body += ("<h3>Linear probe: backbones ranked by logistic regression on frozen features</h3>"
-                 + _table([(esc(h), num) for h, num in _PROBE_HEAD], [([esc(c) for c in row], "") for row in _probe_rows(r)]))
+        body += "<h3>Linear probe: backbones ranked by logistic regression on frozen features</h3>" + _text_table(_PROBE_HEAD, _probe_rows(r))
     return f'<section id="delivered"><h2>What was delivered and why</h2>{body}</section>'
 
 
@@ -272,48 +323,52 @@ def _state_badge(state: str) -> str:
     return f'<span class="badge {cls}">{esc(state)}</span>'
 
 
-def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
-    r = report
-    parts: list[str] = []
+def _html_title(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The page title: run name, finished or not, run directory, generation time, modality and data source."""
     status = '<span class="badge ok">finished</span>' if r["finished"] else '<span class="badge warn">not finished (running or interrupted)</span>'
     task = r.get("task") or {}
-    parts.append(
+    return (
         f"<h1>Strategy report: {esc(r['run_name'])} {status}</h1>"
         f"<div class=\"sub\">run directory <code>{esc(r['run_dir'])}</code> · generated {esc(r['generated_at'])}"
         + (f" · modality {esc(task.get('modality'))}" if task.get("modality") else "")
         + (f" · source <code>{esc(task.get('source'))}</code>" if task.get("source") else "")
         + "</div>"
     )
-    sections = [
-        ("verdict", "Verdict"),
-        ("delivered", "Delivered & why"),
-        ("profile", "Dataset & recommendation"),
-        ("leaderboard", "Leaderboard"),
-        ("matrix", "Strategy × backbone"),
-        ("cost", "Accuracy vs cost"),
-        ("curves", "Learning curves"),
-        ("search", "Search"),
-        ("baseline", "Baseline"),
-        ("per-class", "Per class"),
-    ]
+
+
+_NAV = [
+    ("verdict", "Verdict"),
+    ("delivered", "Delivered & why"),
+    ("profile", "Dataset & recommendation"),
+    ("leaderboard", "Leaderboard"),
+    ("matrix", "Strategy × backbone"),
+    ("cost", "Accuracy vs cost"),
+    ("curves", "Learning curves"),
+    ("search", "Search"),
+    ("baseline", "Baseline"),
+    ("per-class", "Per class"),
+]
+
+
+def _html_nav(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The navigation bar: a link per section (failures and notes only when there are any)."""
+    sections = list(_NAV)
     if r["failures"]["n"]:
         sections.append(("failures", "Failures"))
     if r["warnings"]:
         sections.append(("notes", "Notes"))
-    parts.append("<nav>" + "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in sections) + "</nav>")
+    return "<nav>" + "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in sections) + "</nav>"
 
-    # verdict
-    best = r["best"]
-    cards = _verdict_cards(r)
-    card_html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{_card_value(v)}</div><div class="n">{esc(n)}</div></div>' for k, v, n in cards)
-    parts.append(
-        '<section id="verdict"><h2>Verdict</h2>'
-        f'<div class="cards">{card_html}</div>'
-        '<ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in r["headline"]) + "</ul></section>"
-    )
-    parts.append(_delivered_html(r))
 
-    # profile + recommendation
+def _html_verdict(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The verdict section: the headline cards, then the headline sentences."""
+    card_html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{_card_value(v)}</div><div class="n">{esc(n)}</div></div>'
+                        for k, v, n in _verdict_cards(r))
+    return f'<section id="verdict"><h2>Verdict</h2><div class="cards">{card_html}</div>' + _html_list(r["headline"], "headline") + "</section>"
+
+
+def _html_profile(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The dataset profile and the recommendation (strategy table) section."""
     key_rows, all_rows = profile_rows(r)
     if all_rows:
         prof = _kv_html(key_rows) + (
@@ -324,94 +379,96 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     else:
         prof = (_kv_html(key_rows) if key_rows else "") + '<p class="muted">No dataset profile recorded (summary.json missing or without "profile").</p>'
     recd = r["recommendation"]
-    if recd:
-        rec_rows = [("strategy", recd.get("strategy")), ("rule", recd.get("rule")), ("reason", recd.get("reason"))]
-        rec_rows += [(f"params.{k}", v) for k, v in (recd.get("params") or {}).items()]
-        rech = _kv_html(rec_rows)
-    else:
-        rech = '<p class="muted">No recommendation recorded.</p>'
-    parts.append(
+    rech = _kv_html(_recommendation_rows(recd)) if recd else '<p class="muted">No recommendation recorded.</p>'
+    return (
         '<section id="profile"><h2>Dataset profile &amp; recommendation</h2><div class="grid2">'
         f"<div><h3>Profile</h3>{prof}</div><div><h3>Recommendation (strategy table)</h3>{rech}</div></div></section>"
     )
 
-    # leaderboard
+
+def _html_lb_row(row: dict[str, Any], cols: list, best: dict[str, Any] | None) -> tuple[list[str], str]:
+    """One leaderboard row: its escaped cells and its highlight classes."""
+    cls = " ".join(c for c, on in (("best", best is not None and row["trial"] == best["trial"]), ("delivered", row.get("delivered")), ("rec", row["recommended"])) if on)
+    cells = []
+    for key, _, _, fn in cols:
+        if key == "state":
+            cells.append(_state_badge(row["state"]))
+        elif key == "fail_reason" and row["fail_reason"]:
+            first = str(row["fail_reason"]).strip().splitlines()[0][:160] if str(row["fail_reason"]).strip() else ""
+            cells.append(f'<span class="reason" title="{esc(row["fail_reason"])}">{esc(first)}</span>')
+        else:
+            cells.append(esc(fn(row)))
+    return cells, cls
+
+
+def _html_leaderboard(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The leaderboard section: every trial, best first."""
     cols = _lb_columns(r)
-    rows = []
-    for row in r["leaderboard"]:
-        cls = " ".join(c for c, on in (("best", best is not None and row["trial"] == best["trial"]), ("delivered", row.get("delivered")), ("rec", row["recommended"])) if on)
-        cells = []
-        for key, _, _, fn in cols:
-            if key == "state":
-                cells.append(_state_badge(row["state"]))
-            elif key == "fail_reason" and row["fail_reason"]:
-                first = str(row["fail_reason"]).strip().splitlines()[0][:160] if str(row["fail_reason"]).strip() else ""
-                cells.append(f'<span class="reason" title="{esc(row["fail_reason"])}">{esc(first)}</span>')
-            else:
-                cells.append(esc(fn(row)))
-        rows.append((cells, cls))
+    rows = [_html_lb_row(row, cols, r["best"]) for row in r["leaderboard"]]
     lb_html = _table([(esc(label), num) for _, label, num, _ in cols], rows, scroll=True) if rows else '<p class="muted">No trials recorded yet.</p>'
-    parts.append(
+    return (
         '<section id="leaderboard"><h2>Leaderboard</h2>'
         f'<p class="small muted">Every trial, best first (complete, then pruned, running, failed). Highlighted yellow: the top score; green: the delivered (selected) trial; red edge: the recommended configuration. Scores are validation {esc(r["metric"])} ± one standard error (a gap smaller than that is noise); time is the trial\'s compute.</p>'
         f"{lb_html}</section>"
     )
 
-    # matrix
-    m = r["matrix"]
-    if m["cells"]:
-        scored = [c["best_score"] for c in m["cells"] if c["best_score"] is not None]
-        lo, hi = (min(scored), max(scored)) if scored else (0, 1)
-        by = {(c["strategy"], c["backbone"]): c for c in m["cells"]}
-        head = [("strategy \\ backbone", False)] + [(esc(b), False) for b in m["backbones"]] + [("best", True)]
-        mrows = []
-        strat = {s["strategy"]: s for s in r["strategies"]}
-        for s in m["strategies"]:
-            cells = []
-            for b in m["backbones"]:
-                c = by.get((s, b))
-                if c is None:
-                    cells.append('<span class="muted">—</span>')
-                    continue
-                sc = c["best_score"]
-                style = ""
-                if sc is not None:
-                    t = 0.5 if hi == lo else (sc - lo) / (hi - lo)
-                    if r["direction"] == "minimize":
-                        t = 1 - t
-                    style = f' style="display:block;padding:2px 4px;border-radius:4px;background:hsl(130,55%,{96 - 26 * t:.0f}%)"'
-                extra = [f"{c['n_trials']} trial{'s' if c['n_trials'] != 1 else ''}"]
-                for k, w in (("n_pruned", "pruned"), ("n_failed", "failed"), ("n_running", "running")):
-                    if c[k]:
-                        extra.append(f"{c[k]} {w}")
-                cells.append(
-                    f"<span{style}><b>{esc(fmt_interval(sc, c.get('best_se')))}</b>"
-                    + (f" <span class=\"muted\">#{esc(c['best_trial'])}</span>" if c["best_trial"] is not None else "")
-                    + f"<br><span class=\"small\">{esc(' · '.join(extra))} · {esc(fmt_seconds(c['seconds']))}</span></span>"
-                )
-            st = strat.get(s, {})
-            label = esc(s) + (' <span class="badge warn">recommended</span>' if st.get("recommended") else "") + (' <span class="badge ok">winner</span>' if s == r["winner_strategy"] else "")
-            mrows.append(([label] + cells + [esc(fmt_interval(st.get("best_score"), st.get("best_se")))], ""))
-        parts.append(
-            '<section id="matrix"><h2>Strategy × backbone</h2>'
-            '<p class="small muted">Best score ± one standard error per cell (trial number), then trial counts and the compute spent in that cell. Greener is better.</p>'
-            + _table(head, mrows)
-            + "</section>"
-        )
-    else:
-        parts.append('<section id="matrix"><h2>Strategy × backbone</h2><p class="muted">No trials recorded yet.</p></section>')
 
-    # cost
-    p = r["pareto"]
-    front_rows = [row for row in r["leaderboard"] if row["pareto"]]
-    front_rows.sort(key=lambda x: x["seconds"] or 0)
+def _html_matrix_cell(r: dict[str, Any], c: dict[str, Any] | None, lo: float, hi: float) -> str:
+    """One strategy x backbone cell: best score (shaded greener when better), trial counts and compute."""
+    if c is None:
+        return '<span class="muted">—</span>'
+    sc = c["best_score"]
+    style = ""
+    if sc is not None:
+        t = 0.5 if hi == lo else (sc - lo) / (hi - lo)
+        if r["direction"] == "minimize":
+            t = 1 - t
+        style = f' style="display:block;padding:2px 4px;border-radius:4px;background:hsl(130,55%,{96 - 26 * t:.0f}%)"'
+    extra = [f"{c['n_trials']} trial{'s' if c['n_trials'] != 1 else ''}"]
+    for k, w in (("n_pruned", "pruned"), ("n_failed", "failed"), ("n_running", "running")):
+        if c[k]:
+            extra.append(f"{c[k]} {w}")
+    return (
+        f"<span{style}><b>{esc(fmt_interval(sc, c.get('best_se')))}</b>"
+        + (f" <span class=\"muted\">#{esc(c['best_trial'])}</span>" if c["best_trial"] is not None else "")
+        + f"<br><span class=\"small\">{esc(' · '.join(extra))} · {esc(fmt_seconds(c['seconds']))}</span></span>"
+    )
+
+
+def _html_matrix(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The strategy x backbone section: a cell per pair, the strategy's best score at the end of each row."""
+    m = r["matrix"]
+    if not m["cells"]:
+        return '<section id="matrix"><h2>Strategy × backbone</h2><p class="muted">No trials recorded yet.</p></section>'
+    scored = [c["best_score"] for c in m["cells"] if c["best_score"] is not None]
+    lo, hi = (min(scored), max(scored)) if scored else (0, 1)
+    by = {(c["strategy"], c["backbone"]): c for c in m["cells"]}
+    head = [("strategy \\ backbone", False)] + [(esc(b), False) for b in m["backbones"]] + [("best", True)]
+    strat = {s["strategy"]: s for s in r["strategies"]}
+    mrows = []
+    for s in m["strategies"]:
+        cells = [_html_matrix_cell(r, by.get((s, b)), lo, hi) for b in m["backbones"]]
+        st = strat.get(s, {})
+        label = esc(s) + (' <span class="badge warn">recommended</span>' if st.get("recommended") else "") + (' <span class="badge ok">winner</span>' if s == r["winner_strategy"] else "")
+        mrows.append(([label] + cells + [esc(fmt_interval(st.get("best_score"), st.get("best_se")))], ""))
+    return (
+        '<section id="matrix"><h2>Strategy × backbone</h2>'
+        '<p class="small muted">Best score ± one standard error per cell (trial number), then trial counts and the compute spent in that cell. Greener is better.</p>'
+        + _table(head, mrows)
+        + "</section>"
+    )
+
+
+def _html_cost(r: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    """The accuracy vs cost section: the sentence, the Pareto plot and the Pareto-optimal trials."""
+    front_rows = _pareto_rows(r)
     ft = _table(
         [("trial", True), ("backbone", False), ("strategy", False), (esc(r["metric"]), True), ("time", True)],
         [([esc(x["trial"]), esc(x["backbone"]), esc(x["strategy"]), esc(fmt_interval(x["score"], x.get("score_se"))), esc(fmt_seconds(x["seconds"]))], "") for x in front_rows],
     ) if front_rows else ""
-    parts.append(
+    return (
         '<section id="cost"><h2>Accuracy vs cost</h2>'
-        f"<p>{esc(p['sentence'])}</p>"
+        f"<p>{esc(r['pareto']['sentence'])}</p>"
         + (
             img(pngs["pareto"], "accuracy versus compute per trial, Pareto front marked")
             + '<p class="small muted">Each dot is a trial. The dashed staircase is the Pareto front: no other trial is both cheaper and better than a trial on it. Anything below/right of it is dominated.</p>'
@@ -422,7 +479,9 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
         + "</section>"
     )
 
-    # curves
+
+def _html_curves(r: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    """The learning curves section: the plot and a row per strategy's best trial."""
     curves = r["learning_curves"]
     if curves:
         ch = img(pngs.get("curves"), "learning curves of the best trial per strategy")
@@ -440,83 +499,85 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
         )
     else:
         ch = '<p class="muted">No per-epoch history recorded in the study for this trial.</p>'
-    parts.append(f'<section id="curves"><h2>Learning curves (best trial per strategy)</h2>{ch}</section>')
+    return f'<section id="curves"><h2>Learning curves (best trial per strategy)</h2>{ch}</section>'
 
-    # search
+
+def _html_search(r: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    """The search section: the optimisation history and the hyperparameter importances."""
     imp = r["importances"]
     if imp.get("available"):
-        items = sorted(imp["values"].items(), key=lambda kv: -kv[1])
-        imph = img(pngs.get("importances"), "hyperparameter importances") + _table(
-            [("parameter", False), ("importance", True)], [([esc(k), esc(f"{v:.3f}")], "") for k, v in items]
-        )
+        imph = img(pngs.get("importances"), "hyperparameter importances") + _text_table(_IMPORTANCE_HEAD, _importance_rows(imp))
     else:
         imph = f'<p class="muted">Hyperparameter importances not available: {esc(imp.get("reason"))}.</p>'
     hist = img(pngs.get("history"), "optimisation history") or '<p class="muted">No scored trial yet.</p>'
-    parts.append(f'<section id="search"><h2>Search</h2><div class="grid2"><div><h3>Optimisation history</h3>{hist}</div><div><h3>Hyperparameter importances</h3>{imph}</div></div></section>')
+    return f'<section id="search"><h2>Search</h2><div class="grid2"><div><h3>Optimisation history</h3>{hist}</div><div><h3>Hyperparameter importances</h3>{imph}</div></div></section>'
 
-    # baseline
+
+def _html_baseline(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The classical baseline section: its verdict badge, its sentence and its table."""
     b = r["baseline"]
-    if b:
-        cls = "bad" if b.get("beat_transfer") else "warn" if b.get("tie") or b.get("score") is None else "ok"
-        bt = _table([(esc(h), num) for h, num in _BASELINE_HEAD], [([esc(c) for c in row], "") for row in _baseline_rows(r)])
-        parts.append(f'<section id="baseline"><h2>Classical baseline <span class="badge {cls}">{esc(_baseline_tag(b))}</span></h2><p>{esc(b["sentence"])}</p>{bt}</section>')
-    else:
-        parts.append(f'<section id="baseline"><h2>Classical baseline</h2><p class="muted">{esc(NO_BASELINE)}</p></section>')
+    if not b:
+        return f'<section id="baseline"><h2>Classical baseline</h2><p class="muted">{esc(NO_BASELINE)}</p></section>'
+    cls = "bad" if b.get("beat_transfer") else "warn" if b.get("tie") or b.get("score") is None else "ok"
+    bt = _text_table(_BASELINE_HEAD, _baseline_rows(r))
+    return f'<section id="baseline"><h2>Classical baseline <span class="badge {cls}">{esc(_baseline_tag(b))}</span></h2><p>{esc(b["sentence"])}</p>{bt}</section>'
 
-    # per class
+
+def _html_per_class(r: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    """The per-class section: the summary, the confusion matrix, the per-class table and the top confusions."""
     pc = r["per_class"]
-    if pc.get("available"):
-        rows = [
-            ([esc(c["label"]), esc(fmt_score(c["precision"])), esc(fmt_score(c["recall"])), esc(fmt_score(c["f1"])), esc(c["support"])], "")
-            for c in pc["classes"]
-        ]
-        t = _table([("class", False), ("precision", True), ("recall", True), ("F1", True), ("support", True)], rows, scroll=len(rows) > 15)
-        conf = ""
-        if pc["top_confusions"]:
-            conf = "<h3>Most frequent confusions</h3>" + _table(
-                [("true", False), ("predicted as", False), ("count", True)],
-                [([esc(c["true"]), esc(c["predicted"]), esc(c["count"])], "") for c in pc["top_confusions"]],
-            )
-        cm_img = img(pngs.get("confusion"), "confusion matrix on the validation split")
-        if not cm_img and len(pc["labels"]) > 60:
-            cm_img = f'<p class="muted">{len(pc["labels"])} classes: the confusion matrix is too large to draw; see the table and report.json.</p>'
-        probs = ""
-        if pc.get("mean_probability_correct") is not None or pc.get("mean_probability_wrong") is not None:
-            probs = f" Mean confidence when right {fmt_score(pc.get('mean_probability_correct'))}, when wrong {fmt_score(pc.get('mean_probability_wrong'))}."
-        parts.append(
-            '<section id="per-class"><h2>Per-class results of the final model (validation split)</h2>'
-            f"<p>{esc(pc['n'])} validation items, accuracy {esc(fmt_score(pc['accuracy']))}, balanced accuracy {esc(fmt_score(pc['balanced_accuracy']))}, "
-            f"macro F1 {esc(fmt_score(pc['macro']['f1']))}.{esc(probs)}"
-            + (f" Weakest class by recall: {esc(pc['worst_class'])}." if pc.get("worst_class") is not None else "")
-            + f'</p><div class="grid2"><div>{cm_img}</div><div>{t}{conf}</div></div></section>'
-        )
-    else:
-        parts.append(f'<section id="per-class"><h2>Per-class results</h2><p class="muted">Not available: {esc(pc.get("reason"))}</p></section>')
+    if not pc.get("available"):
+        return f'<section id="per-class"><h2>Per-class results</h2><p class="muted">Not available: {esc(pc.get("reason"))}</p></section>'
+    t = _text_table(_PER_CLASS_HEAD, _per_class_rows(pc), scroll=len(pc["classes"]) > 15)
+    conf = "<h3>Most frequent confusions</h3>" + _text_table(_CONFUSION_HEAD, _confusion_rows(pc)) if pc["top_confusions"] else ""
+    cm_img = img(pngs.get("confusion"), "confusion matrix on the validation split")
+    if not cm_img and len(pc["labels"]) > 60:
+        cm_img = f'<p class="muted">{len(pc["labels"])} classes: the confusion matrix is too large to draw; see the table and report.json.</p>'
+    probs = ""
+    if pc.get("mean_probability_correct") is not None or pc.get("mean_probability_wrong") is not None:
+        probs = f" Mean confidence when right {fmt_score(pc.get('mean_probability_correct'))}, when wrong {fmt_score(pc.get('mean_probability_wrong'))}."
+    return (
+        '<section id="per-class"><h2>Per-class results of the final model (validation split)</h2>'
+        f"<p>{esc(_per_class_sentence(pc))}{esc(probs)}"
+        + (f" Weakest class by recall: {esc(pc['worst_class'])}." if pc.get("worst_class") is not None else "")
+        + f'</p><div class="grid2"><div>{cm_img}</div><div>{t}{conf}</div></div></section>'
+    )
 
-    # failures
+
+def _html_failures(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The failures section (empty when no trial failed): the reasons, then the failed trials."""
     f = r["failures"]
-    if f["n"]:
-        parts.append(
-            f'<section id="failures"><h2>Failures ({esc(f["n"])})</h2>'
-            + _table([("reason", False), ("trials", True)], [([f'<span class="reason">{esc(x["reason"])}</span>', esc(x["count"])], "") for x in f["reasons"]])
-            + "<h3>Failed trials</h3>"
-            + _table(
-                [("trial", True), ("backbone", False), ("strategy", False), ("reason", False)],
-                [([esc(x["trial"]), esc(x["backbone"]), esc(x["strategy"]), f'<span class="reason">{esc(x["reason"] or "no reason recorded")}</span>'], "") for x in f["trials"]],
-                scroll=len(f["trials"]) > 15,
-            )
-            + "</section>"
+    if not f["n"]:
+        return ""
+    return (
+        f'<section id="failures"><h2>Failures ({esc(f["n"])})</h2>'
+        + _table([("reason", False), ("trials", True)], [([f'<span class="reason">{esc(x["reason"])}</span>', esc(x["count"])], "") for x in f["reasons"]])
+        + "<h3>Failed trials</h3>"
+        + _table(
+            [("trial", True), ("backbone", False), ("strategy", False), ("reason", False)],
+            [([esc(x["trial"]), esc(x["backbone"]), esc(x["strategy"]), f'<span class="reason">{esc(x["reason"] or "no reason recorded")}</span>'], "") for x in f["trials"]],
+            scroll=len(f["trials"]) > 15,
         )
-    if r["warnings"]:
-        parts.append('<section id="notes"><h2>Notes</h2><ul>' + "".join(f"<li>{esc(w)}</li>" for w in r["warnings"]) + "</ul></section>")
+        + "</section>"
+    )
+
+
+def _html_notes(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The notes section (empty when there are no warnings)."""
+    return '<section id="notes"><h2>Notes</h2>' + _html_list(r["warnings"]) + "</section>" if r["warnings"] else ""
+
+
+def _html_footer(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
+    """The footer: where the numbers are, and which run files were not present."""
     missing = [k for k, v in r["files"].items() if not v and not (k == "baseline.json" and r["baseline"])]  # newer runs: in summary.json
-    parts.append(
+    return (
         '<p class="small muted">automl-tl report · all numbers are in report.json next to this file'
         + (f" · files not present: {esc(', '.join(missing))}" if missing else "")
         + "</p>"
     )
-    return page(f"automl-tl report — {r['run_name']}", "\n".join(parts))
 
+
+# --- Markdown: one function per section, each a list of lines ending with a blank one ----------------
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(md(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
@@ -524,146 +585,186 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def _delivered_md(r: dict[str, Any]) -> list[str]:
+def _md_text_table(head: list[tuple[str, bool]], rows: list[list[str]]) -> str:
+    """A Markdown table with the headers the HTML tables use (the numeric flags dropped)."""
+    return _md_table([h for h, _ in head], rows)
+
+
+def _md_list(items: list[Any]) -> list[str]:
+    """A bulleted list of escaped sentences."""
+    return [f"- {md(s)}" for s in items]
+
+
+def _md_image(images: dict[str, str], name: str, alt: str) -> list[str]:
+    """A figure's image line (and a blank one), or nothing when the figure has no file."""
+    return [f"![{alt}]({images[name]})", ""] if name in images else []
+
+
+def _md_title(r: dict[str, Any], _images: dict[str, str]) -> list[str]:
+    """The title: run name, run directory, generation time, finished or not."""
+    status = "finished" if r["finished"] else "**not finished** (running or interrupted)"
+    return [f"# Strategy report: {md(r['run_name'])}", "", f"Run directory {md(r['run_dir'])} · generated {md(r['generated_at'])} · " + status, ""]
+
+
+def _md_verdict(r: dict[str, Any], _images: dict[str, str]) -> list[str]:
+    """The verdict section: the headline sentences."""
+    return ["## Verdict", "", *_md_list(r["headline"]), ""]
+
+
+def _delivered_md(r: dict[str, Any], _images: dict[str, str]) -> list[str]:
+    """The "what was delivered and why" section: the selection, the refit, the stop, the evaluation and the linear probe."""
     L = ["## What was delivered and why", ""]
     sentences = _delivered_sentences(r)
     if not sentences and not r.get("probe"):
         return L + ["_Not recorded: this run has no selection, refit, stop or evaluation record in summary.json._", ""]
-    L += [f"- {md(s)}" for s in sentences] + [""]
+    L += _md_list(sentences) + [""]
     rows = _delivered_rows(r)
     if rows:
         L += [_md_table(["delivered", "value"], [[k, fmt_value(v)] for k, v in rows]), ""]
     if r.get("probe"):
-        L += ["### Linear probe (logistic regression on frozen features)", "", _md_table([h for h, _ in _PROBE_HEAD], _probe_rows(r)), ""]
+        L += ["### Linear probe (logistic regression on frozen features)", "", _md_text_table(_PROBE_HEAD, _probe_rows(r)), ""]
     return L
 
 
-def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
-    """``images``: figure name -> relative path of its PNG (figures without a file are left out)."""
-    r = report
-    L: list[str] = []
-    L.append(f"# Strategy report: {md(r['run_name'])}")
-    L.append("")
-    L.append(f"Run directory {md(r['run_dir'])} · generated {md(r['generated_at'])} · " + ("finished" if r["finished"] else "**not finished** (running or interrupted)"))
-    L.append("")
-    L.append("## Verdict")
-    L.append("")
-    L += [f"- {md(s)}" for s in r["headline"]]
-    L.append("")
-    L += _delivered_md(r)
-    L.append("## Dataset profile and recommendation")
-    L.append("")
+def _md_profile(r: dict[str, Any], _images: dict[str, str]) -> list[str]:
+    """The dataset profile and recommendation section."""
+    L = ["## Dataset profile and recommendation", ""]
     prof, all_prof = profile_rows(r)
     L.append(_md_table(["profile", "value"], [[k, _short(v)[:300]] for k, v in prof]) if prof else "_No dataset profile recorded._")
     if len(all_prof) > len(prof):
-        L.append("")
-        L.append("_All profile fields are in report.json (`profile`)._")
+        L += ["", "_All profile fields are in report.json (`profile`)._"]
     L.append("")
     recd = r["recommendation"]
     if recd:
-        rows = [["strategy", fmt_value(recd.get("strategy"))], ["rule", fmt_value(recd.get("rule"))], ["reason", fmt_value(recd.get("reason"))]]
-        rows += [[f"params.{k}", _short(v)] for k, v in (recd.get("params") or {}).items()]
+        rows = [[k, _short(v) if k.startswith("params.") else fmt_value(v)] for k, v in _recommendation_rows(recd)]
         L.append(_md_table(["recommendation", "value"], rows))
     else:
         L.append("_No recommendation recorded._")
-    L.append("")
-    L.append("## Leaderboard")
-    L.append("")
+    return L + [""]
+
+
+def _md_leaderboard(r: dict[str, Any], _images: dict[str, str]) -> list[str]:
+    """The leaderboard section: every trial, best first."""
     cols = _lb_columns(r)
-    if r["leaderboard"]:
-        L.append(_md_table([label for _, label, _, _ in cols], [[fn(row) for _, _, _, fn in cols] for row in r["leaderboard"]]))
-    else:
-        L.append("_No trials recorded yet._")
-    L.append("")
-    L.append("## Strategy × backbone")
-    L.append("")
+    if not r["leaderboard"]:
+        return ["## Leaderboard", "", "_No trials recorded yet._", ""]
+    return ["## Leaderboard", "", _md_table([label for _, label, _, _ in cols], [[fn(row) for _, _, _, fn in cols] for row in r["leaderboard"]]), ""]
+
+
+def _md_matrix(r: dict[str, Any], _images: dict[str, str]) -> list[str]:
+    """The strategy x backbone section."""
     m = r["matrix"]
-    if m["cells"]:
-        by = {(c["strategy"], c["backbone"]): c for c in m["cells"]}
-        rows = []
-        for s in m["strategies"]:
-            row = [s + (" (recommended)" if s == r["recommended"]["strategy"] else "") + (" (winner)" if s == r["winner_strategy"] else "")]
-            for b in m["backbones"]:
-                c = by.get((s, b))
-                row.append(
-                    "—" if c is None else f"{fmt_interval(c['best_score'], c.get('best_se'))}" + (f" (#{c['best_trial']})" if c["best_trial"] is not None else "")
-                    + f"; {c['n_trials']} trial{'s' if c['n_trials'] != 1 else ''}; {fmt_seconds(c['seconds'])}"
-                )
-            rows.append(row)
-        L.append(_md_table(["strategy / backbone"] + m["backbones"], rows))
-    else:
-        L.append("_No trials recorded yet._")
-    L.append("")
-    L.append("## Accuracy vs cost")
-    L.append("")
-    L.append(md(r["pareto"]["sentence"]))
-    L.append("")
-    if "pareto" in images:
-        L.append(f"![accuracy vs cost]({images['pareto']})")
-        L.append("")
-    front = sorted((x for x in r["leaderboard"] if x["pareto"]), key=lambda x: x["seconds"] or 0)
+    if not m["cells"]:
+        return ["## Strategy × backbone", "", "_No trials recorded yet._", ""]
+    by = {(c["strategy"], c["backbone"]): c for c in m["cells"]}
+    rows = []
+    for s in m["strategies"]:
+        row = [s + (" (recommended)" if s == r["recommended"]["strategy"] else "") + (" (winner)" if s == r["winner_strategy"] else "")]
+        for b in m["backbones"]:
+            c = by.get((s, b))
+            row.append(
+                "—" if c is None else f"{fmt_interval(c['best_score'], c.get('best_se'))}" + (f" (#{c['best_trial']})" if c["best_trial"] is not None else "")
+                + f"; {c['n_trials']} trial{'s' if c['n_trials'] != 1 else ''}; {fmt_seconds(c['seconds'])}"
+            )
+        rows.append(row)
+    return ["## Strategy × backbone", "", _md_table(["strategy / backbone"] + m["backbones"], rows), ""]
+
+
+def _md_cost(r: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """The accuracy vs cost section: the sentence, the Pareto plot and the Pareto-optimal trials."""
+    L = ["## Accuracy vs cost", "", md(r["pareto"]["sentence"]), ""] + _md_image(images, "pareto", "accuracy vs cost")
+    front = _pareto_rows(r)
     if front:
-        L.append(_md_table(["Pareto trial", "backbone", "strategy", r["metric"], "time"], [[str(x["trial"]), fmt_value(x["backbone"]), fmt_value(x["strategy"]), fmt_interval(x["score"], x.get("score_se")), fmt_seconds(x["seconds"])] for x in front]))
-        L.append("")
-    L.append("## Learning curves")
-    L.append("")
-    if "curves" in images:
-        L.append(f"![learning curves]({images['curves']})")
-        L.append("")
+        L += [_md_table(["Pareto trial", "backbone", "strategy", r["metric"], "time"], [[str(x["trial"]), fmt_value(x["backbone"]), fmt_value(x["strategy"]), fmt_interval(x["score"], x.get("score_se")), fmt_seconds(x["seconds"])] for x in front]), ""]
+    return L
+
+
+def _md_curves(r: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """The learning curves section: the plot and a row per strategy's best trial."""
+    L = ["## Learning curves", ""] + _md_image(images, "curves", "learning curves")
     if r["learning_curves"]:
         L.append(_md_table(["strategy", "trial", "backbone", "state", "epochs"], [[c["strategy"], str(c["trial"]), fmt_value(c["backbone"]), c["state"], str(len(c["history"]))] for c in r["learning_curves"]]))
     else:
         L.append("_No per-epoch history recorded._")
-    L.append("")
-    L.append("## Search")
-    L.append("")
-    if "history" in images:
-        L.append(f"![optimisation history]({images['history']})")
-        L.append("")
+    return L + [""]
+
+
+def _md_search(r: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """The search section: the optimisation history and the hyperparameter importances."""
+    L = ["## Search", ""] + _md_image(images, "history", "optimisation history")
     imp = r["importances"]
     if imp.get("available"):
-        if "importances" in images:
-            L.append(f"![hyperparameter importances]({images['importances']})")
-            L.append("")
-        L.append(_md_table(["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in sorted(imp["values"].items(), key=lambda kv: -kv[1])]))
+        L += _md_image(images, "importances", "hyperparameter importances") + [_md_text_table(_IMPORTANCE_HEAD, _importance_rows(imp))]
     else:
         L.append(f"_Hyperparameter importances not available: {md(imp.get('reason'))}._")
-    L.append("")
-    L.append("## Classical baseline")
-    L.append("")
+    return L + [""]
+
+
+def _md_baseline(r: dict[str, Any], _images: dict[str, str]) -> list[str]:
+    """The classical baseline section: its sentence and its table."""
     b = r["baseline"]
-    if b:
-        L.append(md(b["sentence"]))
-        L.append("")
-        L.append(_md_table([h for h, _ in _BASELINE_HEAD], _baseline_rows(r)))
-    else:
-        L.append(f"_{md(NO_BASELINE)}_")
-    L.append("")
-    L.append("## Per-class results (validation split)")
-    L.append("")
+    if not b:
+        return ["## Classical baseline", "", f"_{md(NO_BASELINE)}_", ""]
+    return ["## Classical baseline", "", md(b["sentence"]), "", _md_text_table(_BASELINE_HEAD, _baseline_rows(r)), ""]
+
+
+def _md_per_class(r: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """The per-class section: the summary, the confusion matrix, the per-class table and the top confusions."""
+    L = ["## Per-class results (validation split)", ""]
     pc = r["per_class"]
-    if pc.get("available"):
-        L.append(md(f"{pc['n']} validation items, accuracy {fmt_score(pc['accuracy'])}, balanced accuracy {fmt_score(pc['balanced_accuracy'])}, macro F1 {fmt_score(pc['macro']['f1'])}."))
-        L.append("")
-        if "confusion" in images:
-            L.append(f"![confusion matrix]({images['confusion']})")
-            L.append("")
-        L.append(_md_table(["class", "precision", "recall", "F1", "support"], [[c["label"], fmt_score(c["precision"]), fmt_score(c["recall"]), fmt_score(c["f1"]), str(c["support"])] for c in pc["classes"]]))
-        if pc["top_confusions"]:
-            L.append("")
-            L.append(_md_table(["true", "predicted as", "count"], [[c["true"], c["predicted"], str(c["count"])] for c in pc["top_confusions"]]))
-    else:
-        L.append(f"_Not available: {md(pc.get('reason'))}_")
-    L.append("")
+    if not pc.get("available"):
+        return L + [f"_Not available: {md(pc.get('reason'))}_", ""]
+    L += [md(_per_class_sentence(pc)), ""] + _md_image(images, "confusion", "confusion matrix")
+    L.append(_md_text_table(_PER_CLASS_HEAD, _per_class_rows(pc)))
+    if pc["top_confusions"]:
+        L += ["", _md_text_table(_CONFUSION_HEAD, _confusion_rows(pc))]
+    return L + [""]
+
+
+def _md_failures(r: dict[str, Any], _images: dict[str, str]) -> list[str]:
+    """The failures section (nothing when no trial failed): the failed trials and their reasons."""
     f = r["failures"]
-    if f["n"]:
-        L.append(f"## Failures ({f['n']})")
-        L.append("")
-        L.append(_md_table(["trial", "backbone", "strategy", "reason"], [[str(x["trial"]), fmt_value(x["backbone"]), fmt_value(x["strategy"]), x["reason"] or "no reason recorded"] for x in f["trials"]]))
-        L.append("")
-    if r["warnings"]:
-        L.append("## Notes")
-        L.append("")
-        L += [f"- {md(w)}" for w in r["warnings"]]
-        L.append("")
-    return "\n".join(L) + "\n"
+    if not f["n"]:
+        return []
+    rows = [[str(x["trial"]), fmt_value(x["backbone"]), fmt_value(x["strategy"]), x["reason"] or "no reason recorded"] for x in f["trials"]]
+    return [f"## Failures ({f['n']})", "", _md_table(["trial", "backbone", "strategy", "reason"], rows), ""]
+
+
+def _md_notes(r: dict[str, Any], _images: dict[str, str]) -> list[str]:
+    """The notes section (nothing when there are no warnings)."""
+    return ["## Notes", "", *_md_list(r["warnings"]), ""] if r["warnings"] else []
+
+
+# The report's sections in the order both renderers lay them out: (HTML builder, Markdown builder),
+# None where one rendering has no such section. HTML builders take (report, PNG bytes per figure) and
+# return "" for a section that is absent; Markdown builders take (report, image path per figure) and
+# return their lines, each section ending with a blank one (none for an absent section).
+_SECTIONS: list[tuple[Callable[[dict, dict], str] | None, Callable[[dict, dict], list[str]] | None]] = [
+    (_html_title, _md_title),
+    (_html_nav, None),
+    (_html_verdict, _md_verdict),
+    (_delivered_html, _delivered_md),
+    (_html_profile, _md_profile),
+    (_html_leaderboard, _md_leaderboard),
+    (_html_matrix, _md_matrix),
+    (_html_cost, _md_cost),
+    (_html_curves, _md_curves),
+    (_html_search, _md_search),
+    (_html_baseline, _md_baseline),
+    (_html_per_class, _md_per_class),
+    (_html_failures, _md_failures),
+    (_html_notes, _md_notes),
+    (_html_footer, None),
+]
+
+
+def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    """The report as one self-contained HTML page: its sections in order (the optional ones only when present)."""
+    parts = [html(report, pngs) for html, _ in _SECTIONS if html is not None]
+    return page(f"automl-tl report — {report['run_name']}", "\n".join(p for p in parts if p))
+
+
+def render_markdown(report: dict[str, Any], images: dict[str, str]) -> str:
+    """``images``: figure name -> relative path of its PNG (figures without a file are left out)."""
+    lines = [line for _, markdown in _SECTIONS if markdown is not None for line in markdown(report, images)]
+    return "\n".join(lines) + "\n"

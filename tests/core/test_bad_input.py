@@ -1,5 +1,7 @@
 """Bad input gives a clear, specific error (or a counted, reported skip)."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -171,3 +173,61 @@ def test_table_of_text_file_paths_reads_content(pm, tmp_path):
     assert data.modality == "text" and sorted(data.items) == ["a joy", "awful", "dull", "great fun"]
     assert data.skip_summary()["by_reason"] == {"file not found": 1, "missing path": 1}
     assert {"item": "row 7", "reason": "missing path"} in data.skip_summary()["examples"]
+
+
+def test_run_dir_of_someone_elses_files_is_refused_untouched(tmp_path, image_folder, capsys):
+    """A --run-dir holding the user's own files: exit 2 naming it, and nothing in it changes."""
+    import hashlib
+
+    from automl_tl.cli import main
+
+    theirs = tmp_path / "mine"
+    (theirs / "assets").mkdir(parents=True)
+    for name, text in (("config.json", "{}"), ("report.html", "<p>mine</p>"), ("leaderboard.csv", "a,b\n"),
+                       ("notes.txt", "keep"), ("assets/logo.png", "png")):
+        (theirs / name).write_text(text)
+    before = {p: hashlib.sha1(p.read_bytes()).hexdigest() for p in theirs.rglob("*") if p.is_file()}
+    rc = main(["fit", str(image_folder), "--trials", "1", "--run-dir", str(theirs), "--backbones", "mobilenetv2",
+               "--quiet", "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not an automl-tl run" in err and str(theirs) in err
+    assert {p: hashlib.sha1(p.read_bytes()).hexdigest() for p in theirs.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_run_dir_that_cannot_be_written_is_exit_2(tmp_path, image_folder, capsys):
+    from automl_tl.cli import main
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        rc = main(["fit", str(image_folder), "--trials", "1", "--run-dir", str(locked / "run"), "--quiet"])
+    finally:
+        locked.chmod(0o700)
+    assert rc == 2 and "cannot write to the run directory" in capsys.readouterr().err
+
+
+def test_run_dir_that_is_a_file_is_exit_2(tmp_path, image_folder, capsys):
+    from automl_tl.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    rc = main(["fit", str(image_folder), "--trials", "1", "--run-dir", str(tmp_path / "afile"), "--quiet"])
+    assert rc == 2 and "is an existing file" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_views_get_the_users_umask(tmp_path):
+    from automl_tl.atomic import atomic_write_text
+
+    atomic_write_text(tmp_path / "v.json", "{}")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (tmp_path / "v.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_run_dir_under_proc_is_exit_2(image_folder, capsys):
+    from automl_tl.cli import main
+
+    rc = main(["fit", str(image_folder), "--trials", "1", "--run-dir", "/proc/automl-tl-cannot-be-here", "--quiet"])
+    assert rc == 2 and "cannot write to the run directory" in capsys.readouterr().err
