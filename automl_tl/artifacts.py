@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -90,7 +91,16 @@ class Predictor:
         self.adapter = self.spec.make_adapter(self.config["input_config"], None, assets)
         import keras
 
-        self.model = keras.saving.load_model(model_path, compile=False)
+        try:
+            self.model = keras.saving.load_model(model_path, compile=False)
+        except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as exc:
+            # damaged or incomplete (a truncated zip, overwritten bytes), or refused by Keras' safe
+            # mode because it holds code (a Lambda layer): all the user's to fix, none a bug here
+            raise NotFittedError(
+                f"{model_path} could not be loaded ({type(exc).__name__}): the file is damaged or "
+                f"incomplete, or holds code that Keras' safe mode refuses. Rerun `automl-tl fit` to "
+                f"rebuild it; if you wrote and trust a model with code, load it yourself with "
+                f"keras.saving.load_model(path, safe_mode=False).") from exc
         self._featurize = None
         if self.config.get("featurize"):
             w = ResolvedWeights(backbone=self.spec.name, kind="assets", location=assets)

@@ -127,15 +127,33 @@ def _guess_inline_modality(items, modalities) -> str | None:
     return None
 
 
+def _warn_non_utf8(path: Path) -> None:
+    """Say which lines hold bytes that are not UTF-8 (they are read as U+FFFD, not refused)."""
+    import logging
+
+    bad = []
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(number)
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+        logging.getLogger("automl_tl").warning(
+            "%s: %d line(s) hold bytes that are not UTF-8 (lines %s); they were replaced by \ufffd. "
+            "Save the table as UTF-8 to keep those characters.", path, len(bad), shown)
+
+
 def _read_table(path: Path):
     import pandas as pd
 
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
+            _warn_non_utf8(path)
             return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
-                               keep_default_na=True, encoding="utf-8",
-                               encoding_errors="surrogateescape")
+                               keep_default_na=True, encoding="utf-8", encoding_errors="replace")
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
@@ -284,7 +302,11 @@ def _modality_of_paths(paths, modalities, where) -> str:
 
 
 def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    from automl_tl.schema import RUN_MARKERS
+
+    # a run directory written inside the data folder is not a class (its files are ours, not data)
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                     and not any((d / m).exists() for m in RUN_MARKERS))
     if not subdirs:
         files = [f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")]
         if not files:

@@ -376,10 +376,6 @@ def _version() -> str:
     return __version__
 
 
-#: files whose presence says a folder is an automl-tl run (the study; the summary, its view)
-RUN_MARKERS = ("study.db", "summary.json")
-
-
 def _check_run_dir(run_dir: Path) -> None:
     """Create ``run_dir`` or accept it: a new or empty folder, or an automl-tl run to resume. A
     folder of someone else's files is refused (nothing in it is ever overwritten or deleted)."""
@@ -390,6 +386,8 @@ def _check_run_dir(run_dir: Path) -> None:
             entries = sorted(p.name for p in run_dir.iterdir())
         except OSError as exc:
             raise ConfigError(f"cannot read the run directory {run_dir} ({exc.strerror}); give another --run-dir") from exc
+        from automl_tl.schema import RUN_MARKERS
+
         if entries and not any((run_dir / m).exists() for m in RUN_MARKERS):
             shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
             raise ConfigError(f"--run-dir {run_dir} is not empty ({shown}) and is not an automl-tl run: "

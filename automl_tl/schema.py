@@ -14,7 +14,7 @@ import json
 from typing import Any, Iterable, Mapping
 
 __all__ = ["SCHEMA_VERSION", "STUDY_NAME", "STATE_ORDER", "PARAM_COLUMNS", "NOISE_COLUMNS",
-           "LEADERBOARD_COLUMNS", "ATTR", "COUNT_KEYS", "trial_row", "trial_rows", "trial_counts",
+           "LEADERBOARD_COLUMNS", "ATTR", "COUNT_KEYS", "RUN_MARKERS", "trial_row", "trial_rows", "trial_counts",
            "interrupted_reason"]
 
 SCHEMA_VERSION = 2
@@ -54,6 +54,9 @@ class ATTR:
     PROBE = "probe"
     BATCH_SIZE = "batch_size"  # the smaller batch an out-of-memory trial was retried with
 
+
+#: files whose presence says a folder is an automl-tl run directory (the study; its summary view)
+RUN_MARKERS = ("study.db", "summary.json")
 
 #: keys of ``summary.json["counts"]``
 COUNT_KEYS = ("complete", "pruned", "fail", "running", "not_started", "repeats")

@@ -231,3 +231,24 @@ def test_run_dir_under_proc_is_exit_2(image_folder, capsys):
 
     rc = main(["fit", str(image_folder), "--trials", "1", "--run-dir", "/proc/automl-tl-cannot-be-here", "--quiet"])
     assert rc == 2 and "cannot write to the run directory" in capsys.readouterr().err
+
+
+def test_latin1_byte_in_a_table_is_read_and_named(pm, tmp_path, caplog):
+    rows = [b"text,label", "good morning,a".encode(), "pantal\xf3n roto,b".encode("latin-1"),
+            b"nice one,a", b"bad one,b", b"more good,a", b"more bad,b"]
+    (tmp_path / "t.csv").write_bytes(b"\n".join(rows) + b"\n")
+    with caplog.at_level("WARNING", logger="automl_tl"):
+        data = load_data(str(tmp_path / "t.csv"), modalities=pm.modalities, text_column="text",
+                         label_column="label")
+    assert len(data.items) == 6 and any("\ufffd" in t for t in data.items)
+    assert any("not UTF-8" in r.message and "lines 3" in r.message for r in caplog.records)
+
+
+def test_a_run_dir_inside_the_data_folder_is_not_a_class(pm, image_folder):
+    run = image_folder / "myrun"
+    (run / "assets").mkdir(parents=True)
+    (run / "summary.json").write_text("{}")
+    src = next(image_folder.glob("*/*.png"))
+    (run / "assets" / "copy.png").write_bytes(src.read_bytes())
+    data = load_data(str(image_folder), modalities=pm.modalities)
+    assert "myrun" not in data.classes and len(data.classes) == 3

@@ -245,3 +245,30 @@ def test_views_are_derived_from_the_study(fitted, tmp_path):
     (copy / "leaderboard.csv").write_text("trial,state\n0,FAIL\n")  # a stale, wrong view
     report = build_report(copy)
     assert {r["trial"]: r["state"] for r in report["leaderboard"]} == {t.number: t.state.name for t in study.trials}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "overwritten", "lambda"])
+def test_predict_with_a_damaged_model_is_exit_2(fitted, tmp_path, capsys, damage):
+    import shutil
+
+    import keras
+
+    from automl_tl.cli import main
+
+    folder, est = fitted
+    run = tmp_path / "copy"
+    shutil.copytree(est.run_dir_, run)
+    path = run / "model.keras"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "overwritten":
+        raw = bytearray(path.read_bytes())
+        raw[100:4000] = b"\x00" * 3900
+        path.write_bytes(bytes(raw))
+    else:
+        inp = keras.Input((3,))
+        keras.Model(inp, keras.layers.Lambda(lambda x: x * 2)(inp)).save(path)
+    img = sorted(folder.glob("*/*.png"))[0]
+    assert main(["predict", str(run), str(img)]) == 2
+    err = capsys.readouterr().err
+    assert "could not be loaded" in err and "internal error" not in err
