@@ -230,8 +230,8 @@ def _print_profile(prof, rec, left_out) -> None:
         mark = "similar" if info["similar"] else "different"
         print(f"backbone:    {name:<22} similarity {info['similarity']:.2f} ({mark}); "
               f"input {info['input_config']}")
-    for x in left_out:
-        print(f"left out:    {x['backbone']}: {x['reason']}")
+    if left_out:  # each reason was logged once already, when the backbone was left out
+        print(f"left out:    {', '.join(x['backbone'] for x in left_out)} (no weights here; reasons above)")
     for p in prof.probe:
         opts = ", ".join(f"{k}={v}" for k, v in p["options"].items())
         what = f"{p['backbone']}" + (f" ({opts})" if opts else "")
