@@ -6,8 +6,9 @@ from automl_tl.strategies import FineTuning
 
 
 class LayerwiseDecay(FineTuning):
-    """LP-FT where block k from the top (k = 0: the top block, and the head) trains at
-    ``backbone_lr * lr_decay**k`` and what lies below every block (embeddings, stem) at
+    """Head first, then block k from the top (k = 0: the top block; the head at 1 too) trains at
+    ``backbone_lr * lr_decay**k``. ``spec.blocks`` lists embeddings / stem as the bottom block, so
+    they move at ``lr_decay**(n_blocks - 1)``; variables outside every block at
     ``lr_decay**n_blocks``; ``lr_decay`` is searched in ``space.lr_decay`` (0.65-0.95).
     AutoGluon-MultiModal's default way to fine-tune (its ``optimization.lr_decay``; ELECTRA and
     BEiT use the same rule)."""
