@@ -184,8 +184,7 @@ class AutoTransfer:
         prof = replace(prof, backbones=backbones, probe=tuple(probes))
         best = prof.best_backbone() or specs[0].name
         spec = pm.backbones.get(best)
-        rec = pm.strategy_table.recommend(prof, backbone=best, fine_tunable=spec.fine_tunable,
-                                          n_blocks=spec.n_blocks)
+        rec = pm.strategy_table.recommend(prof, backbone=best, fine_tunable=spec.fine_tunable)
         top = prof.best_probe(best)
         rec_options = dict(top["options"]) if top else {}
         evidence = _probe_evidence(probes, best)

@@ -12,7 +12,7 @@ from automl_tl.errors import TrialFailed
 from automl_tl.metrics import metric_function
 from automl_tl.monitor import Deadline, ValidationMonitor, past
 
-__all__ = ["build_head", "fit_head", "make_head", "probs"]
+__all__ = ["build_head", "fit_head", "make_head", "refit_head", "probs"]
 
 
 def build_head(dim: int, n_classes: int, units: int, dropout: float, seed: int = 0, *, x_train=None):
@@ -137,3 +137,15 @@ def make_head(cfg, ctx, feats, train, val=None, *, history=None,
                                 score_fn=lambda m: metric(y_va, probs(m, x_va).argmax(1)),
                                 history=history, patience=ctx.patience, seed=seed, deadline=deadline)
     return head, {"head_epochs": best_epoch, "score": best}
+
+
+def refit_head(cfg, ctx, feats, index, *, epochs: int | None, seed: int = 0, deadline: float | None = None):
+    """The head of ``cfg`` retrained on ``feats[index]`` for the ``epochs`` its trial needed (a
+    refit); raises :class:`~automl_tl.training.RefitStopped` when the deadline cut a hidden-layer
+    head's epochs short. Returns ``(head, info)`` like :func:`make_head`."""
+    from automl_tl.training import RefitStopped
+
+    head, info = make_head(cfg, ctx, feats, index, epochs=epochs, seed=seed, deadline=deadline)
+    if not cfg.linear_head and info["head_epochs"] < int(epochs or cfg.head_epochs or 30):
+        raise RefitStopped("the head's refit ran out of time")
+    return head, info

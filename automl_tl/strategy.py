@@ -157,8 +157,7 @@ class StrategyTable:
                 return r
         raise PluginError(f"strategy table has no rule for size={size}, similar={similar}")
 
-    def recommend(self, profile, *, backbone: str, fine_tunable: bool = True,
-                  n_blocks: int | None = None) -> Recommendation:
+    def recommend(self, profile, *, backbone: str, fine_tunable: bool = True) -> Recommendation:
         info = profile.backbones.get(backbone, {})
         similarity = float(info.get("similarity") or 0.0)
         similar = bool(info.get("similar", False))

@@ -175,15 +175,16 @@ class FineTuning(TransferStrategy):
 
     def refit(self, cfg, ctx, index, *, epochs: Mapping[str, Any], deadline: float | None):
         from automl_tl.batching import make_dataset
+        from automl_tl.heads import refit_head
         from automl_tl.monitor import Deadline
         from automl_tl.training import RefitStopped
 
         feats = ctx.features(cfg.backbone, cfg.options)
         keras.utils.set_random_seed(ctx.seed)
-        head, info = self.first_head(cfg, ctx, feats, index, epochs=epochs.get("head"), deadline=deadline)
-        if (self.head_start and not cfg.linear_head
-                and info["head_epochs"] < int(epochs.get("head") or cfg.head_epochs or 30)):
-            raise RefitStopped("the head's refit ran out of time")
+        if self.head_start:
+            head, _ = refit_head(cfg, ctx, feats, index, epochs=epochs.get("head"), seed=ctx.seed, deadline=deadline)
+        else:
+            head, _ = self.first_head(cfg, ctx, feats, index)
         n_ft = int(epochs.get("fine_tune") or 0)
         if n_ft == 0:  # fine-tuning never beat its head start
             return head, None

@@ -17,7 +17,8 @@ __all__ = ["LayerwiseAdam"]
 
 class LayerwiseAdam(keras.optimizers.Adam):
     """``keras.optimizers.Adam`` where variable ``v`` steps at ``learning_rate * factors[id(v)]``
-    (1.0 for variables not in ``factors``)."""
+    (1.0 for variables not in ``factors``). The factors are tied to this process's variables and
+    are not serialised: the optimizer trains, the delivered model is saved without it."""
 
     def __init__(self, factors: Mapping[int, float], **kwargs) -> None:
         super().__init__(**kwargs)
@@ -31,6 +32,3 @@ class LayerwiseAdam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         factor = self._factors[self._get_variable_index(variable)]
         super().update_step(gradient, variable, learning_rate * factor if factor != 1.0 else learning_rate)
-
-    def get_config(self):  # the factors are tied to this process's variables: not serialised
-        return super().get_config()

@@ -59,11 +59,8 @@ class FeatureExtraction(TransferStrategy):
                            stopped_early=stopped)
 
     def refit(self, cfg, ctx, index, *, epochs, deadline):
-        from automl_tl.heads import make_head
-        from automl_tl.training import RefitStopped
+        from automl_tl.heads import refit_head
 
         feats = ctx.features(cfg.backbone, cfg.options)
-        head, info = make_head(cfg, ctx, feats, index, epochs=epochs.get("head"), seed=ctx.seed, deadline=deadline)
-        if not cfg.linear_head and info["head_epochs"] < int(epochs.get("head") or cfg.head_epochs or 30):
-            raise RefitStopped("the head's refit ran out of time")
+        head, _ = refit_head(cfg, ctx, feats, index, epochs=epochs.get("head"), seed=ctx.seed, deadline=deadline)
         return head, None

@@ -33,7 +33,7 @@ def test_every_profile_matches_exactly_one_row(per_class, similarity):
     prof = _profile(per_class, similarity)
     hits = [r for r in table.rules if r.matches(prof.size_category, prof.backbones["b"]["similar"])]
     assert len(hits) == 1
-    rec = table.recommend(prof, backbone="b", n_blocks=10)
+    rec = table.recommend(prof, backbone="b")
     assert rec.strategy in {"feature_extraction", "fine_tune_top", "lp_ft"} and rec.reason and "b" in rec.reason
 
 
@@ -45,7 +45,7 @@ def test_every_profile_matches_exactly_one_row(per_class, similarity):
     (20, 0.1, "feature_extraction", "different"),
 ])
 def test_table_rows(per_class, similarity, strategy, rule):
-    rec = StrategyTable.default().recommend(_profile(per_class, similarity), backbone="b", n_blocks=10)
+    rec = StrategyTable.default().recommend(_profile(per_class, similarity), backbone="b")
     assert (rec.strategy, rec.rule) == (strategy, rule)
 
 
@@ -78,7 +78,7 @@ class _TablePlugin:
 def test_plugins_override_the_table():
     table = PluginManager(plugins=[_TablePlugin()]).strategy_table
     assert table.size_category(60) == "medium"
-    rec = table.recommend(_profile(30, 0.9, table=table), backbone="b", n_blocks=5)
+    rec = table.recommend(_profile(30, 0.9, table=table), backbone="b")
     assert rec.strategy == "fine_tune_top" and rec.reason.startswith("plugin says so (30)")
 
 
