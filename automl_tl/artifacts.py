@@ -14,12 +14,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from automl_tl.atomic import atomic_write_json, atomic_write_text
+from automl_tl.atomic import DIR_MODE, atomic_write_json, atomic_write_text
+from automl_tl.killpoints import kill_point
+from automl_tl.workers import pid_alive
 from automl_tl.errors import NotFittedError
 from automl_tl.schema import LEADERBOARD_COLUMNS, STUDY_NAME, trial_rows
 
 __all__ = ["atomic_write_text", "atomic_write_json", "write_leaderboard", "leaderboard_rows",
-           "save_model", "load_predictor", "Predictor", "LEADERBOARD_COLUMNS", "STUDY_NAME"]
+           "write_views", "save_model", "remove_leftovers", "load_predictor", "MODEL_FILES", "Predictor", "LEADERBOARD_COLUMNS", "STUDY_NAME"]
 
 def leaderboard_rows(study) -> list[dict]:
     return trial_rows(study.get_trials(deepcopy=False))
@@ -35,37 +37,122 @@ def write_leaderboard(study, path) -> list[dict]:
     return rows
 
 
-# ------------------------------------------------------------------------------ model
-def save_model(run_dir, *, model, config: Mapping[str, Any], labels: Sequence[str], adapter,
-               val_predictions: Sequence[Mapping] | None = None) -> None:
-    """Write model.keras, config.json, labels.json and assets/ so that no file is ever half
-    written: everything goes to a temporary folder first, then each file is moved into place."""
+#: the study attribute that holds the last summary a worker wrote (without the counts)
+SUMMARY_ATTR = "summary"
+
+
+def write_views(study, run_dir, summary: Mapping[str, Any] | None = None) -> dict:
+    """Write ``summary.json`` and ``leaderboard.csv`` of ``run_dir`` from the study alone: the
+    summary a worker last recorded in it (or ``summary``), with counts from the trials. Any
+    machine that reaches the storage rebuilds the same views (``automl-tl report --storage``)."""
+    from automl_tl.schema import trial_counts
+
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=run_dir))
+    summary = dict(summary if summary is not None else study.user_attrs.get(SUMMARY_ATTR) or {})
+    summary["counts"] = trial_counts(study.get_trials(deepcopy=False))
+    atomic_write_json(run_dir / "summary.json", summary)
+    write_leaderboard(study, run_dir / "leaderboard.csv")
+    return summary
+
+
+# ------------------------------------------------------------------------------ model
+#: the files of a delivered model; in the run directory each is a link into ``current/``
+MODEL_FILES = ("model.keras", "config.json", "labels.json", "assets", "val_predictions.csv")
+MODELS_DIR = "models"
+CURRENT = "current"
+
+
+def save_model(run_dir, *, model, config: Mapping[str, Any], labels: Sequence[str], adapter,
+               val_predictions: Sequence[Mapping] | None = None, name: str = "model") -> Path:
+    """Deliver a model so that ``model.keras``, ``config.json``, ``labels.json``, ``assets/`` and
+    ``val_predictions.csv`` always belong to one trial, whenever the process is killed.
+
+    The set is written into a staging folder under ``models/``, renamed to its own name
+    (``models/<name>.<pid>.<n>``), and then one symbolic link, ``current``, is swapped to it
+    (``os.replace`` of a link is atomic). The run directory's ``model.keras`` etc. are fixed links
+    into ``current/``, so they change together. POSIX renames of several files cannot be made
+    atomic together, hence the links. Returns the model's folder."""
+    run_dir = Path(run_dir)
+    models = run_dir / MODELS_DIR
+    models.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging.{os.getpid()}.", dir=models))
     try:
+        os.chmod(staging, DIR_MODE)  # mkdtemp makes it private; a model folder is like any other
         model.save(staging / "model.keras")
         (staging / "assets").mkdir()
         adapter.save_assets(str(staging / "assets"))
-        assets = run_dir / "assets"
-        old = None
-        if assets.exists():
-            old = run_dir / f".assets-old-{os.getpid()}"
-            os.replace(assets, old)
-        os.replace(staging / "assets", assets)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(staging / "model.keras", run_dir / "model.keras")
-        atomic_write_json(run_dir / "labels.json", list(labels))
-        atomic_write_json(run_dir / "config.json", dict(config))
-        if val_predictions is not None:
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=("item", "label", "predicted", "probability"))
-            w.writeheader()
-            w.writerows(val_predictions)
-            atomic_write_text(run_dir / "val_predictions.csv", buf.getvalue())
+        atomic_write_json(staging / "labels.json", list(labels))
+        atomic_write_json(staging / "config.json", dict(config))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=("item", "label", "predicted", "probability"))
+        w.writeheader()
+        w.writerows(val_predictions or [])
+        atomic_write_text(staging / "val_predictions.csv", buf.getvalue())
+        kill_point("model-save")
+        final = models / f"{name}.{os.getpid()}.{staging.name.rsplit('.', 1)[-1]}"
+        os.rename(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    kill_point("model-swap")
+    _swap_link(run_dir / CURRENT, Path(MODELS_DIR) / final.name)
+    for f in MODEL_FILES:
+        _link_into_current(run_dir, f)
+    remove_leftovers(run_dir)
+    return final
+
+
+def _swap_link(link: Path, target: Path) -> None:
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def _link_into_current(run_dir: Path, name: str) -> None:
+    """``run_dir/name`` -> ``current/name`` (a run of an earlier version has a plain file there: ours)."""
+    path, target = run_dir / name, Path(CURRENT) / name
+    if path.is_symlink() and Path(os.readlink(path)) == target:
+        return
+    if path.is_dir() and not path.is_symlink():
+        old = run_dir / f".{name}.{os.getpid()}.old"
+        os.replace(path, old)
+        shutil.rmtree(old, ignore_errors=True)
+    _swap_link(path, target)
+
+
+def _owner_pid(name: str) -> int | None:
+    """The pid in a name this program makes: ``.<file>.<pid>.<x>`` (temporary files, links and
+    staging folders) and ``models/<name>.<pid>.<x>`` (model folders); None for other names."""
+    parts = name.split(".")
+    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+
+
+def remove_leftovers(run_dir) -> list[str]:
+    """Remove what this program left half-done in ``run_dir``: temporary files, links and staging
+    folders of processes that are gone (a kill -9), and model folders that ``current`` no longer
+    points to. Only names this program makes are touched, and never those of a live process (it
+    may be about to use them). Returns the names removed."""
+    run_dir = Path(run_dir)
+    models, current = run_dir / MODELS_DIR, run_dir / CURRENT
+    keep = Path(os.readlink(current)).name if current.is_symlink() else None
+    found = [p for d in (run_dir, run_dir / "report_files") if d.is_dir() for p in d.iterdir() if p.name.startswith(".")]
+    if models.is_dir():
+        found += [p for p in models.iterdir() if p.name != keep]
+    removed = []
+    for p in found:
+        pid = _owner_pid(p.name)
+        if pid is None:
+            continue
+        finished_model = p.parent == models and not p.name.startswith(".")
+        if pid_alive(pid) and not (finished_model and pid == os.getpid()):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p.name)
+    return removed
 
 
 class Predictor:
@@ -76,7 +163,9 @@ class Predictor:
         from automl_tl.weights import ResolvedWeights
 
         run_dir = Path(run_dir)
-        cfg_path, model_path = run_dir / "config.json", run_dir / "model.keras"
+        # read every file from one model folder, even if `current` is swapped meanwhile
+        base = (run_dir / CURRENT).resolve() if (run_dir / CURRENT).is_symlink() else run_dir
+        cfg_path, model_path = base / "config.json", base / "model.keras"
         if not model_path.exists() or not cfg_path.exists():
             raise NotFittedError(f"{run_dir}: no saved model here (model.keras and config.json are "
                                  f"written when a search completes its first trial). Run "
@@ -84,10 +173,10 @@ class Predictor:
         pm = plugin_manager or get_plugin_manager()
         self.run_dir = run_dir
         self.config = json.loads(cfg_path.read_text())
-        self.labels = list(json.loads((run_dir / "labels.json").read_text()))
+        self.labels = list(json.loads((base / "labels.json").read_text()))
         self.spec = pm.backbones.get(self.config["backbone"])
         self.modality = pm.modalities.get(self.spec.modality)
-        assets = str(run_dir / "assets")
+        assets = str(base / "assets")
         self.adapter = self.spec.make_adapter(self.config["input_config"], None, assets)
         import keras
 

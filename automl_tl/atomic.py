@@ -1,6 +1,6 @@
 """Atomic writes: a file is either its old content or its new content, never half of either.
 
-A leaf module (standard library and numpy only), so every other module may use it without
+A leaf module (standard library, numpy and the test-only kill points), so every other module may use it without
 import circles.
 """
 
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_write_text", "atomic_write_json", "json_default"]
+from automl_tl.killpoints import kill_point
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "json_default"]
 
 
 def _umask() -> int:
@@ -25,27 +27,37 @@ def _umask() -> int:
 #: mkstemp creates files readable by their owner only; the views of a run get the mode any other
 #: file the user writes gets (0666 less the umask), like model.keras and the report
 _MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to a temporary file next to ``path``, fsync it, and ``os.replace`` it into
+    place. Returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # the pid in the name tells a leftover of a killed process from a live one's (artifacts.remove_leftovers)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", dir=path.parent)
     try:
         os.chmod(tmp, _MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        kill_point("views")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
 
 
-def atomic_write_json(path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=json_default, ensure_ascii=False))
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=json_default, ensure_ascii=False))
 
 
 def json_default(x):

@@ -119,8 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop starting new trials after this long, e.g. 90s, 20m, 2h")
     b.add_argument("--run-dir", help="where results go (default: runs/<dataset name>)")
     b.add_argument("--seed", type=int, default=0, help="seed for the split, sampler and training (default 0)")
-    b.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<run-dir>/study.db); a "
-                                     "database server lets several machines share one search")
+    b.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<run-dir>/study.db); with a "
+                                     "database server (postgresql://user:pw@host/db, pip install "
+                                     "'automl-tl[postgres]') any number of processes on any machines "
+                                     "share one search and one --trials budget (docs/distributed.md)")
     b.add_argument("--metric", default="accuracy", choices=("accuracy", "balanced_accuracy", "macro_f1"),
                    help="validation metric to maximise (default accuracy)")
     b.add_argument("--strategies", type=_csv_list, metavar="S,...",
@@ -167,8 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write report.html / report.md / report.json for a run",
                        description="Write a self-contained report.html, report.md and report.json "
                                    "for a run (finished, still running or interrupted).")
-    p.add_argument("run_dir", help="a run directory")
+    p.add_argument("run_dir", help="a run directory (with --storage, any new or empty folder will do)")
     p.add_argument("--out", help="write the report files here instead of into RUN_DIR")
+    p.add_argument("--storage", help="read the trials from this Optuna storage URL (the one the workers "
+                                     "of a shared search use) and rebuild RUN_DIR's summary.json and "
+                                     "leaderboard.csv from it first: any machine gets the same views")
 
     p = sub.add_parser("compare", help="compare runs of one task at different sizes")
     p.add_argument("run_dirs", nargs="+", help="run directories")
@@ -378,10 +383,35 @@ def cmd_plugins(args) -> int:
 def cmd_report(args) -> int:
     from automl_tl.report import write_report
 
-    paths = write_report(args.run_dir, args.out)
+    storage = None
+    if args.storage:
+        storage = _rebuild_views(Path(args.run_dir), args.storage)
+    paths = write_report(args.run_dir, args.out, storage=storage)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return EXIT_OK
+
+
+def _rebuild_views(run_dir: Path, storage: str) -> str:
+    """Rewrite ``run_dir``'s views from the study at ``storage``; its normalised URL."""
+    import optuna
+
+    from automl_tl.artifacts import write_views
+    from automl_tl.errors import ConfigError
+    from automl_tl.estimator import _check_run_dir
+    from automl_tl.schema import STUDY_NAME
+    from automl_tl.search import storage_url
+
+    url = storage_url(run_dir, storage)
+    try:
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        study = optuna.load_study(study_name=STUDY_NAME, storage=optuna.storages.RDBStorage(url, skip_table_creation=True))
+    except Exception as exc:  # noqa: BLE001 - bad URL, server down, no such study
+        raise ConfigError(f"cannot read the search from {storage!r} ({type(exc).__name__}: {exc}); give the "
+                          f"URL the workers were started with") from exc
+    _check_run_dir(run_dir)
+    write_views(study, run_dir)
+    return url
 
 
 def cmd_compare(args) -> int:
@@ -465,8 +495,6 @@ COMMANDS = {"profile": cmd_profile, "fit": cmd_fit, "predict": cmd_predict, "bac
 
 
 def main(argv=None) -> int:
-    from automl_tl.errors import AutoMLTLError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
@@ -481,6 +509,21 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.command in ("profile", "fit", "predict", "backbones", "strategies", "demo"):
         _quiet_tensorflow_import()
+    from automl_tl.fates import interrupted, watch_interrupts
+
+    with watch_interrupts():
+        return _dispatch(args, interrupted)
+
+
+def _interrupted() -> int:
+    print("interrupted: finished trials are saved; run the same command to resume", file=sys.stderr)
+    return 130
+
+
+def _dispatch(args, interrupted) -> int:
+    """Run the command; its exception decides the exit code (docs/errors.md)."""
+    from automl_tl.errors import AutoMLTLError
+
     try:
         return COMMANDS[args.command](args)
     except AutoMLTLError as exc:
@@ -489,9 +532,10 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", EXIT_INPUT) if exc.exit_code != 1 else EXIT_INPUT
     except KeyboardInterrupt:
-        print("interrupted: finished trials are saved; run the same command to resume", file=sys.stderr)
-        return 130
+        return _interrupted()
     except Exception as exc:  # noqa: BLE001
+        if interrupted():  # a Ctrl-C that C code turned into another error
+            return _interrupted()
         if args.debug:
             raise
         print(f"internal error: {type(exc).__name__}: {exc}\n(this is a bug; rerun with --debug for "

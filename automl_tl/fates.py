@@ -17,17 +17,26 @@ Out-of-memory types come from the frameworks that are already imported (TensorFl
 ``ResourceExhaustedError``, PyTorch's ``OutOfMemoryError``) and Python's ``MemoryError``; no
 framework is imported to build the table. JAX has no out-of-memory type of its own (it raises
 ``XlaRuntimeError`` for every runtime failure), so there such a trial fails with its reason.
+
+A Ctrl-C is not always a ``KeyboardInterrupt`` by the time it reaches us: Python raises it wherever
+the main thread is, and C code it lands in (TensorFlow's, NumPy's) may turn it into another error
+(seen: ``SystemError: Objects/listobject.c: bad argument to internal function``). So while a search
+runs, :func:`watch_interrupts` remembers that SIGINT arrived, and from then on every exception is
+"interrupted" whatever its type.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import signal
 import sys
+import threading
 
 from automl_tl.errors import AutoMLTLError, ConfigError, DataError, NotFittedError, PluginError, TrialFailed, \
     WeightsUnavailableError
 
-__all__ = ["Fate", "fate_of", "FATES"]
+__all__ = ["Fate", "fate_of", "FATES", "watch_interrupts", "interrupted"]
 
 
 class Fate(enum.Enum):
@@ -70,8 +79,42 @@ FATES = (
 )
 
 
+_sigint = threading.Event()
+
+
+def interrupted() -> bool:
+    """Whether SIGINT arrived inside the current :func:`watch_interrupts` block."""
+    return _sigint.is_set()
+
+
+@contextlib.contextmanager
+def watch_interrupts():
+    """Remember a Ctrl-C that arrives in the block (it still raises ``KeyboardInterrupt`` at once,
+    as Python's own handler does). Only the main thread can install a handler; elsewhere, or when
+    the caller installed its own handler, this does nothing."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # an outer block (or the caller's own handler) is watching
+        return
+    _sigint.clear()
+
+    def on_sigint(signum, frame):
+        _sigint.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _sigint.clear()
+
+
 def fate_of(exc: BaseException) -> tuple[str, Fate]:
-    """``(what it is, its fate)`` for ``exc`` (the first matching row of :data:`FATES`)."""
+    """``(what it is, its fate)`` for ``exc`` (the first matching row of :data:`FATES`; any
+    exception once a Ctrl-C arrived is "interrupted")."""
+    if interrupted() and not isinstance(exc, SystemExit):
+        return "interrupted", Fate.INTERRUPT
     for what, types, fate in FATES:
         if isinstance(exc, types()):
             return what, fate

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 __all__ = ["SCHEMA_VERSION", "STUDY_NAME", "STATE_ORDER", "PARAM_COLUMNS", "NOISE_COLUMNS",
            "LEADERBOARD_COLUMNS", "ATTR", "COUNT_KEYS", "RUN_MARKERS", "trial_row", "trial_rows", "trial_counts",
-           "interrupted_reason"]
+           "interrupted_reason", "retry_links"]
 
 SCHEMA_VERSION = 2
 STUDY_NAME = "automl_tl"
@@ -53,6 +53,7 @@ class ATTR:
     RECOMMENDED = "recommended"
     PROBE = "probe"
     BATCH_SIZE = "batch_size"  # the smaller batch an out-of-memory trial was retried with
+    WORKER = "worker"  # the process that runs the trial: {"host", "pid", "ns"} (see automl_tl.workers)
 
 
 #: files whose presence says a folder is an automl-tl run directory (the study; its summary view)
@@ -67,7 +68,7 @@ def interrupted_reason(retried_as: int | None) -> str:
     return why + (f"; retried as trial {retried_as}" if retried_as is not None else "")
 
 
-def _retried_as(trials: Iterable) -> dict[int, int]:
+def retry_links(trials: Iterable) -> dict[int, int]:
     return {int(t.user_attrs[ATTR.RETRY_OF]): t.number for t in trials if t.user_attrs.get(ATTR.RETRY_OF) is not None}
 
 
@@ -108,7 +109,7 @@ def trial_row(t, retried_as: Mapping[int, int] | None = None) -> dict[str, Any]:
 def trial_rows(trials) -> list[dict]:
     """Leaderboard rows of ``trials``: by state (:data:`STATE_ORDER`), then best score first."""
     trials = list(trials)
-    retried_as = _retried_as(trials)
+    retried_as = retry_links(trials)
     rows = [trial_row(t, retried_as) for t in trials]
     order = {s: i for i, s in enumerate(STATE_ORDER)}
     rows.sort(key=lambda r: (order.get(r["state"], len(order)),

@@ -16,8 +16,10 @@ one-standard-error rule selects, refitted on all labelled data.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import time
 import traceback
 import warnings
@@ -27,13 +29,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from automl_tl.artifacts import STUDY_NAME, save_model, write_leaderboard
+from automl_tl.artifacts import STUDY_NAME, SUMMARY_ATTR, remove_leftovers, save_model, write_views
 from automl_tl.costs import CostModel
-from automl_tl.atomic import atomic_write_json
-from automl_tl.schema import ATTR, SCHEMA_VERSION, trial_counts
+from automl_tl.atomic import json_default
+from automl_tl.schema import ATTR, SCHEMA_VERSION, retry_links
 from automl_tl.errors import ConfigError, TrialFailed
 from automl_tl.evaluation import Candidate, Selection, complexity, select
-from automl_tl.fates import Fate, fate_of
+from automl_tl.fates import Fate, fate_of, interrupted, watch_interrupts
+from automl_tl.killpoints import kill_point
+from automl_tl.workers import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, identity, is_gone
 from automl_tl.space import SearchSpace
 from automl_tl.strategies import FEATURE_EXTRACTION
 from automl_tl.training import (RefitStopped, TrialConfig, TrialContext, assemble, run_trial,
@@ -69,7 +73,17 @@ def default_pruner():
 
 
 def storage_url(run_dir: Path, storage: str | None) -> str:
-    return storage or f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
+    """The SQLAlchemy URL of the study: the run's own SQLite file by default. A plain
+    ``postgresql://`` URL gets the psycopg (3) driver that ``automl-tl[postgres]`` installs
+    (SQLAlchemy's default for it is psycopg2, which that extra does not install)."""
+    if not storage:
+        return f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
+    if storage.startswith(("postgresql://", "postgres://")):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+            return "postgresql+psycopg://" + storage.split("://", 1)[1]
+    return storage
 
 
 # proposals in a row that repeat a finished deterministic trial before the search calls its space
@@ -110,6 +124,8 @@ class Search:
         self._preds: dict[int, tuple] = {}  # trial number -> (scored items, predicted classes)
         self._paired: dict = {}  # (top trial, other trial) -> paired gap and its standard error
         self.refit = True
+        self.trials: int | None = None  # the trial budget of the running search (global: all workers)
+        self._over_budget = False
         self.make_sampler = sampler
         self.pruner = pruner if pruner is not None else default_pruner()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -123,23 +139,36 @@ class Search:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         url = storage_url(self.run_dir, self.storage)
         try:
+            # two processes on one SQLite file wait for each other's writes instead of failing
+            # with "database is locked" after SQLite's default 5 s
+            engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
+            # Optuna's heartbeat fails the trial of a worker that stopped beating (killed, machine
+            # gone) after the grace period; our callback queues it again as a retry that names it
             storage = optuna.storages.RDBStorage(
-                url, heartbeat_interval=60, grace_period=180,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
+                heartbeat_stale_trial_callback=self.on_stale)
         except Exception as exc:  # noqa: BLE001 - bad URL, driver missing, server down
             raise ConfigError(f"cannot open the Optuna storage {url!r}: {exc}. Use a SQLAlchemy URL "
-                              f"such as sqlite:///study.db or postgresql://user:pw@host/db.") from exc
-        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, pruner=self.pruner,
-                                    direction="maximize", load_if_exists=True)
-        if self.storage is None:
-            self._recover_interrupted(study)
+                              f"such as sqlite:///study.db or postgresql://user:pw@host/db "
+                              f"(pip install 'automl-tl[postgres]').") from exc
+        # Exactly one process creates the study (the storage's unique study name decides), and
+        # only it queues the starting trials: two workers starting together queue them once.
+        try:
+            study = optuna.create_study(study_name=STUDY_NAME, storage=storage, pruner=self.pruner,
+                                        direction="maximize")
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=self.pruner)
+            created = False
+        remove_leftovers(self.run_dir)
+        self._recover_interrupted(study)
         existing = len(study.get_trials(deepcopy=False))
         # A resumed search must not replay the proposals it already made: the sampler's seed
         # moves on with the trials already in the study (from scratch, a seed still gives the
         # same sequence). Seeding with the seed alone made `--trials 3` then `--trials 6` run
-        # trials 3 and 4 as copies of 1 and 2.
-        study.sampler = self.make_sampler(self.seed + existing)
-        if not existing:
+        # trials 3 and 4 as copies of 1 and 2. Workers started together differ by their pid.
+        study.sampler = self.make_sampler(self.seed + existing + (0 if created else os.getpid()))
+        if created:
             self._enqueue_start(study)
         return study
 
@@ -163,15 +192,25 @@ class Search:
             study.enqueue_trial(params, user_attrs=attrs)
 
     def _recover_interrupted(self, study) -> None:
-        """With the run's own SQLite file nobody else runs trials: a RUNNING trial is one a crash,
-        kill or Ctrl-C interrupted. Tell the study it failed and queue its parameters again, once,
-        as a retry that names it (``retry_of``): the leaderboard derives the failed trial's reason
-        from that link. (With a shared storage, Optuna's heartbeat does this: see storage_url.)"""
+        """Fail the RUNNING trials whose process is gone (it ran on this machine and its pid is
+        no more: a crash or kill -9) and queue each again, once, as a retry that names it
+        (``retry_of``); the leaderboard derives the failed trial's reason from that link. A
+        trial of a live process, or of another machine, is left to Optuna's heartbeat."""
         import optuna
 
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-            self._retry(study, t)
+            if is_gone(t.user_attrs.get(ATTR.WORKER)):
+                try:
+                    study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # another worker got there first, and retried it
+                self._retry(study, t)
+
+    @staticmethod
+    def on_stale(study, trial) -> None:
+        """Optuna's heartbeat failed ``trial`` (its worker stopped beating): retry it, once."""
+        log.warning("trial %d: its worker stopped sending heartbeats; queued again", trial.number)
+        Search._retry(study, trial)
 
     @staticmethod
     def _retry(study, t) -> None:
@@ -193,6 +232,19 @@ class Search:
 
     def finished_trials(self) -> int:
         return len(self._trials())
+
+    def counted_trials(self, before: int | None = None) -> int:
+        """Trials that count against the (global) trial budget: finished or running, in any
+        worker; not proposals that were not run, nor interrupted trials (their retry counts);
+        with ``before``, only trials numbered lower."""
+        import optuna
+
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                  optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
+        trials = self.study.get_trials(deepcopy=False)
+        retried = retry_links(trials)
+        return sum(1 for t in trials if t.state in states and not t.user_attrs.get(ATTR.NOT_STARTED)
+                   and t.number not in retried and (before is None or t.number < before))
 
     # ------------------------------------------------------------------ selection
     def candidates(self) -> list[Candidate]:
@@ -248,42 +300,67 @@ class Search:
         from tqdm.auto import tqdm
 
         self.refit = refit
+        self.trials = trials
+        self._over_budget = False
         self.no_refit_reason = no_refit_reason
         bar = tqdm(total=trials, desc="trials", unit="trial", disable=not progress, leave=False,
                    initial=min(self.finished_trials(), trials or 0))
         t_start = time.monotonic()
         self._not_started_in_a_row = 0
         self._repeats_in_a_row = 0
-        try:
-            while True:
-                why = self._why_stop(trials, deadline)
-                if why:
-                    self.stop = why
-                    break
+        with watch_interrupts():
+            try:
+                self._loop(trials, deadline, bar)
+            finally:
+                bar.close()
+            self.stop.setdefault("seconds", round(time.monotonic() - t_start, 1))
+            log.info("search stopped: %s", self.stop.get("reason"))
+            self.deliver(deadline=deadline)
+            self._raise_if_interrupted()
+        self.write_summary(finished=True)
+        return self.study
+
+    @staticmethod
+    def _raise_if_interrupted() -> None:
+        """A Ctrl-C that library code swallowed or turned into another error still stops the run."""
+        if interrupted():
+            raise KeyboardInterrupt
+
+    def _loop(self, trials, deadline, bar) -> None:
+        import optuna
+
+        while True:
+            why = self._why_stop(trials, deadline)
+            if why:
+                self.stop = why
+                break
+            self._recover_interrupted(self.study)
+            try:
                 self.study.optimize(lambda trial: self._objective(trial, deadline), n_trials=1,
                                     catch=(TrialFailed,), callbacks=[self._after_trial_callback],
                                     gc_after_trial=True)
-                if self._repeats_in_a_row >= MAX_REPEATS:
-                    self.stop = self._early({
-                        "kind": "exhausted",
-                        "reason": f"the last {MAX_REPEATS} configurations the sampler proposed had all been "
-                                  f"tried: the search space is exhausted"}, trials, deadline)
-                    break
-                if self._repeats_in_a_row:
-                    continue
-                if self._not_started_in_a_row == 0:
-                    bar.update(1)
-                elif self._not_started_in_a_row >= 3:
-                    self.stop = {"kind": "time", "reason": "the time left fits none of the trials the "
-                                                           "search proposes"}
-                    break
-        finally:
-            bar.close()
-        self.stop.setdefault("seconds", round(time.monotonic() - t_start, 1))
-        log.info("search stopped: %s", self.stop.get("reason"))
-        self.deliver(deadline=deadline)
-        self.write_summary(finished=True)
-        return self.study
+            except optuna.exceptions.UpdateFinishedTrialError as exc:
+                # another worker failed this trial (no heartbeat within the grace period, e.g. a
+                # machine frozen that long) and queued its retry: the retry stands, go on
+                log.warning("a trial of this worker was failed by another worker: %s", exc)
+            self._raise_if_interrupted()
+            if self._over_budget:
+                self.stop = {"kind": "trials", "reason": f"the trial budget ({trials}) is used"}
+                break
+            if self._repeats_in_a_row >= MAX_REPEATS:
+                self.stop = self._early({
+                    "kind": "exhausted",
+                    "reason": f"the last {MAX_REPEATS} configurations the sampler proposed had all been "
+                              f"tried: the search space is exhausted"}, trials, deadline)
+                break
+            if self._repeats_in_a_row:
+                continue
+            if self._not_started_in_a_row == 0:
+                bar.update(1)
+            elif self._not_started_in_a_row >= 3:
+                self.stop = {"kind": "time", "reason": "the time left fits none of the trials the "
+                                                       "search proposes"}
+                break
 
     def _reserve(self) -> float:
         """Seconds kept for the refit of the currently selected trial and for saving."""
@@ -294,7 +371,7 @@ class Search:
         return SAVE_MARGIN_S + self.costs.refit(self.space.config(t.params), t.user_attrs.get("epochs"), t)
 
     def _why_stop(self, trials, deadline) -> dict | None:
-        n = self.finished_trials()
+        n = self.counted_trials()
         if trials is not None and n >= trials:
             return {"kind": "trials", "reason": f"the trial budget ({trials}) is used"}
         if deadline is not None and time.monotonic() >= deadline - self._reserve():
@@ -357,7 +434,8 @@ class Search:
         if cfg.strategy != FEATURE_EXTRACTION or not cfg.linear_head:
             return None
         params = dict(trial.params)
-        for t in self._trials((optuna.trial.TrialState.COMPLETE,)):
+        # a RUNNING twin counts too: another worker is computing the same score right now
+        for t in self._trials((optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)):
             if t.number != trial.number and dict(t.params) == params:
                 return t.number
         return None
@@ -367,8 +445,16 @@ class Search:
 
         t0 = time.perf_counter()
         history: list = []
+        trial.set_user_attr(ATTR.WORKER, identity())
         cfg = self.space.suggest(trial)
         trial.set_user_attr(ATTR.STRATEGY, cfg.strategy)
+        if self.trials is not None and self.counted_trials(before=trial.number) >= self.trials:
+            # another worker took the last trial of the budget between our check and this trial
+            why = f"not run: the trial budget ({self.trials}) is used by other workers"
+            trial.set_user_attr(ATTR.NOT_STARTED, why)
+            self._over_budget = True
+            raise optuna.TrialPruned(why)
+        kill_point("trial")
         why_not = self._not_to_run(trial, cfg, deadline)
         if why_not is not None:
             raise optuna.TrialPruned(why_not)
@@ -440,6 +526,8 @@ class Search:
                 self._fail(trial, cfg, reason, t0, history, exc)
                 if fate is Fate.INTERRUPT:  # Optuna marks it FAIL; queue it again, once
                     self._retry(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+                if fate is Fate.INTERRUPT and not isinstance(exc, KeyboardInterrupt):
+                    raise KeyboardInterrupt from exc  # a Ctrl-C that C code turned into another error
                 if fate in (Fate.INTERRUPT, Fate.STOP):
                     raise
                 raise TrialFailed(reason) from exc
@@ -509,6 +597,7 @@ class Search:
                 except RefitStopped as exc:
                     info["refit_reason"] = f"not refitted: {exc}; the search's model is delivered"
                 except BaseException as exc:  # noqa: BLE001 - the fates table decides
+                    self._raise_if_interrupted()
                     if fate_of(exc)[1] in (Fate.STOP, Fate.INTERRUPT):
                         raise
                     # out of memory, a bad configuration, anything else: the search's model is still good
@@ -529,7 +618,7 @@ class Search:
             self._save(sel.trial, result, refitted=False)
         spec = self.space.specs[cfg.backbone]
         info["kind"] = "classical baseline" if getattr(spec, "classical", False) else "transfer learning"
-        info["model"] = str((self.run_dir / "model.keras").resolve())
+        info["model"] = os.path.abspath(self.run_dir / "model.keras")
         self.delivered = info
         self.study.set_user_attr("delivered", info)  # where the model is: part of the record
 
@@ -553,7 +642,7 @@ class Search:
                   "classical": bool(getattr(spec, "classical", False)),
                   "modality": spec.modality, "weights": weights.to_dict() if weights else None}
         save_model(self.run_dir, model=model, config=config, labels=self.labels, adapter=adapter,
-                   val_predictions=self._predictions(number))
+                   val_predictions=self._predictions(number), name=f"trial-{number}{'-refit' if refitted else ''}")
         self._saved_trial = number
 
     def _predictions(self, number: int) -> list[dict] | None:
@@ -566,7 +655,6 @@ class Search:
 
     # ------------------------------------------------------------------ views
     def write_summary(self, *, finished: bool) -> dict:
-        counts = trial_counts(self.study.get_trials(deepcopy=False))
         sel = self.selection()
         best = None
         if sel is not None:
@@ -574,12 +662,12 @@ class Search:
             best = {"trial": bt.number, "score": bt.value, "score_se": bt.user_attrs.get("score_se"),
                     "params": dict(bt.params), "strategy": bt.user_attrs.get("strategy")}
         summary = dict(self.summary_base) | {
-            "schema": SCHEMA_VERSION, "best": best, "selection": sel.to_dict() if sel else None, "counts": counts,
+            "schema": SCHEMA_VERSION, "best": best, "selection": sel.to_dict() if sel else None,
             "labels": self.labels, "finished": finished, "stop": self.stop or None,
             "delivered": self.delivered or None, "evaluation": self.ctx.plan.to_dict()}
-        atomic_write_json(self.run_dir / "summary.json", summary)
-        write_leaderboard(self.study, self.run_dir / "leaderboard.csv")
-        return summary
+        record = json.loads(json.dumps({k: v for k, v in summary.items() if k != "counts"}, default=json_default))
+        self.study.set_user_attr(SUMMARY_ATTR, record)  # the views are rebuilt from the study alone
+        return write_views(self.study, self.run_dir, summary)
 
 
 @dataclass

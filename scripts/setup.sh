@@ -13,7 +13,7 @@ TEST=0
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   pkgs="dataset-fashion-mnist espeak-ng sox libsndfile1"
-  [ "$TEST" = 1 ] && pkgs="$pkgs chromium"
+  [ "$TEST" = 1 ] && pkgs="$pkgs chromium postgresql"  # postgresql: the distributed tests' server
   missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   if [ -n "$missing" ]; then
@@ -21,7 +21,7 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     (apt-get install -y -q $missing >/dev/null 2>&1) || { apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null; }
   fi
 else
-  echo "note: not root or no apt-get: install dataset-fashion-mnist, espeak-ng, sox (and chromium for the report browser test) yourself"
+  echo "note: not root or no apt-get: install dataset-fashion-mnist, espeak-ng, sox (and, for the tests, chromium and postgresql) yourself"
 fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -670,6 +670,6 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
     return jsonable(report)
 
 
-def build_report(run_dir: str | Path, *, importances: bool = True) -> dict[str, Any]:
+def build_report(run_dir: str | Path, *, importances: bool = True, storage: str | None = None) -> dict[str, Any]:
     """Every number of the report of ``run_dir`` (what report.json holds), as plain JSON types."""
-    return build_from_data(load_run(run_dir), importances=importances)
+    return build_from_data(load_run(run_dir, storage=storage), importances=importances)

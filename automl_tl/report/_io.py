@@ -10,32 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from automl_tl.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401 - the report's writers
+
 __all__ = ["atomic_write_bytes", "atomic_write_text", "read_json", "read_csv", "to_float", "to_int", "to_bool", "jsonable"]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file next to ``path`` and ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def read_json(path: Path, warnings: list[str] | None = None) -> Any:

@@ -161,12 +161,13 @@ def _read_only_storage(path: Path):
         return optuna.storages.RDBStorage(f"sqlite:///{resolved}", skip_table_creation=True)
 
 
-def _load_study(path: Path, warnings: list[str]):
+def _load_study(path: Path | None, warnings: list[str], url: str | None = None):
+    """The run's study from its ``study.db`` (``path``, opened read-only) or a storage ``url``."""
     try:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = _read_only_storage(path)
+        storage = _read_only_storage(path) if url is None else optuna.storages.RDBStorage(url, skip_table_creation=True)
         names = optuna.get_all_study_names(storage=storage)
         if STUDY_NAME in names:
             name = STUDY_NAME
@@ -254,13 +255,15 @@ def _read_summary(run_dir: Path, files: dict[str, bool], warnings: list[str]) ->
     return {}
 
 
-def _read_trials(run_dir: Path, files: dict[str, bool], with_study: bool, warnings: list[str]) -> tuple[Any, str, dict[int, dict[str, Any]]]:
-    """(study, direction, trial rows): from the study when it can be read, else from leaderboard.csv, legacy trial files merged in."""
+def _read_trials(run_dir: Path, files: dict[str, bool], with_study: bool, warnings: list[str],
+                 storage: str | None = None) -> tuple[Any, str, dict[int, dict[str, Any]]]:
+    """(study, direction, trial rows): from the study (``study.db``, or the ``storage`` URL) when it
+    can be read, else from leaderboard.csv, legacy trial files merged in."""
     study = None
     direction = "maximize"
     rows: dict[int, dict[str, Any]] = {}
-    if with_study and files["study.db"]:
-        study = _load_study(run_dir / "study.db", warnings)
+    if with_study and (files["study.db"] or storage):
+        study = _load_study(run_dir / "study.db", warnings, url=storage)
         if study is not None:
             try:
                 direction = study.direction.name.lower()
@@ -314,13 +317,14 @@ def _read_baseline(run_dir: Path, summary: dict[str, Any], warnings: list[str]) 
     return baseline
 
 
-def load_run(run_dir: str | Path, *, with_study: bool = True) -> RunData:
-    """Read ``run_dir``: the summary, the trials, the labels, the baseline and the validation predictions."""
+def load_run(run_dir: str | Path, *, with_study: bool = True, storage: str | None = None) -> RunData:
+    """Read ``run_dir``: the summary, the trials, the labels, the baseline and the validation
+    predictions; the trials from the study at ``storage`` (a SQLAlchemy URL) when given."""
     run_dir = Path(run_dir)
     files = _run_files(run_dir)
     warnings: list[str] = []
     summary = _read_summary(run_dir, files, warnings)
-    study, direction, rows = _read_trials(run_dir, files, with_study, warnings)
+    study, direction, rows = _read_trials(run_dir, files, with_study, warnings, storage)
     task_dir = str((summary.get("task") or {}).get("direction") or "").lower()
     if task_dir in {"maximize", "minimize"}:
         direction = task_dir

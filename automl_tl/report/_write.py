@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from automl_tl.killpoints import kill_point
 from automl_tl.report._build import build_report
 from automl_tl.report._io import atomic_write_bytes, atomic_write_text
 from automl_tl.report._plots import run_plots
@@ -30,18 +31,20 @@ def write_files(out_dir: Path, stem: str, report: dict[str, Any], pngs: dict[str
                     pass
     json_path = atomic_write_text(out_dir / f"{stem}.json", json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     md_path = atomic_write_text(out_dir / f"{stem}.md", markdown_fn(report, images))
+    kill_point("report")
     html_path = atomic_write_text(out_dir / f"{stem}.html", html)  # last: its presence means the set is complete
     return {"html": html_path, "md": md_path, "json": json_path}
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, storage: str | None = None) -> dict[str, Path]:
     """Write report.html (self-contained), report.md (+ report_files/*.png) and report.json.
 
-    ``out_dir`` defaults to ``run_dir``. Returns ``{"html": ..., "md": ..., "json": ...}``.
+    ``out_dir`` defaults to ``run_dir``; ``storage``, a SQLAlchemy URL, reads the trials from that
+    study instead of the run's ``study.db``. Returns ``{"html": ..., "md": ..., "json": ...}``.
     """
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir
-    report = build_report(run_dir)
+    report = build_report(run_dir, storage=storage)
     pngs = run_plots(report)  # may append plot failures to report["warnings"]
     html = render_html(report, pngs)
     return write_files(out, "report", report, pngs, html, render_markdown)

@@ -84,3 +84,21 @@ def test_a_user_error_in_a_trial_stops_the_run(tmp_path, image_folder):
     study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     assert [x.state.name for x in study.trials if x.state.name != "WAITING"] == ["FAIL"]
     assert "read-only" in study.trials[0].user_attrs["fail_reason"]
+
+
+def test_a_ctrl_c_that_c_code_turned_into_another_error_is_still_an_interrupt():
+    import os
+    import signal
+
+    from automl_tl.fates import interrupted, watch_interrupts
+
+    assert fate_of(SystemError("bad argument to internal function"))[1] is Fate.FAIL
+    with watch_interrupts():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+        assert interrupted()
+        assert fate_of(SystemError("bad argument to internal function"))[1] is Fate.INTERRUPT
+    assert not interrupted() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert fate_of(SystemError("x"))[1] is Fate.FAIL

@@ -65,7 +65,9 @@ def test_ctrl_c_mid_trial_exits_130_with_one_line(tmp_path, image_folder):
     env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(tmp_path / "cache"))
     cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(image_folder), "--trials", "3", "--run-dir", str(run),
            "--backbones", "mobilenetv2", "--strategies", "fine_tune_top", "--patience", "0", "--quiet", "--no-report"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell starts background jobs with SIGINT ignored, and Python keeps it so: undo that for the child
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline, victim = time.time() + 400, None
     while time.time() < deadline and proc.poll() is None and victim is None:
         victim = _running_trial(run / "study.db")

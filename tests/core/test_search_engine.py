@@ -92,14 +92,29 @@ def test_resume_keeps_finished_trials(fitted, tmp_path):
 
 
 def test_interrupted_trial_is_failed_and_requeued(tmp_path, image_folder):
+    import subprocess
+
+    from automl_tl.workers import identity
+
     est = _fit(image_folder, tmp_path / "run", trials=1, strategies=["feature_extraction"])
     storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
     study = optuna.load_study(study_name="automl_tl", storage=storage)
-    crashed = study.ask({"backbone": optuna.distributions.CategoricalDistribution(["mobilenetv2"])})
-    assert crashed.number == 1  # left RUNNING, as after a kill -9
-    again = _fit(image_folder, tmp_path / "run", trials=4, strategies=["feature_extraction"])
+    dist = {"backbone": optuna.distributions.CategoricalDistribution(["mobilenetv2"])}
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = subprocess.Popen(["sleep", "300"])
+    crashed, live, remote = study.ask(dist), study.ask(dist), study.ask(dist)
+    assert crashed.number == 1  # left RUNNING, as after a kill -9 of its process
+    crashed.set_user_attr("worker", identity() | {"pid": gone.pid})
+    live.set_user_attr("worker", identity() | {"pid": alive.pid})  # a second process, still running it
+    remote.set_user_attr("worker", identity() | {"host": "another-machine"})  # for the heartbeat to judge
+    try:
+        again = _fit(image_folder, tmp_path / "run", trials=6, strategies=["feature_extraction"])
+    finally:
+        alive.kill()
     states = {t.number: t.state.name for t in again.study_.trials}
     assert states[0] == "COMPLETE" and states[1] == "FAIL"
+    assert states[live.number] == "RUNNING" and states[remote.number] == "RUNNING"  # never marked interrupted
     retries = [t for t in again.study_.trials if t.user_attrs.get("retry_of") == 1]
     assert len(retries) == 1 and retries[0].params["backbone"] == crashed.params["backbone"]  # retried once
     rows = {int(r["trial"]): r for r in csv.DictReader((tmp_path / "run" / "leaderboard.csv").open())}
@@ -270,3 +285,27 @@ def test_predict_with_a_damaged_model_is_exit_2(fitted, tmp_path, capsys, damage
     assert main(["predict", str(run), str(img)]) == 2
     err = capsys.readouterr().err
     assert "could not be loaded" in err and "internal error" not in err
+
+
+def test_a_silent_worker_elsewhere_is_retried_after_the_grace_period(tmp_path):
+    """Another machine's worker that stops sending heartbeats: after the grace period the next
+    worker's Optuna fails its trial and the search queues it again, once (``retry_of``)."""
+    import time
+
+    from automl_tl.search import Search
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=1, grace_period=2,
+                                         heartbeat_stale_trial_callback=Search.on_stale)
+    study = optuna.create_study(storage=storage, direction="maximize")
+    t = study.ask({"backbone": optuna.distributions.CategoricalDistribution(["mobilenetv2"])})
+    t.set_user_attr("worker", {"host": "another-machine", "pid": 1, "ns": "x"})
+    storage.record_heartbeat(t._trial_id)
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[0].state.name == "RUNNING"  # within the grace period: alive for all we know
+    time.sleep(3)
+    optuna.storages.fail_stale_trials(study)
+    optuna.storages.fail_stale_trials(study)  # a second worker noticing too retries nothing more
+    trials = study.trials
+    assert trials[0].state.name == "FAIL"
+    assert [(x.state.name, x.user_attrs.get("retry_of"), x.params) for x in trials[1:]] == \
+        [("WAITING", 0, {"backbone": "mobilenetv2"})]

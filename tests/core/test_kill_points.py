@@ -1,0 +1,106 @@
+"""kill -9 at any instant, then the same command: nothing finished is lost, nothing half-done
+remains, and every view agrees with the study.
+
+One run directory is killed at each named point in turn (automl_tl.killpoints: the process
+SIGKILLs itself there), resumed by the next command, and checked after each kill and at the end.
+"""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from automl_tl.schema import STUDY_NAME, LEADERBOARD_COLUMNS, trial_counts, trial_rows
+
+pytestmark = pytest.mark.slow
+
+POINTS = ("trial", "model-save", "model-swap", "views:3", "report")
+
+
+def _fit(folder, run, cache, trials, kill=None):
+    env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(cache))
+    env.pop("AUTOML_TL_TEST_KILL_AT", None)
+    if kill:
+        env["AUTOML_TL_TEST_KILL_AT"] = kill
+    cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(folder), "--trials", str(trials), "--run-dir", str(run),
+           "--backbones", "mobilenetv2", "--strategies", "feature_extraction", "--patience", "0", "--quiet"]
+    if kill not in ("report", None):  # the last, uninterrupted run writes the report
+        cmd.append("--no-report")
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _complete(run):
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{run / 'study.db'}")
+    return {t.number: t.value for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
+
+
+def _leftovers(run):
+    dirs = [run, run / "models", run / "report_files"]
+    return [f"{d.name}/{p.name}" for d in dirs if d.is_dir() for p in d.iterdir() if p.name.startswith(".")]
+
+
+def test_kill_9_at_every_point_then_resume(tmp_path, image_folder):
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    kept: dict[int, float] = {}
+    for k, point in enumerate(POINTS, start=1):
+        killed = _fit(image_folder, run, cache, trials=2 * k, kill=point)
+        assert killed.returncode == -9, f"{point}: not killed there (rc {killed.returncode}): {killed.stderr[-1500:]}"
+        now = _complete(run)
+        assert {n: now.get(n) for n in kept} == kept, f"killed at {point}: a finished trial changed"
+        kept = now
+    done = _fit(image_folder, run, cache, trials=2 * len(POINTS) + 2)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{run / 'study.db'}")
+    trials = study.get_trials(deepcopy=False)
+    # every trial that was COMPLETE stays COMPLETE with the same score; nothing is left RUNNING
+    assert {n: v for n, v in _complete(run).items() if n in kept} == kept
+    assert not [t.number for t in trials if t.state.name == "RUNNING"]
+    # the trial killed at "trial" is recorded as interrupted and was retried
+    assert any(t.user_attrs.get("retry_of") is not None for t in trials)
+    # no temporary files or folders remain; one model folder, the one `current` points to
+    assert _leftovers(run) == []
+    assert [p.name for p in (run / "models").iterdir()] == [os.readlink(run / "current").split("/")[-1]]
+    # every view agrees with the study
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LEADERBOARD_COLUMNS)
+    w.writeheader()
+    w.writerows(trial_rows(trials))
+    assert (run / "leaderboard.csv").read_bytes().decode() == buf.getvalue()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["counts"] == trial_counts(trials)
+    config = json.loads((run / "config.json").read_text())
+    assert config["trial"] == summary["delivered"]["trial"] == study.user_attrs["delivered"]["trial"]
+    assert (run / "report.html").exists() and (run / "model.keras").resolve().parent == (run / "current").resolve()
+
+
+def test_leftovers_of_the_dead_go_a_live_process_files_stay(tmp_path):
+    from automl_tl.artifacts import remove_leftovers
+
+    live = subprocess.Popen(["sleep", "60"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        run = tmp_path / "run"
+        (run / "models" / f"trial-1.{dead.pid}.ab").mkdir(parents=True)  # current: kept
+        (run / "models" / f"trial-0.{dead.pid}.cd").mkdir()  # replaced by a dead process: goes
+        (run / "models" / f"trial-2.{live.pid}.ef").mkdir()  # a live one is about to point to it: stays
+        (run / "models" / f".staging.{dead.pid}.gh").mkdir()
+        (run / "models" / f".staging.{live.pid}.ij").mkdir()
+        (run / f".summary.json.{dead.pid}.kl").write_text("half")
+        (run / f".summary.json.{live.pid}.mn").write_text("being written")
+        (run / ".mine").write_text("a name this program never makes")
+        (run / "notes.txt").write_text("the user's")
+        os.symlink(f"models/trial-1.{dead.pid}.ab", run / "current")
+        removed = remove_leftovers(run)
+        assert sorted(removed) == sorted([f"trial-0.{dead.pid}.cd", f".staging.{dead.pid}.gh", f".summary.json.{dead.pid}.kl"])
+        assert sorted(p.name for p in (run / "models").iterdir()) == sorted(
+            [f"trial-1.{dead.pid}.ab", f"trial-2.{live.pid}.ef", f".staging.{live.pid}.ij"])
+        assert (run / ".mine").exists() and (run / "notes.txt").exists() and (run / f".summary.json.{live.pid}.mn").exists()
+    finally:
+        live.kill()

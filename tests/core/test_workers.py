@@ -1,0 +1,99 @@
+"""Many processes, one search: worker processes share a study on a real PostgreSQL server.
+
+The server is the one `.ci/run` starts (``AUTOML_TL_TEST_POSTGRES``), else a throwaway cluster
+this module starts itself (scripts/pg-throwaway.sh; needs Debian's postgresql). Each test gets
+its own database.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+from automl_tl.schema import ATTR, STUDY_NAME, retry_links
+from automl_tl.search import storage_url
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    url, started = os.environ.get("AUTOML_TL_TEST_POSTGRES"), None
+    if not url:
+        out = subprocess.run(["bash", str(REPO / "scripts" / "pg-throwaway.sh"), "start"], capture_output=True,
+                             text=True, timeout=180)
+        if out.returncode != 0:
+            pytest.skip(f"no PostgreSQL server ({out.stderr.strip()}); .ci/run starts one")
+        env = dict(line.removeprefix("export ").split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+        url, started = env["AUTOML_TL_TEST_POSTGRES"], env["AUTOML_TL_PG_DIR"]
+    yield url
+    if started:
+        subprocess.run(["bash", str(REPO / "scripts" / "pg-throwaway.sh"), "stop", started], timeout=120)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres_server.rsplit("/", 1)[0] + "/" + name
+
+
+def _worker(folder, run, url, cache, trials, kill=None):
+    env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(cache))
+    env.pop("AUTOML_TL_TEST_KILL_AT", None)
+    if kill:
+        env["AUTOML_TL_TEST_KILL_AT"] = kill
+    cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(folder), "--storage", url, "--trials", str(trials),
+           "--run-dir", str(run), "--backbones", "mobilenetv2", "--strategies", "feature_extraction",
+           "--patience", "0", "--quiet", "--no-report"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_three_workers_one_budget_a_kill_9_retried_same_views(tmp_path, image_folder, postgres_url):
+    budget, cache = 9, tmp_path / "cache"
+    # a first worker is killed with -9 in its first trial (the recommendation), left RUNNING
+    victim = _worker(image_folder, tmp_path / "victim", postgres_url, cache, budget, kill="trial")
+    assert victim.wait(timeout=600) == -9, victim.stderr.read()[-2000:]
+    # three workers share the rest of the search
+    procs = [_worker(image_folder, tmp_path / f"w{i}", postgres_url, cache, budget) for i in range(3)]
+    errs = [p.communicate(timeout=900)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(e[-1500:] for e in errs)
+
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url(tmp_path, postgres_url))
+    trials = study.get_trials(deepcopy=False)
+    retried = retry_links(trials)
+    ran = [t for t in trials if t.state.name != "WAITING" and not t.user_attrs.get(ATTR.NOT_STARTED)]
+    assert not [t.number for t in trials if t.state.name == "RUNNING"]
+    # the trial budget is global: exactly `budget` trials count, whoever ran them
+    assert len([t for t in ran if t.number not in retried]) == budget
+    assert len({t.user_attrs[ATTR.WORKER]["pid"] for t in ran}) >= 2  # the work was shared
+    # the killed worker's trial failed as interrupted and another worker retried it, once
+    t0 = trials[0]
+    assert t0.state.name == "FAIL" and t0.user_attrs[ATTR.WORKER]["pid"] == victim.pid
+    retry = trials[retried[0]]
+    assert retry.state.name == "COMPLETE" and retry.params == t0.params
+    assert retry.user_attrs[ATTR.WORKER]["pid"] != victim.pid
+    # the recommendation was queued once, and no configuration ran twice (but for that retry)
+    assert [t.number for t in trials if t.user_attrs.get(ATTR.RECOMMENDED) and t.user_attrs.get(ATTR.RETRY_OF) is None] == [0]
+    configs = [json.dumps(t.params, sort_keys=True) for t in ran if t.user_attrs.get(ATTR.RETRY_OF) is None]
+    assert len(configs) == len(set(configs))
+    # any machine rebuilds the same views from the study alone, a new folder included
+    views = []
+    for run in [tmp_path / "w0", tmp_path / "w2", tmp_path / "elsewhere"]:
+        out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "report", str(run), "--storage", postgres_url],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        summary = json.loads((run / "summary.json").read_text())
+        views.append(((run / "leaderboard.csv").read_text(), summary["counts"], summary.get("recommendation")))
+    assert views[0] == views[1] == views[2]
+    assert views[0][1]["running"] == 0 and (tmp_path / "elsewhere" / "report.html").exists()
