@@ -172,12 +172,23 @@ class Predictor:
                                  f"`automl-tl fit` first, or point to the right run directory.")
         pm = plugin_manager or get_plugin_manager()
         self.run_dir = run_dir
-        self.config = json.loads(cfg_path.read_text())
-        self.labels = list(json.loads((base / "labels.json").read_text()))
-        self.spec = pm.backbones.get(self.config["backbone"])
-        self.modality = pm.modalities.get(self.spec.modality)
         assets = str(base / "assets")
-        self.adapter = self.spec.make_adapter(self.config["input_config"], None, assets)
+        try:
+            self.config = json.loads(cfg_path.read_text(encoding="utf-8"))
+            labels = json.loads((base / "labels.json").read_text(encoding="utf-8"))
+            if not isinstance(self.config, dict) or not isinstance(self.config.get("backbone"), str) \
+                    or not isinstance(self.config.get("input_config"), dict) or not isinstance(labels, list) \
+                    or not labels:
+                raise ValueError("a key is missing or of the wrong type")
+            self.labels = [str(x) for x in labels]
+            self.spec = pm.backbones.get(self.config["backbone"])
+            self.modality = pm.modalities.get(self.spec.modality)
+            self.adapter = self.spec.make_adapter(self.config["input_config"], None, assets)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # files this program wrote, edited or damaged since: the user's to fix by refitting
+            raise NotFittedError(
+                f"{base}: config.json, labels.json or assets/ is damaged or incomplete ({type(exc).__name__}: "
+                f"{exc}). Rerun `automl-tl fit` to rebuild the model.") from exc
         import keras
 
         try:

@@ -412,9 +412,9 @@ def _check_resume(run_dir: Path, task: dict) -> None:
         old = json.loads(summary.read_text()).get("task", {})
     except (ValueError, OSError):
         return
-    names = {"data_fingerprint": "the input files", "labels_fingerprint": "the labels",
-             "metric": "--metric", "seed": "--seed", "val_fraction": "--val-fraction"}
-    changed = [what for key, what in names.items() if key in old and old[key] != task[key]]
+    from automl_tl.schema import task_changes
+
+    changed = task_changes(old, task)
     if changed:
         raise ConfigError(f"{run_dir} holds a search of a different task ({', '.join(changed)} changed "
                           f"since). Use another --run-dir, or delete {run_dir} to start over.")

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 __all__ = ["SCHEMA_VERSION", "STUDY_NAME", "STATE_ORDER", "PARAM_COLUMNS", "NOISE_COLUMNS",
            "LEADERBOARD_COLUMNS", "ATTR", "COUNT_KEYS", "RUN_MARKERS", "trial_row", "trial_rows", "trial_counts",
-           "interrupted_reason", "retry_links"]
+           "interrupted_reason", "retry_links", "TASK_KEYS", "task_changes"]
 
 SCHEMA_VERSION = 2
 STUDY_NAME = "automl_tl"
@@ -54,6 +54,17 @@ class ATTR:
     PROBE = "probe"
     BATCH_SIZE = "batch_size"  # the smaller batch an out-of-memory trial was retried with
     WORKER = "worker"  # the process that runs the trial: {"host", "pid", "ns"} (see automl_tl.workers)
+
+
+#: what a resumed run, and every worker of one shared search, must keep: summary["task"] keys
+#: and what a user changes to change them
+TASK_KEYS = {"data_fingerprint": "the input files", "labels_fingerprint": "the labels", "metric": "--metric",
+             "seed": "--seed", "val_fraction": "--val-fraction"}
+
+
+def task_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What differs between two tasks (``summary["task"]``), by the names a user knows."""
+    return [what for key, what in TASK_KEYS.items() if key in old and key in new and old[key] != new[key]]
 
 
 #: files whose presence says a folder is an automl-tl run directory (the study; its summary view)

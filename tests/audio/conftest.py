@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
+from automl_tl.testing import missing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -26,7 +26,7 @@ def digits_module():
 def digits_dir(tmp_path_factory, digits_module):
     """30 spoken digits: 3 voices x 10 digits, 22.05 kHz mono WAV, with metadata.csv."""
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+        missing("espeak-ng is not installed (apt-get install espeak-ng)")
     out = tmp_path_factory.mktemp("digits")
     digits_module.make_dataset(out, voices=["en-us", "en-gb", "en-us+f2"], speeds=[160], pitches=[50])
     return out
@@ -49,4 +49,4 @@ def se_weights():
     try:
         return spec.resolve_weights()
     except Exception as exc:  # pragma: no cover
-        pytest.skip(f"speech-embedding weights unavailable: {exc}")
+        missing(f"speech-embedding weights unavailable: {exc}")

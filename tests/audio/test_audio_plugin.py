@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from automl_tl.testing import require_module
 
 
 def test_import_is_light():
@@ -58,7 +59,7 @@ def test_weights_dir_env_folder(monkeypatch, tmp_path):
 
 def test_hf_cache_hit_is_used_offline(monkeypatch, tmp_path):
     """A model already in the Hugging Face cache resolves as the Download source, offline."""
-    transformers = pytest.importorskip("transformers")
+    transformers = require_module("transformers")
     import huggingface_hub.constants as hf_constants
     import numpy as np
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from automl_tl.testing import require_module
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = require_module("torch", "bash scripts/setup.sh --test installs it")
+transformers = require_module("transformers")
 
 TOL = 1e-4
 # max_source_positions=50 -> the HF encoder takes exactly 100 frames = 1 s of audio

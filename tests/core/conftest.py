@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from automl_tl.demo import fashion_mnist, mnist_5k, write_image_folder

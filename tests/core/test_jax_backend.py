@@ -1,15 +1,14 @@
 """The same search on Keras' JAX backend (the fast GPU backend), run on the CPU here."""
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
-import pytest
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
-                                reason="jax not installed (pip install 'automl-tl[jax]')")
+from automl_tl.testing import require_module
+
+require_module("jax", "pip install 'automl-tl[jax]'")
 
 
 def test_fit_and_predict_on_jax(tmp_path, image_folder):

@@ -1,7 +1,6 @@
 """Plugins: built-ins through the same path, third-party via entry points, errors name the plugin."""
 
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest

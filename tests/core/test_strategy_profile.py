@@ -10,7 +10,7 @@ from automl_tl import hookimpl
 from automl_tl.errors import PluginError
 from automl_tl.plugin_manager import PluginManager
 from automl_tl.profile import DatasetProfile
-from automl_tl.strategy import SIZES, StrategyRule, StrategyTable
+from automl_tl.strategy import StrategyRule, StrategyTable
 
 
 def _profile(per_class: float, similarity: float, n_classes: int = 3, threshold: float = 0.4,

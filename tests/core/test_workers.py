@@ -17,6 +17,7 @@ import pytest
 
 from automl_tl.schema import ATTR, STUDY_NAME, retry_links
 from automl_tl.search import storage_url
+from automl_tl.testing import missing
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ def postgres_server():
         out = subprocess.run(["bash", str(REPO / "scripts" / "pg-throwaway.sh"), "start"], capture_output=True,
                              text=True, timeout=180)
         if out.returncode != 0:
-            pytest.skip(f"no PostgreSQL server ({out.stderr.strip()}); .ci/run starts one")
+            missing(f"no PostgreSQL server ({out.stderr.strip()}); .ci/run starts one")
         env = dict(line.removeprefix("export ").split("=", 1) for line in out.stdout.splitlines() if "=" in line)
         url, started = env["AUTOML_TL_TEST_POSTGRES"], env["AUTOML_TL_PG_DIR"]
     yield url
@@ -48,14 +49,14 @@ def postgres_url(postgres_server):
     return postgres_server.rsplit("/", 1)[0] + "/" + name
 
 
-def _worker(folder, run, url, cache, trials, kill=None):
+def _worker(folder, run, url, cache, trials, kill=None, extra=()):
     env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(cache))
     env.pop("AUTOML_TL_TEST_KILL_AT", None)
     if kill:
         env["AUTOML_TL_TEST_KILL_AT"] = kill
     cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(folder), "--storage", url, "--trials", str(trials),
            "--run-dir", str(run), "--backbones", "mobilenetv2", "--strategies", "feature_extraction",
-           "--patience", "0", "--quiet", "--no-report"]
+           "--patience", "0", "--quiet", "--no-report", *extra]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -97,3 +98,8 @@ def test_three_workers_one_budget_a_kill_9_retried_same_views(tmp_path, image_fo
         views.append(((run / "leaderboard.csv").read_text(), summary["counts"], summary.get("recommendation")))
     assert views[0] == views[1] == views[2]
     assert views[0][1]["running"] == 0 and (tmp_path / "elsewhere" / "report.html").exists()
+    # a worker of another task (here another --seed, so another split) is refused: exit 2, no trial
+    other = _worker(image_folder, tmp_path / "other", postgres_url, cache, budget + 3, extra=("--seed", "5"))
+    err = other.communicate(timeout=300)[1]
+    assert other.returncode == 2 and "--seed" in err and "Traceback" not in err, err[-1500:]
+    assert len(optuna.load_study(study_name=STUDY_NAME, storage=storage_url(tmp_path, postgres_url)).trials) == len(trials)

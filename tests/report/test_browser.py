@@ -18,6 +18,7 @@ import pytest
 from automl_tl.report import write_report
 
 from .conftest import XSS_CLASS, XSS_LABEL
+from automl_tl.testing import missing
 
 pytestmark = pytest.mark.browser
 
@@ -73,7 +74,7 @@ class _DOM(HTMLParser):
 def chromium():
     exe = _chromium()
     if exe is None:
-        pytest.skip("headless Chromium not found: install it (e.g. `apt-get install -y chromium`) or set AUTOML_TL_CHROMIUM=/path/to/chrome")
+        missing("headless Chromium not found: install it (e.g. `apt-get install -y chromium`) or set AUTOML_TL_CHROMIUM=/path/to/chrome")
     return exe
 
 

