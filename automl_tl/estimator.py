@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from automl_tl.killpoints import kill_point
 from automl_tl.errors import (BackboneLeftOutWarning, ConfigError, DataError, NotFittedError,
                               WeightsUnavailableError)
 
@@ -222,6 +223,7 @@ class AutoTransfer:
         _check_resume(run_dir, task)
         plan = ctx.plan
         atomic_write_json(run_dir / "split.json", _split_record(data, plan))
+        kill_point("start")
         augmentable = {s.name: prep.modality.augmentation(ctx.input_configs[s.name]) is not None for s in prep.specs}
         ranked = [p["backbone"] for p in prep.probes if "score" in p and not p["classical"]]
         tunable = [b for b in dict.fromkeys(ranked) if ctx.specs[b].fine_tunable][:2]
@@ -396,6 +398,10 @@ def _check_run_dir(run_dir: Path) -> None:
         probe = run_dir / f".write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
+        from automl_tl.schema import RUN_MARKER
+
+        if not (run_dir / RUN_MARKER).exists():
+            (run_dir / RUN_MARKER).write_text("an automl-tl run directory (automl-tl fit writes and resumes it)\n")
     except OSError as exc:
         raise ConfigError(f"cannot write to the run directory {run_dir} ({exc.strerror or exc}); "
                           f"give a --run-dir you can write to") from exc

@@ -4,7 +4,8 @@
 ``<point>:<n>`` the n-th time. Tests use it to prove that a kill -9 at any instant loses nothing
 (tests/core/test_kill_points.py). Without the variable a point costs one dictionary lookup.
 
-Points: ``trial`` (a trial is running), ``model-save`` (a model's files are written, not yet in
+Points: ``start`` (the run directory and split are written, the study is not), ``trial`` (a trial
+is running), ``model-save`` (a model's files are written, not yet in
 place), ``model-swap`` (the model's folder is in place, ``current`` not yet pointed to it),
 ``views`` (a view's temporary file is written, not yet renamed), ``report`` (the report is
 half written).

@@ -14,7 +14,7 @@ import json
 from typing import Any, Iterable, Mapping
 
 __all__ = ["SCHEMA_VERSION", "STUDY_NAME", "STATE_ORDER", "PARAM_COLUMNS", "NOISE_COLUMNS",
-           "LEADERBOARD_COLUMNS", "ATTR", "COUNT_KEYS", "RUN_MARKERS", "trial_row", "trial_rows", "trial_counts",
+           "LEADERBOARD_COLUMNS", "ATTR", "COUNT_KEYS", "RUN_MARKER", "RUN_MARKERS", "trial_row", "trial_rows", "trial_counts",
            "interrupted_reason", "retry_links", "TASK_KEYS", "task_changes"]
 
 SCHEMA_VERSION = 2
@@ -68,7 +68,10 @@ def task_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 #: files whose presence says a folder is an automl-tl run directory (the study; its summary view)
-RUN_MARKERS = ("study.db", "summary.json")
+#: written first into every run directory: a run killed before its study or summary existed is
+#: still recognised as ours when the same command runs again
+RUN_MARKER = ".automl-tl-run"
+RUN_MARKERS = (RUN_MARKER, "study.db", "summary.json")
 
 #: keys of ``summary.json["counts"]``
 COUNT_KEYS = ("complete", "pruned", "fail", "running", "not_started", "repeats")

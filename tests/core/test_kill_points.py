@@ -15,11 +15,11 @@ import sys
 import optuna
 import pytest
 
-from automl_tl.schema import STUDY_NAME, LEADERBOARD_COLUMNS, trial_counts, trial_rows
+from automl_tl.schema import LEADERBOARD_COLUMNS, RUN_MARKER, STUDY_NAME, trial_counts, trial_rows
 
 pytestmark = pytest.mark.slow
 
-POINTS = ("trial", "model-save", "model-swap", "views:3", "report")
+POINTS = ("start", "trial", "model-save", "model-swap", "views:3", "report")
 
 
 def _fit(folder, run, cache, trials, kill=None):
@@ -35,13 +35,16 @@ def _fit(folder, run, cache, trials, kill=None):
 
 
 def _complete(run):
+    if STUDY_NAME not in optuna.get_all_study_names(storage=f"sqlite:///{run / 'study.db'}"):
+        return {}  # killed before the study existed
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{run / 'study.db'}")
     return {t.number: t.value for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
 
 
 def _leftovers(run):
     dirs = [run, run / "models", run / "report_files"]
-    return [f"{d.name}/{p.name}" for d in dirs if d.is_dir() for p in d.iterdir() if p.name.startswith(".")]
+    return [f"{d.name}/{p.name}" for d in dirs if d.is_dir() for p in d.iterdir()
+            if p.name.startswith(".") and p.name != RUN_MARKER]
 
 
 def test_kill_9_at_every_point_then_resume(tmp_path, image_folder):
@@ -76,7 +79,12 @@ def test_kill_9_at_every_point_then_resume(tmp_path, image_folder):
     assert summary["counts"] == trial_counts(trials)
     config = json.loads((run / "config.json").read_text())
     assert config["trial"] == summary["delivered"]["trial"] == study.user_attrs["delivered"]["trial"]
-    assert (run / "report.html").exists() and (run / "model.keras").resolve().parent == (run / "current").resolve()
+    assert (run / "model.keras").resolve().parent == (run / "current").resolve()
+    # the report written at the end of this real fit is about this study
+    report = json.loads((run / "report.json").read_text())
+    assert (run / "report.html").exists() and report["finished"]
+    assert report["counts"]["total"] == len(trials)
+    assert report["counts"]["complete"] == sum(t.state.name == "COMPLETE" for t in trials)
 
 
 def test_leftovers_of_the_dead_go_a_live_process_files_stay(tmp_path):

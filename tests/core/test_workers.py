@@ -98,6 +98,12 @@ def test_three_workers_one_budget_a_kill_9_retried_same_views(tmp_path, image_fo
         views.append(((run / "leaderboard.csv").read_text(), summary["counts"], summary.get("recommendation")))
     assert views[0] == views[1] == views[2]
     assert views[0][1]["running"] == 0 and (tmp_path / "elsewhere" / "report.html").exists()
+    # `compare` on real runs
+    out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "compare", str(tmp_path / "w0"),
+                          str(tmp_path / "w1"), "--out", str(tmp_path / "cmp")], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert any((tmp_path / "cmp").iterdir())
     # a worker of another task (here another --seed, so another split) is refused: exit 2, no trial
     other = _worker(image_folder, tmp_path / "other", postgres_url, cache, budget + 3, extra=("--seed", "5"))
     err = other.communicate(timeout=300)[1]
