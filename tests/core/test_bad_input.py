@@ -252,3 +252,19 @@ def test_a_run_dir_inside_the_data_folder_is_not_a_class(pm, image_folder):
     (run / "assets" / "copy.png").write_bytes(src.read_bytes())
     data = load_data(str(image_folder), modalities=pm.modalities)
     assert "myrun" not in data.classes and len(data.classes) == 3
+
+
+def test_table_paths_outside_its_folder_are_read_as_given(pm, tmp_path):
+    """Absolute and ../ paths in a table are read (documented in docs/errors.md); a missing one is
+    skipped and counted."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(6):
+        _png(images / f"{i}.png", i * 40)
+    (tmp_path / "tables").mkdir()
+    paths = [str(images / "0.png"), str(images / "1.png"), "../images/2.png", "../images/3.png",
+             str(images / "4.png"), "../images/5.png", "../images/missing.png"]
+    pd.DataFrame({"path": paths, "label": ["a", "b", "a", "b", "a", "b", "a"]}).to_csv(
+        tmp_path / "tables" / "t.csv", index=False)
+    data = _load(pm, tmp_path / "tables" / "t.csv", path_column="path", label_column="label")
+    assert len(data.items) == 6 and len(data.skips) == 1

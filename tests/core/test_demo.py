@@ -1,0 +1,29 @@
+"""The README's first command, `automl-tl demo`, end to end on a small image demo: the data is
+written, a real fit runs, the report is written, and the `predict` line it suggests works."""
+
+import json
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_fits_reports_and_its_predict_line_works(tmp_path):
+    data, run = tmp_path / "fashion", tmp_path / "run"
+    cli = [sys.executable, "-m", "automl_tl.cli"]
+    out = subprocess.run([*cli, "demo", "--out", str(data), "--per-class", "6", "--trials", "2", "--run-dir", str(run)],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    report = json.loads((run / "report.json").read_text())
+    assert (run / "report.html").exists() and report["finished"] and report["counts"]["complete"] >= 1
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("try: automl-tl predict "))
+    args = shlex.split(line.removeprefix("try: automl-tl "))
+    pred = subprocess.run([*cli, *args, "--json"], capture_output=True, text=True, timeout=300)
+    assert pred.returncode == 0, pred.stderr[-2000:]
+    got = json.loads(pred.stdout.strip().splitlines()[-1])
+    labels = json.loads((run / "labels.json").read_text())
+    assert got["label"] in labels and 0.0 <= got["probability"] <= 1.0
