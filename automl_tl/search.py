@@ -217,9 +217,9 @@ class Search:
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if is_gone(t.user_attrs.get(ATTR.WORKER)):
                 try:
-                    study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    continue  # another worker got there first, and retried it
+                    study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+                except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+                    continue  # another worker got there first (tell refuses a finished trial), and retried it
                 self._retry(study, t)
 
     @staticmethod
