@@ -59,7 +59,7 @@ def task_rt(size: int, budget: str):
     def make(tmp: Path, seed: int, args):
         import pandas as pd
 
-        d = Path(args.rt_dir)
+        d = Path(args.rt_dir).resolve()  # the fit runs in its own folder
         train = d / ("train_200.csv" if size == 200 else "train.csv")
         test = pd.read_csv(d / "test.csv")
         return {"data": str(train), "fit": ["--text-column", "text", "--label-column", "label"],

@@ -131,11 +131,13 @@ def test_top2_step_changes_top_leaves_bottom(pm, tiny_config):
         assert changed == (i >= len(blocks) - 2), f"block {i}"
 
 
-def test_saved_model_and_adapter_round_trip(pm, tiny_config, tmp_path):
+@pytest.mark.parametrize("pooling", ["mean", "mean_last3"])
+def test_saved_model_and_adapter_round_trip(pm, tiny_config, tmp_path, pooling):
     import keras
 
     spec = pm.backbones.get("minilm-l6")
-    backbone = spec.build(None, tiny_config, pooling="mean")
+    backbone = spec.build(None, tiny_config, pooling=pooling)
+    assert len(spec.blocks(backbone)) == tiny_config["architecture"]["num_layers"] + 1
     adapter = spec.make_adapter(tiny_config, None)
     inputs = {k: keras.Input(shape=(None,), dtype="int32", name=k) for k in backbone.input}
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(backbone(inputs)))

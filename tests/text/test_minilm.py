@@ -15,8 +15,9 @@ def minilm(minilm_spec, minilm_weights):
             minilm_spec.make_adapter(cfg, minilm_weights), cfg)
 
 
-def _reference_mean_embeddings(folder, token_ids, mask):
-    """A sentence-transformers-style forward pass in numpy, straight from model.safetensors."""
+def _reference_mean_embeddings(folder, token_ids, mask, *, layers: int = 1):
+    """A sentence-transformers-style forward pass in numpy, straight from model.safetensors: the
+    token means of the last ``layers`` transformer layers, concatenated bottom to top."""
     from safetensors.numpy import load_file
     from scipy.special import erf
 
@@ -40,6 +41,8 @@ def _reference_mean_embeddings(folder, token_ids, mask):
          + W["embeddings.token_type_embeddings.weight"][0])
     x = ln(x, "embeddings.LayerNorm")
     bias = (1.0 - mask[:, None, None, :]) * -1e9
+    m = mask[..., None].astype(np.float64)
+    means = []
     for i in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
         q, k, v = (dense(x, p + f"attention.self.{n}").reshape(B, L, nh, dh).transpose(0, 2, 1, 3)
@@ -52,8 +55,8 @@ def _reference_mean_embeddings(folder, token_ids, mask):
         h = dense(x, p + "intermediate.dense")
         h = 0.5 * h * (1.0 + erf(h / np.sqrt(2.0)))
         x = ln(x + dense(h, p + "output.dense"), p + "output.LayerNorm")
-    m = mask[..., None].astype(np.float64)
-    return (x * m).sum(1) / m.sum(1)
+        means.append((x * m).sum(1) / m.sum(1))
+    return np.concatenate(means[-layers:], axis=1)
 
 
 def test_real_minilm_embeds_real_reviews(minilm, rt_texts):
@@ -75,6 +78,19 @@ def test_matches_numpy_reference(minilm, minilm_folder, rt_texts):
     cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
     assert cos.min() > 0.9999, cos
     np.testing.assert_allclose(ours, ref, atol=2e-3)
+
+
+def test_mean_of_the_last_three_layers_matches_numpy_reference(minilm_spec, minilm_weights, minilm,
+                                                               minilm_folder, rt_texts):
+    _, adapter, cfg = minilm
+    model = minilm_spec.build(minilm_weights, cfg, pooling="mean_last3")
+    x = adapter(rt_texts[0][:4])
+    ours = np.asarray(model(x, training=False), dtype=np.float64)
+    assert ours.shape == (4, 3 * 384)
+    ref = _reference_mean_embeddings(minilm_folder, x["token_ids"], x["padding_mask"], layers=3)
+    np.testing.assert_allclose(ours, ref, atol=2e-3)
+    # a different readout of the same encoder: its last third is the plain mean pooling
+    np.testing.assert_allclose(ours[:, -384:], np.asarray(minilm[0](x, training=False)), atol=1e-5)
 
 
 def test_sentence_similarity_is_meaningful(minilm):

@@ -29,7 +29,7 @@ def test_registers_modality_and_backbones(pm):
     for name in NAMES:
         spec = pm.backbones.get(name)
         assert spec.plugin == "automl_tl_text"
-        assert spec.options == {"pooling": ("mean", "cls")}
+        assert spec.options == {"pooling": ("mean", "mean_last3", "cls")}
         assert spec.fine_tunable and spec.featurize is None
         assert [s.kind for s in spec.weight_sources][0] == "user"
         assert spec.weight_sources[-1].kind == "download"
