@@ -24,6 +24,11 @@ class InputAdapter:
     Subclasses implement ``__call__(items) -> array or dict of arrays`` and ``config() -> dict``
     (JSON-able; together with the saved assets it rebuilds the adapter at predict time).
     ``save_assets(folder)`` writes anything else needed (a tokenizer, for instance).
+
+    An adapter whose output length varies with the input (text: tokens) may define
+    ``length(item) -> int``, a cheap size estimate, and pad each batch only as far as its longest
+    item: batches are then formed from items of similar length (:mod:`automl_tl.batching`), and
+    the arrays' non-batch dimensions are dynamic.
     """
 
     def __call__(self, items: Sequence[Any]):  # pragma: no cover - interface

@@ -111,7 +111,7 @@ class EmbeddingCache:
         bar = tqdm(total=len(items), desc=f"embedding with {spec.name}", unit="item",
                    disable=not progress, leave=False)
         try:
-            for start, batch in iter_batches(items, adapter, batch_size):
+            for idx, batch in iter_batches(items, adapter, batch_size):
                 feats = fn(batch)
                 self.stats["forward_batches"] += 1
                 if out is None:
@@ -121,7 +121,7 @@ class EmbeddingCache:
                         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
                     else:
                         out = np.empty(shape, dtype=np.float32)
-                out[start:start + len(feats)] = feats
+                out[idx] = feats
                 bar.update(len(feats))
         except BaseException:  # a half-written cache file is never left behind
             out = None

@@ -21,6 +21,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from automl_tl.metrics import true_class_log_loss
+
 __all__ = ["EvaluationPlan", "make_plan", "bootstrap_se", "Candidate", "Selection", "select",
            "paired_gap", "complexity", "CV_MAX_ITEMS"]
 
@@ -136,7 +138,8 @@ class Candidate:
     """A finished trial as the selection sees it.
 
     ``index`` / ``pred``: the items the trial was scored on and its predicted classes there
-    (out of fold under cross-validation), for paired comparisons; optional.
+    (out of fold under cross-validation), for paired comparisons; ``p_true``: the probability it
+    gave each of those items' true class (the log-loss tie-break); all optional.
     """
 
     trial: int
@@ -147,6 +150,7 @@ class Candidate:
     complexity: tuple = ()
     index: np.ndarray | None = None
     pred: np.ndarray | None = None
+    p_true: np.ndarray | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,8 +224,9 @@ def select(candidates: Sequence[Candidate], *, y=None, metric: Callable | None =
     40 hold-out items and a probe cross-validated on 200 share those 40; a lucky hold-out shows
     there). Either test finding noise is a tie: the rule leans to the simpler model, as the
     one-standard-error rule is meant to. Among the tied, the simplest trial wins (:func:`complexity`),
-    then one an order of magnitude cheaper (:func:`cost_tier`), then the higher score: a 0.1 s
-    difference between two probes says nothing, a tenfold one does. ``cache`` (a dict kept by the
+    then one an order of magnitude cheaper (:func:`cost_tier`): a 0.1 s difference between two
+    probes says nothing, a tenfold one does. Among tied trials equally simple and costly, the
+    lowest log-loss on the items all were scored on (:func:`_by_log_loss`), else the higher score. ``cache`` (a dict kept by the
     caller) remembers paired comparisons between calls.
     """
     cache = {} if cache is None else cache
@@ -251,11 +256,17 @@ def select(candidates: Sequence[Candidate], *, y=None, metric: Callable | None =
 
     ordered = sorted(cands, key=lambda c: (c.complexity, cost_tier(c.seconds), -c.score, c.trial))
     tied = [c for c in ordered if ties(c)]
-    pick = tied[0]
+    equal = [c for c in tied if (c.complexity, cost_tier(c.seconds)) == (tied[0].complexity, cost_tier(tied[0].seconds))]
+    pick, losses = _by_log_loss(equal)
     if pick.trial == top.trial:
         reason = f"trial {top.trial} has the top score {top.score:.4f}"
         if len(tied) > 1:
             reason += f"; {len(tied) - 1} other trial(s) within one standard error are not simpler"
+    elif pick is not equal[0]:
+        reason = (f"trial {pick.trial} ({pick.score:.4f}) is within one standard error of the top "
+                  f"score {top.score:.4f} (trial {top.trial}) and as simple; among such trials its "
+                  f"probabilities are the best (log-loss {losses[pick.trial]:.4f} against "
+                  f"{losses[equal[0].trial]:.4f} for trial {equal[0].trial}, on the same items)")
     else:
         reason = (f"trial {pick.trial} ({pick.score:.4f}) is within one standard error of the top "
                   f"score {top.score:.4f} (trial {top.trial}"
@@ -264,3 +275,25 @@ def select(candidates: Sequence[Candidate], *, y=None, metric: Callable | None =
     return Selection(trial=pick.trial, score=pick.score, se=pick.se, top_trial=top.trial,
                      top_score=top.score, top_se=top.se, tied=tuple(sorted(c.trial for c in tied)),
                      reason=reason, paired=paired_any)
+
+
+def _by_log_loss(group: Sequence[Candidate]) -> tuple[Candidate, dict[int, float]]:
+    """The pick among equally simple tied trials: the lowest log-loss on the items all of them
+    were scored on, when each recorded its true-class probabilities there (at least 10 shared
+    items); else the first of ``group`` (the higher score). Accuracy on 200 items moves in steps
+    of half a point and flips between two probes with the fold split; the log-loss sees how sure
+    each prediction was, so it separates what accuracy calls a tie."""
+    if len(group) < 2 or any(c.p_true is None or c.index is None for c in group):
+        return group[0], {}
+    common = group[0].index
+    for c in group[1:]:
+        common = np.intersect1d(common, c.index)
+    if len(common) < 10:
+        return group[0], {}
+    losses = {}
+    for c in group:
+        pos = {int(i): k for k, i in enumerate(c.index)}
+        p = np.asarray(c.p_true, dtype=float)[[pos[int(i)] for i in common]]
+        losses[c.trial] = true_class_log_loss(p)
+    best = min(group, key=lambda c: (round(losses[c.trial], 9), group.index(c)))
+    return best, losses

@@ -27,7 +27,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["C_GRID", "ProbeResult", "linear_probe", "fit_logistic", "logistic_head", "option_grid",
+__all__ = ["C_GRID", "ProbeResult", "linear_probe", "log_loss", "fit_logistic", "logistic_head", "option_grid",
            "probe_candidates"]
 
 #: strengths tried, strongest regularisation first; each fold walks the path with warm starts
@@ -46,6 +46,7 @@ class ProbeResult:
     scores_by_C: Mapping[float, float]
     seconds: float
     dim: int = 0  # feature dimensions
+    loss: float = float("nan")  # out-of-fold log-loss at ``C``
 
 
 def _standardise(x_fit, *others):
@@ -76,8 +77,10 @@ def linear_probe(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray,
     """Score logistic regression on ``x`` for every ``C`` over ``folds``; keep the best ``C``.
 
     The score is the metric on the pooled out-of-fold predictions (all items with k-fold
-    cross-validation, the validation items with one hold-out fold). ``se_fn(y_true, y_pred,
-    index)`` gives its standard error.
+    cross-validation, the validation items with one hold-out fold); ties on it go to the lower
+    out-of-fold log-loss. (Choosing ``C`` by the log-loss alone was tried on Rotten Tomatoes at
+    200 and 600 texts: a steadier choice, but not a better one on test.) ``se_fn(y_true, y_pred,
+    index)`` gives the score's standard error.
     """
     t0 = time.perf_counter()
     y = np.asarray(y)
@@ -102,7 +105,7 @@ def linear_probe(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray,
         scores[C] = float(metric(y_eval, probs[C].argmax(1)))
         # ties on the metric (frequent on small data): the better-calibrated probabilities, i.e.
         # the lower out-of-fold log-loss; a tiny C ties on accuracy with near-uniform probabilities
-        logloss[C] = float(-np.mean(np.log(np.clip(probs[C][np.arange(len(y_eval)), y_eval], 1e-12, 1.0))))
+        logloss[C] = log_loss(y_eval, probs[C])
         best = max(scores, key=lambda c: (round(scores[c], 12), -logloss[c]))
         worse = 0 if C == best else worse + 1
         if worse >= 3:
@@ -112,7 +115,15 @@ def linear_probe(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray,
     se = float(se_fn(y_eval, pred, eval_index)) if se_fn is not None else float("nan")
     return ProbeResult(score=scores[best_C], se=se, C=best_C, oof_probs=probs[best_C],
                        eval_index=eval_index, scores_by_C=scores, seconds=time.perf_counter() - t0,
-                       dim=int(np.shape(x)[1]))
+                       dim=int(np.shape(x)[1]), loss=logloss[best_C])
+
+
+def log_loss(y: np.ndarray, probs: np.ndarray) -> float:
+    """Mean negative log-probability of the true classes ``y`` under ``probs`` ``(n, classes)``."""
+    from automl_tl.metrics import true_class_log_loss
+
+    y = np.asarray(y, dtype=int)
+    return true_class_log_loss(np.asarray(probs)[np.arange(len(y)), y])
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, C: float, n_classes: int,

@@ -44,7 +44,9 @@ class ATTR:
     FT_EPOCHS_RUN = "ft_epochs_run"
     STOPPED_EARLY = "stopped_early"
     HISTORY = "history"  # the learning curve: [{"phase", "epoch", "loss", "val_score"}, ...]
-    PREDICTIONS = "predictions"  # {"index": [...], "predicted": [...], "probability": [...]}
+    #: {"index": [...], "predicted": [...], "probability": [...] (of the predicted class),
+    #: "true_probability": [...] (of the item's true class: the selection's log-loss)}
+    PREDICTIONS = "predictions"
     FAIL_REASON = "fail_reason"
     TRACEBACK = "traceback"
     NOT_STARTED = "not_started"  # why a proposal was not run (no time left, a repeat)

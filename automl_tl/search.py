@@ -121,7 +121,7 @@ class Search:
         self.delivered: dict[str, Any] = {}
         self._saved_trial: int | None = None
         self._results: dict[int, Any] = {}  # trial number -> TrialResult of this process (models in memory)
-        self._preds: dict[int, tuple] = {}  # trial number -> (scored items, predicted classes)
+        self._preds: dict[int, tuple] = {}  # trial number -> (scored items, predicted classes, p(true class))
         self._paired: dict = {}  # (top trial, other trial) -> paired gap and its standard error
         self.refit = True
         self.trials: int | None = None  # the trial budget of the running search (global: all workers)
@@ -272,14 +272,14 @@ class Search:
                 continue
             a = t.user_attrs
             spec = self.space.specs.get(t.params.get("backbone"))
-            index, pred = self._predicted(t.number)
+            index, pred, p_true = self._predicted(t.number)
             out.append(Candidate(
                 trial=t.number, score=float(t.value), se=float(a.get("score_se", float("nan"))),
                 seconds=float(a.get("seconds", 0.0)),
                 complexity=complexity(self._rank(a.get("strategy", FEATURE_EXTRACTION)), t.params.get("head_units", 0),
                                       bool(getattr(spec, "classical", False)),
                                       unfreeze_blocks=t.params.get("unfreeze_blocks")),
-                index=index, pred=pred))
+                index=index, pred=pred, p_true=p_true))
         return out
 
     def _rank(self, strategy: str) -> int:
@@ -287,12 +287,16 @@ class Search:
         return s.rank if s is not None else 3
 
     def _predicted(self, number: int):
-        """The items trial ``number`` was scored on and its predicted classes (from memory, else
-        from the study)."""
+        """The items trial ``number`` was scored on, its predicted classes and the probability it
+        gave each item's true class (from memory, else from the study; None where not recorded)."""
         if number not in self._preds:
             pred = self._trial(number).user_attrs.get(ATTR.PREDICTIONS)
-            self._preds[number] = ((np.asarray(pred["index"]), np.asarray(pred["predicted"]))
-                                   if pred else (None, None))
+            if pred:
+                p_true = pred.get("true_probability")
+                self._preds[number] = (np.asarray(pred["index"]), np.asarray(pred["predicted"]),
+                                       None if p_true is None else np.asarray(p_true, dtype=float))
+            else:
+                self._preds[number] = (None, None, None)
         return self._preds[number]
 
     def selection(self) -> Selection | None:
@@ -496,7 +500,7 @@ class Search:
             if value not in (None, "", {}):
                 trial.set_user_attr(key, value)
         self._record(trial, cfg, "COMPLETE", result.score, t0, history, result=result)
-        self._preds[trial.number] = (np.asarray(result.val_index), np.asarray(result.val_probs).argmax(1))
+        self._preds.pop(trial.number, None)   # read back once from what _record stored
         self.costs.observe(cfg, time.perf_counter() - t0, ft_run)
         self._results[trial.number] = result
         return result.score
@@ -575,9 +579,11 @@ class Search:
             trial.set_user_attr(ATTR.TRACEBACK, tb)
         if result is not None:
             probs = np.asarray(result.val_probs)
+            index = np.asarray(result.val_index, dtype=int)
             trial.set_user_attr(ATTR.PREDICTIONS, {
-                "index": [int(i) for i in result.val_index], "predicted": [int(i) for i in probs.argmax(1)],
-                "probability": [round(float(x), 6) for x in probs.max(1)]})
+                "index": index.tolist(), "predicted": [int(i) for i in probs.argmax(1)],
+                "probability": [round(float(x), 6) for x in probs.max(1)],
+                "true_probability": [round(float(x), 6) for x in probs[np.arange(len(index)), self.ctx.y[index]]]})
 
     def _after_trial_callback(self, study, frozen) -> None:
         self._after_trial(frozen.number)

@@ -187,7 +187,8 @@ def frozen_lr(task: dict, ours: dict, tmp: Path) -> list[dict]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from automl_tl.cache import feature_function, iter_batches
+    from automl_tl.batching import map_batches
+    from automl_tl.cache import feature_function
     from automl_tl.estimator import AutoTransfer
     from automl_tl.plugin_manager import get_plugin_manager
 
@@ -204,7 +205,7 @@ def frozen_lr(task: dict, ours: dict, tmp: Path) -> list[dict]:
         adapter = spec.make_adapter(input_config, weights, None)
 
         def embed(items):
-            return np.concatenate([fn(b) for _, b in iter_batches(list(items), adapter, 32)])
+            return map_batches(fn, list(items), adapter, 32)
 
         xtr, xte = embed(data.items), embed(task["test_items"])
         clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 2, 13), cv=5, max_iter=2000))

@@ -86,7 +86,7 @@ def job_frozen(size: int, args) -> list[dict]:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from automl_tl.batching import iter_batches
+    from automl_tl.batching import map_batches
     from automl_tl.plugin_manager import PluginManager
 
     trains, val, test = _load()
@@ -100,10 +100,7 @@ def job_frozen(size: int, args) -> list[dict]:
     adapter = spec.make_adapter(cfg, weights)
 
     def embed(texts):
-        out = []
-        for _, batch in iter_batches(texts, adapter, 64):
-            out.append(np.asarray(model.predict_on_batch(batch)))   # compiled: ~2x eager
-        f = np.concatenate(out)
+        f = map_batches(model.predict_on_batch, texts, adapter, 64)   # compiled: ~2x eager
         return f / np.linalg.norm(f, axis=1, keepdims=True)
 
     t = time.perf_counter()

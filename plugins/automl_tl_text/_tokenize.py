@@ -168,11 +168,23 @@ def special_ids(tok) -> dict:
     return out
 
 
+#: the lengths a batch is padded to (the first that fits its longest text, capped by the
+#: adapter's sequence length): about 1.5x apart, so padding wastes at most a third
+PAD_LENGTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+
+def padded_length(longest: int, sequence_length: int) -> int:
+    return min(next((p for p in PAD_LENGTHS if p >= longest), sequence_length), sequence_length)
+
+
 class TextAdapter(InputAdapter):
     """Raw strings -> ``{"token_ids", "padding_mask"[, "segment_ids"]}`` int32 arrays ``(B, L)``.
 
-    Texts are truncated to ``sequence_length`` tokens (special tokens kept) and padded to exactly
-    ``sequence_length`` so every batch has the same shape (cache- and graph-friendly).
+    Texts are truncated to ``sequence_length`` tokens (special tokens kept). A batch is padded
+    to the first of :data:`PAD_LENGTHS` that holds its longest text (at most ``sequence_length``):
+    a few fixed shapes, so compiled functions are traced a few times only, and short texts do not
+    pay for the longest one. ``length(item)`` (characters) lets the batching group texts of
+    similar length (:mod:`automl_tl.batching`).
     """
 
     def __init__(self, tokenizer, *, backbone: str, family: str, sequence_length: int,
@@ -193,16 +205,19 @@ class TextAdapter(InputAdapter):
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=self.sequence_length)
 
+    def length(self, item: Any) -> int:
+        """A cheap size estimate (characters), for batching texts of similar length together."""
+        return len(clean_text(item))
+
     def encode(self, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         texts = [clean_text(x) for x in items]
-        L = self.sequence_length
+        encoded = [enc.ids[:self.sequence_length] for enc in self.tokenizer.encode_batch(texts)] if texts else []
+        L = padded_length(max(map(len, encoded)), self.sequence_length) if encoded else self.sequence_length
         token_ids = np.full((len(texts), L), self.pad_id, dtype=np.int32)
         mask = np.zeros((len(texts), L), dtype=np.int32)
-        if texts:
-            for i, enc in enumerate(self.tokenizer.encode_batch(texts)):
-                ids = enc.ids[:L]
-                token_ids[i, : len(ids)] = ids
-                mask[i, : len(ids)] = 1
+        for i, ids in enumerate(encoded):
+            token_ids[i, : len(ids)] = ids
+            mask[i, : len(ids)] = 1
         return token_ids, mask
 
     def __call__(self, items: Sequence[Any]) -> dict:

@@ -92,6 +92,31 @@ def test_among_equally_simple_ties_the_higher_score_wins_unless_tenfold_cheaper(
     assert select([slow, cheap]).trial == 4
 
 
+def test_equally_simple_ties_go_to_the_lower_log_loss_on_shared_items():
+    """Two probes cross-validated on the same 200 items: accuracy puts the first half a point
+    ahead (noise at 200 items); the second gave the true classes clearly higher probabilities."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    fe = complexity(0, 0, False)
+    sure = np.where(rng.random(200) < 0.72, 0.8, 0.3)           # right (p > 0.5) on ~72 %
+    unsure = np.where(sure > 0.5, 0.55, 0.45)                     # the same items right, barely
+    unsure[np.flatnonzero(sure < 0.5)[:1]] = 0.51                  # and one more by a hair
+    pred_of = lambda p: np.where(p > 0.5, y, 1 - y)               # noqa: E731
+    a = Candidate(trial=0, score=_accuracy(y, pred_of(unsure)), se=0.03, seconds=1, complexity=fe,
+                  index=np.arange(200), pred=pred_of(unsure), p_true=unsure)
+    b = Candidate(trial=1, score=_accuracy(y, pred_of(sure)), se=0.03, seconds=1, complexity=fe,
+                  index=np.arange(200), pred=pred_of(sure), p_true=sure)
+    assert a.score > b.score
+    sel = select([a, b], y=y, metric=_accuracy)
+    assert sel.trial == 1 and sel.top_trial == 0 and "log-loss" in sel.reason
+    # without recorded probabilities the higher score wins, as before
+    assert select([replace(a, p_true=None), b], y=y, metric=_accuracy).trial == 0
+    # a simpler trial still wins its tie whatever its log-loss
+    simpler = replace(a, trial=2, complexity=complexity(0, 0, False), seconds=1)
+    hidden = replace(b, trial=3, complexity=complexity(0, 256, False))
+    assert select([simpler, hidden], y=y, metric=_accuracy).trial == 2
+
+
 def test_ties_prefer_frozen_linear_pretrained():
     ranks = [complexity(0, 0, False), complexity(0, 0, True),
              complexity(0, 256, False), complexity(1, 0, False, unfreeze_blocks=1),

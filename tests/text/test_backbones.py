@@ -64,9 +64,24 @@ def test_mean_pooling_ignores_padding(pm, tiny_config):
     model = spec.build(None, tiny_config)
     texts = ["the film", "a good movie", "bad"]
     short = spec.make_adapter(tiny_config, None)(texts)
-    assert short["padding_mask"].sum(axis=1).max() < 24      # nothing truncated
-    long = spec.make_adapter({**tiny_config, "sequence_length": 64}, None)(texts)
+    assert short["token_ids"].shape == (3, 8)                 # padded to the batch's longest text
+    long = {k: np.pad(v, ((0, 0), (0, 56))) for k, v in short.items()}   # padded to 64 by hand
     np.testing.assert_allclose(np.asarray(model(short)), np.asarray(model(long)), atol=1e-5)
+
+
+def test_batches_are_padded_to_their_longest_text(pm, tiny_config):
+    from automl_tl.batching import batch_order, map_batches
+
+    spec = pm.backbones.get("minilm-l6")
+    adapter = spec.make_adapter(tiny_config, None)
+    texts = ["a " * n for n in (1, 20, 2, 19, 3, 18)]
+    assert adapter(texts[:1])["token_ids"].shape == (1, 8)
+    assert adapter(texts)["token_ids"].shape == (6, 24)     # capped by the sequence length
+    # batches group similar lengths; results come back in item order
+    assert [sorted(b.tolist()) for b in batch_order(texts, adapter, 3)] == [[0, 2, 4], [1, 3, 5]]
+    model = spec.build(None, tiny_config)
+    np.testing.assert_allclose(map_batches(model.predict_on_batch, texts, adapter, 3),
+                               np.asarray(model(adapter(texts))), atol=1e-5)
 
 
 def _count(model):
