@@ -94,15 +94,21 @@ def test_a_ctrl_c_that_c_code_turned_into_another_error_is_still_an_interrupt():
     from automl_tl.fates import interrupted, watch_interrupts
 
     assert fate_of(SystemError("bad argument to internal function"))[1] is Fate.FAIL
-    with watch_interrupts():
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            # the handler runs between bytecodes once the signal has been delivered, which on a
-            # loaded machine may be a while after kill() (another thread may take it first)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                time.sleep(0.001)
-        assert interrupted()
-        assert fate_of(SystemError("bad argument to internal function"))[1] is Fate.INTERRUPT
-    assert not interrupted() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert fate_of(SystemError("x"))[1] is Fate.FAIL
+    # a process started in the background ignores SIGINT (and watch_interrupts respects that):
+    # give this test Python's own handler, as an interactive run has
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with watch_interrupts():
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                # the handler runs between bytecodes once the signal has been delivered, which on
+                # a loaded machine may be a while after kill() (another thread may take it first)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    time.sleep(0.001)
+            assert interrupted()
+            assert fate_of(SystemError("bad argument to internal function"))[1] is Fate.INTERRUPT
+        assert not interrupted() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert fate_of(SystemError("x"))[1] is Fate.FAIL
+    finally:
+        signal.signal(signal.SIGINT, before)
