@@ -63,7 +63,15 @@ def test_saved_model_predicts_raw_files_like_the_run(fitted):
     rows = list(csv.DictReader(open(est.run_dir_ / "val_predictions.csv")))
     items = [r["item"] for r in rows]
     loaded = AutoTransfer.load(est.run_dir_)
-    assert list(loaded.predict(items)) == [r["predicted"] for r in rows]
+    got = list(loaded.predict(items))
+    if json.loads((est.run_dir_ / "config.json").read_text())["refitted"]:
+        # val_predictions.csv holds the search's out-of-fold predictions (the honest estimate the
+        # report uses); the delivered model was refitted on these very items: it gets at least as
+        # many of them right
+        right = sum(g == r["label"] for g, r in zip(got, rows))
+        assert right >= sum(r["predicted"] == r["label"] for r in rows) and right >= 0.9 * len(rows)
+    else:
+        assert got == [r["predicted"] for r in rows]
     proba = loaded.predict_proba(items)
     assert proba.shape == (len(items), 3) and np.allclose(proba.sum(1), 1, atol=1e-4)
     assert 0.0 <= loaded.score(items, [r["label"] for r in rows]) <= 1.0
@@ -87,7 +95,10 @@ def test_resume_keeps_finished_trials(fitted, tmp_path):
     before = [(t.number, t.state, t.value) for t in est.study_.trials]
     again = _fit(folder, est.run_dir_, trials=4, strategies=["feature_extraction", "fine_tune_top"])
     after = [(t.number, t.state, t.value) for t in again.study_.trials]
-    assert after[:3] == before and len(after) == 4
+    # a proposal that repeats a finished linear probe is recorded, not run and not counted
+    ran = [t for t in again.study_.trials
+           if t.user_attrs.get("repeat_of") is None and not t.user_attrs.get("not_started")]
+    assert after[:3] == before and len(ran) == 4
 
 
 def test_interrupted_trial_is_failed_and_requeued(tmp_path, image_folder):
