@@ -292,8 +292,7 @@ def _by_log_loss(group: Sequence[Candidate]) -> tuple[Candidate, dict[int, float
         return group[0], {}
     losses = {}
     for c in group:
-        pos = {int(i): k for k, i in enumerate(c.index)}
-        p = np.asarray(c.p_true, dtype=float)[[pos[int(i)] for i in common]]
-        losses[c.trial] = true_class_log_loss(p)
-    best = min(group, key=lambda c: (round(losses[c.trial], 9), group.index(c)))
+        _, _, where = np.intersect1d(common, c.index, return_indices=True)
+        losses[c.trial] = true_class_log_loss(np.asarray(c.p_true, dtype=float)[where])
+    best = min(enumerate(group), key=lambda kc: (round(losses[kc[1].trial], 9), kc[0]))[1]
     return best, losses

@@ -36,8 +36,6 @@ def metric_function(name: str) -> Callable:
     return METRICS[name]
 
 
-
-
 def true_class_log_loss(p_true) -> float:
     """Mean negative log of the probabilities given to the true classes (clipped at 1e-12): the
     finer measure beside accuracy, for choices accuracy cannot tell apart on few items."""

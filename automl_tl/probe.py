@@ -46,7 +46,6 @@ class ProbeResult:
     scores_by_C: Mapping[float, float]
     seconds: float
     dim: int = 0  # feature dimensions
-    loss: float = float("nan")  # out-of-fold log-loss at ``C``
 
 
 def _standardise(x_fit, *others):
@@ -115,7 +114,7 @@ def linear_probe(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray,
     se = float(se_fn(y_eval, pred, eval_index)) if se_fn is not None else float("nan")
     return ProbeResult(score=scores[best_C], se=se, C=best_C, oof_probs=probs[best_C],
                        eval_index=eval_index, scores_by_C=scores, seconds=time.perf_counter() - t0,
-                       dim=int(np.shape(x)[1]), loss=logloss[best_C])
+                       dim=int(np.shape(x)[1]))
 
 
 def log_loss(y: np.ndarray, probs: np.ndarray) -> float:

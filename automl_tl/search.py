@@ -290,13 +290,7 @@ class Search:
         """The items trial ``number`` was scored on, its predicted classes and the probability it
         gave each item's true class (from memory, else from the study; None where not recorded)."""
         if number not in self._preds:
-            pred = self._trial(number).user_attrs.get(ATTR.PREDICTIONS)
-            if pred:
-                p_true = pred.get("true_probability")
-                self._preds[number] = (np.asarray(pred["index"]), np.asarray(pred["predicted"]),
-                                       None if p_true is None else np.asarray(p_true, dtype=float))
-            else:
-                self._preds[number] = (None, None, None)
+            self._preds[number] = _unpack_predictions(self._trial(number).user_attrs.get(ATTR.PREDICTIONS))
         return self._preds[number]
 
     def selection(self) -> Selection | None:
@@ -500,7 +494,6 @@ class Search:
             if value not in (None, "", {}):
                 trial.set_user_attr(key, value)
         self._record(trial, cfg, "COMPLETE", result.score, t0, history, result=result)
-        self._preds.pop(trial.number, None)   # read back once from what _record stored
         self.costs.observe(cfg, time.perf_counter() - t0, ft_run)
         self._results[trial.number] = result
         return result.score
@@ -580,10 +573,11 @@ class Search:
         if result is not None:
             probs = np.asarray(result.val_probs)
             index = np.asarray(result.val_index, dtype=int)
-            trial.set_user_attr(ATTR.PREDICTIONS, {
-                "index": index.tolist(), "predicted": [int(i) for i in probs.argmax(1)],
-                "probability": [round(float(x), 6) for x in probs.max(1)],
-                "true_probability": [round(float(x), 6) for x in probs[np.arange(len(index)), self.ctx.y[index]]]})
+            pred = {"index": index.tolist(), "predicted": [int(i) for i in probs.argmax(1)],
+                    "probability": [round(float(x), 6) for x in probs.max(1)],
+                    "true_probability": [round(float(x), 6) for x in probs[np.arange(len(index)), self.ctx.y[index]]]}
+            trial.set_user_attr(ATTR.PREDICTIONS, pred)
+            self._preds[trial.number] = _unpack_predictions(pred)   # as a later read of the study gives
 
     def _after_trial_callback(self, study, frozen) -> None:
         self._after_trial(frozen.number)
@@ -708,3 +702,13 @@ class Search:
 class _Result:
     head: Any
     backbone: Any = None
+
+
+def _unpack_predictions(pred: Mapping[str, Any] | None) -> tuple:
+    """A trial's recorded predictions as ``(scored items, predicted classes, p(true class))``
+    arrays (None where not recorded; runs before the true-class probabilities have none)."""
+    if not pred:
+        return None, None, None
+    p_true = pred.get("true_probability")
+    return (np.asarray(pred["index"]), np.asarray(pred["predicted"]),
+            None if p_true is None else np.asarray(p_true, dtype=float))
