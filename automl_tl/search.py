@@ -463,6 +463,12 @@ class Search:
         for t in self._trials((optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)):
             if t.number != trial.number and dict(t.params) == params:
                 return t.number
+        # and so does a queued one (a retry of an interrupted trial, enqueued by another worker
+        # after this trial was sampled): it will compute this score. Its parameters are Optuna's
+        # fixed_params until a worker pops it.
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            if t.system_attrs.get("fixed_params") == params:
+                return t.number
         return None
 
     def _objective(self, trial, deadline) -> float:

@@ -248,6 +248,30 @@ def test_a_repeated_linear_probe_is_not_rerun_nor_counted_and_an_exhausted_space
     assert (tmp_path / "run" / "model.keras").exists()
 
 
+def test_a_probe_queued_again_by_another_worker_after_this_one_was_sampled_is_its_twin():
+    """The race behind a configuration run twice by two workers: a worker samples a linear probe,
+    then another queues the same parameters (the retry of an interrupted trial) before the first
+    checks for twins. The queued trial counts as a twin: the sampled one is not run."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from automl_tl.search import Search
+    from automl_tl.training import TrialConfig
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()  # nothing queued: sampled
+    params = {"backbone": trial.suggest_categorical("backbone", ["a", "b"]),
+              "strategy": trial.suggest_categorical("strategy", ["feature_extraction"])}
+    search = SimpleNamespace(study=study, _trials=lambda states: study.get_trials(deepcopy=False, states=states))
+    cfg = TrialConfig(backbone=params["backbone"], strategy="feature_extraction")
+    assert Search._repeat_of(search, trial, cfg) is None
+    study.enqueue_trial(params, user_attrs={"retry_of": 0})  # another worker, meanwhile
+    assert Search._repeat_of(search, trial, cfg) == 1
+    # a fine-tuning trial is never a repeat (its training is not deterministic)
+    assert Search._repeat_of(search, trial, replace(cfg, strategy="fine_tune_all")) is None
+
+
 def test_a_trial_that_cannot_fit_the_time_left_is_not_started(tmp_path, image_folder, monkeypatch):
     """The mechanism, not a stopwatch: every fine-tuning trial is predicted to cost more than the
     budget, so none starts; feature-extraction trials still run and the fit delivers."""
