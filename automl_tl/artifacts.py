@@ -62,10 +62,26 @@ MODELS_DIR = "models"
 CURRENT = "current"
 
 
+MEMBERS_DIR = "members"
+
+
+def _write_model(folder: Path, *, model, adapter, labels: Sequence[str], config: Mapping[str, Any]) -> None:
+    model.save(folder / "model.keras")
+    (folder / "assets").mkdir()
+    adapter.save_assets(str(folder / "assets"))
+    atomic_write_json(folder / "labels.json", list(labels))
+    atomic_write_json(folder / "config.json", dict(config))
+
+
 def save_model(run_dir, *, model, config: Mapping[str, Any], labels: Sequence[str], adapter,
-               val_predictions: Sequence[Mapping] | None = None, name: str = "model") -> Path:
+               val_predictions: Sequence[Mapping] | None = None, name: str = "model",
+               members: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Deliver a model so that ``model.keras``, ``config.json``, ``labels.json``, ``assets/`` and
     ``val_predictions.csv`` always belong to one trial, whenever the process is killed.
+
+    ``members``: the other models of an ensemble (each a dict of ``model``, ``adapter`` and
+    ``config``), saved in ``members/<i>/`` of the same folder; ``config["ensemble"]["members"]``
+    lists those folders, and :class:`Predictor` averages all with ``config["ensemble"]["weights"]``.
 
     The set is written into a staging folder under ``models/``, renamed to its own name
     (``models/<name>.<pid>.<n>``), and then one symbolic link, ``current``, is swapped to it
@@ -78,11 +94,15 @@ def save_model(run_dir, *, model, config: Mapping[str, Any], labels: Sequence[st
     staging = Path(tempfile.mkdtemp(prefix=f".staging.{os.getpid()}.", dir=models))
     try:
         os.chmod(staging, DIR_MODE)  # mkdtemp makes it private; a model folder is like any other
-        model.save(staging / "model.keras")
-        (staging / "assets").mkdir()
-        adapter.save_assets(str(staging / "assets"))
-        atomic_write_json(staging / "labels.json", list(labels))
-        atomic_write_json(staging / "config.json", dict(config))
+        config = dict(config)
+        if members:
+            config["ensemble"] = dict(config.get("ensemble") or {}) | {
+                "members": [f"{MEMBERS_DIR}/{i}" for i in range(len(members))]}
+        for i, m in enumerate(members):
+            folder = staging / MEMBERS_DIR / str(i)
+            folder.mkdir(parents=True)
+            _write_model(folder, model=m["model"], adapter=m["adapter"], labels=labels, config=m["config"])
+        _write_model(staging, model=model, adapter=adapter, labels=labels, config=config)
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=("item", "label", "predicted", "probability"))
         w.writeheader()
@@ -206,6 +226,20 @@ class Predictor:
             w = ResolvedWeights(backbone=self.spec.name, kind="assets", location=assets)
             self._featurize = self.spec.featurize(w, self.config["input_config"],
                                                   **self.config.get("options", {}))
+        # an ensemble: the other members live in sub-folders; probabilities are averaged
+        self.members: list[Predictor] = []
+        self.weights = [1.0]
+        ens = self.config.get("ensemble")
+        if ens:
+            try:
+                folders, weights = list(ens["members"]), [float(w) for w in ens["weights"]]
+                if len(weights) != len(folders) + 1:
+                    raise ValueError(f"{len(weights)} weights for {len(folders) + 1} models")
+            except (KeyError, TypeError, ValueError) as exc:
+                raise NotFittedError(f"{cfg_path}: its ensemble entry is damaged ({type(exc).__name__}: {exc}). "
+                                     f"Rerun `automl-tl fit` to rebuild the model.") from exc
+            self.members = [Predictor(base / f, plugin_manager=pm) for f in folders]
+            self.weights = weights
 
     def check_inputs(self, items) -> tuple[list, list, list]:
         """The same checks as training: kept indices, the kept inputs as cleaned by the modality
@@ -216,8 +250,12 @@ class Predictor:
     def predict_proba(self, items, batch_size: int = 32) -> np.ndarray:
         from automl_tl.batching import predict_proba_items
 
-        return predict_proba_items(self.model, self.adapter, list(items), batch_size,
-                                   featurize=self._featurize, n_classes=len(self.labels))
+        items = list(items)
+        p = self.weights[0] * predict_proba_items(self.model, self.adapter, items, batch_size,
+                                                  featurize=self._featurize, n_classes=len(self.labels))
+        for w, m in zip(self.weights[1:], self.members):
+            p = p + w * m.predict_proba(items, batch_size)
+        return p / sum(self.weights)
 
     def predict(self, items) -> list[str]:
         return [self.labels[i] for i in np.argmax(self.predict_proba(items), axis=1)]

@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retrain the selected configuration on all labelled data before delivering "
                         "it (default: on small and medium data, and whenever a --time-budget leaves "
                         "room); --no-refit delivers the model as the search trained it")
+    b.add_argument("--ensemble", action=argparse.BooleanOptionalAction, default=True,
+                   help="average the selected model with linear probes of the run (frozen or classical "
+                        "features) when that improves it on validation: log-loss lower, the metric not "
+                        "lower (default on; --no-ensemble delivers one model)")
     b.add_argument("--patience", type=_non_negative_int, default=15, metavar="N",
                    help="stop when N trials in a row have not raised the top score by more than half "
                         "its standard error, or as soon as a trial scores a perfect 1.0 (default 15; "
@@ -266,7 +270,7 @@ def cmd_fit(args) -> int:
                      strategies=args.strategies, val_fraction=args.val_fraction,
                      batch_size=args.batch_size, cache_dir=args.cache_dir,
                      progress=not args.quiet, report=not args.no_report, refit=args.refit,
-                     patience=args.patience)
+                     patience=args.patience, ensemble=args.ensemble)
     est.fit(args.data)
     _print_fit(est)
     return EXIT_OK
@@ -293,6 +297,8 @@ def _print_fit(est) -> None:
               f"standard error: the simpler trial is delivered")
     if est.delivered_.get("refit_reason"):
         print(f"refit:          {est.delivered_['refit_reason']}")
+    if est.delivered_.get("ensemble_reason"):
+        print(f"ensemble:       {est.delivered_['ensemble_reason']}")
     if est.stop_.get("reason"):
         saved = est.stop_.get("seconds_saved")
         print(f"stopped:        {est.stop_['reason']}" + (f" ({saved:.0f} s saved)" if saved else ""))

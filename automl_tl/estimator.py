@@ -76,7 +76,8 @@ class AutoTransfer:
                  path_column: str | None = None, group_column: str | None = None,
                  split_column: str | None = None, strategies: Sequence[str] | None = None, cache_dir: str | None = None,
                  batch_size: int = 32, progress: bool = False, report: bool = True,
-                 refit: bool | None = None, patience: int = 15, plugin_manager=None) -> None:
+                 refit: bool | None = None, patience: int = 15, ensemble: bool = True,
+                 plugin_manager=None) -> None:
         self.backbones = backbones
         self.trials = trials
         self.time_budget = time_budget
@@ -99,13 +100,14 @@ class AutoTransfer:
         self.report = report
         self.refit = refit
         self.patience = patience
+        self.ensemble = ensemble
         self.plugin_manager = plugin_manager
 
     # ------------------------------------------------------------------ sklearn protocol
     _PARAMS = ("backbones", "trials", "time_budget", "metric", "seed", "run_dir", "storage",
                "val_fraction", "weights", "modality", "text_column", "label_column", "path_column",
                "group_column", "split_column", "strategies", "cache_dir", "batch_size", "progress", "report",
-               "refit", "patience", "plugin_manager")
+               "refit", "patience", "ensemble", "plugin_manager")
 
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in self._PARAMS}
@@ -255,7 +257,7 @@ class AutoTransfer:
         t0 = time.perf_counter()
         try:
             search.run(trials=self.trials, deadline=deadline, refit=refit, progress=self.progress,
-                       no_refit_reason=no_refit_reason)
+                       no_refit_reason=no_refit_reason, ensemble=self.ensemble)
         except KeyboardInterrupt:
             if self.report:
                 self._write_report(run_dir)  # reports what is finished
@@ -335,7 +337,8 @@ class AutoTransfer:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
-        """Copy the deliverable (model.keras, config.json, labels.json, assets/) to ``path``."""
+        """Copy the deliverable (model.keras, config.json, labels.json, assets/, an ensemble's
+        members/) to ``path``."""
         self._check_fitted()
         src, dst = Path(self.predictor_.run_dir), Path(path)
         if dst.exists() and dst.resolve() == src.resolve():
@@ -345,8 +348,12 @@ class AutoTransfer:
         tmp = dst.with_name(f".{dst.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        for name in ("model.keras", "config.json", "labels.json", "assets"):
-            s = src / name
+        # from the delivered model's own folder: an ensemble's members/ live only there
+        from automl_tl.artifacts import CURRENT
+
+        base = (src / CURRENT).resolve() if (src / CURRENT).is_symlink() else src
+        for name in ("model.keras", "config.json", "labels.json", "assets", "members"):
+            s = base / name
             if s.is_dir():
                 shutil.copytree(s, tmp / name)
             elif s.exists():

@@ -12,6 +12,8 @@ A leaf module (numpy and scikit-learn only), shared by the probe, the trials and
 * :func:`select` is the one-standard-error rule: every trial whose score is within one standard
   error of the top score ties with it (paired on the items both were scored on, when their
   predictions are known), and the tie goes to the cheapest, simplest trial.
+* :func:`ensemble` adds cheap trials to the selected one when averaging their class
+  probabilities improves them on the items all were scored on.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from automl_tl.metrics import true_class_log_loss
 
 __all__ = ["EvaluationPlan", "make_plan", "bootstrap_se", "Candidate", "Selection", "select",
-           "paired_gap", "complexity", "CV_MAX_ITEMS"]
+           "paired_gap", "complexity", "CV_MAX_ITEMS", "Ensemble", "ensemble"]
 
 #: cross-validate cheap trials up to this many labelled items; above it one hold-out split is
 #: already large (>= 1 000 validation items at the default fraction) and k fits cost k times more
@@ -139,7 +141,8 @@ class Candidate:
 
     ``index`` / ``pred``: the items the trial was scored on and its predicted classes there
     (out of fold under cross-validation), for paired comparisons; ``p_true``: the probability it
-    gave each of those items' true class (the log-loss tie-break); all optional.
+    gave each of those items' true class (the log-loss tie-break); ``proba``: its class
+    probabilities there, one row per item of ``index`` (ensembles); all optional.
     """
 
     trial: int
@@ -151,6 +154,7 @@ class Candidate:
     index: np.ndarray | None = None
     pred: np.ndarray | None = None
     p_true: np.ndarray | None = None
+    proba: np.ndarray | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,3 +300,94 @@ def _by_log_loss(group: Sequence[Candidate]) -> tuple[Candidate, dict[int, float
         losses[c.trial] = true_class_log_loss(np.asarray(c.p_true, dtype=float)[where])
     best = min(enumerate(group), key=lambda kc: (round(losses[kc[1].trial], 9), kc[0]))[1]
     return best, losses
+
+
+#: an ensemble is judged on at least this many items all its members were scored on
+ENSEMBLE_MIN_ITEMS = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ensemble:
+    """Trials whose class probabilities are averaged (equal weights), the selected one first, and
+    the evidence: log-loss and metric on the items all were scored on, against the selected alone."""
+
+    trials: tuple[int, ...]
+    index: np.ndarray
+    proba: np.ndarray
+    loss: float
+    base_loss: float
+    score: float
+    base_score: float
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {"trials": list(self.trials), "weights": [round(1 / len(self.trials), 6)] * len(self.trials),
+                "n_items": int(len(self.index)), "log_loss": round(self.loss, 6),
+                "base_log_loss": round(self.base_loss, 6), "score": self.score, "base_score": self.base_score,
+                "reason": self.reason}
+
+
+def ensemble(base: Candidate, pool: Sequence[Candidate], *, y, metric: Callable, max_members: int = 3,
+             min_items: int = ENSEMBLE_MIN_ITEMS) -> Ensemble | None:
+    """Greedy forward selection of an equal-weight ensemble (Caruana et al., 2004), starting from
+    the selected trial ``base`` and drawing from ``pool``; None when nothing is added.
+
+    A pool trial may join when, on the items all members (it included) were scored on, averaging
+    it in lowers the log-loss and does not lower the metric. Each step adds the one that raises the
+    metric most, then lowers the log-loss most: an overconfident fine-tuned model gains log-loss
+    from any softer partner, but only a partner that errs on other items (word n-grams beside a
+    sentence encoder) also fixes predictions. The two conditions together are the guard against
+    noise; a gain beyond its standard error is not also required, because an average of two
+    sound, different models rarely loses: on Rotten Tomatoes (2 000 texts; the benchmark's notes)
+    the fine-tuned MiniLM with the TF-IDF baseline gained 0.024 ± 0.028 in log-loss on its 400
+    validation texts and 1.8 points of accuracy on test, and this rule, run on 600 resampled
+    validation sets, never cost more than 0.06 points on the remaining test texts. Why not
+    scikit-learn's ``VotingClassifier`` / ``StackingClassifier``: they refit their members; these
+    members are trials already scored, and only their recorded probabilities are needed here.
+    """
+    y = np.asarray(y)
+
+    def on(c: Candidate, items: np.ndarray) -> np.ndarray:
+        _, _, where = np.intersect1d(items, c.index, return_indices=True)
+        return np.asarray(c.proba, dtype=float)[where]
+
+    def losses(p: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return -np.log(np.clip(p[np.arange(len(items)), y[items]], 1e-12, 1.0))
+
+    if base.proba is None or base.index is None:
+        return None
+    members, items = [base], np.asarray(base.index)
+    pool = [c for c in pool if c.proba is not None and c.index is not None and c.trial != base.trial]
+    while len(members) < max_members:
+        best = None
+        for c in pool:
+            if any(c.trial == m.trial for m in members):
+                continue
+            common = np.intersect1d(items, c.index)
+            if len(common) < min_items:
+                continue
+            now = np.mean([on(m, common) for m in members], axis=0)
+            new = (now * len(members) + on(c, common)) / (len(members) + 1)
+            gain = float(np.mean(losses(now, common) - losses(new, common)))
+            yt = y[common]
+            s_now, s_new = float(metric(yt, now.argmax(1))), float(metric(yt, new.argmax(1)))
+            if gain <= 0 or s_new < s_now - 1e-12:
+                continue
+            key = (round(s_new - s_now, 9), gain)
+            if best is None or key > best[0]:
+                best = (key, c, common, new)
+        if best is None:
+            break
+        _, c, items, proba = best
+        members.append(c)
+    if len(members) == 1:
+        return None
+    loss, score = float(losses(proba, items).mean()), float(metric(y[items], proba.argmax(1)))
+    base_p = on(base, items)
+    base_score, base_loss = float(metric(y[items], base_p.argmax(1))), float(losses(base_p, items).mean())
+    added = ", ".join(f"trial {m.trial}" for m in members[1:])
+    reason = (f"trial {base.trial} averaged with {added}: on the {len(items)} items all were scored on, "
+              f"log-loss {loss:.4f} against {base_loss:.4f} for trial {base.trial} alone, score {score:.4f} "
+              f"against {base_score:.4f}")
+    return Ensemble(trials=tuple(m.trial for m in members), index=items, proba=proba, loss=loss,
+                    base_loss=base_loss, score=score, base_score=base_score, reason=reason)

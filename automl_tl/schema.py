@@ -45,7 +45,8 @@ class ATTR:
     STOPPED_EARLY = "stopped_early"
     HISTORY = "history"  # the learning curve: [{"phase", "epoch", "loss", "val_score"}, ...]
     #: {"index": [...], "predicted": [...], "probability": [...] (of the predicted class),
-    #: "true_probability": [...] (of the item's true class: the selection's log-loss)}
+    #: "true_probability": [...] (of the item's true class: the selection's log-loss),
+    #: "probabilities": [[...], ...] (every class, 5 decimals: the ensemble's choice)}
     PREDICTIONS = "predictions"
     FAIL_REASON = "fail_reason"
     TRACEBACK = "traceback"

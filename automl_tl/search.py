@@ -34,7 +34,7 @@ from automl_tl.costs import CostModel
 from automl_tl.atomic import json_default
 from automl_tl.schema import ATTR, SCHEMA_VERSION, TASK_KEYS, retry_links, task_changes
 from automl_tl.errors import ConfigError, TrialFailed
-from automl_tl.evaluation import Candidate, Selection, complexity, select
+from automl_tl.evaluation import Candidate, Ensemble, Selection, complexity, ensemble, select
 from automl_tl.fates import Fate, fate_of, interrupted, watch_interrupts
 from automl_tl.killpoints import kill_point
 from automl_tl.workers import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, identity, is_gone
@@ -121,9 +121,10 @@ class Search:
         self.delivered: dict[str, Any] = {}
         self._saved_trial: int | None = None
         self._results: dict[int, Any] = {}  # trial number -> TrialResult of this process (models in memory)
-        self._preds: dict[int, tuple] = {}  # trial number -> (scored items, predicted classes, p(true class))
+        self._preds: dict[int, tuple] = {}  # trial number -> (scored items, predicted, p(true class), probabilities)
         self._paired: dict = {}  # (top trial, other trial) -> paired gap and its standard error
         self.refit = True
+        self.ensemble = True
         self.trials: int | None = None  # the trial budget of the running search (global: all workers)
         self._over_budget = False
         self._current: int | None = None  # the number of the trial this worker runs or ran last
@@ -272,14 +273,14 @@ class Search:
                 continue
             a = t.user_attrs
             spec = self.space.specs.get(t.params.get("backbone"))
-            index, pred, p_true = self._predicted(t.number)
+            index, pred, p_true, proba = self._predicted(t.number)
             out.append(Candidate(
                 trial=t.number, score=float(t.value), se=float(a.get("score_se", float("nan"))),
                 seconds=float(a.get("seconds", 0.0)),
                 complexity=complexity(self._rank(a.get("strategy", FEATURE_EXTRACTION)), t.params.get("head_units", 0),
                                       bool(getattr(spec, "classical", False)),
                                       unfreeze_blocks=t.params.get("unfreeze_blocks")),
-                index=index, pred=pred, p_true=p_true))
+                index=index, pred=pred, p_true=p_true, proba=proba))
         return out
 
     def _rank(self, strategy: str) -> int:
@@ -287,8 +288,9 @@ class Search:
         return s.rank if s is not None else 3
 
     def _predicted(self, number: int):
-        """The items trial ``number`` was scored on, its predicted classes and the probability it
-        gave each item's true class (from memory, else from the study; None where not recorded)."""
+        """The items trial ``number`` was scored on, its predicted classes, the probability it gave
+        each item's true class and all its class probabilities (from memory, else from the study;
+        None where not recorded)."""
         if number not in self._preds:
             self._preds[number] = _unpack_predictions(self._trial(number).user_attrs.get(ATTR.PREDICTIONS))
         return self._preds[number]
@@ -301,9 +303,10 @@ class Search:
 
     # ------------------------------------------------------------------ running
     def run(self, *, trials: int | None = None, deadline: float | None = None, refit: bool = True,
-            progress: bool = False, no_refit_reason: str = "--no-refit"):
+            progress: bool = False, no_refit_reason: str = "--no-refit", ensemble: bool = True):
         """Run trials until the trial budget, the ``deadline`` (``time.monotonic()``) or a stop
-        rule; then deliver the selected trial (refitted on all labelled data when ``refit``).
+        rule; then deliver the selected trial (refitted on all labelled data when ``refit``;
+        averaged with cheap trials that improve it on validation when ``ensemble``).
 
         Each step is ``study.optimize(n_trials=1)``: Optuna keeps doing what it does well (the
         heartbeat, failing stale trials, telling the trial's state), while this loop decides
@@ -314,6 +317,7 @@ class Search:
         from tqdm.auto import tqdm
 
         self.refit = refit
+        self.ensemble = ensemble
         self.trials = trials
         self._over_budget = False
         self.no_refit_reason = no_refit_reason
@@ -581,7 +585,8 @@ class Search:
             index = np.asarray(result.val_index, dtype=int)
             pred = {"index": index.tolist(), "predicted": [int(i) for i in probs.argmax(1)],
                     "probability": [round(float(x), 6) for x in probs.max(1)],
-                    "true_probability": [round(float(x), 6) for x in probs[np.arange(len(index)), self.ctx.y[index]]]}
+                    "true_probability": [round(float(x), 6) for x in probs[np.arange(len(index)), self.ctx.y[index]]],
+                    "probabilities": np.round(probs.astype(float), 5).tolist()}
             trial.set_user_attr(ATTR.PREDICTIONS, pred)
             self._preds[trial.number] = _unpack_predictions(pred)   # as a later read of the study gives
 
@@ -608,7 +613,8 @@ class Search:
     # ------------------------------------------------------------------ delivering
     def deliver(self, *, deadline: float | None = None) -> None:
         """Save the selected trial's model: refitted on all labelled items when ``self.refit`` and
-        the refit fits the time left, else as the search trained it."""
+        the refit fits the time left, else as the search trained it; averaged with the cheap trials
+        :func:`~automl_tl.evaluation.ensemble` adds (trained on the same items as it)."""
         sel = self.selection()
         if sel is None:
             return
@@ -617,6 +623,7 @@ class Search:
         epochs = t.user_attrs.get("epochs") or {}
         n_all = len(self.ctx.y)
         info: dict[str, Any] = {"trial": sel.trial, "refit": False, "n_train": int(len(self.ctx.plan.train))}
+        result = None
         if getattr(self, "refit", True):
             left = None if deadline is None else deadline - time.monotonic() - SAVE_MARGIN_S
             predicted = self.costs.refit(cfg, epochs, t)
@@ -638,25 +645,79 @@ class Search:
                     log.warning("the refit failed (%s: %s); delivering the search's model", type(exc).__name__, exc)
                     info["refit_reason"] = f"not refitted: the refit failed ({type(exc).__name__}: {exc})"
                 else:
-                    self._save(sel.trial, _Result(head=head, backbone=backbone), refitted=True)
+                    result = _Result(head=head, backbone=backbone)
+                    self._save(sel.trial, result, refitted=True)  # saved before anything else can fail
                     info |= {"refit": True, "n_train": n_all, "refit_seconds": round(time.perf_counter() - t0, 1),
                              "refit_reason": f"refitted on all {n_all} labelled items with the epochs "
                                              f"trial {sel.trial} needed"}
         else:
             info["refit_reason"] = f"not refitted ({self.no_refit_reason}): the search's model is delivered"
-        if not info["refit"] and self._saved_trial != sel.trial:
-            result = self._results.get(sel.trial)
+        ens, members = self._ensemble_members(sel, info, deadline)
+        if members or (result is None and self._saved_trial != sel.trial):
+            if result is None:
+                result = self._results.get(sel.trial)
             if result is None:  # selected from an earlier process: rebuild on the training split
                 head, backbone = train_final(cfg, replace(self.ctx, seed=self.seed), self.ctx.plan.train, epochs=epochs)
                 result = _Result(head=head, backbone=backbone)
-            self._save(sel.trial, result, refitted=False)
+            self._save(sel.trial, result, refitted=info["refit"], members=members, ens=ens)
         spec = self.space.specs[cfg.backbone]
-        info["kind"] = "classical baseline" if getattr(spec, "classical", False) else "transfer learning"
+        info["kind"] = ("ensemble" if members else
+                        "classical baseline" if getattr(spec, "classical", False) else "transfer learning")
         info["model"] = os.path.abspath(self.run_dir / "model.keras")
         self.delivered = info
         self.study.set_user_attr("delivered", info)  # where the model is: part of the record
 
-    def _save(self, number: int, result, *, refitted: bool) -> None:
+    def _cheap(self, number: int) -> bool:
+        """A trial retrained in seconds: a linear probe on frozen (cached) or classical features."""
+        cfg = self.space.config(self._trial(number).params)
+        return cfg.strategy == FEATURE_EXTRACTION and cfg.linear_head
+
+    def _ensemble_members(self, sel: Selection, info: dict, deadline: float | None) -> tuple[Ensemble | None, list]:
+        """The ensemble and its other members, ``(trial number, trained model)``: the cheap trials
+        to average with the selected one, trained on the items it was (all labelled items after a
+        refit, else the training split); ``(None, [])`` when none helps, when ``--no-ensemble``, or
+        when their training does not fit the time left. Records what and why in ``info``."""
+        from automl_tl.metrics import metric_function
+
+        none: tuple[Ensemble | None, list] = (None, [])
+        if not getattr(self, "ensemble", True):
+            return none
+        cands = {c.trial: c for c in self.candidates()}
+        base = cands.get(sel.trial)
+        if base is None:
+            return none
+        ens = ensemble(base, [c for n, c in cands.items() if n != sel.trial and self._cheap(n)],
+                       y=self.ctx.y, metric=metric_function(self.ctx.metric))
+        if ens is None:
+            return none
+        others = ens.trials[1:]
+        cost = sum(float(self._trial(n).user_attrs.get(ATTR.SECONDS, 0.0)) for n in others)
+        left = None if deadline is None else deadline - time.monotonic() - SAVE_MARGIN_S
+        if left is not None and cost > left:
+            info["ensemble_reason"] = (f"not averaged with trial(s) {', '.join(map(str, others))}: training them "
+                                       f"(about {cost:.0f} s) does not fit the {max(0.0, left):.0f} s left")
+            return none
+        index = np.arange(len(self.ctx.y)) if info["refit"] else self.ctx.plan.train
+        members = []
+        try:
+            for n in others:
+                head, backbone = train_final(self.space.config(self._trial(n).params),
+                                             replace(self.ctx, seed=self.seed), index)
+                members.append((n, _Result(head=head, backbone=backbone)))
+        except BaseException as exc:  # noqa: BLE001 - the fates table decides
+            self._raise_if_interrupted()
+            if fate_of(exc)[1] in (Fate.STOP, Fate.INTERRUPT):
+                raise
+            log.warning("training the ensemble's members failed (%s: %s); delivering trial %d alone",
+                        type(exc).__name__, exc, sel.trial)
+            info["ensemble_reason"] = f"not averaged: training its members failed ({type(exc).__name__}: {exc})"
+            return none
+        info["ensemble"] = ens.to_dict()
+        info["ensemble_reason"] = ens.reason
+        return ens, members
+
+    def _deliverable(self, number: int, result, refitted: bool) -> dict:
+        """Trial ``number``'s model, adapter and config, as :func:`save_model` takes them."""
         t = self._trial(number)
         cfg = self.space.config(t.params)
         spec = self.ctx.specs[cfg.backbone]
@@ -675,17 +736,35 @@ class Search:
                   "refitted": refitted, "featurize": spec.featurize is not None,
                   "classical": bool(getattr(spec, "classical", False)),
                   "modality": spec.modality, "weights": weights.to_dict() if weights else None}
-        save_model(self.run_dir, model=model, config=config, labels=self.labels, adapter=adapter,
-                   val_predictions=self._predictions(number), name=f"trial-{number}{'-refit' if refitted else ''}")
+        return {"model": model, "adapter": adapter, "config": config}
+
+    def _save(self, number: int, result, *, refitted: bool, members: Sequence[tuple[int, Any]] = (),
+              ens: Ensemble | None = None) -> None:
+        """Save trial ``number``'s model as the run's; with ``members`` (and the ``ens`` that chose
+        them), as an ensemble whose other members are saved beside it."""
+        main = self._deliverable(number, result, refitted)
+        config = main["config"]
+        if members:
+            config["ensemble"] = ens.to_dict()
+        save_model(self.run_dir, model=main["model"], config=config, labels=self.labels, adapter=main["adapter"],
+                   val_predictions=self._predictions(number, ens if members else None),
+                   members=[self._deliverable(n, r, refitted) for n, r in members],
+                   name=f"trial-{number}{'-refit' if refitted else ''}{'-ensemble' if members else ''}")
         self._saved_trial = number
 
-    def _predictions(self, number: int) -> list[dict] | None:
-        pred = self._trial(number).user_attrs.get(ATTR.PREDICTIONS)
-        if not pred:
-            return None
+    def _predictions(self, number: int, ens: Ensemble | None = None) -> list[dict] | None:
+        """Validation predictions for ``val_predictions.csv``: trial ``number``'s, or the
+        ensemble ``ens``'s on the items all its members were scored on."""
+        if ens is not None:
+            index, predicted, prob = ens.index, ens.proba.argmax(1), np.round(ens.proba.max(1), 6)
+        else:
+            pred = self._trial(number).user_attrs.get(ATTR.PREDICTIONS)
+            if not pred:
+                return None
+            index, predicted, prob = pred["index"], pred["predicted"], pred["probability"]
         items, y = self.ctx.data.items, self.ctx.y
         return [{"item": str(items[i]), "label": self.labels[y[i]], "predicted": self.labels[k],
-                 "probability": p} for i, k, p in zip(pred["index"], pred["predicted"], pred["probability"])]
+                 "probability": float(p)} for i, k, p in zip(index, predicted, prob)]
 
     # ------------------------------------------------------------------ views
     def write_summary(self, *, finished: bool) -> dict:
@@ -711,10 +790,11 @@ class _Result:
 
 
 def _unpack_predictions(pred: Mapping[str, Any] | None) -> tuple:
-    """A trial's recorded predictions as ``(scored items, predicted classes, p(true class))``
-    arrays (None where not recorded; runs before the true-class probabilities have none)."""
+    """A trial's recorded predictions as ``(scored items, predicted classes, p(true class), class
+    probabilities)`` arrays (None where not recorded: runs of earlier versions have fewer)."""
     if not pred:
-        return None, None, None
-    p_true = pred.get("true_probability")
+        return None, None, None, None
+    p_true, proba = pred.get("true_probability"), pred.get("probabilities")
     return (np.asarray(pred["index"]), np.asarray(pred["predicted"]),
-            None if p_true is None else np.asarray(p_true, dtype=float))
+            None if p_true is None else np.asarray(p_true, dtype=float),
+            None if proba is None else np.asarray(proba, dtype=float))

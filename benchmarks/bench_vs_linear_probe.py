@@ -166,13 +166,15 @@ def run_cli(task: dict, tmp: Path, seed: int, keep: Path | None = None) -> dict:
         import shutil
 
         keep.mkdir(parents=True, exist_ok=True)
-        for name in ("summary.json", "leaderboard.csv", "config.json"):
+        for name in ("summary.json", "leaderboard.csv", "config.json", "study.db"):
             shutil.copy2(run / name, keep / name)
     summary = json.loads((run / "summary.json").read_text())
     cfg = est.best_config_
+    members = [m.config for m in est.predictor_.members]
     return {"test": round(acc, 4), "fit_s": round(wall, 1), "val": round(est.best_score_, 4),
             "delivered": f"{cfg['backbone']} / {cfg['strategy']} / "
-                         f"{'linear' if not cfg.get('head_units') else str(cfg['head_units']) + ' units'}",
+                         f"{'linear' if not cfg.get('head_units') else str(cfg['head_units']) + ' units'}"
+                         + "".join(f" + {m['backbone']} probe" for m in members),
             "kind": (summary.get("delivered") or {}).get("kind"),
             "refit": (summary.get("delivered") or {}).get("refit"),
             "stop": (summary.get("stop") or {}).get("kind"),
@@ -229,8 +231,9 @@ def main() -> None:
     ap.add_argument("--rt-dir", default=str(ROOT.parent / "shared" / "data" / "rotten_tomatoes"))
     ap.add_argument("--keep", default=str(_common.OUT / "vs_linear_probe"),
                     help="copy each run's summary.json / leaderboard.csv here ('' to keep nothing)")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results_vs_linear_probe.json"))
+    ap.add_argument("--out", default=str(_common.OUT / "results_vs_linear_probe.json"))
     args = ap.parse_args()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     results = []
     for name in args.tasks.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:

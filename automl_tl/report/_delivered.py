@@ -72,6 +72,8 @@ def delivered_part(summary: dict[str, Any], rows: dict[int, dict], top: dict | N
         "refit_reason": dlv.get("refit_reason"),
         "refit_seconds": to_float(dlv.get("refit_seconds")),
         "kind": dlv.get("kind"),
+        "ensemble": _dict(dlv.get("ensemble")) or None,
+        "ensemble_reason": dlv.get("ensemble_reason"),
     }
     if d["score"] is None:
         d["score"], d["se"] = t.get("score"), t.get("score_se")
@@ -113,12 +115,19 @@ def _refit_sentence(d: dict[str, Any]) -> str:
 
 
 def _kind_sentence(d: dict[str, Any]) -> list[str]:
+    if d["kind"] == "ensemble":
+        trials = ", ".join(str(n) for n in (d["ensemble"] or {}).get("trials") or [])
+        return [f"The delivered model is an ensemble of trials {trials or '?'} (their class probabilities averaged, "
+                f"each trained as trial {d['trial']} was): {str(d['ensemble_reason'] or '').rstrip('.')}."]
+    out = []
     if d["kind"] == "classical baseline":
-        return [f"The delivered model is the classical baseline ({d['backbone'] or '?'} features + logistic regression), "
-                "not transfer learning: no pretrained backbone beat it by more than the noise."]
-    if d["kind"]:
-        return [f"The delivered model uses {d['kind']} ({d['backbone'] or '?'})."]
-    return []
+        out.append(f"The delivered model is the classical baseline ({d['backbone'] or '?'} features + logistic "
+                   "regression), not transfer learning: no pretrained backbone beat it by more than the noise.")
+    elif d["kind"]:
+        out.append(f"The delivered model uses {d['kind']} ({d['backbone'] or '?'}).")
+    if d["ensemble_reason"]:  # an ensemble that helped on validation but was not built
+        out.append(f"It is {str(d['ensemble_reason']).rstrip('.')}.")
+    return out
 
 
 def stop_part(summary: dict[str, Any]) -> dict[str, Any] | None:

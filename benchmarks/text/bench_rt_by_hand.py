@@ -34,6 +34,8 @@ def main() -> None:
                     help="LP-FT configurations, LRxEPOCHS, comma-separated")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--save-probs", default=None,
+                    help="write every model's test class probabilities to this .npz (to study other ensembles)")
     args = ap.parse_args()
 
     from automl_tl.estimator import AutoTransfer
@@ -80,6 +82,9 @@ def main() -> None:
         print(f"{f'LP-FT lr {lr:g}, {epochs} epochs':<32} {accuracy(p):>7.4f} "
               f"{accuracy((p + probs['linear probe']) / 2):>8.4f} {accuracy((p + probs['TF-IDF + LR']) / 2):>8.4f} "
               f"{time.perf_counter() - t0:>5.0f}", flush=True)
+        probs[f"LP-FT {item}"] = p
+    if args.save_probs:
+        np.savez(args.save_probs, y_test=y_test, **probs)
 
 
 if __name__ == "__main__":

@@ -272,6 +272,91 @@ def test_a_probe_queued_again_by_another_worker_after_this_one_was_sampled_is_it
     assert Search._repeat_of(search, trial, replace(cfg, strategy="fine_tune_all")) is None
 
 
+def _candidate(trial, y, p_true, index=None):
+    """A binary trial whose probability of each item's true class is ``p_true``."""
+    y = np.asarray(y)
+    index = np.arange(len(y)) if index is None else np.asarray(index)
+    p_true = np.asarray(p_true, dtype=float)
+    proba = np.empty((len(index), 2))
+    proba[np.arange(len(index)), y[index]] = p_true
+    proba[np.arange(len(index)), 1 - y[index]] = 1 - p_true
+    return Candidate(trial=trial, score=float(np.mean(p_true > 0.5)), se=0.03, index=index,
+                     pred=proba.argmax(1), p_true=p_true, proba=proba)
+
+
+def test_an_ensemble_takes_a_partner_that_errs_elsewhere_and_refuses_one_that_errs_alike():
+    from automl_tl.evaluation import ensemble
+
+    y = np.tile([0, 1], 100)
+    base = np.full(200, 0.9)
+    base[:40] = 0.3  # wrong on the first 40 items
+    elsewhere = np.full(200, 0.8)
+    elsewhere[100:140] = 0.4  # wrong on 40 others
+    alike = np.where(base > 0.5, 0.6, 0.45)  # the same mistakes, less sure of everything
+    cands = dict(base=_candidate(0, y, base), elsewhere=_candidate(1, y, elsewhere), alike=_candidate(2, y, alike))
+    ens = ensemble(cands["base"], [cands["alike"], cands["elsewhere"]], y=y, metric=_accuracy)
+    assert ens is not None and ens.trials == (0, 1)
+    assert ens.base_score == pytest.approx(0.8) and ens.score == pytest.approx(1.0) and ens.loss < ens.base_loss
+    np.testing.assert_allclose(ens.proba, (cands["base"].proba + cands["elsewhere"].proba) / 2)
+    assert ens.to_dict()["weights"] == [0.5, 0.5] and "trial 1" in ens.reason
+    # alone, the partner that errs alike is refused: the metric does not rise and the log-loss worsens
+    assert ensemble(cands["base"], [cands["alike"]], y=y, metric=_accuracy) is None
+    # too few shared items to judge: refused
+    few = _candidate(3, y[:20], elsewhere[:20], index=np.arange(20))
+    assert ensemble(cands["base"], [few], y=y, metric=_accuracy) is None
+
+
+def test_a_delivered_ensemble_is_saved_whole_and_predicts_the_average_of_its_members(tmp_path, image_folder,
+                                                                                    monkeypatch):
+    """The delivery mechanics, with the ensemble's choice forced (that choice is tested above):
+    the other member is trained and saved beside the selected model; `predict`, the estimator and
+    a reloaded predictor give the average of the members' probabilities; the record says so."""
+    import subprocess
+    import sys
+
+    import automl_tl.search as search_mod
+    from automl_tl.artifacts import load_predictor
+    from automl_tl.evaluation import Ensemble
+
+    def forced(base, pool, *, y, metric):
+        other = pool[0]
+        common, ia, ib = np.intersect1d(base.index, other.index, return_indices=True)
+        proba = (base.proba[ia] + other.proba[ib]) / 2
+        return Ensemble(trials=(base.trial, other.trial), index=common, proba=proba, loss=0.1, base_loss=0.2,
+                        score=1.0, base_score=1.0, reason="forced by the test")
+
+    monkeypatch.setattr(search_mod, "ensemble", forced)
+    est = _fit(image_folder, tmp_path, backbones=["mobilenetv2", "pixels"], trials=4, patience=0,
+               strategies=["feature_extraction"])
+    d = est.delivered_
+    assert d["kind"] == "ensemble" and d["ensemble"]["trials"][0] == d["trial"] and "forced" in d["ensemble_reason"]
+    folder = (tmp_path / "run" / "current").resolve()
+    config = json.loads((folder / "config.json").read_text())
+    assert config["ensemble"]["members"] == ["members/0"] and (folder / "members" / "0" / "model.keras").exists()
+    member = json.loads((folder / "members" / "0" / "config.json").read_text())
+    assert member["trial"] == d["ensemble"]["trials"][1] != config["trial"] and member["refitted"] == d["refit"]
+    items = sorted(str(p) for p in image_folder.glob("*/*.png"))[:6]
+    from automl_tl.batching import predict_proba_items
+
+    both = load_predictor(tmp_path / "run")
+    p_member = load_predictor(folder / "members" / "0").predict_proba(items)
+    p_main = predict_proba_items(both.model, both.adapter, items, featurize=both._featurize, n_classes=len(both.labels))
+    np.testing.assert_allclose(both.predict_proba(items), (p_main + p_member) / 2, atol=1e-6)
+    out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "predict", str(tmp_path / "run"), *items, "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [json.loads(line)["label"] for line in out.stdout.strip().splitlines()] == list(est.predict(items))
+    # a saved copy is the whole ensemble, and predicts alike
+    copy = est.save(tmp_path / "copy")
+    np.testing.assert_allclose(load_predictor(copy).predict_proba(items), both.predict_proba(items), atol=1e-6)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["delivered"]["kind"] == "ensemble"
+    from automl_tl.report._delivered import delivered_part
+
+    part = delivered_part(summary, {}, None, 1.0, 0.01)
+    assert any("ensemble of trials" in x for x in part["sentences"])
+
+
 def test_a_trial_that_cannot_fit_the_time_left_is_not_started(tmp_path, image_folder, monkeypatch):
     """The mechanism, not a stopwatch: every fine-tuning trial is predicted to cost more than the
     budget, so none starts; feature-extraction trials still run and the fit delivers."""
