@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "room); --no-refit delivers the model as the search trained it")
     b.add_argument("--ensemble", action=argparse.BooleanOptionalAction, default=True,
                    help="average the selected model with linear probes of the run (frozen or classical "
-                        "features) when that improves it on validation: log-loss lower, the metric not "
-                        "lower (default on; --no-ensemble delivers one model)")
+                        "features) when that improves it on validation: log-loss lower by 1%% at least, the "
+                        "metric not lower (default on; --no-ensemble delivers one model)")
     b.add_argument("--patience", type=_non_negative_int, default=15, metavar="N",
                    help="stop when N trials in a row have not raised the top score by more than half "
                         "its standard error, or as soon as a trial scores a perfect 1.0 (default 15; "

@@ -304,6 +304,9 @@ def _by_log_loss(group: Sequence[Candidate]) -> tuple[Candidate, dict[int, float
 
 #: an ensemble is judged on at least this many items all its members were scored on
 ENSEMBLE_MIN_ITEMS = 30
+#: a member must lower the log-loss by at least this share of it (a gain of 0.01 %, seen between
+#: two probes of one backbone on 200 texts, is no reason to double the prediction cost)
+ENSEMBLE_MIN_GAIN = 0.01
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -328,12 +331,12 @@ class Ensemble:
 
 
 def ensemble(base: Candidate, pool: Sequence[Candidate], *, y, metric: Callable, max_members: int = 3,
-             min_items: int = ENSEMBLE_MIN_ITEMS) -> Ensemble | None:
+             min_items: int = ENSEMBLE_MIN_ITEMS, min_gain: float = ENSEMBLE_MIN_GAIN) -> Ensemble | None:
     """Greedy forward selection of an equal-weight ensemble (Caruana et al., 2004), starting from
     the selected trial ``base`` and drawing from ``pool``; None when nothing is added.
 
     A pool trial may join when, on the items all members (it included) were scored on, averaging
-    it in lowers the log-loss and does not lower the metric. Each step adds the one that raises the
+    it in lowers the log-loss by at least ``min_gain`` of it and does not lower the metric. Each step adds the one that raises the
     metric most, then lowers the log-loss most: an overconfident fine-tuned model gains log-loss
     from any softer partner, but only a partner that errs on other items (word n-grams beside a
     sentence encoder) also fixes predictions. The two conditions together are the guard against
@@ -368,10 +371,11 @@ def ensemble(base: Candidate, pool: Sequence[Candidate], *, y, metric: Callable,
                 continue
             now = np.mean([on(m, common) for m in members], axis=0)
             new = (now * len(members) + on(c, common)) / (len(members) + 1)
-            gain = float(np.mean(losses(now, common) - losses(new, common)))
+            l_now = losses(now, common)
+            gain = float(np.mean(l_now - losses(new, common)))
             yt = y[common]
             s_now, s_new = float(metric(yt, now.argmax(1))), float(metric(yt, new.argmax(1)))
-            if gain <= 0 or s_new < s_now - 1e-12:
+            if gain <= max(0.0, min_gain * float(l_now.mean())) or s_new < s_now - 1e-12:
                 continue
             key = (round(s_new - s_now, 9), gain)
             if best is None or key > best[0]:

@@ -301,6 +301,10 @@ def test_an_ensemble_takes_a_partner_that_errs_elsewhere_and_refuses_one_that_er
     assert ens.to_dict()["weights"] == [0.5, 0.5] and "trial 1" in ens.reason
     # alone, the partner that errs alike is refused: the metric does not rise and the log-loss worsens
     assert ensemble(cands["base"], [cands["alike"]], y=y, metric=_accuracy) is None
+    # a gain too small to matter (one item a little surer) is refused
+    nudged = base.copy()
+    nudged[50] = 0.95
+    assert ensemble(cands["base"], [_candidate(4, y, nudged)], y=y, metric=_accuracy) is None
     # too few shared items to judge: refused
     few = _candidate(3, y[:20], elsewhere[:20], index=np.arange(20))
     assert ensemble(cands["base"], [few], y=y, metric=_accuracy) is None
