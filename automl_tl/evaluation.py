@@ -344,7 +344,7 @@ def ensemble(base: Candidate, pool: Sequence[Candidate], *, y, metric: Callable,
     sound, different models rarely loses: on Rotten Tomatoes (2 000 texts; the benchmark's notes)
     the fine-tuned MiniLM with the TF-IDF baseline gained 0.024 ± 0.028 in log-loss on its 400
     validation texts and 1.8 points of accuracy on test, and this rule, run on 600 resampled
-    validation sets, never cost more than 0.06 points on the remaining test texts. Why not
+    validation sets, never cost accuracy on the remaining test texts (docs/benchmarks.md). Why not
     scikit-learn's ``VotingClassifier`` / ``StackingClassifier``: they refit their members; these
     members are trials already scored, and only their recorded probabilities are needed here.
     """
