@@ -65,6 +65,14 @@ CURRENT = "current"
 MEMBERS_DIR = "members"
 
 
+def model_folder(run_dir) -> Path:
+    """The folder the delivered model's files are read from: ``current/`` resolved once (so every
+    file comes from one model even if ``current`` is swapped meanwhile), else ``run_dir`` itself
+    (a copy made by ``AutoTransfer.save``, or an ensemble member's folder)."""
+    run_dir = Path(run_dir)
+    return (run_dir / CURRENT).resolve() if (run_dir / CURRENT).is_symlink() else run_dir
+
+
 def _write_model(folder: Path, *, model, adapter, labels: Sequence[str], config: Mapping[str, Any]) -> None:
     model.save(folder / "model.keras")
     (folder / "assets").mkdir()
@@ -183,8 +191,7 @@ class Predictor:
         from automl_tl.weights import ResolvedWeights
 
         run_dir = Path(run_dir)
-        # read every file from one model folder, even if `current` is swapped meanwhile
-        base = (run_dir / CURRENT).resolve() if (run_dir / CURRENT).is_symlink() else run_dir
+        base = model_folder(run_dir)
         cfg_path, model_path = base / "config.json", base / "model.keras"
         if not model_path.exists() or not cfg_path.exists():
             raise NotFittedError(f"{run_dir}: no saved model here (model.keras and config.json are "

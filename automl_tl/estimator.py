@@ -349,9 +349,9 @@ class AutoTransfer:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         # from the delivered model's own folder: an ensemble's members/ live only there
-        from automl_tl.artifacts import CURRENT
+        from automl_tl.artifacts import model_folder
 
-        base = (src / CURRENT).resolve() if (src / CURRENT).is_symlink() else src
+        base = model_folder(src)
         for name in ("model.keras", "config.json", "labels.json", "assets", "members"):
             s = base / name
             if s.is_dir():

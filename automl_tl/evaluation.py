@@ -336,15 +336,15 @@ def ensemble(base: Candidate, pool: Sequence[Candidate], *, y, metric: Callable,
     the selected trial ``base`` and drawing from ``pool``; None when nothing is added.
 
     A pool trial may join when, on the items all members (it included) were scored on, averaging
-    it in lowers the log-loss by at least ``min_gain`` of it and does not lower the metric. Each step adds the one that raises the
-    metric most, then lowers the log-loss most: an overconfident fine-tuned model gains log-loss
-    from any softer partner, but only a partner that errs on other items (word n-grams beside a
-    sentence encoder) also fixes predictions. The two conditions together are the guard against
-    noise; a gain beyond its standard error is not also required, because an average of two
-    sound, different models rarely loses: on Rotten Tomatoes (2 000 texts; the benchmark's notes)
-    the fine-tuned MiniLM with the TF-IDF baseline gained 0.024 ± 0.028 in log-loss on its 400
-    validation texts and 1.8 points of accuracy on test, and this rule, run on 600 resampled
-    validation sets, never cost accuracy on the remaining test texts (docs/benchmarks.md). Why not
+    it in lowers the log-loss by at least ``min_gain`` of it and does not lower the metric. Each
+    step adds the one that raises the metric most, then lowers the log-loss most: an overconfident
+    fine-tuned model gains log-loss from any softer partner, but only a partner that errs on other
+    items (word n-grams beside a sentence encoder) also fixes predictions. The two conditions
+    together are the guard against noise; a gain beyond its standard error is not also required,
+    because an average of two sound, different models rarely loses: on Rotten Tomatoes (2 000
+    texts; docs/benchmarks.md) the fine-tuned MiniLM with the TF-IDF baseline gained 0.024 ± 0.028
+    in log-loss on its 400 validation texts, and the same pair 1.8 points of accuracy on test; this
+    rule, run on 600 resampled validation sets, never cost accuracy on the remaining test texts. Why not
     scikit-learn's ``VotingClassifier`` / ``StackingClassifier``: they refit their members; these
     members are trials already scored, and only their recorded probabilities are needed here.
     """
@@ -354,8 +354,8 @@ def ensemble(base: Candidate, pool: Sequence[Candidate], *, y, metric: Callable,
         _, _, where = np.intersect1d(items, c.index, return_indices=True)
         return np.asarray(c.proba, dtype=float)[where]
 
-    def losses(p: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return -np.log(np.clip(p[np.arange(len(items)), y[items]], 1e-12, 1.0))
+    def log_loss(p: np.ndarray, items: np.ndarray) -> float:
+        return true_class_log_loss(p[np.arange(len(items)), y[items]])
 
     if base.proba is None or base.index is None:
         return None
@@ -371,11 +371,11 @@ def ensemble(base: Candidate, pool: Sequence[Candidate], *, y, metric: Callable,
                 continue
             now = np.mean([on(m, common) for m in members], axis=0)
             new = (now * len(members) + on(c, common)) / (len(members) + 1)
-            l_now = losses(now, common)
-            gain = float(np.mean(l_now - losses(new, common)))
+            l_now = log_loss(now, common)
+            gain = l_now - log_loss(new, common)
             yt = y[common]
             s_now, s_new = float(metric(yt, now.argmax(1))), float(metric(yt, new.argmax(1)))
-            if gain <= max(0.0, min_gain * float(l_now.mean())) or s_new < s_now - 1e-12:
+            if gain <= max(0.0, min_gain * l_now) or s_new < s_now - 1e-12:
                 continue
             key = (round(s_new - s_now, 9), gain)
             if best is None or key > best[0]:
@@ -386,9 +386,9 @@ def ensemble(base: Candidate, pool: Sequence[Candidate], *, y, metric: Callable,
         members.append(c)
     if len(members) == 1:
         return None
-    loss, score = float(losses(proba, items).mean()), float(metric(y[items], proba.argmax(1)))
+    loss, score = log_loss(proba, items), float(metric(y[items], proba.argmax(1)))
     base_p = on(base, items)
-    base_score, base_loss = float(metric(y[items], base_p.argmax(1))), float(losses(base_p, items).mean())
+    base_score, base_loss = float(metric(y[items], base_p.argmax(1))), log_loss(base_p, items)
     added = ", ".join(f"trial {m.trial}" for m in members[1:])
     reason = (f"trial {base.trial} averaged with {added}: on the {len(items)} items all were scored on, "
               f"log-loss {loss:.4f} against {base_loss:.4f} for trial {base.trial} alone, score {score:.4f} "

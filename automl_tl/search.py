@@ -688,9 +688,9 @@ class Search:
             return none
         # beside a selected probe, another probe of the same backbone adds no new view of the data
         # (a linear model on much the same features); beside a fine-tuned model, its frozen probe does
-        mine = self._trial(sel.trial).params.get("backbone")
+        mine = self._trial(sel.trial).params.get("backbone") if self._cheap(sel.trial) else None
         pool = [c for n, c in cands.items() if n != sel.trial and self._cheap(n)
-                and not (self._cheap(sel.trial) and self._trial(n).params.get("backbone") == mine)]
+                and (mine is None or self._trial(n).params.get("backbone") != mine)]
         ens = ensemble(base, pool, y=self.ctx.y, metric=metric_function(self.ctx.metric))
         if ens is None:
             return none
