@@ -353,6 +353,14 @@ def test_a_delivered_ensemble_is_saved_whole_and_predicts_the_average_of_its_mem
     # a saved copy is the whole ensemble, and predicts alike
     copy = est.save(tmp_path / "copy")
     np.testing.assert_allclose(load_predictor(copy).predict_proba(items), both.predict_proba(items), atol=1e-6)
+    # a damaged ensemble entry is the user's to fix (a refit), said as such
+    from automl_tl.errors import NotFittedError
+
+    broken = json.loads((copy / "config.json").read_text())
+    broken["ensemble"]["weights"] = [1.0]
+    (copy / "config.json").write_text(json.dumps(broken))
+    with pytest.raises(NotFittedError, match="ensemble entry is damaged"):
+        load_predictor(copy)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["delivered"]["kind"] == "ensemble"
     from automl_tl.report._delivered import delivered_part
