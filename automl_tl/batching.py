@@ -1,5 +1,6 @@
-"""Batches of raw items: decoding ahead in a thread, a tf.data pipeline for fine-tuning, and
-class probabilities for raw items (search, refit and the saved Predictor all predict through here).
+"""Batches of raw items: decoded ahead by worker threads, fed to ``fit`` on any backend (no
+TensorFlow needed off the TensorFlow backend), and class probabilities for raw items (search,
+refit and the saved Predictor all predict through here).
 
 Items of varying length (an adapter with ``length(item)``, see
 :class:`~automl_tl.backbones.InputAdapter`) are batched with items of similar length, so a batch
@@ -12,13 +13,16 @@ neither Keras nor tf.data offers it backend-neutrally).
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
-import math
+import os
 from typing import Any, Sequence
 
+import keras
 import numpy as np
 
-__all__ = ["iter_batches", "batch_order", "map_batches", "make_dataset", "predict_proba_items"]
+__all__ = ["iter_batches", "batch_order", "map_batches", "pad_rows", "make_dataset", "ItemBatches", "decode_workers",
+           "predict_proba_items"]
 
 #: how many batches' worth of a shuffled order is sorted by length at a time (training)
 SORT_WINDOW = 32
@@ -56,50 +60,109 @@ def batch_order(items: Sequence[Any], adapter, batch_size: int, *, rng: np.rando
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def iter_batches(items: Sequence[Any], adapter, batch_size: int):
-    """``(positions, adapter output)`` batch by batch, decoding the next batch in a thread while
-    one is used. ``positions`` (an index array into ``items``) says where the batch's results go."""
+def iter_batches(items: Sequence[Any], adapter, batch_size: int, *, workers: int | None = None):
+    """``(positions, adapter output)`` batch by batch, in order, while ``workers`` threads
+    (:func:`decode_workers`) decode the next batches (at most ``workers + 1`` ahead: bounded
+    memory). ``positions`` (an index array into ``items``) says where the batch's results go."""
     batches = batch_order(items, adapter, batch_size)
     if not batches:
         return
+    workers = decode_workers() if workers is None else max(1, workers)
 
     def decode(idx):
         return adapter([items[i] for i in idx])
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(decode, batches[0])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        ahead = collections.deque(pool.submit(decode, idx) for idx in batches[:workers + 1])
         for k, idx in enumerate(batches):
-            batch = future.result()
-            if k + 1 < len(batches):
-                future = pool.submit(decode, batches[k + 1])
+            batch = ahead.popleft().result()
+            if k + workers + 1 < len(batches):
+                ahead.append(pool.submit(decode, batches[k + workers + 1]))
             yield idx, batch
 
 
-def map_batches(fn, items: Sequence[Any], adapter, batch_size: int) -> np.ndarray | None:
-    """``fn(adapter output)`` for every batch, stacked in item order (None for no items)."""
+def pad_rows(batch, size: int):
+    """``batch`` (an array or a dict of arrays) with its last row repeated up to ``size`` rows."""
+    def pad(a):
+        a = np.asarray(a)
+        return a if len(a) >= size else np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)])
+
+    return {k: pad(v) for k, v in batch.items()} if isinstance(batch, dict) else pad(batch)
+
+
+def map_batches(fn, items: Sequence[Any], adapter, batch_size: int, *, fixed: bool = True) -> np.ndarray | None:
+    """``fn(adapter output)`` for every batch, stacked in item order (None for no items).
+
+    With ``fixed`` every call gets the same number of rows, ``batch_size`` (a short last batch is
+    padded and its extra results dropped; fewer items than a batch go as they are): a compiled
+    forward pass (``tf.function``, ``jax.jit``) is traced once per input shape, and a new short
+    batch in every call would trace it again."""
     out = None
+    rows = batch_size if fixed and len(items) > batch_size else 0
     for idx, batch in iter_batches(items, adapter, batch_size):
-        res = np.asarray(fn(batch))
+        res = np.asarray(fn(pad_rows(batch, rows)))[:len(idx)]
         if out is None:
             out = np.empty((len(items),) + res.shape[1:], dtype=res.dtype)
         out[idx] = res
     return out
 
 
+def decode_workers() -> int:
+    """Threads that decode items ahead of the model: enough to keep an accelerator fed, few
+    enough not to starve a small CPU's own forward pass (image decoding and tokenising release
+    the GIL). ``AUTOML_TL_DECODE_WORKERS`` overrides."""
+    env = os.environ.get("AUTOML_TL_DECODE_WORKERS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(8, (os.cpu_count() or 1) // 2))
+
+
+class ItemBatches(keras.utils.PyDataset):
+    """``(adapter output, labels)`` batches of raw items for Keras ``fit`` on any backend,
+    decoded by worker threads (Keras' own enqueuer); each epoch draws a new order
+    (:func:`batch_order`: shuffled, length-bucketed for a length-aware adapter)."""
+
+    def __init__(self, items: Sequence[Any], y, adapter, batch_size: int, *, shuffle: bool, seed: int,
+                 workers: int | None = None) -> None:
+        workers = decode_workers() if workers is None else workers
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
+        self.items, self.y, self.adapter, self.batch_size = list(items), np.asarray(y), adapter, batch_size
+        self._rng = np.random.default_rng(seed) if shuffle else None
+        self._batches = batch_order(self.items, adapter, batch_size, rng=self._rng)
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __getitem__(self, i: int):
+        idx = self._batches[i]
+        return self.adapter([self.items[j] for j in idx]), self.y[idx]
+
+    def on_epoch_end(self) -> None:
+        if self._rng is not None:
+            self._batches = batch_order(self.items, self.adapter, self.batch_size, rng=self._rng)
+
+
 def make_dataset(items, y, adapter, batch_size, *, shuffle: bool, seed: int):
-    """A tf.data pipeline that decodes batches from disk on the fly (bounded memory)."""
+    """What ``model.fit`` trains on: batches decoded from disk on the fly (bounded memory).
+
+    Any backend but TensorFlow gets an :class:`ItemBatches` (no TensorFlow needed: JAX on a GPU
+    machine). On TensorFlow the same batches go through ``tf.data`` with an explicit signature:
+    Keras would guess a ``PyDataset``'s shapes from its first batches, and length-bucketed text
+    batches differ in length from batch to batch.
+    """
+    source = ItemBatches(items, y, adapter, batch_size, shuffle=shuffle, seed=seed)
+    if keras.backend.backend() != "tensorflow" or not len(source):
+        return source
     import tensorflow as tf
 
-    items = list(items)
-    y = np.asarray(y)
-    rng = np.random.default_rng(seed)
     dynamic = getattr(adapter, "length", None) is not None
 
     def gen():
-        for idx in batch_order(items, adapter, batch_size, rng=rng if shuffle else None):
-            yield adapter([items[i] for i in idx]), y[idx]
+        for i in range(len(source)):
+            yield source[i]
+        source.on_epoch_end()
 
-    sample_x = adapter(items[:1])
+    sample_x = adapter(source.items[:1])
 
     def sig(a):
         a = np.asarray(a)
@@ -107,9 +170,9 @@ def make_dataset(items, y, adapter, batch_size, *, shuffle: bool, seed: int):
         return tf.TensorSpec(shape=shape, dtype=tf.as_dtype(a.dtype))
 
     x_sig = {k: sig(v) for k, v in sample_x.items()} if isinstance(sample_x, dict) else sig(sample_x)
-    ds = tf.data.Dataset.from_generator(gen, output_signature=(x_sig, tf.TensorSpec((None,), tf.as_dtype(y.dtype))))
-    steps = math.ceil(len(items) / batch_size)
-    return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+    ds = tf.data.Dataset.from_generator(
+        gen, output_signature=(x_sig, tf.TensorSpec((None,), tf.as_dtype(source.y.dtype))))
+    return ds.apply(tf.data.experimental.assert_cardinality(len(source))).prefetch(2)
 
 
 def predict_proba_items(model, adapter, items: Sequence[Any], batch_size: int = 32, *,

@@ -462,6 +462,14 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+def _quiet_jax() -> None:
+    """JAX logs a warning for every accelerator plugin it probes and does not find (TPU on a
+    GPU or CPU machine): not a problem of the user's."""
+    import logging
+
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)
+
+
 def _quiet_tensorflow_import() -> None:
     """TensorFlow 2.21 prints C++ start-up lines (oneDNN, CUDA probing) that no environment
     variable silences; import it once with stderr pointed at /dev/null. An import that fails
@@ -515,6 +523,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.command in ("profile", "fit", "predict", "backbones", "strategies", "demo"):
         _quiet_tensorflow_import()
+        _quiet_jax()
     from automl_tl.fates import interrupted, watch_interrupts
 
     with watch_interrupts():
