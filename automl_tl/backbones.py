@@ -70,6 +70,10 @@ class BackboneSpec:
         TF-IDF). It is searched like any backbone (frozen features only) and is the run's
         classical baseline: delivered when it wins, never recommended by the strategy table, and
         in a tie a pretrained backbone is preferred.
+    :param readouts: optional, ``readouts(weights, input_config, option_sets) -> keras.Model``: one
+        model with one output per option set (in order), the features ``build(weights,
+        input_config, **option_set)`` gives, in one forward pass. For options that only change
+        the readout (which layer is pooled, how): ranking them then costs one pass, not one each.
     :param fit_weights: ``fit_weights(items, folder)`` for featurizers that learn something from
         the inputs themselves, without labels (a TF-IDF vocabulary): called once per dataset, it
         writes its state into ``folder``, which is then passed as the weights' location.
@@ -91,6 +95,7 @@ class BackboneSpec:
     featurize: Callable[..., Callable[[Any], Any]] | None = None
     classical: bool = False
     fit_weights: Callable[[Any, str], None] | None = None
+    readouts: Callable[..., Any] | None = None
     plugin: str = ""
 
     def resolve_weights(self, overrides: Mapping[str, str] | None = None) -> ResolvedWeights:

@@ -18,9 +18,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from automl_tl.atomic import atomic_write_text
-from automl_tl.batching import iter_batches
+from automl_tl.batching import iter_batches, pad_rows
 
-__all__ = ["EmbeddingCache", "default_cache_dir", "iter_batches", "feature_function"]
+__all__ = ["EmbeddingCache", "default_cache_dir", "iter_batches", "feature_function", "readout_function"]
 
 CACHE_ENV = "AUTOML_TL_CACHE_DIR"
 
@@ -34,16 +34,34 @@ def default_cache_dir() -> Path:
 
 def feature_function(spec, weights, input_config, options) -> Callable[[Any], np.ndarray]:
     """A function from one adapter batch to a ``(B, D)`` float32 numpy array."""
-    if spec.featurize is not None:
-        fn = spec.featurize(weights, input_config, **options)
-        return lambda x: np.asarray(fn(x), dtype=np.float32)
-    import keras
+    fn = readout_function(spec, weights, input_config, [options])
+    return lambda x: fn(x)[0]
 
-    model = spec.build(weights, input_config, **options)
-    model.trainable = False
+
+def readout_function(spec, weights, input_config, options_list) -> Callable[[Any], list[np.ndarray]]:
+    """A function from one adapter batch to the features of every option set in ``options_list``
+    (one ``(B, D)`` float32 array each): one forward pass through ``spec.readouts`` when there are
+    several and the backbone has it, else one per option set."""
+    if spec.featurize is not None:
+        fns = [spec.featurize(weights, input_config, **o) for o in options_list]
+        return lambda x: [np.asarray(f(x), dtype=np.float32) for f in fns]
+    if len(options_list) > 1 and spec.readouts is not None:
+        models = [spec.readouts(weights, input_config, [dict(o) for o in options_list])]
+    else:
+        models = [spec.build(weights, input_config, **o) for o in options_list]
+    for m in models:
+        m.trainable = False
+
     # predict_on_batch runs the compiled predict function: about twice the speed of an eager
     # call on the TensorFlow backend (MiniLM: 51 -> 98 texts/s on 2 cores).
-    return lambda x: np.asarray(model.predict_on_batch(x), dtype=np.float32)
+    def run(x):
+        outs = []
+        for m in models:
+            res = m.predict_on_batch(x)
+            outs += list(res) if isinstance(res, (list, tuple)) else [res]
+        return [np.asarray(r, dtype=np.float32) for r in outs]
+
+    return run
 
 
 class EmbeddingCache:
@@ -54,6 +72,8 @@ class EmbeddingCache:
         self.stats: Counter = Counter()
         #: measured seconds of one item's forward pass, per backbone (from the pass that filled the cache)
         self.seconds_per_item: dict[str, float] = {}
+        #: (model key, whole data's fingerprint) -> [(positions, features)] of samples computed so far
+        self._parts: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
 
     @staticmethod
     def key(spec, weights, input_config: Mapping, options: Mapping, data_fingerprint: str) -> str:
@@ -65,8 +85,46 @@ class EmbeddingCache:
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
     def get_or_compute(self, *, spec, weights, input_config, options, items, data_fingerprint,
-                       batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        key = self.key(spec, weights, input_config, options, data_fingerprint)
+                       batch_size: int = 32, progress: bool = False, part_of=None) -> np.ndarray:
+        """Features of ``items``. ``part_of=(fingerprint, positions)``: the items are a sample at
+        ``positions`` of a larger data set; when that data's features are asked for later in this
+        process, the sample's rows are copied instead of computed again."""
+        return self.get_or_compute_many(spec=spec, weights=weights, input_config=input_config,
+                                        options_list=[options], items=items, data_fingerprint=data_fingerprint,
+                                        batch_size=batch_size, progress=progress, part_of=part_of)[0]
+
+    def get_or_compute_many(self, *, spec, weights, input_config, options_list, items, data_fingerprint,
+                            batch_size: int = 32, progress: bool = False, part_of=None) -> list[np.ndarray]:
+        """:meth:`get_or_compute` for several option sets of one backbone: those not cached yet are
+        computed in one pass over the items (one forward pass when the backbone has ``readouts``)."""
+        keys = [self.key(spec, weights, input_config, o, data_fingerprint) for o in options_list]
+        model_keys = [self.key(spec, weights, input_config, o, "") for o in options_list]
+        out = [self._lookup(spec, k, len(items)) for k in keys]
+        missing = [i for i, a in enumerate(out) if a is None]
+        if missing:
+            t0 = time.perf_counter()
+            known = [self._parts.get((model_keys[i], data_fingerprint), []) for i in missing]
+            arrs, n_computed = self._compute(spec, weights, input_config, [options_list[i] for i in missing], items,
+                                             [self.root / f"{keys[i]}.npy" for i in missing], batch_size,
+                                             progress, known)
+            per_item = (time.perf_counter() - t0) / max(1, n_computed)
+            if n_computed:
+                self.seconds_per_item[spec.name] = per_item
+            for i, arr in zip(missing, arrs):
+                self.stats["misses"] += 1
+                self._memory[keys[i]] = out[i] = arr
+                if self.disk:
+                    meta = {"backbone": spec.name, "input_config": dict(input_config), "options": dict(options_list[i]),
+                            "n": len(items), "dim": int(arr.shape[1]), "seconds_per_item": per_item}
+                    atomic_write_text((self.root / f"{keys[i]}.json"), json.dumps(meta))
+        if part_of is not None:
+            for mk, arr in zip(model_keys, out):
+                parts = self._parts.setdefault((mk, part_of[0]), [])
+                if not any(a is arr for _, a in parts):
+                    parts.append((np.asarray(part_of[1]), arr))
+        return out
+
+    def _lookup(self, spec, key: str, n: int) -> np.ndarray | None:
         if key in self._memory:
             self.stats["memory_hits"] += 1
             return self._memory[key]
@@ -74,24 +132,14 @@ class EmbeddingCache:
         if self.disk and path.exists():
             try:
                 arr = np.load(path, mmap_mode="r")
-                if arr.shape[0] == len(items):
+                if arr.shape[0] == n:
                     self.stats["disk_hits"] += 1
                     self._memory[key] = arr
                     self._remember_timing(spec.name, path.with_suffix(".json"))
                     return arr
             except (ValueError, OSError):
                 pass  # a damaged cache file is recomputed
-        t0 = time.perf_counter()
-        arr = self._compute(spec, weights, input_config, options, items, path, batch_size, progress)
-        per_item = (time.perf_counter() - t0) / max(1, len(items))
-        self.seconds_per_item[spec.name] = per_item
-        self.stats["misses"] += 1
-        self._memory[key] = arr
-        if self.disk:
-            meta = {"backbone": spec.name, "input_config": dict(input_config), "options": dict(options),
-                    "n": len(items), "dim": int(arr.shape[1]), "seconds_per_item": per_item}
-            atomic_write_text(path.with_suffix(".json"), json.dumps(meta))
-        return arr
+        return None
 
     def _remember_timing(self, backbone: str, meta_path: Path) -> None:
         try:
@@ -101,38 +149,61 @@ class EmbeddingCache:
         if per_item is not None:
             self.seconds_per_item.setdefault(backbone, float(per_item))
 
-    def _compute(self, spec, weights, input_config, options, items, path, batch_size, progress):
+    def _compute(self, spec, weights, input_config, options_list, items, paths, batch_size, progress, known):
+        """``([features per option set], how many items went through the backbone)``; the rows of
+        ``known[j]``, option set j's samples ``[(positions, features)]``, are copied where every
+        option set has them."""
         from tqdm.auto import tqdm
 
+        done = np.ones(len(items), dtype=bool)
+        for parts in known:
+            have = np.zeros(len(items), dtype=bool)
+            for pos, _ in parts:
+                have[pos] = True
+            done &= have
+        todo = np.flatnonzero(~done)
         adapter = spec.make_adapter(input_config, weights, None)
-        fn = feature_function(spec, weights, input_config, options)
-        out = None
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
-        bar = tqdm(total=len(items), desc=f"embedding with {spec.name}", unit="item",
+        fn = None  # built at the first batch: nothing to build when the samples cover every item
+        outs: list = [None] * len(options_list)
+        tmps = [p.with_name(p.name + f".{os.getpid()}.tmp.npy") for p in paths]
+        bar = tqdm(total=len(todo), desc=f"embedding with {spec.name}", unit="item",
                    disable=not progress, leave=False)
+
+        def allocate(j, dim):
+            shape = (len(items), dim)
+            if not self.disk:
+                return np.empty(shape, dtype=np.float32)
+            self.root.mkdir(parents=True, exist_ok=True)
+            return np.lib.format.open_memmap(tmps[j], mode="w+", dtype=np.float32, shape=shape)
+
         try:
-            for idx, batch in iter_batches(items, adapter, batch_size):
-                feats = fn(batch)
+            for j, parts in enumerate(known):
+                if parts and done.any():
+                    outs[j] = allocate(j, parts[0][1].shape[1])
+                    for pos, feats in parts:
+                        outs[j][pos] = feats
+            rows = batch_size if len(todo) > batch_size else 0  # one batch shape: traced once
+            for idx, batch in iter_batches([items[i] for i in todo], adapter, batch_size):
+                fn = fn or readout_function(spec, weights, input_config, options_list)
+                feats = fn(pad_rows(batch, rows))
                 self.stats["forward_batches"] += 1
-                if out is None:
-                    shape = (len(items), feats.shape[1])
-                    if self.disk:
-                        self.root.mkdir(parents=True, exist_ok=True)
-                        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-                    else:
-                        out = np.empty(shape, dtype=np.float32)
-                out[idx] = feats
-                bar.update(len(feats))
+                for j, f in enumerate(feats):
+                    if outs[j] is None:
+                        outs[j] = allocate(j, f.shape[1])
+                    outs[j][todo[idx]] = f[:len(idx)]
+                bar.update(len(idx))
         except BaseException:  # a half-written cache file is never left behind
-            out = None
-            tmp.unlink(missing_ok=True)
+            outs = []
+            for t in tmps:
+                t.unlink(missing_ok=True)
             raise
         finally:
             bar.close()
         if not self.disk:
-            return out
-        out.flush()
-        del out
-        os.replace(tmp, path)
-        return np.load(path, mmap_mode="r")
-
+            return outs, len(todo)
+        for out in outs:
+            out.flush()
+        del outs  # the memory maps are closed before their files are moved into place
+        for tmp, path in zip(tmps, paths):
+            os.replace(tmp, path)
+        return [np.load(path, mmap_mode="r") for path in paths], len(todo)

@@ -49,7 +49,23 @@ class LabelledData:
         return {c: counts[c] for c in self.classes}
 
     def fingerprint(self) -> str:
-        """Identifies the exact inputs: texts by content, files by path, size and mtime."""
+        """Identifies the exact inputs: texts by content, files by path, size and mtime
+        (computed once: every trial asks, and 60 000 files take a noticeable moment to stat)."""
+        known = self.__dict__.get("_fingerprint")
+        if known is None:
+            known = self._fingerprint_now()
+            object.__setattr__(self, "_fingerprint", known)
+        return known
+
+    def subset(self, index) -> "LabelledData":
+        """The items at positions ``index`` (a sample), with their labels, groups and split."""
+        def pick(seq):
+            return None if seq is None else tuple(seq[i] for i in index)
+
+        return LabelledData(modality=self.modality, items=pick(self.items), labels=pick(self.labels),
+                            source=self.source, groups=pick(self.groups), split=pick(self.split))
+
+    def _fingerprint_now(self) -> str:
         h = hashlib.sha256()
         for item in self.items:
             h.update(str(item).encode("utf-8", "surrogateescape"))

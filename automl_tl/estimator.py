@@ -159,13 +159,16 @@ class AutoTransfer:
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"val_fraction must be between 0 and 1, not {self.val_fraction}")
         pm = self._pm()
+        clock = _Clock()
         data = self._load(X, y)
+        clock.lap("load")
         specs, weights, left_out = select_backbones(pm, data.modality, self.backbones, self.weights)
         cache = EmbeddingCache(self.cache_dir)
         weights = dict(weights) | fit_featurizers(specs, data, cache.root)
         modality = pm.modalities.get(data.modality)
         prof = profile_data(data, modality=modality, table=pm.strategy_table, candidates=specs,
                             weights=weights, progress=self.progress)
+        clock.lap("profile")
         labels = data.classes
         index = {c: i for i, c in enumerate(labels)}
         y_int = np.array([index[c] for c in data.labels], dtype=np.int64)
@@ -181,6 +184,7 @@ class AutoTransfer:
                            seed=self.seed, batch_size=self.batch_size, progress=self.progress,
                            strategies=pm.strategies.as_dict())
         probes = probe_candidates(ctx, specs, deadline=deadline, log=log)
+        clock.lap("probe")
         backbones = {name: dict(info) | {"probe": next((p for p in probes if p["backbone"] == name
                                                         and "score" in p), None)}
                      for name, info in prof.backbones.items()}
@@ -202,7 +206,7 @@ class AutoTransfer:
         rec = replace(rec, params=dict(rec.params) | rec_options, reason=f"{rec.reason} {evidence}".strip())
         return _Prepared(data=data, profile=prof, recommendation=rec, rec_options=rec_options,
                          specs=specs, weights=weights, left_out=left_out, ctx=ctx, probes=probes,
-                         modality=modality, labels=labels)
+                         modality=modality, labels=labels, timings=clock.laps)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None) -> "AutoTransfer":
@@ -247,7 +251,7 @@ class AutoTransfer:
             "candidates": [s.summary() | {"weights": prep.weights[s.name].to_dict()} for s in prep.specs],
             "left_out": left_out_of(prep), "strategy_table": self._pm().strategy_table.to_dict(),
             "baseline": _baseline(prep.probes, self.metric), "refit": refit,
-            "time_budget": self.time_budget,
+            "time_budget": self.time_budget, "timings": dict(prep.timings),
         }
         search = Search(ctx=ctx, space=space, run_dir=run_dir, recommendation=rec, storage=self.storage,
                         seed=self.seed, labels=prep.labels, summary_base=summary_base,
@@ -454,6 +458,20 @@ class _Prepared:
     probes: list
     modality: Any
     labels: list
+    timings: dict  # seconds per step before the search: load, profile, probe
+
+
+class _Clock:
+    """Seconds between laps, by name (what a run spent where: summary.json ``timings``)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 2)
+        self._t = now
 
 
 def left_out_of(prep: _Prepared) -> list:

@@ -58,6 +58,17 @@ class EvaluationPlan:
             return f"{self.k}-fold cross-validation"
         return f"hold-out validation ({len(self.val)} items)"
 
+    def restrict(self, index) -> "EvaluationPlan":
+        """The same folds over the items ``index`` only, numbered by their position in ``index``
+        (a sample keeps the run's split: its validation items are validation items of the run)."""
+        where = {int(i): k for k, i in enumerate(np.asarray(index))}
+
+        def keep(part):
+            return np.array([where[int(i)] for i in part if int(i) in where], dtype=np.int64)
+
+        return EvaluationPlan(folds=tuple((keep(tr), keep(va)) for tr, va in self.folds), kind=self.kind,
+                              reason=self.reason)
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "k": self.k, "n_train": int(len(self.train)),
                 "n_val": int(len(self.val)), "reason": self.reason}

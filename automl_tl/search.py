@@ -111,6 +111,8 @@ class Search:
         self.seed = seed
         self.labels = list(labels)
         self.summary_base = dict(summary_base or {})
+        #: seconds this process spent running trials and delivering (summary.json ``timings``)
+        self.timings: dict[str, float] = {}
         self.patience = patience
         plan = ctx.plan
         self.costs = CostModel(seconds_per_item=seconds_per_item or {}, n_train=len(plan.train),
@@ -332,8 +334,11 @@ class Search:
             finally:
                 bar.close()
             self.stop.setdefault("seconds", round(time.monotonic() - t_start, 1))
+            self.timings["trials"] = round(time.monotonic() - t_start, 2)
             log.info("search stopped: %s", self.stop.get("reason"))
+            t_deliver = time.monotonic()
             self.deliver(deadline=deadline)
+            self.timings["deliver"] = round(time.monotonic() - t_deliver, 2)
             self._raise_if_interrupted()
         self.write_summary(finished=True)
         return self.study
@@ -781,7 +786,8 @@ class Search:
         summary = dict(self.summary_base) | {
             "schema": SCHEMA_VERSION, "best": best, "selection": sel.to_dict() if sel else None,
             "labels": self.labels, "finished": finished, "stop": self.stop or None,
-            "delivered": self.delivered or None, "evaluation": self.ctx.plan.to_dict()}
+            "delivered": self.delivered or None, "evaluation": self.ctx.plan.to_dict(),
+            "timings": dict(self.summary_base.get("timings") or {}) | self.timings}
         record = json.loads(json.dumps({k: v for k, v in summary.items() if k != "counts"}, default=json_default))
         self.study.set_user_attr(SUMMARY_ATTR, record)  # the views are rebuilt from the study alone
         return write_views(self.study, self.run_dir, summary)

@@ -64,6 +64,18 @@ def check_backbone(spec, items: Sequence[Any], input_config: dict, tmp_path) -> 
     feats = keras.ops.convert_to_numpy(model(batch, training=False))
     assert feats.ndim == 2 and feats.shape[0] == len(items), f"{spec.name}: features {feats.shape}"
     assert np.all(np.isfinite(feats)), f"{spec.name}: non-finite features"
+    if spec.readouts is not None:  # one pass for every option set gives what each build gives
+        from automl_tl.probe import option_grid
+
+        grid = option_grid(spec.options)
+        keras.utils.set_random_seed(0)
+        outs = spec.readouts(None, cfg, grid)(batch, training=False)
+        assert len(outs) == len(grid), f"{spec.name}: readouts gave {len(outs)} outputs for {len(grid)} option sets"
+        for opts, out in zip(grid, outs):
+            keras.utils.set_random_seed(0)  # the same random weights as the readouts model's
+            single = keras.ops.convert_to_numpy(spec.build(None, cfg, **opts)(batch, training=False))
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(out), single, rtol=1e-4, atol=1e-5,
+                                       err_msg=f"{spec.name}: readout {opts} differs from build(**{opts})")
     blocks = spec.blocks(model)
     assert len(blocks) == spec.n_blocks, f"{spec.name}: blocks() gave {len(blocks)}, n_blocks says {spec.n_blocks}"
     assert all(blocks), f"{spec.name}: an empty block"

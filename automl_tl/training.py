@@ -68,13 +68,34 @@ class TrialContext:
     probes: dict = field(default_factory=dict)  # (backbone, options) -> ProbeResult, shared
     #: name -> TransferStrategy (the plugin manager's registry); empty: the registered ones
     strategies: Mapping[str, Any] = field(default_factory=dict)
+    #: for a sample's context (:meth:`subset`): (the whole data's fingerprint, the sample's positions)
+    part_of: tuple[str, np.ndarray] | None = None
 
     def features(self, backbone: str, options: Mapping[str, Any]) -> np.ndarray:
-        """Frozen features of every item (cached on disk and in memory)."""
+        """Frozen features of every item (cached on disk and in memory). A sample's features
+        are not computed again for the whole data."""
         return self.cache.get_or_compute(spec=self.specs[backbone], weights=self.weights.get(backbone),
                                          input_config=self.input_configs[backbone], options=dict(options),
                                          items=self.data.items, data_fingerprint=self.data.fingerprint(),
-                                         batch_size=self.batch_size, progress=self.progress)
+                                         batch_size=self.batch_size, progress=self.progress, part_of=self.part_of)
+
+    def features_many(self, backbone: str, options_list) -> list[np.ndarray]:
+        """:meth:`features` of several option sets, those not cached yet computed in one pass
+        (one forward pass for a backbone with ``readouts``)."""
+        return self.cache.get_or_compute_many(
+            spec=self.specs[backbone], weights=self.weights.get(backbone), input_config=self.input_configs[backbone],
+            options_list=[dict(o) for o in options_list], items=self.data.items,
+            data_fingerprint=self.data.fingerprint(), batch_size=self.batch_size, progress=self.progress,
+            part_of=self.part_of)
+
+    def subset(self, index) -> "TrialContext":
+        """This context over the items ``index`` only (the run's folds restricted to them), with
+        probes of its own."""
+        from dataclasses import replace
+
+        index = np.asarray(index, dtype=np.int64)
+        return replace(self, data=self.data.subset(index), plan=self.plan.restrict(index), y=self.y[index],
+                       probes={}, part_of=(self.data.fingerprint(), index))
 
     def se(self, y_true, y_pred, index) -> float:
         """Standard error of the metric on these predictions (groups resampled whole)."""

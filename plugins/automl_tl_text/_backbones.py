@@ -299,13 +299,34 @@ def build(info: TextBackboneInfo, weights: ResolvedWeights | None, input_config:
           *, pooling: str = "mean"):
     """The encoder as a flat ``keras.Model``: adapter dict -> pooled features ``(B, D)``."""
     import keras
-    import keras_hub
 
-    from automl_tl_text._layers import MaskedPooling
-
-    input_config = dict(input_config or {})
     if pooling not in POOLINGS:
         raise ConfigError(f"{info.name}: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    encoder = _encoder(info, weights, input_config)
+    name = re.sub(r"[^0-9a-zA-Z_]", "_", f"{info.name}_{pooling}")
+    return keras.Model(inputs=encoder.input, outputs=_pooled(encoder, pooling), name=name)
+
+
+def readouts(info: TextBackboneInfo, weights: ResolvedWeights | None, input_config: Mapping[str, Any],
+             option_sets):
+    """Every pooling of ``option_sets`` from one pass through the encoder."""
+    import keras
+
+    encoder = _encoder(info, weights, input_config)
+    pooled = {}
+    for o in option_sets:
+        p = o.get("pooling", "mean")
+        if p not in pooled:
+            pooled[p] = _pooled(encoder, p)
+    name = re.sub(r"[^0-9a-zA-Z_]", "_", f"{info.name}_readouts")
+    return keras.Model(inputs=encoder.input, outputs=[pooled[o.get("pooling", "mean")] for o in option_sets],
+                       name=name)
+
+
+def _encoder(info: TextBackboneInfo, weights: ResolvedWeights | None, input_config: Mapping[str, Any]):
+    import keras_hub
+
+    input_config = dict(input_config or {})
     cls = _keras_class(info.family)
     if weights is None:
         arch = {**info.arch, **dict(input_config.get("architecture") or {})}
@@ -321,15 +342,21 @@ def build(info: TextBackboneInfo, weights: ResolvedWeights | None, input_config:
             raise WeightsUnavailableError(
                 f"{info.name}: {folder} holds a {type(encoder).__name__}, expected {cls.__name__}")
     _sequence_length(info, input_config, int(encoder.max_sequence_length))
+    return encoder
+
+
+def _pooled(encoder, pooling: str):
+    """The ``pooling`` readout of ``encoder``'s outputs (a symbolic tensor)."""
+    from automl_tl_text._layers import MaskedPooling
+
+    if pooling not in POOLINGS:
+        raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     inputs = encoder.input
+    if pooling == "mean_last3":
+        return _mean_of_last_layers(encoder, inputs["padding_mask"], LAST_LAYERS)
     out = encoder.output
     sequence = out["sequence_output"] if isinstance(out, dict) else out
-    if pooling == "mean_last3":
-        pooled = _mean_of_last_layers(encoder, inputs["padding_mask"], LAST_LAYERS)
-    else:
-        pooled = MaskedPooling(pooling, name=f"{pooling}_pooling")(sequence, inputs["padding_mask"])
-    name = re.sub(r"[^0-9a-zA-Z_]", "_", f"{info.name}_{pooling}")
-    return keras.Model(inputs=inputs, outputs=pooled, name=name)
+    return MaskedPooling(pooling, name=f"{pooling}_pooling")(sequence, inputs["padding_mask"])
 
 
 def _mean_of_last_layers(encoder, padding_mask, n: int):
@@ -370,7 +397,7 @@ def make_spec(info: TextBackboneInfo) -> BackboneSpec:
     return BackboneSpec(
         name=info.name,
         modality="text",
-        build=functools.partial(build, info),
+        build=functools.partial(build, info), readouts=functools.partial(readouts, info),
         make_adapter=functools.partial(make_adapter, info),
         blocks=blocks,
         n_blocks=info.num_layers + 1,

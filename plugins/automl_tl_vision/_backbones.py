@@ -139,12 +139,30 @@ def _builder(app_name: str, preprocess: str, mid_layer: str):
         if weights is not None:
             weights.apply(model)
         if features == "mid":
-            mid = keras.layers.GlobalAveragePooling2D(name="automl_tl_pool_mid")(model.get_layer(mid_layer).output)
-            model = keras.Model(inp, mid, name=f"{app_name.lower()}_mid")
+            model = keras.Model(inp, _mid(model), name=f"{app_name.lower()}_mid")
         elif features != "final":
             raise ValueError(f"features must be one of {FEATURE_CHOICES}, not {features!r}")
         return model
 
+    def _mid(model):
+        import keras
+
+        return keras.layers.GlobalAveragePooling2D(name="automl_tl_pool_mid")(model.get_layer(mid_layer).output)
+
+    def readouts(weights, input_config, option_sets):
+        """Every ``features`` readout of ``option_sets`` from one forward pass (the mid layer is
+        on the way to the last one)."""
+        import keras
+
+        model = build(weights, input_config)
+        mid = _mid(model) if any(o.get("features") == "mid" for o in option_sets) else None
+        for o in option_sets:
+            if o.get("features", "final") not in FEATURE_CHOICES:
+                raise ValueError(f"features must be one of {FEATURE_CHOICES}, not {o.get('features')!r}")
+        outs = [mid if o.get("features") == "mid" else model.output for o in option_sets]
+        return keras.Model(model.input, outs, name=f"{app_name.lower()}_readouts")
+
+    build.readouts = readouts
     return build
 
 
@@ -174,8 +192,9 @@ def pixels_spec() -> BackboneSpec:
 
 
 def _spec(name, app, preprocess, pattern, n_blocks, n_params, sources, desc, mid_layer):
+    build = _builder(app, preprocess, mid_layer)
     return BackboneSpec(
-        name=name, modality="image", build=_builder(app, preprocess, mid_layer),
+        name=name, modality="image", build=build, readouts=build.readouts,
         make_adapter=make_image_adapter, blocks=regex_blocks(pattern), n_blocks=n_blocks,
         weight_sources=sources, n_params=n_params, options={"features": FEATURE_CHOICES},
         default_input_config={"image_size": 224}, pretrained_on="ImageNet-1k", description=desc)
