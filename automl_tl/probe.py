@@ -29,8 +29,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["C_GRID", "PROBE_ITEMS", "probe_sample", "ProbeResult", "linear_probe", "log_loss", "fit_logistic", "logistic_head", "option_grid",
-           "probe_candidates"]
+__all__ = ["C_GRID", "PROBE_ITEMS", "probe_sample", "ProbeResult", "linear_probe", "log_loss", "fit_logistic",
+           "logistic_head", "one_blas_thread", "option_grid", "probe_candidates"]
 
 #: strengths tried, strongest regularisation first; each fold walks the path with warm starts
 #: and the walk stops once three strengths in a row score worse (weak regularisation is where
@@ -207,6 +207,21 @@ def probe_sample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
+def _all_readouts(ctx, spec, option_sets, log) -> None:
+    """Every readout's features in one forward pass; if the backbone's ``readouts`` fails, each
+    option set is computed alone when probed (and fails there on its own, if it must)."""
+    from automl_tl.errors import AutoMLTLError
+
+    try:
+        ctx.features_many(spec.name, option_sets)
+    except AutoMLTLError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's readouts is an optimisation only
+        if log is not None:
+            log.warning("probe %s: readouts failed (%s: %s); computing each option alone", spec.name,
+                        type(exc).__name__, str(exc)[:200])
+
+
 def probe_candidates(ctx, specs, *, deadline: float | None = None, log=None,
                      max_items: int = PROBE_ITEMS) -> list[dict]:
     """The linear probe of every candidate backbone and option combination, best first.
@@ -235,7 +250,7 @@ def probe_candidates(ctx, specs, *, deadline: float | None = None, log=None,
         t0 = time.perf_counter()
         try:
             if spec.readouts is not None and len(grids[spec.name]) > 1 and options == grids[spec.name][0]:
-                ctx.features_many(spec.name, grids[spec.name])  # every readout in one forward pass
+                _all_readouts(ctx, spec, grids[spec.name], log)
             result = ctx.probe(spec.name, options)
         except AutoMLTLError:
             raise

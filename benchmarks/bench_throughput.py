@@ -114,7 +114,7 @@ def bench_fit(args, tmp, res, folder):
                  cache_dir=tmp / "fit-cache", report=False, batch_size=args.batch_size).fit(str(folder))
     fit = time.perf_counter() - t0
     timings = json.loads((tmp / "fit-run" / "summary.json").read_text()).get("timings", {})
-    notebook = res["embed"]["notebook_seconds"] * 1.0
+    notebook = res["embed"]["notebook_seconds"]
     r = {"fit_seconds": fit, "notebook_seconds": notebook, "ratio": fit / notebook, "timings": timings}
     res["fit"] = r
     print(f"fit     one-trial feature-extraction fit over the same {res['embed']['n']} files: {fit:.1f} s vs "

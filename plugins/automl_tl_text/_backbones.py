@@ -312,6 +312,9 @@ def readouts(info: TextBackboneInfo, weights: ResolvedWeights | None, input_conf
     """Every pooling of ``option_sets`` from one pass through the encoder."""
     import keras
 
+    for o in option_sets:  # strict: an option this does not know would be silently ignored
+        if set(o) - {"pooling"}:
+            raise ConfigError(f"{info.name}: readouts take the pooling option only, not {o!r}")
     encoder = _encoder(info, weights, input_config)
     pooled = {}
     for o in option_sets:

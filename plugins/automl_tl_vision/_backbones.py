@@ -156,9 +156,9 @@ def _builder(app_name: str, preprocess: str, mid_layer: str):
 
         model = build(weights, input_config)
         mid = _mid(model) if any(o.get("features") == "mid" for o in option_sets) else None
-        for o in option_sets:
-            if o.get("features", "final") not in FEATURE_CHOICES:
-                raise ValueError(f"features must be one of {FEATURE_CHOICES}, not {o.get('features')!r}")
+        for o in option_sets:  # strict: an option this does not know would be silently ignored
+            if set(o) - {"features"} or o.get("features", "final") not in FEATURE_CHOICES:
+                raise ValueError(f"readouts take features in {FEATURE_CHOICES} only, not {o!r}")
         outs = [mid if o.get("features") == "mid" else model.output for o in option_sets]
         return keras.Model(model.input, outs, name=f"{app_name.lower()}_readouts")
 
