@@ -74,10 +74,7 @@ class TrialContext:
     def features(self, backbone: str, options: Mapping[str, Any]) -> np.ndarray:
         """Frozen features of every item (cached on disk and in memory). A sample's features
         are not computed again for the whole data."""
-        return self.cache.get_or_compute(spec=self.specs[backbone], weights=self.weights.get(backbone),
-                                         input_config=self.input_configs[backbone], options=dict(options),
-                                         items=self.data.items, data_fingerprint=self.data.fingerprint(),
-                                         batch_size=self.batch_size, progress=self.progress, part_of=self.part_of)
+        return self.features_many(backbone, [options])[0]
 
     def features_many(self, backbone: str, options_list) -> list[np.ndarray]:
         """:meth:`features` of several option sets, those not cached yet computed in one pass
