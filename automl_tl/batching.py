@@ -111,9 +111,14 @@ def decode_workers() -> int:
     """Threads that decode items ahead of the model: enough to keep an accelerator fed, few
     enough not to starve a small CPU's own forward pass (image decoding and tokenising release
     the GIL). ``AUTOML_TL_DECODE_WORKERS`` overrides."""
-    env = os.environ.get("AUTOML_TL_DECODE_WORKERS")
+    env = os.environ.get("AUTOML_TL_DECODE_WORKERS", "").strip()
     if env:
-        return max(1, int(env))
+        if not env.isdigit() or int(env) < 1:
+            from automl_tl.errors import ConfigError
+
+            raise ConfigError(f"AUTOML_TL_DECODE_WORKERS must be a whole number of threads (1 or more), "
+                              f"not {env!r}; unset it to let automl-tl choose")
+        return int(env)
     return max(1, min(8, (os.cpu_count() or 1) // 2))
 
 

@@ -333,8 +333,8 @@ class Search:
                 self._loop(trials, deadline, bar)
             finally:
                 bar.close()
-            self.stop.setdefault("seconds", round(time.monotonic() - t_start, 1))
             self.timings["trials"] = round(time.monotonic() - t_start, 2)
+            self.stop.setdefault("seconds", round(self.timings["trials"], 1))
             log.info("search stopped: %s", self.stop.get("reason"))
             t_deliver = time.monotonic()
             self.deliver(deadline=deadline)

@@ -60,3 +60,17 @@ def test_several_decoding_threads_return_results_in_item_order():
     np.testing.assert_array_equal(out, expected)
     assert sum(len(idx) for idx, _ in iter_batches(items, adapter, 7, workers=4)) == len(items)
     assert len(adapter.threads) > 1  # decoded by more than one worker
+
+
+def test_a_bad_decode_worker_count_is_the_user_s_to_fix(monkeypatch):
+    import pytest
+
+    from automl_tl.batching import decode_workers
+    from automl_tl.errors import ConfigError
+
+    monkeypatch.setenv("AUTOML_TL_DECODE_WORKERS", "3")
+    assert decode_workers() == 3
+    for bad in ("two", "0", "-1"):
+        monkeypatch.setenv("AUTOML_TL_DECODE_WORKERS", bad)
+        with pytest.raises(ConfigError, match="AUTOML_TL_DECODE_WORKERS"):
+            decode_workers()
