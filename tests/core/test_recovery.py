@@ -38,7 +38,9 @@ def test_kill_9_mid_trial_then_resume(tmp_path, image_folder):
         if victim is not None and victim.number >= 1:  # trial 0 is finished and must survive
             break
         time.sleep(0.5)
-    assert proc.poll() is None and victim is not None, "the fit ended before a second trial ran"
+    ended = proc.poll() is not None
+    assert not ended and victim is not None, (  # the child's own words when it ended early
+        f"the fit ended before a second trial ran: {proc.stderr.read().decode()[-3000:] if ended else ''}")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}")
