@@ -344,17 +344,31 @@ def cmd_backbones(args) -> int:
     for spec in pm.backbones.list(args.filter, modality=args.modality):
         try:
             w = spec.resolve_weights()
-            avail = f"{w.kind}"
-        except WeightsUnavailableError:
-            avail = "no"
-        rows.append(spec.summary() | {"weights_here": avail})
+        except WeightsUnavailableError as exc:
+            weights = {"weights_here": "no", "weights_status": "missing", "weights_location": None,
+                       "weights_hint": str(exc)}
+        else:
+            status = "not needed" if w.kind == "none" else w.status
+            weights = {"weights_here": w.kind, "weights_status": status,
+                       "weights_location": None if w.kind == "none" else w.location}
+        rows.append(spec.summary() | weights)
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    print(f"{'name':<24}{'modality':<10}{'plugin':<18}{'params':>12}{'blocks':>8}  {'fine-tune':<10}weights here")
+    print(f"{'name':<26}{'modality':<10}{'plugin':<18}{'params':>9}{'blocks':>7}  {'fine-tune':<10}"
+          f"{'weights':<11}from")
     for r in rows:
-        print(f"{r['name']:<24}{r['modality']:<10}{r['plugin']:<18}{r['n_params'] / 1e6:>10.1f}M"
-              f"{r['n_blocks']:>8}  {'yes' if r['fine_tunable'] else 'no':<10}{r['weights_here']}")
+        where = {"user": "--weights / $AUTOML_TL_WEIGHTS_DIR", "package": "installed package",
+                 "download": "download / local cache", "none": "-"}.get(r["weights_here"], r["weights_here"])
+        if r["weights_location"] and r["weights_here"] != "none":
+            where += f": {r['weights_location']}"
+        if r["weights_status"] == "missing":
+            where = "-"
+        print(f"{r['name']:<26}{r['modality']:<10}{r['plugin']:<18}{r['n_params'] / 1e6:>8.1f}M"
+              f"{r['n_blocks']:>7}  {'yes' if r['fine_tunable'] else 'no':<10}{r['weights_status']:<11}{where}")
+    print("weights: real = pretrained, in the backbone's own format; converted = pretrained, "
+          "translated from another framework's checkpoint when loaded; missing = not here "
+          "(`automl-tl fit` says how to provide them)")
     return EXIT_OK
 
 

@@ -91,6 +91,10 @@ class ResolvedWeights:
     backbone: str
     kind: str
     location: str
+    #: True when the weights are translated at load time from another framework's checkpoint
+    #: (a PyTorch state dict, a Hugging Face PyTorch/safetensors layout) rather than read in the
+    #: backbone's own format; ``automl-tl backbones`` shows it as "converted".
+    converted: bool = False
     loader: Loader | None = field(default=None, compare=False, repr=False)
 
     @functools.cached_property
@@ -105,8 +109,14 @@ class ResolvedWeights:
             self.loader(model, self.location)
         return model
 
+    @property
+    def status(self) -> str:
+        """``"converted"`` or ``"real"`` (pretrained weights in the backbone's own format)."""
+        return "converted" if self.converted else "real"
+
     def to_dict(self) -> dict:
-        return {"backbone": self.backbone, "kind": self.kind, "location": self.location}
+        return {"backbone": self.backbone, "kind": self.kind, "location": self.location,
+                "converted": self.converted}
 
 
 class WeightSource:
@@ -114,6 +124,11 @@ class WeightSource:
 
     kind = "base"
     loader: Loader | None = None
+    converted: bool = False
+
+    def converts(self, location: str) -> bool:
+        """Whether weights found at ``location`` go through a converter (see ResolvedWeights)."""
+        return bool(self.converted)
 
     def locate(self, backbone: str, overrides: Mapping[str, str]) -> str | None:  # pragma: no cover
         raise NotImplementedError
@@ -128,7 +143,13 @@ class UserPath(WeightSource):
 
     filename: str
     loader: Loader | None = None
+    converted: bool = False
+    #: a user file ending in one of these is another framework's checkpoint (e.g. ``.pth``)
+    converted_suffixes: tuple[str, ...] = ()
     kind = "user"
+
+    def converts(self, location):
+        return self.converted or location.lower().endswith(tuple(s.lower() for s in self.converted_suffixes))
 
     def locate(self, backbone, overrides):
         explicit = overrides.get(backbone)
@@ -157,6 +178,7 @@ class PackageFile(WeightSource):
     relpath: str
     pip_name: str
     loader: Loader | None = None
+    converted: bool = False
     kind = "package"
 
     def locate(self, backbone, overrides):
@@ -182,6 +204,7 @@ class Download(WeightSource):
     host: str
     cached: Callable[[], str | None] | None = field(default=None, compare=False)
     loader: Loader | None = None
+    converted: bool = False
     kind = "download"
 
     def locate(self, backbone, overrides):
@@ -216,6 +239,6 @@ def resolve_weights(backbone: str, sources, overrides: Mapping[str, str] | None 
         location = source.locate(backbone, overrides)
         if location:
             return ResolvedWeights(backbone=backbone, kind=source.kind, location=location,
-                                   loader=source.loader)
+                                   converted=source.converts(location), loader=source.loader)
     hints = "; or ".join(s.hint(backbone) for s in sources) or "this backbone lists no weight source"
     raise WeightsUnavailableError(f"no pretrained weights for backbone {backbone!r} here: {hints}.")

@@ -186,7 +186,7 @@ def _hf_download(repo_id: str, loader) -> Download:
     from ._hf import hf_cached
 
     return Download(location=f"hf://{repo_id}", host="huggingface.co",
-                    cached=functools.partial(hf_cached, repo_id), loader=loader)
+                    cached=functools.partial(hf_cached, repo_id), loader=loader, converted=True)
 
 
 def _whisper_spec(name, repo, config, n_params, n_layers, description):
@@ -197,7 +197,7 @@ def _whisper_spec(name, repo, config, n_params, n_layers, description):
         build=functools.partial(build_whisper_backbone, name=name, default_config=config),
         make_adapter=functools.partial(make_log_mel_adapter, n_mels=config["num_mel_bins"]),
         blocks=_whisper_blocks, n_blocks=n_layers + 1,
-        weight_sources=(UserPath(filename=name, loader=_whisper_loader),
+        weight_sources=(UserPath(filename=name, loader=_whisper_loader, converted=True),
                         _hf_download(repo, _whisper_loader)),
         n_params=n_params, fine_tunable=True,
         default_input_config={"sample_rate": 16000, "duration": 1.0, "frontend": "log-mel"},
@@ -239,7 +239,7 @@ def specs():
             name="wav2vec2-base", modality="audio",
             build=functools.partial(build_wav2vec2_backbone, name="wav2vec2-base"),
             make_adapter=make_waveform_adapter, blocks=_wav2vec2_blocks, n_blocks=13,
-            weight_sources=(UserPath(filename="wav2vec2-base", loader=_w2v_loader),
+            weight_sources=(UserPath(filename="wav2vec2-base", loader=_w2v_loader, converted=True),
                             _hf_download("facebook/wav2vec2-base", _w2v_loader)),
             n_params=94_371_712, fine_tunable=True,
             default_input_config={"sample_rate": 16000, "duration": 1.0},

@@ -242,11 +242,13 @@ def local_folder(weights: ResolvedWeights | str, info: TextBackboneInfo | None =
 
 
 def weight_sources(info: TextBackboneInfo) -> tuple:
-    sources: list = [HFFolder(filename=info.name, info=info)]
+    # Hugging Face checkpoints are translated to the KerasHub layout when loaded: "converted"
+    sources: list = [HFFolder(filename=info.name, info=info, converted=True)]
     if info.package:
         pkg, rel, pip = info.package
-        sources.append(PackageFile(package=pkg, relpath=rel, pip_name=pip))
-    sources.append(Download(location=f"hf://{info.hf_repo}", host=HF_HOST, cached=_hf_cached(info.hf_repo)))
+        sources.append(PackageFile(package=pkg, relpath=rel, pip_name=pip, converted=True))
+    sources.append(Download(location=f"hf://{info.hf_repo}", host=HF_HOST, cached=_hf_cached(info.hf_repo),
+                            converted=True))
     return tuple(sources)
 
 
