@@ -15,14 +15,26 @@ pytestmark = pytest.mark.slow
 
 
 def _running_trial(db):
+    """The number of the trial the child is running (one with a strategy: a real trial), or None.
+
+    Read through a read-only SQLite connection, never through ``optuna.load_study``: loading a
+    study creates the schema when it is missing, and doing that while the child creates it too
+    made the child fail once (exit 2 in a fresh-clone CI run)."""
+    import sqlite3
+
     if not db.exists():
         return None
     try:
-        study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{db}")
-        return next((t for t in study.get_trials(deepcopy=False)
-                     if t.state.name == "RUNNING" and t.user_attrs.get("strategy")), None)
-    except Exception:  # noqa: BLE001 - the database is being created
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)
+        try:
+            row = con.execute(
+                "SELECT t.number FROM trials t JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
+                "WHERE t.state = 'RUNNING' AND a.key = 'strategy' ORDER BY t.number LIMIT 1").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:  # the child has not created the tables yet, or holds a write lock
         return None
+    return row[0] if row else None
 
 
 def test_kill_9_mid_trial_then_resume(tmp_path, image_folder):
@@ -35,7 +47,7 @@ def test_kill_9_mid_trial_then_resume(tmp_path, image_folder):
     deadline, victim = time.time() + 400, None
     while time.time() < deadline and proc.poll() is None:
         victim = _running_trial(run / "study.db")
-        if victim is not None and victim.number >= 1:  # trial 0 is finished and must survive
+        if victim is not None and victim >= 1:  # trial 0 is finished and must survive
             break
         time.sleep(0.5)
     ended = proc.poll() is not None
@@ -52,13 +64,13 @@ def test_kill_9_mid_trial_then_resume(tmp_path, image_folder):
     assert out.returncode == 0, out.stderr[-3000:]
     study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}")
     trials = {t.number: t for t in study.trials}
-    assert trials[victim.number].state.name == "FAIL"
+    assert trials[victim].state.name == "FAIL"
     assert all(trials[n].value == v for n, v in done_before.items())  # nothing finished was lost
-    retries = [t for t in trials.values() if t.user_attrs.get("retry_of") == victim.number]
+    retries = [t for t in trials.values() if t.user_attrs.get("retry_of") == victim]
     assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")  # retried once, and it ran
     assert retries[0].params["backbone"] == "mobilenetv2"
     rows = {int(r["trial"]): r for r in csv.DictReader((run / "leaderboard.csv").open())}
-    assert rows[victim.number]["fail_reason"].startswith("interrupted")
+    assert rows[victim]["fail_reason"].startswith("interrupted")
     assert (run / "model.keras").exists()
 
 
@@ -81,6 +93,6 @@ def test_ctrl_c_mid_trial_exits_130_with_one_line(tmp_path, image_folder):
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "interrupted" in err
     study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}")
-    t = study.trials[victim.number]
+    t = study.trials[victim]
     assert t.state.name == "FAIL" and t.user_attrs["fail_reason"].startswith("interrupted")
-    assert [x.number for x in study.trials if x.user_attrs.get("retry_of") == victim.number]  # queued again
+    assert [x.number for x in study.trials if x.user_attrs.get("retry_of") == victim]  # queued again
