@@ -222,6 +222,19 @@ def _all_readouts(ctx, spec, option_sets, log) -> None:
                         type(exc).__name__, str(exc)[:200])
 
 
+def _proxies(ctx, backbone: str, options) -> dict:
+    """The transferability proxies beside the probe, on the same cached features and folds; they
+    are reported, not used for choosing, so a failure is recorded and nothing else."""
+    from automl_tl.metrics import metric_function
+    from automl_tl.transferability import proxy_scores
+
+    try:
+        return proxy_scores(ctx.features(backbone, options), ctx.y, ctx.plan.folds,
+                            metric=metric_function(ctx.metric), n_classes=ctx.n_classes)
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"{type(exc).__name__}: {exc}"[:200]}
+
+
 def probe_candidates(ctx, specs, *, deadline: float | None = None, log=None,
                      max_items: int = PROBE_ITEMS) -> list[dict]:
     """The linear probe of every candidate backbone and option combination, best first.
@@ -262,7 +275,8 @@ def probe_candidates(ctx, specs, *, deadline: float | None = None, log=None,
             continue
         rows.append({"backbone": spec.name, "options": options, "score": result.score, "se": result.se,
                      "C": result.C, "classical": spec.classical, "dim": int(result.dim),
-                     "seconds": round(time.perf_counter() - t0, 2)} | ({"n_items": len(ctx.y)} if sampled else {}))
+                     "seconds": round(time.perf_counter() - t0, 2), "proxies": _proxies(ctx, spec.name, options)}
+                    | ({"n_items": len(ctx.y)} if sampled else {}))
         if log is not None:
             log.info("probe %s %s: %.4f ± %.4f (logistic regression, C=%.3g%s)", spec.name,
                      options or "", result.score, result.se, result.C,

@@ -776,6 +776,22 @@ class Search:
                  "probability": float(p)} for i, k, p in zip(index, predicted, prob)]
 
     # ------------------------------------------------------------------ views
+    def _transferability(self) -> dict | None:
+        """How well the probe and the proxies ranked the backbones against what the search found
+        (each backbone's best finished trial)."""
+        import optuna
+
+        from automl_tl.transferability import transferability_summary
+
+        if not self.probes:
+            return None
+        found: dict[str, float] = {}
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            b = t.params.get("backbone")
+            if b is not None and t.value is not None:
+                found[b] = max(found.get(b, -np.inf), float(t.value))
+        return transferability_summary(self.probes, found)
+
     def write_summary(self, *, finished: bool) -> dict:
         sel = self.selection()
         best = None
@@ -785,6 +801,7 @@ class Search:
                     "params": dict(bt.params), "strategy": bt.user_attrs.get("strategy")}
         summary = dict(self.summary_base) | {
             "schema": SCHEMA_VERSION, "best": best, "selection": sel.to_dict() if sel else None,
+            "transferability": self._transferability(),
             "labels": self.labels, "finished": finished, "stop": self.stop or None,
             "delivered": self.delivered or None, "evaluation": self.ctx.plan.to_dict(),
             "timings": dict(self.summary_base.get("timings") or {}) | self.timings}

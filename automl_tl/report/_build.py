@@ -11,7 +11,8 @@ from typing import Any
 
 from automl_tl import schema
 from automl_tl.report import _noise
-from automl_tl.report._delivered import classical_backbones, delivered_part, evaluation_part, probe_part, stop_part
+from automl_tl.report._delivered import (classical_backbones, delivered_part, evaluation_part, probe_part, stop_part,
+                                        transferability_sentence)
 from automl_tl.report._fmt import describe_config, fmt_interval, fmt_score, fmt_seconds
 from automl_tl.report._io import jsonable, to_float
 from automl_tl.report._load import NOISE_COLUMNS, PARAM_COLUMNS, RunData, load_run
@@ -662,6 +663,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
         "stop": sections["stop"],
         "evaluation": evaluation,
         "probe": probe_part(run.summary),
+        "transferability": transferability_sentence(run.summary),
         "per_class": _per_class(data),
         "failures": sections["failures"],
         "files": data.files,

@@ -13,7 +13,8 @@ from typing import Any
 from automl_tl.report._fmt import describe_config, fmt_interval, fmt_points, fmt_seconds
 from automl_tl.report._io import to_float, to_int
 
-__all__ = ["classical_backbones", "delivered_part", "stop_part", "evaluation_part", "probe_part", "options_text"]
+__all__ = ["classical_backbones", "delivered_part", "stop_part", "evaluation_part", "probe_part", "options_text",
+           "transferability_sentence"]
 
 STOP_LABELS = {
     "trials": "trial budget used",
@@ -194,5 +195,30 @@ def probe_part(summary: dict[str, Any]) -> list[dict[str, Any]]:
             "classical": bool(p.get("classical")),
             "seconds": to_float(p.get("seconds")),
             "skipped": None if scored else str(p.get("skipped") or "not probed"),
+            "logme": to_float((p.get("proxies") or {}).get("logme")),
+            "knn": to_float((p.get("proxies") or {}).get("knn")),
         })
     return out
+
+
+_PROXY_NAMES = {"linear_probe": "linear probe", "logme": "LogME", "knn": "kNN"}
+
+
+def transferability_sentence(summary: dict[str, Any]) -> str | None:
+    """How well the probe and each proxy ranked the backbones against the search (Kendall's tau)."""
+    tr = summary.get("transferability")
+    if not isinstance(tr, dict) or not isinstance(tr.get("tau"), dict):
+        return None
+    parts, why = [], None
+    for key, res in tr["tau"].items():
+        if not isinstance(res, dict):
+            continue
+        tau = to_float(res.get("tau"))
+        if tau is None:
+            why = why or res.get("why")
+            continue
+        parts.append(f"{_PROXY_NAMES.get(key, key)} τ = {tau:+.2f} (n = {to_int(res.get('n'))})")
+    if parts:
+        return ("Rank agreement of each transferability measure with the best score the search found per "
+                "backbone (Kendall's τ): " + ", ".join(parts) + ".")
+    return f"No rank agreement (Kendall's τ) of the transferability measures with the search: {why}." if why else None

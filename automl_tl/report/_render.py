@@ -229,14 +229,16 @@ def _delivered_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
-_PROBE_HEAD = [("#", True), ("backbone", False), ("options", False), ("score ± SE", True), ("C", True), ("features", True), ("classical", False), ("time", True)]
+_PROBE_HEAD = [("#", True), ("backbone", False), ("options", False), ("score ± SE", True), ("C", True), ("features", True),
+               ("LogME", True), ("kNN", True), ("classical", False), ("time", True)]
 
 
 def _probe_rows(r: dict[str, Any]) -> list[list[str]]:
     return [
         [fmt_value(p["rank"]) if p["rank"] else "", fmt_value(p["backbone"]), p["options"],
          fmt_interval(p["score"], p["se"]) if p["skipped"] is None else f"skipped: {p['skipped']}",
-         fmt_value(p["C"]), fmt_value(p.get("dim")), "yes" if p["classical"] else "", fmt_seconds(p["seconds"])]
+         fmt_value(p["C"]), fmt_value(p.get("dim")), "" if p.get("logme") is None else f"{p['logme']:.3f}",
+         fmt_value(p.get("knn")), "yes" if p["classical"] else "", fmt_seconds(p["seconds"])]
         for p in r.get("probe") or []
     ]
 
@@ -244,6 +246,8 @@ def _probe_rows(r: dict[str, Any]) -> list[list[str]]:
 def _delivered_sentences(r: dict[str, Any]) -> list[str]:
     out = list((r.get("delivered") or {}).get("sentences") or [])
     out += [x["sentence"] for x in (r.get("stop"), r.get("evaluation")) if x]
+    if r.get("transferability"):
+        out.append(r["transferability"])
     return out
 
 

@@ -57,6 +57,12 @@ def test_outputs_and_recommendation_first(fitted):
     # delivered: refitted on every labelled item
     assert summary["delivered"]["refit"] is True and summary["delivered"]["n_train"] == 36
     assert json.loads((run / "config.json").read_text())["refitted"] is True
+    # the transferability proxies beside the probe, and how each ranked against the search
+    mnv2 = summary["transferability"]["by_backbone"]["mobilenetv2"]
+    assert set(mnv2) == {"linear_probe", "logme", "knn", "search"} and 0 <= mnv2["knn"] <= 1
+    assert mnv2["search"] == pytest.approx(max(float(r["score"]) for r in rows
+                                               if r["score"] and r["backbone"] == "mobilenetv2"))
+    assert set(summary["transferability"]["tau"]) == {"linear_probe", "logme", "knn"}
 
 
 def test_saved_model_predicts_raw_files_like_the_run(fitted):

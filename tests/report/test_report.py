@@ -301,3 +301,33 @@ def test_a_tie_with_the_recommended_strategy_counts_as_held(make_run_dir):
     assert report["tied_strategies"] == ["fine_tune_top", "fine_tune_all"]
     assert report["strategy_held"] is True
     assert any("tied with the winner" in s or "tied with" in s for s in report["headline"])
+
+
+def test_probe_table_shows_the_proxies_and_their_rank_agreement(tmp_path):
+    """The probe table has LogME and kNN columns, and the report says each measure's Kendall tau
+    against the search (or why there is none)."""
+    import shutil
+    from pathlib import Path
+
+    from automl_tl.transferability import transferability_summary
+
+    run = tmp_path / "engine_run"
+    shutil.copytree(Path(__file__).parent / "data" / "engine_run", run)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["probe"] = [
+        {"backbone": "mobilenetv2", "options": {}, "score": 0.8, "se": 0.03, "C": 0.1, "dim": 1280, "classical": False,
+         "seconds": 2.0, "proxies": {"logme": -0.61234, "knn": 0.75}},
+        {"backbone": "vgg16", "options": {}, "score": 0.7, "se": 0.03, "C": 0.1, "dim": 512, "classical": False,
+         "seconds": 3.0, "proxies": {"logme": -0.9, "knn": 0.7}},
+        {"backbone": "pixels", "options": {}, "score": 0.6, "se": 0.04, "C": 1.0, "dim": 1200, "classical": True,
+         "seconds": 0.5, "proxies": {"logme": -0.7, "knn": 0.5}}]
+    summary["transferability"] = transferability_summary(summary["probe"], {"mobilenetv2": 0.85, "vgg16": 0.72, "pixels": 0.61})
+    (run / "summary.json").write_text(json.dumps(summary))
+    md = write_report(run)["md"].read_text()
+    assert "| LogME | kNN |" in md and "-0.612" in md
+    assert "linear probe τ = +1.00 (n = 3)" in md and "LogME τ = +0.33 (n = 3)" in md
+
+    summary["transferability"] = transferability_summary(summary["probe"][:1], {"mobilenetv2": 0.85})
+    (run / "summary.json").write_text(json.dumps(summary))
+    md = write_report(run)["md"].read_text()
+    assert "No rank agreement" in md and "needs 3" in md

@@ -1,0 +1,68 @@
+"""Transferability proxies: LogME's evidence equals the Gaussian marginal likelihood it stands
+for; LogME and kNN rank informative features above noise; Kendall's tau against the search."""
+
+import numpy as np
+import pytest
+
+from automl_tl.transferability import knn_score, logme, rank_agreement, transferability_summary
+
+
+def _evidence_direct(x, t, alpha, beta):
+    """log N(t; 0, X X^T / alpha + I / beta), computed the slow way."""
+    from scipy.stats import multivariate_normal
+
+    n = len(t)
+    cov = x @ x.T / alpha + np.eye(n) / beta
+    return multivariate_normal(mean=np.zeros(n), cov=cov).logpdf(t)
+
+
+@pytest.mark.parametrize("n,d", [(40, 5), (12, 30)])  # more items than dimensions, and fewer
+def test_logme_is_the_log_evidence_at_its_fixed_point(n, d):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, d))
+    y = (x[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(int)
+    got = logme(x, y, 2)
+    xs = (x - x.mean(0)) / x.std(0)
+    # the evidence is maximised over alpha and beta: a grid search of the direct formula never beats it
+    best = []
+    for k in (0, 1):
+        t = (y == k).astype(float)
+        best.append(max(_evidence_direct(xs, t, a, b) for a in np.logspace(-3, 3, 25) for b in np.logspace(-3, 3, 25)) / n)
+    assert got >= np.mean(best) - 1e-6
+    assert got - np.mean(best) < 0.05  # and the grid's best comes close (it is the same function)
+
+
+def test_proxies_rank_informative_features_above_noise():
+    rng = np.random.default_rng(1)
+    n, classes = 300, 3
+    y = np.repeat(np.arange(classes), n // classes)
+    centres = rng.normal(size=(classes, 16)) * 2.0
+    good = centres[y] + rng.normal(size=(n, 16))
+    noise = rng.normal(size=(n, 16))
+    folds = [(np.flatnonzero(np.arange(n) % 5 != f), np.flatnonzero(np.arange(n) % 5 == f)) for f in range(5)]
+
+    def accuracy(a, b):
+        return float(np.mean(a == b))
+
+    assert logme(good, y, classes) > logme(noise, y, classes) + 0.1
+    assert knn_score(good, y, folds, metric=accuracy) > 0.9
+    assert knn_score(noise, y, folds, metric=accuracy) < 0.5
+
+
+def test_rank_agreement_needs_three_backbones_and_reports_tau():
+    assert rank_agreement({"a": 1, "b": 2}, {"a": 0.5, "b": 0.6})["tau"] is None
+    agree = rank_agreement({"a": 1, "b": 2, "c": 3}, {"a": 0.5, "b": 0.6, "c": 0.7})
+    assert agree["tau"] == 1.0 and agree["n"] == 3
+    assert rank_agreement({"a": 3, "b": 2, "c": 1}, {"a": 0.5, "b": 0.6, "c": 0.7})["tau"] == -1.0
+
+
+def test_summary_takes_each_backbones_best_option_set():
+    rows = [{"backbone": "m", "options": {"f": "final"}, "score": 0.7, "proxies": {"logme": -1.0, "knn": 0.6}},
+            {"backbone": "m", "options": {"f": "mid"}, "score": 0.8, "proxies": {"logme": -0.5, "knn": 0.5}},
+            {"backbone": "p", "options": {}, "score": 0.6, "proxies": {"logme": -2.0, "knn": 0.4}},
+            {"backbone": "v", "options": {}, "score": 0.75, "proxies": {"error": "boom"}},
+            {"backbone": "w", "options": {}, "skipped": "time"}]
+    out = transferability_summary(rows, {"m": 0.85, "p": 0.55, "v": 0.7})
+    assert out["by_backbone"]["m"] == {"linear_probe": 0.8, "logme": -0.5, "knn": 0.6, "search": 0.85}
+    assert out["tau"]["linear_probe"]["tau"] == 1.0
+    assert out["tau"]["logme"]["tau"] is None  # v has no logme: two backbones only
