@@ -106,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--json", action="store_true", help="print the profile as JSON")
 
+    p = sub.add_parser("recommend", help="ranked strategy recommendations with their evidence (seconds)",
+                       description="Profile a dataset, rank the candidate backbones by what their frozen "
+                                   "features do on it (a cross-validated linear probe, with LogME and kNN "
+                                   "beside it), and print, best first, the strategy the strategy table gives "
+                                   "each and its first configuration, with the evidence: the table's rule, "
+                                   "the probe, each backbone's rank under every measure, the similarity. "
+                                   "No search is run; `automl-tl fit` starts from the first recommendation.")
+    _add_data_options(p)
+    p.add_argument("--top", type=int, default=3, metavar="N", help="how many backbones to recommend (default 3)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = sub.add_parser("fit", help="search strategies and hyperparameters; save the best model",
                        description="Run (or resume) the search. Writes to --run-dir: model.keras, "
                                    "config.json, labels.json, leaderboard.csv, summary.json, "
@@ -260,6 +271,41 @@ def cmd_profile(args) -> int:
                           "left_out": left_out}, indent=2))
     else:
         _print_profile(prof, rec, left_out)
+    return EXIT_OK
+
+
+def cmd_recommend(args) -> int:
+    from automl_tl.errors import ConfigError
+
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1, not {args.top}")
+    out = _estimator(args, progress=True).recommend(args.data, top=args.top)
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return EXIT_OK
+    prof = out["profile"]
+    print(f"data:      {prof['source']} ({prof['modality']}, {prof['n_samples']} samples, {prof['n_classes']} classes, "
+          f"median {prof['median_per_class']:.0f} per class: {prof['size_category']})")
+    if not out["recommendations"]:
+        print("no pretrained backbone could be ranked here (see `automl-tl backbones`)")
+    for r in out["recommendations"]:
+        ev = r["evidence"]
+        params = ", ".join(f"{k}={v}" for k, v in r["config"].items() if k not in ("backbone", "strategy"))
+        print(f"\n{r['rank']}. {r['strategy']} with {r['backbone']}  (rule '{r['rule']}')")
+        print(f"   first configuration: {params or 'defaults'}")
+        probe = ev["probe"]
+        proxies = ", ".join(f"{k} {v:.3f}" for k, v in ev["proxies"].items())
+        ranks = ", ".join(f"{k.replace('_', ' ')} #{v}" for k, v in ev["ranks"].items() if v)
+        print(f"   linear probe {out['metric']} {probe['score']:.3f} ± {probe['se']:.3f}"
+              + (f"; {proxies}" if proxies else "") + f"; ranks: {ranks}")
+        if ev["similarity"] is not None:
+            print(f"   similarity to its pretraining data {ev['similarity']:.2f} "
+                  f"({'similar' if ev['similar'] else 'different'})")
+        print(f"   why: {r['reason']}")
+    if out["baseline"]:
+        b = out["baseline"]
+        print(f"\nclassical baseline: {b['name']} {b['score']:.3f} ± {b['score_se']:.3f} (the line to beat)")
+    print(f"\nrecommended in {out['seconds']:.1f} s; `automl-tl fit` searches from recommendation 1")
     return EXIT_OK
 
 
@@ -518,7 +564,7 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
-COMMANDS = {"profile": cmd_profile, "fit": cmd_fit, "predict": cmd_predict, "backbones": cmd_backbones,
+COMMANDS = {"profile": cmd_profile, "recommend": cmd_recommend, "fit": cmd_fit, "predict": cmd_predict, "backbones": cmd_backbones,
             "strategies": cmd_strategies, "plugins": cmd_plugins, "report": cmd_report, "compare": cmd_compare, "demo": cmd_demo}
 
 
@@ -535,7 +581,7 @@ def main(argv=None) -> int:
 
     warnings.simplefilter("ignore", BackboneLeftOutWarning)  # the log line says it once
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.command in ("profile", "fit", "predict", "backbones", "strategies", "demo"):
+    if args.command in ("profile", "recommend", "fit", "predict", "backbones", "strategies", "demo"):
         _quiet_tensorflow_import()
         _quiet_jax()
     from automl_tl.fates import interrupted, watch_interrupts

@@ -143,6 +143,47 @@ class AutoTransfer:
         prep = self._prepare(X, y)
         return prep.profile, prep.recommendation, prep.data, (prep.specs, prep.weights, prep.left_out)
 
+    def recommend(self, X, y=None, *, top: int = 3) -> dict:
+        """Ranked recommendations without a search: for each of the ``top`` pretrained backbones
+        (ranked by the linear probe of their frozen features), the strategy the table gives it
+        and its first configuration, with the evidence (the table's rule and reason, the probe,
+        the transferability proxies and each backbone's rank under them, the similarity)."""
+        from automl_tl.transferability import PROXIES
+
+        t0 = time.perf_counter()
+        prep = self._prepare(X, y)
+        pm, prof = self._pm(), prep.profile
+        scored = [p for p in prep.probes if "score" in p]
+        best: dict[str, dict] = {}
+        for p in scored:  # probes are best first: the first row of a backbone is its best readout
+            best.setdefault(p["backbone"], p)
+        pretrained = [b for b in best if not best[b]["classical"]]
+        ranks = {"linear_probe": {b: i + 1 for i, b in enumerate(pretrained)}}
+        for proxy in PROXIES:
+            values = {b: max(float((p.get("proxies") or {}).get(proxy, -np.inf)) for p in scored if p["backbone"] == b)
+                      for b in pretrained}
+            order = sorted((b for b in values if np.isfinite(values[b])), key=lambda b: -values[b])
+            ranks[proxy] = {b: i + 1 for i, b in enumerate(order)}
+        out = []
+        for name in pretrained[:max(1, int(top))]:
+            spec = pm.backbones.get(name)
+            rec = pm.strategy_table.recommend(prof, backbone=name, fine_tunable=spec.fine_tunable)
+            strategy = pm.strategies.as_dict().get(rec.strategy)
+            options = ({k: v[0] for k, v in spec.options.items()} if strategy is not None and strategy.fine_tunes
+                       else dict(best[name]["options"]))  # as fit does: fine-tuning keeps the pretrained readout
+            info = prof.backbones.get(name, {})
+            out.append({
+                "rank": len(out) + 1, "backbone": name, "strategy": rec.strategy, "rule": rec.rule,
+                "config": {"backbone": name, "strategy": rec.strategy} | dict(rec.params) | options,
+                "reason": rec.reason,
+                "evidence": {"probe": {k: best[name].get(k) for k in ("score", "se", "C", "options")},
+                             "proxies": {k: v for k, v in (best[name].get("proxies") or {}).items() if k in PROXIES},
+                             "ranks": {m: r.get(name) for m, r in ranks.items()},
+                             "similarity": info.get("similarity"), "similar": info.get("similar")}})
+        baseline = _baseline(prep.probes, self.metric)
+        return {"profile": prof.to_dict(), "recommendations": out, "baseline": baseline,
+                "left_out": prep.left_out, "metric": self.metric, "seconds": round(time.perf_counter() - t0, 1)}
+
     def _prepare(self, X, y=None, *, deadline: float | None = None) -> "_Prepared":
         """Everything before the search: data, profile, folds, the probe, the recommendation.
 
