@@ -1,4 +1,6 @@
-"""Transformer text encoders through KerasHub: BERT, DistilBERT, RoBERTa and MiniLM checkpoints.
+"""Transformer text encoders: BERT, DistilBERT, RoBERTa, MiniLM and GPT-2 through KerasHub, and
+T5 encoders through a small pure-Keras port (:mod:`automl_tl_text._t5`: KerasHub has no Hugging
+Face T5 converter).
 
 Weights come from a Hugging Face-format folder (``config.json`` + ``model.safetensors`` +
 tokenizer files), found in this order:
@@ -10,7 +12,7 @@ tokenizer files), found in this order:
 3. the Hugging Face hub (``hf://owner/name``), when already in the local HF cache or online.
 
 ``build`` reads the folder with ``keras_hub.models.Backbone.from_preset`` (KerasHub converts the
-Hugging Face weights) and wraps the encoder as a *flat* functional model
+Hugging Face weights; T5: :func:`automl_tl_text._t5.load_t5_weights`) and wraps the encoder as a *flat* functional model
 ``{"token_ids", "padding_mask"[, "segment_ids"]} -> pooled (B, D)``: the transformer layers are
 direct layers of the returned model, so per-layer ``trainable`` flags (the engine's freezing rule)
 act on exactly the layers :func:`blocks` returns.
@@ -39,18 +41,35 @@ SEQUENCE_LENGTHS = (32, 64, 128, 256, 512)
 #: lower layers keep word-level evidence that the top layer's sentence objective smooths away.
 #: The probe ranking decides per data set, so it is an option, not the default.
 POOLINGS = ("mean", "mean_last3", "cls")
+#: GPT-2 is causal: only the last real token has seen the whole text. ``last`` reads that token
+#: (what ``GPT2ForSequenceClassification`` fine-tunes), ``mean`` averages every real token's
+#: state. ``mean`` is the default (the recommended trial's readout): the last token's state is
+#: shaped to predict the next token rather than to summarise, and averaged GPT states are the
+#: stronger frozen sentence features (Muennighoff 2022, SGPT); the probe ranks both per data set.
+GPT2_POOLINGS = ("mean", "last")
 LAST_LAYERS = 3
 HF_HOST = "huggingface.co"
 HF_FILES = ["config.json", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors",
             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-            "vocab.json", "merges.txt"]
+            "vocab.json", "merges.txt", "spiece.model"]
 
-# Hugging Face ``model_type`` accepted by each family, and the KerasHub class name.
+# Hugging Face ``model_type`` accepted by each family, the KerasHub class name (None: built by
+# automl_tl_text._t5), whether it takes segment ids, its poolings (default first) and the
+# tokenizer descriptions it accepts (see automl_tl_text._tokenize.tokenizer_files; None: any).
 FAMILIES = {
-    "bert": {"model_types": ("bert",), "keras_class": "BertBackbone", "segment_ids": True},
-    "distilbert": {"model_types": ("distilbert",), "keras_class": "DistilBertBackbone", "segment_ids": False},
-    "roberta": {"model_types": ("roberta",), "keras_class": "RobertaBackbone", "segment_ids": False},
+    "bert": {"model_types": ("bert",), "keras_class": "BertBackbone", "segment_ids": True,
+             "poolings": POOLINGS, "tokenizers": None},
+    "distilbert": {"model_types": ("distilbert",), "keras_class": "DistilBertBackbone", "segment_ids": False,
+                   "poolings": POOLINGS, "tokenizers": None},
+    "roberta": {"model_types": ("roberta",), "keras_class": "RobertaBackbone", "segment_ids": False,
+                "poolings": POOLINGS, "tokenizers": None},
+    "gpt2": {"model_types": ("gpt2",), "keras_class": "GPT2Backbone", "segment_ids": False,
+             "poolings": GPT2_POOLINGS, "tokenizers": ("tokenizer.json", "bpe")},
+    "t5": {"model_types": ("t5",), "keras_class": None, "segment_ids": False,
+           "poolings": ("mean",), "tokenizers": ("tokenizer.json", "spiece")},
 }
+_TOKENIZER_NAMES = {"tokenizer.json": "tokenizer.json", "vocab.txt": "vocab.txt",
+                    "bpe": "vocab.json + merges.txt", "spiece": "spiece.model (SentencePiece)"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +96,63 @@ class TextBackboneInfo:
 def _arch(vocab, layers, heads, hidden, inter, maxlen=512):
     return {"vocabulary_size": vocab, "num_layers": layers, "num_heads": heads, "hidden_dim": hidden,
             "intermediate_dim": inter, "max_sequence_length": maxlen}
+
+
+#: the encoder of google-t5/t5-small, as automl_tl_text._t5.build_t5_encoder takes it (t5_arch
+#: reads the same keys from a Hugging Face config.json)
+T5_SMALL = {"vocabulary_size": 32128, "num_layers": 6, "num_heads": 8, "hidden_dim": 512,
+            "intermediate_dim": 2048, "activation": "relu", "gated": False,
+            "layer_norm_epsilon": 1e-6, "num_buckets": 32, "max_distance": 128, "dropout": 0.1,
+            "max_sequence_length": 512}
+T5_BASE = {**T5_SMALL, "num_layers": 12, "num_heads": 12, "hidden_dim": 768, "intermediate_dim": 3072}
+
+
+def t5_full_arch(arch: Mapping[str, Any]) -> dict:
+    """``arch`` over T5-small's defaults; without ``key_value_dim``, hidden / heads (64 for T5-small
+    and T5-base; tiny test overrides get theirs)."""
+    a = {**T5_SMALL, **dict(arch)}
+    if "key_value_dim" not in arch:
+        a["key_value_dim"] = int(a["hidden_dim"]) // int(a["num_heads"])
+    return a
+
+
+def t5_n_params(arch: Mapping[str, Any]) -> int:
+    """Parameters of a T5 encoder (what ``T5EncoderModel.num_parameters()`` counts)."""
+    a = t5_full_arch(arch)
+    V, L, H, D, F, K = (a["vocabulary_size"], a["num_layers"], a["num_heads"], a["hidden_dim"],
+                        a["intermediate_dim"], a["key_value_dim"])
+    layer = 4 * D * H * K + (3 if a["gated"] else 2) * D * F + 2 * D    # q k v o, wi (wi_0 wi_1) wo, 2 norms
+    return V * D + L * layer + a["num_buckets"] * H + D                  # + relative bias, final norm
+
+
+_T5_ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu")
+
+
+def t5_arch(config: Mapping[str, Any]) -> dict:
+    """The architecture dict of a Hugging Face ``T5Config`` (``config.json``)."""
+    proj = str(config.get("feed_forward_proj", "relu"))
+    parts = proj.split("-")
+    gated = parts[0] == "gated"
+    act = parts[-1]
+    if len(parts) > 2 or (len(parts) == 2 and not gated):
+        raise ValueError(f"feed_forward_proj {proj!r} is not a T5 feed-forward type")
+    if proj == "gated-gelu":   # transformers maps this one to the tanh approximation
+        act = "gelu_new"
+    if act not in _T5_ACTIVATIONS:
+        raise ValueError(f"feed_forward_proj {proj!r}: activation {act!r} is not supported "
+                         f"(supported: {', '.join(_T5_ACTIVATIONS)})")
+    d_model = int(config["d_model"])
+    heads = int(config["num_heads"])
+    return {
+        "vocabulary_size": int(config["vocab_size"]), "num_layers": int(config["num_layers"]),
+        "num_heads": heads, "hidden_dim": d_model, "intermediate_dim": int(config["d_ff"]),
+        "key_value_dim": int(config.get("d_kv", d_model // heads)), "activation": act, "gated": gated,
+        "layer_norm_epsilon": float(config.get("layer_norm_epsilon", 1e-6)),
+        "num_buckets": int(config.get("relative_attention_num_buckets", 32)),
+        "max_distance": int(config.get("relative_attention_max_distance", 128)),
+        "dropout": float(config.get("dropout_rate", 0.1)),
+        "max_sequence_length": int(config.get("n_positions") or 512),
+    }
 
 
 TEXT_BACKBONES: tuple[TextBackboneInfo, ...] = (
@@ -112,11 +188,42 @@ TEXT_BACKBONES: tuple[TextBackboneInfo, ...] = (
         pretrained_on="English web text, news, books, stories (160 GB, masked language modelling)",
         description="RoBERTa base: 12-layer, 768-d, byte-level BPE (no unknown tokens)",
     ),
+    TextBackboneInfo(
+        name="gpt2", family="gpt2", hf_repo="openai-community/gpt2",
+        arch=_arch(50257, 12, 12, 768, 3072, 1024),
+        pretrained_on="English WebText (8M web pages linked from Reddit, 40 GB; next-token prediction)",
+        description="GPT-2 small used as an encoder: 12-layer, 768-d causal decoder, byte-level BPE; "
+                    "pooling 'mean' or 'last' (the last real token, the only one that saw the whole text)",
+    ),
+    TextBackboneInfo(
+        name="distilgpt2", family="gpt2", hf_repo="distilbert/distilgpt2",
+        arch=_arch(50257, 6, 12, 768, 3072, 1024),
+        pretrained_on="English OpenWebText (distilled from GPT-2 small; next-token prediction)",
+        description="DistilGPT-2 used as an encoder: 6-layer, 768-d causal decoder, byte-level BPE",
+    ),
+    TextBackboneInfo(
+        name="t5-small-encoder", family="t5", hf_repo="google-t5/t5-small",
+        arch=dict(T5_SMALL),
+        pretrained_on="English C4 (750 GB of cleaned web text; span corruption) plus the supervised "
+                      "GLUE/SuperGLUE/SQuAD/translation/summarisation mixture",
+        description="T5-small's encoder: 6-layer, 512-d, relative positions, SentencePiece (32k); "
+                    "mean pooling",
+    ),
+    TextBackboneInfo(
+        name="t5-base-encoder", family="t5", hf_repo="google-t5/t5-base",
+        arch=dict(T5_BASE),
+        pretrained_on="English C4 (span corruption) plus T5's supervised multi-task mixture",
+        description="T5-base's encoder: 12-layer, 768-d, relative positions, SentencePiece (32k); "
+                    "mean pooling",
+    ),
 )
 
 
 def n_params(family: str, arch: Mapping[str, int]) -> int:
-    """Parameters of the headless encoder (embeddings + transformer layers, no pooler)."""
+    """Parameters of the headless encoder (embeddings + transformer layers, no pooler; GPT-2: and
+    the final layer norm)."""
+    if family == "t5":
+        return t5_n_params(arch)
     V, L, H, I, P = (arch["vocabulary_size"], arch["num_layers"], arch["hidden_dim"],
                      arch["intermediate_dim"], arch["max_sequence_length"])
     emb = V * H + P * H + 2 * H + (2 * H if family == "bert" else 0)
@@ -125,7 +232,7 @@ def n_params(family: str, arch: Mapping[str, int]) -> int:
 
 
 # ---------------------------------------------------------------------- weight folders
-def _describe_missing(folder: Path) -> list[str]:
+def _describe_missing(folder: Path, info: TextBackboneInfo | None = None) -> list[str]:
     from automl_tl_text._tokenize import tokenizer_files
 
     missing = []
@@ -139,9 +246,37 @@ def _describe_missing(folder: Path) -> list[str]:
                            "`AutoModel.from_pretrained(F).save_pretrained(F, safe_serialization=True)`)")
         else:
             missing.append("model.safetensors (the weights)")
-    if tokenizer_files(folder) is None:
-        missing.append("a tokenizer (tokenizer.json, or vocab.txt, or vocab.json + merges.txt)")
+    kinds = FAMILIES[info.family]["tokenizers"] if info is not None else None
+    if kinds is None:
+        if tokenizer_files(folder) is None:
+            missing.append("a tokenizer (tokenizer.json, or vocab.txt, or vocab.json + merges.txt, "
+                           "or spiece.model)")
+    elif not any(tokenizer_files(folder, kind) for kind in kinds):
+        missing.append(f"a {info.family} tokenizer ("
+                       + " or ".join(_TOKENIZER_NAMES[k] for k in kinds) + ")")
     return missing
+
+
+def _check_config(config: Mapping[str, Any], info: TextBackboneInfo, where: Path) -> None:
+    """Refuse configs of the right ``model_type`` that the loader would convert wrongly."""
+    def refuse(what: str) -> None:
+        raise WeightsUnavailableError(f"{info.name}: {where} {what}; this backbone cannot load it")
+
+    if info.family == "gpt2":
+        # KerasHub's GPT-2 converter assumes a 4x feed-forward, tanh-GELU and plain 1/sqrt(d) scaling
+        n_inner = config.get("n_inner")
+        if n_inner not in (None, 4 * int(config.get("n_embd", 0))):
+            refuse(f"has n_inner={n_inner} (KerasHub's GPT-2 needs 4 x n_embd)")
+        act = config.get("activation_function", "gelu_new")
+        if act not in ("gelu_new", "gelu_pytorch_tanh"):
+            refuse(f"has activation_function {act!r} (GPT-2 uses the tanh GELU, 'gelu_new')")
+        if config.get("scale_attn_by_inverse_layer_idx") or config.get("scale_attn_weights") is False:
+            refuse("changes GPT-2's attention scaling (scale_attn_*)")
+    elif info.family == "t5":
+        try:
+            t5_arch(config)
+        except (KeyError, ValueError) as exc:
+            refuse(f"is not a T5 encoder config this port supports: {exc}")
 
 
 def check_model_folder(folder: str | Path, info: TextBackboneInfo | None = None) -> Path:
@@ -153,7 +288,7 @@ def check_model_folder(folder: str | Path, info: TextBackboneInfo | None = None)
         path = path.parent
     if not path.is_dir():
         raise WeightsUnavailableError(f"{name}: model folder {path} does not exist")
-    missing = _describe_missing(path)
+    missing = _describe_missing(path, info)
     if missing:
         raise WeightsUnavailableError(
             f"{name}: the model folder {path} is not a usable Hugging Face checkpoint; missing: "
@@ -174,6 +309,7 @@ def check_model_folder(folder: str | Path, info: TextBackboneInfo | None = None)
                 f"is a {info.family} encoder (expects model_type {' or '.join(allowed)}). Give a "
                 f"{info.family} checkpoint, or use the backbone of that family."
             )
+        _check_config(config, info, path / "config.json")
     return path
 
 
@@ -266,10 +402,17 @@ def _flat_layers(model) -> list:
 
 
 _TLAYER = re.compile(r"transformer_layer_(\d+)$")
+#: layers outside the transformer_layer_N that belong to a layer's block, not to the embeddings:
+#: the final layer norm of pre-norm stacks (GPT-2 ``layer_norm``, T5 ``final_layer_norm``) goes
+#: with the top layer (it only acts on its output), T5's relative-position bias table with layer
+#: 0 (where Hugging Face keeps it)
+_WITH_TOP_LAYER = ("layer_norm", "final_layer_norm")
+_WITH_FIRST_LAYER = ("relative_attention_bias",)
 
 
 def blocks(model) -> list[list]:
-    """``[[embedding layers], [transformer layer 0], ..., [layer N-1]]``, bottom to top."""
+    """``[[embedding layers], [transformer layer 0], ..., [layer N-1]]``, bottom to top (the final
+    layer norm of GPT-2 / T5 is in the last block, T5's relative position bias in the first layer's)."""
     import keras
 
     layers = [l for l in _flat_layers(model) if not isinstance(l, keras.layers.InputLayer)]
@@ -278,15 +421,36 @@ def blocks(model) -> list[list]:
     if not tlayers:
         raise ConfigError(f"model {model.name!r} has no transformer_layer_N layers: not a text "
                           f"backbone built by automl_tl_text")
+    out = [[]] + [[l] for _, l in tlayers]
     tset = {id(l) for _, l in tlayers}
-    embedding = [l for l in layers if id(l) not in tset and l.weights]
-    return [embedding] + [[l] for _, l in tlayers]
+    for l in layers:
+        if id(l) in tset or not l.weights:
+            continue
+        if l.name in _WITH_TOP_LAYER:
+            out[-1].append(l)
+        elif l.name in _WITH_FIRST_LAYER:
+            out[1].append(l)
+        else:
+            out[0].append(l)
+    return out
+
+
+def poolings(info: TextBackboneInfo) -> tuple[str, ...]:
+    """The ``pooling`` choices of ``info``'s family, the default first."""
+    return tuple(FAMILIES[info.family]["poolings"])
+
+
+def _check_pooling(info: TextBackboneInfo, pooling: str) -> None:
+    allowed = poolings(info)
+    if pooling not in allowed:
+        raise ConfigError(f"{info.name}: pooling must be one of {', '.join(allowed)}, got {pooling!r}")
 
 
 def _keras_class(family: str):
     import keras_hub
 
-    return getattr(keras_hub.models, FAMILIES[family]["keras_class"])
+    name = FAMILIES[family]["keras_class"]
+    return getattr(keras_hub.models, name) if name else None
 
 
 def _sequence_length(info: TextBackboneInfo, input_config: Mapping[str, Any], maxlen: int) -> int:
@@ -298,12 +462,13 @@ def _sequence_length(info: TextBackboneInfo, input_config: Mapping[str, Any], ma
 
 
 def build(info: TextBackboneInfo, weights: ResolvedWeights | None, input_config: Mapping[str, Any],
-          *, pooling: str = "mean"):
-    """The encoder as a flat ``keras.Model``: adapter dict -> pooled features ``(B, D)``."""
+          *, pooling: str | None = None):
+    """The encoder as a flat ``keras.Model``: adapter dict -> pooled features ``(B, D)``
+    (``pooling`` None: the family's default, ``mean``)."""
     import keras
 
-    if pooling not in POOLINGS:
-        raise ConfigError(f"{info.name}: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    pooling = poolings(info)[0] if pooling is None else pooling
+    _check_pooling(info, pooling)
     encoder = _encoder(info, weights, input_config)
     name = re.sub(r"[^0-9a-zA-Z_]", "_", f"{info.name}_{pooling}")
     return keras.Model(inputs=encoder.input, outputs=_pooled(encoder, pooling), name=name)
@@ -314,17 +479,19 @@ def readouts(info: TextBackboneInfo, weights: ResolvedWeights | None, input_conf
     """Every pooling of ``option_sets`` from one pass through the encoder."""
     import keras
 
+    default = poolings(info)[0]
     for o in option_sets:  # strict: an option this does not know would be silently ignored
         if set(o) - {"pooling"}:
             raise ConfigError(f"{info.name}: readouts take the pooling option only, not {o!r}")
+        _check_pooling(info, o.get("pooling", default))
     encoder = _encoder(info, weights, input_config)
     pooled = {}
     for o in option_sets:
-        p = o.get("pooling", "mean")
+        p = o.get("pooling", default)
         if p not in pooled:
             pooled[p] = _pooled(encoder, p)
     name = re.sub(r"[^0-9a-zA-Z_]", "_", f"{info.name}_readouts")
-    return keras.Model(inputs=encoder.input, outputs=[pooled[o.get("pooling", "mean")] for o in option_sets],
+    return keras.Model(inputs=encoder.input, outputs=[pooled[o.get("pooling", default)] for o in option_sets],
                        name=name)
 
 
@@ -332,6 +499,8 @@ def _encoder(info: TextBackboneInfo, weights: ResolvedWeights | None, input_conf
     import keras_hub
 
     input_config = dict(input_config or {})
+    if info.family == "t5":
+        return _t5_encoder(info, weights, input_config)
     cls = _keras_class(info.family)
     if weights is None:
         arch = {**info.arch, **dict(input_config.get("architecture") or {})}
@@ -350,12 +519,35 @@ def _encoder(info: TextBackboneInfo, weights: ResolvedWeights | None, input_conf
     return encoder
 
 
+def _t5_encoder(info: TextBackboneInfo, weights: ResolvedWeights | None, input_config: dict):
+    """T5: the pure-Keras encoder of automl_tl_text._t5 (KerasHub has no Hugging Face T5 converter)."""
+    from automl_tl_text._t5 import build_t5_encoder, load_t5_weights
+
+    name = re.sub(r"[^0-9a-zA-Z_]", "_", f"{info.name}_encoder")
+    if weights is None:
+        arch = {**info.arch, **dict(input_config.get("architecture") or {})}
+        encoder = build_t5_encoder(arch, name=name)
+    else:
+        folder = local_folder(weights, info)
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        encoder = build_t5_encoder(t5_arch(config), name=name)
+        try:
+            load_t5_weights(encoder, folder)
+        except (OSError, ValueError) as exc:
+            raise WeightsUnavailableError(f"{info.name}: could not load the T5 checkpoint in {folder}: {exc}") from exc
+    _sequence_length(info, input_config, int(encoder.max_sequence_length))
+    return encoder
+
+
+_ALL_POOLINGS = tuple(dict.fromkeys(p for f in FAMILIES.values() for p in f["poolings"]))
+
+
 def _pooled(encoder, pooling: str):
     """The ``pooling`` readout of ``encoder``'s outputs (a symbolic tensor)."""
     from automl_tl_text._layers import MaskedPooling
 
-    if pooling not in POOLINGS:
-        raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    if pooling not in _ALL_POOLINGS:
+        raise ConfigError(f"pooling must be one of {', '.join(_ALL_POOLINGS)}, got {pooling!r}")
     inputs = encoder.input
     if pooling == "mean_last3":
         return _mean_of_last_layers(encoder, inputs["padding_mask"], LAST_LAYERS)
@@ -402,14 +594,16 @@ def make_spec(info: TextBackboneInfo) -> BackboneSpec:
     return BackboneSpec(
         name=info.name,
         modality="text",
-        build=functools.partial(build, info), readouts=functools.partial(readouts, info),
+        build=functools.partial(build, info),
+        # one pooling (T5): nothing to share a pass with (and Keras unwraps a one-output model)
+        readouts=functools.partial(readouts, info) if len(poolings(info)) > 1 else None,
         make_adapter=functools.partial(make_adapter, info),
         blocks=blocks,
         n_blocks=info.num_layers + 1,
         weight_sources=weight_sources(info),
         n_params=n_params(info.family, info.arch),
         fine_tunable=True,
-        options={"pooling": POOLINGS},
+        options={"pooling": poolings(info)},
         default_input_config={"sequence_length": info.default_sequence_length},
         pretrained_on=info.pretrained_on,
         description=info.description,

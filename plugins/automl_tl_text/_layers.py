@@ -19,18 +19,31 @@ class MaskedPooling(keras.layers.Layer):
     """Pools ``(B, L, D)`` token states to ``(B, D)``.
 
     ``mode="mean"``: average over the real tokens (``padding_mask == 1``), as sentence-transformers
-    do; ``mode="cls"``: the hidden state of the first token (``[CLS]`` / ``<s>``).
+    do; ``mode="cls"``: the hidden state of the first token (``[CLS]`` / ``<s>``); ``mode="last"``:
+    the hidden state of the last real token (the last position with ``padding_mask == 1``; the
+    first position when a row has none), the readout of causal decoders such as GPT-2, where only
+    that token has seen the whole text. The adapter pads on the right, so the causal mask keeps
+    padding out of every real token's state.
     """
+
+    MODES = ("mean", "cls", "last")
 
     def __init__(self, mode: str = "mean", **kwargs):
         super().__init__(**kwargs)
-        if mode not in ("mean", "cls"):
-            raise ValueError(f"pooling must be 'mean' or 'cls', got {mode!r}")
+        if mode not in self.MODES:
+            raise ValueError(f"pooling must be one of {', '.join(self.MODES)}, got {mode!r}")
         self.mode = mode
 
     def call(self, sequence, padding_mask):
         if self.mode == "cls":
             return sequence[:, 0, :]
+        if self.mode == "last":
+            # (position + 1) where real, 0 where padded: its argmax is the last real position
+            positions = ops.arange(1, ops.shape(padding_mask)[1] + 1, dtype="int32")
+            last = ops.argmax(ops.cast(padding_mask > 0, "int32") * positions[None, :], axis=1)
+            index = ops.reshape(ops.cast(last, "int32"), (-1, 1, 1))
+            index = ops.broadcast_to(index, (ops.shape(sequence)[0], 1, ops.shape(sequence)[2]))
+            return ops.take_along_axis(sequence, index, axis=1)[:, 0, :]
         mask = ops.expand_dims(ops.cast(padding_mask, sequence.dtype), -1)
         total = ops.sum(sequence * mask, axis=1)
         count = ops.maximum(ops.sum(mask, axis=1), 1e-9)

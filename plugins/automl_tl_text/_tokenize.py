@@ -2,8 +2,10 @@
 
 Every checkpoint is tokenised with its own Hugging Face ``tokenizers`` tokenizer (the Rust library
 transformers' fast tokenizers are built on), loaded from the checkpoint folder:
-``tokenizer.json`` when present, else ``vocab.txt`` (BERT WordPiece) or ``vocab.json`` +
-``merges.txt`` (RoBERTa byte-level BPE). The adapter always saves a single ``tokenizer.json`` as
+``tokenizer.json`` when present, else ``vocab.txt`` (BERT WordPiece), ``vocab.json`` +
+``merges.txt`` (byte-level BPE: RoBERTa, with ``<s> ... </s>`` around each text, or GPT-2, which
+adds nothing) or ``spiece.model`` (SentencePiece, T5: converted by transformers' tokenizer, which
+appends ``</s>``). The adapter always saves a single ``tokenizer.json`` as
 its asset, so predict time needs no hub access and no transformers import.
 
 With no weights and no assets (random-weight shape tests) a small built-in WordPiece tokenizer is
@@ -60,14 +62,21 @@ def clean_text(x: Any) -> str:
     return x
 
 
-def tokenizer_files(folder: Path) -> str | None:
-    """Which tokenizer description ``folder`` holds ("tokenizer.json", "vocab.txt", "bpe") or None."""
-    if (folder / "tokenizer.json").is_file():
-        return "tokenizer.json"
-    if (folder / "vocab.txt").is_file():
-        return "vocab.txt"
-    if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
-        return "bpe"
+_TOKENIZER_KINDS = {
+    "tokenizer.json": ("tokenizer.json",),
+    "vocab.txt": ("vocab.txt",),
+    "bpe": ("vocab.json", "merges.txt"),
+    "spiece": ("spiece.model",),
+}
+
+
+def tokenizer_files(folder: Path, kind: str | None = None) -> str | None:
+    """Which tokenizer description ``folder`` holds ("tokenizer.json", "vocab.txt", "bpe",
+    "spiece"; the first present in that order) or None; with ``kind``: that one if present."""
+    kinds = [kind] if kind is not None else list(_TOKENIZER_KINDS)
+    for k in kinds:
+        if all((Path(folder) / f).is_file() for f in _TOKENIZER_KINDS[k]):
+            return k
     return None
 
 
@@ -100,15 +109,34 @@ def _load_tokenizer_cached(folder: str, mtime: float):
 
         impl = ByteLevelBPETokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
         tok = impl._tokenizer
-        tok.post_processor = processors.RobertaProcessing(
-            ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
+        bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+        if bos is not None and eos is not None:   # RoBERTa: <s> text </s>
+            tok.post_processor = processors.RobertaProcessing(("</s>", eos), ("<s>", bos))
+        # else GPT-2: the text's tokens only (GPT2Tokenizer adds no special tokens)
+    elif kind == "spiece":
+        tok = _sentencepiece_tokenizer(path)
     else:
         raise WeightsUnavailableError(
             f"the model folder {folder} has no tokenizer: expected tokenizer.json, or vocab.txt "
-            f"(BERT), or vocab.json + merges.txt (RoBERTa). Copy the tokenizer files of the "
-            f"checkpoint into that folder."
+            f"(BERT), or vocab.json + merges.txt (RoBERTa, GPT-2), or spiece.model (T5). Copy the "
+            f"tokenizer files of the checkpoint into that folder."
         )
     return tok.to_str()
+
+
+def _sentencepiece_tokenizer(path: Path):
+    """A ``spiece.model`` folder's tokenizer as transformers' fast tokenizer converts it (the
+    normaliser, ``▁`` pre-tokeniser, ``<extra_id_*>`` tokens and ``</s>`` post-processor of
+    T5), so ids equal ``AutoTokenizer.from_pretrained(folder)``'s."""
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(path), use_fast=True).backend_tokenizer
+    except Exception as exc:  # noqa: BLE001 - sentencepiece / protobuf missing, bad file
+        raise WeightsUnavailableError(
+            f"could not read the SentencePiece tokenizer {path / 'spiece.model'}: {exc}. Install "
+            f"`sentencepiece` and `protobuf`, or add the checkpoint's tokenizer.json to {path}."
+        ) from exc
 
 
 def load_tokenizer(folder: str | Path):
@@ -156,9 +184,10 @@ def fallback_tokenizer():
 
 
 def special_ids(tok) -> dict:
-    """pad / unk ids of a tokenizer (BERT or RoBERTa conventions)."""
+    """pad / unk ids of a tokenizer (BERT, RoBERTa / T5 or GPT-2 conventions)."""
     out = {}
-    for key, names in (("pad", ("[PAD]", "<pad>")), ("unk", ("[UNK]", "<unk>"))):
+    # GPT-2 has no pad token: its <|endoftext|> pads (the padding mask hides it)
+    for key, names in (("pad", ("[PAD]", "<pad>", "<|endoftext|>")), ("unk", ("[UNK]", "<unk>"))):
         for n in names:
             i = tok.token_to_id(n)
             if i is not None:
@@ -202,6 +231,10 @@ class TextAdapter(InputAdapter):
         ids = special_ids(tokenizer)
         self.pad_id = ids["pad"]
         self.unk_id = ids.get("unk")
+        # a tokenizer that adds no special tokens (GPT-2) gives an empty text no token at all: it
+        # gets one real token (<|endoftext|>, else the pad token), so every row has a state to read
+        eot = tokenizer.token_to_id("<|endoftext|>")
+        self.empty_id = int(eot) if eot is not None else self.pad_id
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=self.sequence_length)
 
@@ -212,10 +245,11 @@ class TextAdapter(InputAdapter):
     def encode(self, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         texts = [clean_text(x) for x in items]
         encoded = [enc.ids[:self.sequence_length] for enc in self.tokenizer.encode_batch(texts)] if texts else []
-        L = padded_length(max(map(len, encoded)), self.sequence_length) if encoded else self.sequence_length
+        L = padded_length(max(1, *map(len, encoded)), self.sequence_length) if encoded else self.sequence_length
         token_ids = np.full((len(texts), L), self.pad_id, dtype=np.int32)
         mask = np.zeros((len(texts), L), dtype=np.int32)
         for i, ids in enumerate(encoded):
+            ids = ids or [self.empty_id]
             token_ids[i, : len(ids)] = ids
             mask[i, : len(ids)] = 1
         return token_ids, mask

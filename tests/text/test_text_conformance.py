@@ -20,3 +20,28 @@ class TestTextBackbones(BackboneTestCase):
 @pytest.mark.slow
 class TestLargeTextBackbones(TestTextBackbones):
     backbone_names = ("minilm-l12", "bert-base-uncased", "roberta-base")
+
+
+
+def _tiny(num_layers):
+    """Tiny widths at the real depth (n_blocks is the real depth + 1)."""
+    return {"sequence_length": 32,
+            "architecture": {"num_layers": num_layers, "hidden_dim": 16, "num_heads": 2, "intermediate_dim": 32,
+                             "vocabulary_size": 300, "max_sequence_length": 64}}
+
+
+class TestTinyGPT2AndT5Backbones(BackboneTestCase):
+    """GPT-2 and T5 encoders at tiny widths (the real architectures are 124 M / 35 M parameters;
+    their sizes are checked against transformers in test_gpt2_t5.py): the architecture override is
+    what the random build reads, the rest of the spec (blocks, poolings, readouts, adapter) is real."""
+
+    backbone_names = ("gpt2", "t5-base-encoder")
+    input_config = _tiny(12)
+
+    def sample_items(self, tmp_path):
+        return list(TEXTS)
+
+
+class TestTinySixLayerGPT2AndT5Backbones(TestTinyGPT2AndT5Backbones):
+    backbone_names = ("distilgpt2", "t5-small-encoder")
+    input_config = _tiny(6)
