@@ -151,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="average the selected model with linear probes of the run (frozen or classical "
                         "features) when that improves it on validation: log-loss lower by 1%% at least, the "
                         "metric not lower (default on; --no-ensemble delivers one model)")
+    b.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None,
+                   help="after the recommendation, also try what won on the nearest past tasks of the "
+                        "knowledge base ($AUTOML_TL_KNOWLEDGE, default ~/.local/share/automl-tl/"
+                        "knowledge.jsonl, plus the prior shipped with automl-tl); every finished fit adds "
+                        "its own record there (default on; --no-warm-start ignores it)")
     b.add_argument("--patience", type=_non_negative_int, default=15, metavar="N",
                    help="stop when N trials in a row have not raised the top score by more than half "
                         "its standard error, or as soon as a trial scores a perfect 1.0 (default 15; "
@@ -302,6 +307,14 @@ def cmd_recommend(args) -> int:
             print(f"   similarity to its pretraining data {ev['similarity']:.2f} "
                   f"({'similar' if ev['similar'] else 'different'})")
         print(f"   why: {r['reason']}")
+    if out["nearest_tasks"]:
+        print("\nnearest past tasks (knowledge base):")
+        for t in out["nearest_tasks"]:
+            rec = t.get("recommended") or {}
+            regret = f"; the table's choice was {rec['regret']:.3f} below it" if rec.get("regret") is not None else ""
+            print(f"   {t['label']:<28} distance {t['distance']:.2f}: {t['meta'].get('n_samples')} samples, "
+                  f"{t['meta'].get('n_classes')} classes; won by {t['best']['strategy']} with "
+                  f"{t['best']['backbone']} ({t['best']['score']:.3f}){regret}")
     if out["baseline"]:
         b = out["baseline"]
         print(f"\nclassical baseline: {b['name']} {b['score']:.3f} ± {b['score_se']:.3f} (the line to beat)")
@@ -316,7 +329,7 @@ def cmd_fit(args) -> int:
                      strategies=args.strategies, val_fraction=args.val_fraction,
                      batch_size=args.batch_size, cache_dir=args.cache_dir,
                      progress=not args.quiet, report=not args.no_report, refit=args.refit,
-                     patience=args.patience, ensemble=args.ensemble)
+                     patience=args.patience, ensemble=args.ensemble, warm_start=args.warm_start)
     est.fit(args.data)
     _print_fit(est)
     return EXIT_OK

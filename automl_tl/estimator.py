@@ -77,7 +77,7 @@ class AutoTransfer:
                  split_column: str | None = None, strategies: Sequence[str] | None = None, cache_dir: str | None = None,
                  batch_size: int = 32, progress: bool = False, report: bool = True,
                  refit: bool | None = None, patience: int = 15, ensemble: bool = True,
-                 plugin_manager=None) -> None:
+                 warm_start: bool | None = None, plugin_manager=None) -> None:
         self.backbones = backbones
         self.trials = trials
         self.time_budget = time_budget
@@ -101,13 +101,16 @@ class AutoTransfer:
         self.refit = refit
         self.patience = patience
         self.ensemble = ensemble
+        #: enqueue the winning configurations of the nearest past tasks of the knowledge base
+        #: (automl_tl.knowledge); None: yes unless AUTOML_TL_WARM_START=0
+        self.warm_start = warm_start
         self.plugin_manager = plugin_manager
 
     # ------------------------------------------------------------------ sklearn protocol
     _PARAMS = ("backbones", "trials", "time_budget", "metric", "seed", "run_dir", "storage",
                "val_fraction", "weights", "modality", "text_column", "label_column", "path_column",
                "group_column", "split_column", "strategies", "cache_dir", "batch_size", "progress", "report",
-               "refit", "patience", "ensemble", "plugin_manager")
+               "refit", "patience", "ensemble", "warm_start", "plugin_manager")
 
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in self._PARAMS}
@@ -181,7 +184,14 @@ class AutoTransfer:
                              "ranks": {m: r.get(name) for m, r in ranks.items()},
                              "similarity": info.get("similarity"), "similar": info.get("similar")}})
         baseline = _baseline(prep.probes, self.metric)
-        return {"profile": prof.to_dict(), "recommendations": out, "baseline": baseline,
+        from automl_tl.knowledge import nearest, read_records, task_meta
+
+        meta = task_meta(prof, prep.probes)
+        near = [{"distance": round(d, 3), "label": r.get("label", ""), "source": r.get("source"), "meta": r["meta"],
+                 "best": {k: r["best"][k] for k in ("strategy", "backbone", "score")},
+                 "recommended": r.get("recommended")}
+                for d, r in nearest(meta, read_records(), 3, exclude_fingerprint=prep.data.fingerprint())]
+        return {"profile": prof.to_dict(), "recommendations": out, "baseline": baseline, "nearest_tasks": near,
                 "left_out": prep.left_out, "metric": self.metric, "seconds": round(time.perf_counter() - t0, 1)}
 
     def _prepare(self, X, y=None, *, deadline: float | None = None) -> "_Prepared":
@@ -253,6 +263,7 @@ class AutoTransfer:
     def fit(self, X, y=None) -> "AutoTransfer":
         from automl_tl.artifacts import atomic_write_json, load_predictor
         from automl_tl.search import Search, SearchSpace
+        from automl_tl.knowledge import task_meta
         from automl_tl.metrics import metric_function
 
         t_start = time.monotonic()
@@ -294,11 +305,15 @@ class AutoTransfer:
             "baseline": _baseline(prep.probes, self.metric), "refit": refit,
             "time_budget": self.time_budget, "timings": dict(prep.timings),
         }
+        meta = task_meta(prof, prep.probes)
+        warm = self._warm_start(meta, ctx, space)
+        summary_base["warm_start"] = warm
         search = Search(ctx=ctx, space=space, run_dir=run_dir, recommendation=rec, storage=self.storage,
                         seed=self.seed, labels=prep.labels, summary_base=summary_base,
                         probes=[p for p in prep.probes if "score" in p], rec_options=prep.rec_options,
                         patience=self.patience, seconds_per_item=ctx.cache.seconds_per_item,
-                        feature_dims={p["backbone"]: p["dim"] for p in prep.probes if "dim" in p})
+                        feature_dims={p["backbone"]: p["dim"] for p in prep.probes if "dim" in p},
+                        warm_start=warm["configs"])
         t0 = time.perf_counter()
         try:
             search.run(trials=self.trials, deadline=deadline, refit=refit, progress=self.progress,
@@ -325,12 +340,42 @@ class AutoTransfer:
             reasons = sorted({t.user_attrs.get("fail_reason", "") for t in search.study.trials} - {""})
             raise NotFittedError(f"no trial completed, so no model was saved in {run_dir}. "
                                  f"Failure reasons: {reasons[:5]}")
+        self._remember(meta, search, rec, data)
         self.predictor_ = load_predictor(run_dir, plugin_manager=self._pm())
         self.best_config_ = dict(self.predictor_.config["params"])
         self.best_score_ = float(self.predictor_.config["score"])
         if self.report:
             self._write_report(run_dir)
         return self
+
+    def _warm_start(self, meta, ctx, space) -> dict:
+        """The configurations of the nearest past tasks this search will enqueue (none when the
+        warm start is off or the knowledge base is empty)."""
+        from automl_tl.knowledge import knowledge_path, read_records, warm_start_configs, warm_start_enabled
+
+        if not warm_start_enabled(self.warm_start):
+            return {"enabled": False, "configs": []}
+        # a record of this very data (an earlier run on it) is not evidence about a new task
+        configs = warm_start_configs(meta, read_records(), backbones=ctx.specs, strategies=space.strategies,
+                                     exclude_fingerprint=ctx.data.fingerprint())
+        for c in configs:
+            log.info("warm start: %s / %s from the past task %r (distance %.2f, scored %.4f there)",
+                     c["params"]["backbone"], c["params"]["strategy"], c["label"], c["distance"], c["score"])
+        return {"enabled": True, "knowledge_base": str(knowledge_path()), "configs": configs}
+
+    def _remember(self, meta, search, rec, data) -> None:
+        """Append this search to the knowledge base; a failure to write it is only a warning."""
+        from automl_tl.knowledge import append_record, make_record
+
+        try:
+            record = make_record(meta=meta, trials=search.study.get_trials(deepcopy=False), recommendation=rec,
+                                 label=Path(str(data.source)).name, fingerprint=data.fingerprint(),
+                                 seconds=self.fit_seconds_)
+            if record is not None:
+                append_record(record)
+        except OSError as exc:
+            log.warning("the knowledge base could not be written (%s); set AUTOML_TL_KNOWLEDGE to a "
+                        "writable file to keep what this search found", exc)
 
     def _refit_decision(self, prof, deadline) -> tuple[bool, str]:
         """Refit by default on small and medium data, and on large data when a time budget is

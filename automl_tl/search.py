@@ -97,16 +97,20 @@ class Search:
                  summary_base: Mapping[str, Any] | None = None, probes: Sequence[Mapping] = (),
                  rec_options: Mapping[str, Any] | None = None, patience: int = 15,
                  seconds_per_item: Mapping[str, float] | None = None,
-                 feature_dims: Mapping[str, int] | None = None, sampler=default_sampler, pruner=None) -> None:
+                 feature_dims: Mapping[str, int] | None = None, warm_start: Sequence[Mapping] = (),
+                 sampler=default_sampler, pruner=None) -> None:
         """``sampler``: a function of the seed returning an Optuna sampler (called with the seed
         plus the number of trials already in the study, so a resumed search does not replay its
-        proposals); ``pruner``: an Optuna pruner (default :func:`default_pruner`)."""
+        proposals); ``pruner``: an Optuna pruner (default :func:`default_pruner`); ``warm_start``:
+        configurations of the nearest past tasks (:func:`automl_tl.knowledge.warm_start_configs`),
+        enqueued after the recommendation and the probes."""
         self.ctx = ctx
         self.space = space
         self.run_dir = Path(run_dir)
         self.recommendation = recommendation
         self.rec_options = dict(rec_options or {})
         self.probes = list(probes)
+        self.warm_start = list(warm_start)
         self.storage = storage
         self.seed = seed
         self.labels = list(labels)
@@ -207,6 +211,12 @@ class Search:
             params = self.space.probe_params(p["backbone"], p["options"])
             if all(params != q for q, _ in queue):
                 queue.append((params, {"probe": True}))
+        # then what won on the nearest past tasks (the probes before them cost next to nothing:
+        # their features are cached)
+        for w in self.warm_start:
+            params = self.space.point(w["params"])
+            if all(params != q for q, _ in queue):
+                queue.append((params, {"warm_start": w["label"], "warm_start_distance": w["distance"]}))
         for params, attrs in queue:
             study.enqueue_trial(params, user_attrs=attrs)
 

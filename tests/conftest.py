@@ -2,7 +2,7 @@
 
 Nothing a user's earlier runs left in their caches is read: the embedding cache
 (``AUTOML_TL_CACHE_DIR``), Keras' home (``~/.keras``: its config and downloaded weights) and the
-Hugging Face cache (``~/.cache/huggingface``) all point into one temporary folder for the session,
+Hugging Face cache (``~/.cache/huggingface``) and the knowledge base of past searches all point into one temporary folder for the session,
 set here, before anything imports Keras or huggingface_hub. Weights come from installed packages.
 """
 
@@ -16,6 +16,11 @@ _HOME = tempfile.mkdtemp(prefix="automl-tl-tests-")
 os.environ["AUTOML_TL_CACHE_DIR"] = os.path.join(_HOME, "embedding-cache")
 os.environ["KERAS_HOME"] = os.path.join(_HOME, "keras")
 os.environ["HF_HOME"] = os.path.join(_HOME, "huggingface")
+# fits write their records to a knowledge base of the session's own, and search without warm
+# start (tests/core/test_knowledge.py turns it on): a trial sequence must not depend on which
+# tests ran before
+os.environ["AUTOML_TL_KNOWLEDGE"] = os.path.join(_HOME, "knowledge.jsonl")
+os.environ["AUTOML_TL_WARM_START"] = "0"
 
 import shutil  # noqa: E402
 

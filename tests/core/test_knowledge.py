@@ -1,0 +1,98 @@
+"""The knowledge base: finished searches are remembered, the nearest past tasks' winners are
+enqueued after the recommendation, and a damaged file never stops a search."""
+
+import json
+
+import optuna
+import pytest
+
+from automl_tl import AutoTransfer
+from automl_tl.knowledge import (append_record, distance, make_record, nearest, read_records,
+                                 warm_start_configs)
+from automl_tl.strategy import Recommendation
+
+
+def _trial(value, params, **attrs):
+    dists = {k: optuna.distributions.CategoricalDistribution([v]) for k, v in params.items()}
+    return optuna.trial.create_trial(params=params, distributions=dists, value=value, user_attrs=attrs)
+
+
+def _meta(n, classes, probe, modality="image"):
+    return {"modality": modality, "n_samples": n, "n_classes": classes, "median_per_class": n / classes,
+            "imbalance_ratio": 1.0, "size_category": "small", "probe": probe, "baseline": probe - 0.1}
+
+
+def _record(label, meta, strategy, backbone, score):
+    rec = Recommendation(rule="r", strategy="feature_extraction", backbone=backbone, params={}, reason="")
+    trials = [_trial(score - 0.05, {"backbone": backbone}, strategy="feature_extraction", recommended=True),
+              _trial(score, {"backbone": backbone, "strategy": strategy, "unfreeze_blocks": 2}, strategy=strategy)]
+    return make_record(meta=meta, trials=trials, recommendation=rec, label=label, fingerprint=label)
+
+
+def test_record_keeps_each_strategys_best_and_the_regret():
+    r = _record("a", _meta(300, 3, 0.8), "fine_tune_top", "mobilenetv2", 0.9)
+    assert r["best"] == {"strategy": "fine_tune_top", "backbone": "mobilenetv2", "score": 0.9,
+                         "params": {"backbone": "mobilenetv2", "strategy": "fine_tune_top", "unfreeze_blocks": 2}}
+    assert set(r["by_strategy"]) == {"feature_extraction", "fine_tune_top"}
+    assert r["recommended"]["regret"] == pytest.approx(0.05)
+    assert make_record(meta={}, trials=[], recommendation=None) is None  # nothing completed: nothing to keep
+
+
+def test_file_round_trip_skips_damaged_lines_and_keeps_a_tasks_latest(tmp_path):
+    kb = tmp_path / "kb.jsonl"
+    append_record(_record("a", _meta(300, 3, 0.8), "fine_tune_top", "mobilenetv2", 0.9), kb)
+    with kb.open("a") as f:
+        f.write('{"schema": 1, "meta": {"modality"\n')  # a torn line (a crash mid-write elsewhere)
+        f.write("not json at all\n")
+    append_record(_record("a", _meta(300, 3, 0.8), "fine_tune_all", "mobilenetv2", 0.95), kb)  # same task again
+    append_record(_record("b", _meta(5000, 10, 0.9), "fine_tune_all", "vgg16", 0.97), kb)
+    recs = read_records([kb, tmp_path / "absent.jsonl"])
+    assert sorted(r["label"] for r in recs) == ["a", "b"]
+    assert next(r for r in recs if r["label"] == "a")["best"]["strategy"] == "fine_tune_all"
+
+
+def test_nearest_is_by_size_and_strength_within_the_modality():
+    recs = [_record("small-easy", _meta(200, 4, 0.9), "feature_extraction", "mobilenetv2", 0.92),
+            _record("large-hard", _meta(20000, 10, 0.6), "fine_tune_all", "mobilenetv2", 0.8),
+            _record("text", _meta(200, 4, 0.9, "text"), "lp_ft", "minilm-l6", 0.85)]
+    me = _meta(300, 4, 0.85)
+    near = nearest(me, recs, 3)
+    assert [r["label"] for _, r in near] == ["small-easy", "large-hard"]  # never another modality
+    assert distance(me, recs[0]["meta"]) < distance(me, recs[1]["meta"])
+    configs = warm_start_configs(me, recs, backbones={"mobilenetv2"}, strategies={"feature_extraction", "fine_tune_all"})
+    assert [c["label"] for c in configs] == ["small-easy", "large-hard"]
+    assert configs[1]["params"]["strategy"] == "fine_tune_all"
+    # a past winner this search cannot run falls back to that task's best runnable configuration
+    only_fe = warm_start_configs(me, recs, backbones={"mobilenetv2"}, strategies={"feature_extraction"})
+    assert [c["params"]["strategy"] for c in only_fe] == ["feature_extraction", "feature_extraction"]
+
+
+def test_a_search_enqueues_the_nearest_winner_and_remembers_itself(tmp_path, image_folder, monkeypatch):
+    kb = tmp_path / "kb.jsonl"
+    monkeypatch.setenv("AUTOML_TL_KNOWLEDGE", str(kb))
+    past = _record("past-images", _meta(40, 3, 0.9), "fine_tune_top", "mobilenetv2", 0.97)
+    past["by_strategy"]["fine_tune_top"]["params"] |= {"backbone_lr": 5e-5, "ft_epochs": 2}
+    append_record(past, kb)
+    est = AutoTransfer(backbones=["mobilenetv2"], trials=1, run_dir=str(tmp_path / "run"), report=False,
+                       patience=0, warm_start=True, strategies=["feature_extraction", "fine_tune_top"],
+                       cache_dir=str(tmp_path / "cache")).fit(str(image_folder))
+    queued = [t for t in est.study_.trials if t.user_attrs.get("warm_start")]
+    assert len(queued) == 1 and queued[0].user_attrs["warm_start"] == "past-images"
+    params = queued[0].system_attrs.get("fixed_params", queued[0].params)  # still waiting: trials=1 ran trial 0
+    assert params["strategy"] == "fine_tune_top" and params["unfreeze_blocks"] == 2
+    assert params["backbone_lr"] == pytest.approx(5e-5)
+    summary = json.loads((est.run_dir_ / "summary.json").read_text())
+    assert summary["warm_start"]["enabled"] and summary["warm_start"]["configs"][0]["label"] == "past-images"
+    mine = [r for r in read_records([kb]) if r["label"] != "past-images"]
+    assert len(mine) == 1 and mine[0]["meta"]["n_samples"] == 36 and mine[0]["meta"]["modality"] == "image"
+    assert mine[0]["best"]["score"] == pytest.approx(est.study_.trials[0].value)  # the one trial that ran
+
+
+def test_no_warm_start_ignores_the_knowledge_base(tmp_path, image_folder, monkeypatch):
+    kb = tmp_path / "kb.jsonl"
+    monkeypatch.setenv("AUTOML_TL_KNOWLEDGE", str(kb))
+    append_record(_record("past-images", _meta(40, 3, 0.9), "fine_tune_top", "mobilenetv2", 0.97), kb)
+    est = AutoTransfer(backbones=["mobilenetv2"], trials=1, run_dir=str(tmp_path / "run"), report=False,
+                       patience=0, warm_start=False, cache_dir=str(tmp_path / "cache")).fit(str(image_folder))
+    assert not [t for t in est.study_.trials if t.user_attrs.get("warm_start")]
+    assert json.loads((est.run_dir_ / "summary.json").read_text())["warm_start"] == {"enabled": False, "configs": []}
