@@ -370,7 +370,7 @@ class AutoTransfer:
         try:
             record = make_record(meta=meta, trials=search.study.get_trials(deepcopy=False), recommendation=rec,
                                  label=Path(str(data.source)).name, fingerprint=data.fingerprint(),
-                                 seconds=self.fit_seconds_)
+                                 seconds=self.fit_seconds_, transferability=search.transferability())
             if record is not None:
                 append_record(record)
         except OSError as exc:

@@ -104,7 +104,8 @@ def distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
 
 # ------------------------------------------------------------------------------ records
 def make_record(*, meta: Mapping[str, Any], trials: Iterable, recommendation, label: str = "",
-                fingerprint: str = "", seconds: float | None = None, source: str = "local") -> dict | None:
+                fingerprint: str = "", seconds: float | None = None, source: str = "local",
+                transferability: Mapping[str, Any] | None = None) -> dict | None:
     """One knowledge-base record from a finished search's trials (Optuna ``FrozenTrial``), or
     None when no trial completed."""
     done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None and t.params.get("backbone")]
@@ -133,6 +134,9 @@ def make_record(*, meta: Mapping[str, Any], trials: Iterable, recommendation, la
         "recommended": None if rec is None else {"strategy": recommendation.strategy, "score": float(rec.value),
                                                  "regret": round(top["score"] - float(rec.value), 4)},
         "fit_seconds": None if seconds is None else round(float(seconds), 1),
+        # how well the probe and the proxies ranked the backbones here (Kendall's tau per measure)
+        "tau": {k: v.get("tau") for k, v in ((transferability or {}).get("tau") or {}).items()},
+        "transferability": dict((transferability or {}).get("by_backbone") or {}),
     }
 
 

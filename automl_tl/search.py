@@ -786,7 +786,7 @@ class Search:
                  "probability": float(p)} for i, k, p in zip(index, predicted, prob)]
 
     # ------------------------------------------------------------------ views
-    def _transferability(self) -> dict | None:
+    def transferability(self) -> dict | None:
         """How well the probe and the proxies ranked the backbones against what the search found
         (each backbone's best finished trial)."""
         import optuna
@@ -811,7 +811,7 @@ class Search:
                     "params": dict(bt.params), "strategy": bt.user_attrs.get("strategy")}
         summary = dict(self.summary_base) | {
             "schema": SCHEMA_VERSION, "best": best, "selection": sel.to_dict() if sel else None,
-            "transferability": self._transferability(),
+            "transferability": self.transferability(),
             "labels": self.labels, "finished": finished, "stop": self.stop or None,
             "delivered": self.delivered or None, "evaluation": self.ctx.plan.to_dict(),
             "timings": dict(self.summary_base.get("timings") or {}) | self.timings}
