@@ -136,7 +136,7 @@ def make_record(*, meta: Mapping[str, Any], trials: Iterable, recommendation, la
         "fit_seconds": None if seconds is None else round(float(seconds), 1),
         # how well the probe and the proxies ranked the backbones here (Kendall's tau per measure)
         "tau": {k: v.get("tau") for k, v in ((transferability or {}).get("tau") or {}).items()},
-        "transferability": dict((transferability or {}).get("by_backbone") or {}),
+        "transferability": dict((transferability or {}).get("by_candidate") or {}),
     }
 
 

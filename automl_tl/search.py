@@ -787,19 +787,21 @@ class Search:
 
     # ------------------------------------------------------------------ views
     def transferability(self) -> dict | None:
-        """How well the probe and the proxies ranked the backbones against what the search found
-        (each backbone's best finished trial)."""
+        """How well the probe and the proxies ranked the candidates (backbone and readout) against
+        what the search found (each candidate's best finished trial)."""
         import optuna
 
-        from automl_tl.transferability import transferability_summary
+        from automl_tl.transferability import candidate_key, transferability_summary
 
         if not self.probes:
             return None
         found: dict[str, float] = {}
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             b = t.params.get("backbone")
-            if b is not None and t.value is not None:
-                found[b] = max(found.get(b, -np.inf), float(t.value))
+            if b is None or t.value is None:
+                continue
+            key = candidate_key(b, {k.split(":", 1)[1]: v for k, v in t.params.items() if k.startswith(f"{b}:")})
+            found[key] = max(found.get(key, -np.inf), float(t.value))
         return transferability_summary(self.probes, found)
 
     def write_summary(self, *, finished: bool) -> dict:

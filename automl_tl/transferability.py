@@ -20,11 +20,12 @@ Kendall's tau comes from ``scipy.stats.kendalltau`` (tau-b, ties allowed).
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["logme", "knn_score", "proxy_scores", "rank_agreement", "transferability_summary", "PROXIES"]
+__all__ = ["logme", "knn_score", "proxy_scores", "rank_agreement", "candidate_key", "transferability_summary",
+           "PROXIES"]
 
 #: the proxies computed beside the linear probe, in the order reports show them
 PROXIES = ("logme", "knn")
@@ -112,14 +113,14 @@ def proxy_scores(x: np.ndarray, y: np.ndarray, folds, *, metric: Callable, n_cla
 def rank_agreement(predicted: Mapping[str, float], found: Mapping[str, float]) -> dict:
     """Kendall's tau-b between a proxy's scores and the search's best score, per backbone.
 
-    Only backbones present in both count; fewer than three give no tau (``"tau": None`` and why).
+    Only candidates present in both count; fewer than three give no tau (``"tau": None`` and why).
     """
     from scipy.stats import kendalltau
 
     names = sorted(set(predicted) & set(found))
     if len(names) < 3:
         return {"tau": None, "n": len(names),
-                "why": f"{len(names)} backbone(s) both proxied and searched; a rank correlation needs 3"}
+                "why": f"{len(names)} candidate(s) both probed and searched; a rank correlation needs 3"}
     a = [predicted[n] for n in names]
     b = [found[n] for n in names]
     if len(set(a)) == 1 or len(set(b)) == 1:
@@ -128,23 +129,31 @@ def rank_agreement(predicted: Mapping[str, float], found: Mapping[str, float]) -
     return {"tau": round(float(res.statistic), 4), "p": round(float(res.pvalue), 4), "n": len(names)}
 
 
+def candidate_key(backbone: str, options: Mapping[str, Any] | None = None) -> str:
+    """One name per (backbone, readout options) pair: ``mobilenetv2`` or ``mobilenetv2[features=mid]``."""
+    opts = ",".join(f"{k}={v}" for k, v in sorted((options or {}).items()))
+    return f"{backbone}[{opts}]" if opts else backbone
+
+
 def transferability_summary(probe_rows: Sequence[Mapping], found: Mapping[str, float]) -> dict:
-    """Per backbone, the linear probe's and each proxy's best score over its option sets, the
-    search's best score (``found``), and each one's Kendall tau against the search."""
-    by_backbone: dict[str, dict] = {}
+    """Per candidate (backbone and readout options, :func:`candidate_key`), the linear probe's and
+    each proxy's score, the search's best score for it (``found``, same keys), and each measure's
+    Kendall tau against the search. Ranking readouts as well as backbones gives the tau more than
+    two or three points on most data (a backbone's readouts are distinct feature sets)."""
+    by_candidate: dict[str, dict] = {}
     for row in probe_rows:
         if "score" not in row:
             continue
-        entry = by_backbone.setdefault(row["backbone"], {})
-        entry["linear_probe"] = max(entry.get("linear_probe", -np.inf), float(row["score"]))
+        entry = by_candidate.setdefault(candidate_key(row["backbone"], row.get("options")), {})
+        entry["linear_probe"] = float(row["score"])
         for name in PROXIES:
             value = (row.get("proxies") or {}).get(name)
             if value is not None:
-                entry[name] = max(entry.get(name, -np.inf), float(value))
+                entry[name] = float(value)
     for name, score in found.items():
-        by_backbone.setdefault(name, {})["search"] = float(score)
+        by_candidate.setdefault(name, {})["search"] = float(score)
     tau = {}
     for proxy in ("linear_probe", *PROXIES):
-        predicted = {b: e[proxy] for b, e in by_backbone.items() if proxy in e}
+        predicted = {b: e[proxy] for b, e in by_candidate.items() if proxy in e}
         tau[proxy] = rank_agreement(predicted, found)
-    return {"by_backbone": by_backbone, "tau": tau}
+    return {"by_candidate": by_candidate, "tau": tau}

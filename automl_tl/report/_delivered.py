@@ -220,5 +220,5 @@ def transferability_sentence(summary: dict[str, Any]) -> str | None:
         parts.append(f"{_PROXY_NAMES.get(key, key)} τ = {tau:+.2f} (n = {to_int(res.get('n'))})")
     if parts:
         return ("Rank agreement of each transferability measure with the best score the search found per "
-                "backbone (Kendall's τ): " + ", ".join(parts) + ".")
+                "candidate, backbone and readout (Kendall's τ): " + ", ".join(parts) + ".")
     return f"No rank agreement (Kendall's τ) of the transferability measures with the search: {why}." if why else None

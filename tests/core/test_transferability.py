@@ -4,7 +4,7 @@ for; LogME and kNN rank informative features above noise; Kendall's tau against 
 import numpy as np
 import pytest
 
-from automl_tl.transferability import knn_score, logme, rank_agreement, transferability_summary
+from automl_tl.transferability import candidate_key, knn_score, logme, rank_agreement, transferability_summary
 
 
 def _evidence_direct(x, t, alpha, beta):
@@ -56,13 +56,15 @@ def test_rank_agreement_needs_three_backbones_and_reports_tau():
     assert rank_agreement({"a": 3, "b": 2, "c": 1}, {"a": 0.5, "b": 0.6, "c": 0.7})["tau"] == -1.0
 
 
-def test_summary_takes_each_backbones_best_option_set():
+def test_summary_ranks_backbone_and_readout_pairs():
     rows = [{"backbone": "m", "options": {"f": "final"}, "score": 0.7, "proxies": {"logme": -1.0, "knn": 0.6}},
             {"backbone": "m", "options": {"f": "mid"}, "score": 0.8, "proxies": {"logme": -0.5, "knn": 0.5}},
             {"backbone": "p", "options": {}, "score": 0.6, "proxies": {"logme": -2.0, "knn": 0.4}},
             {"backbone": "v", "options": {}, "score": 0.75, "proxies": {"error": "boom"}},
             {"backbone": "w", "options": {}, "skipped": "time"}]
-    out = transferability_summary(rows, {"m": 0.85, "p": 0.55, "v": 0.7})
-    assert out["by_backbone"]["m"] == {"linear_probe": 0.8, "logme": -0.5, "knn": 0.6, "search": 0.85}
-    assert out["tau"]["linear_probe"]["tau"] == 1.0
-    assert out["tau"]["logme"]["tau"] is None  # v has no logme: two backbones only
+    found = {candidate_key("m", {"f": "final"}): 0.72, candidate_key("m", {"f": "mid"}): 0.85, "p": 0.55, "v": 0.74}
+    out = transferability_summary(rows, found)
+    assert out["by_candidate"]["m[f=mid]"] == {"linear_probe": 0.8, "logme": -0.5, "knn": 0.5, "search": 0.85}
+    assert out["tau"]["linear_probe"]["tau"] == 1.0 and out["tau"]["linear_probe"]["n"] == 4
+    assert out["tau"]["logme"]["n"] == 3  # v has no LogME
+    assert "w" not in out["by_candidate"]

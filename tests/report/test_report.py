@@ -322,6 +322,7 @@ def test_probe_table_shows_the_proxies_and_their_rank_agreement(tmp_path):
         {"backbone": "pixels", "options": {}, "score": 0.6, "se": 0.04, "C": 1.0, "dim": 1200, "classical": True,
          "seconds": 0.5, "proxies": {"logme": -0.7, "knn": 0.5}}]
     summary["transferability"] = transferability_summary(summary["probe"], {"mobilenetv2": 0.85, "vgg16": 0.72, "pixels": 0.61})
+    assert set(summary["transferability"]["by_candidate"]) == {"mobilenetv2", "vgg16", "pixels"}
     (run / "summary.json").write_text(json.dumps(summary))
     md = write_report(run)["md"].read_text()
     assert "| LogME | kNN |" in md and "-0.612" in md
