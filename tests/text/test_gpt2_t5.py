@@ -147,8 +147,13 @@ def test_gpt2_parity_through_spec(pm, gpt2_folder):
     print(f"gpt2 parity max |diff|: {diffs}")
     assert max(diffs.values()) < TOL, diffs
     assert np.abs(ref_last - ref_mean).max() > 0.1                 # the two readouts differ
-    single = _np(spec.build(weights, cfg, pooling="last")(batch, training=False))
-    np.testing.assert_allclose(single, last, atol=1e-5)
+    single_model = spec.build(weights, cfg, pooling="last")
+    np.testing.assert_allclose(_np(single_model(batch, training=False)), last, atol=1e-5)
+    from automl_tl_text._backbones import n_params
+
+    arch = {"vocabulary_size": hf.config.vocab_size, "num_layers": 2, "hidden_dim": 32, "intermediate_dim": 128,
+            "max_sequence_length": 64}
+    assert single_model.count_params() == hf.num_parameters() == n_params("gpt2", arch)
     # padded positions never leak: garbage ids under the padding give the same readouts
     noisy = dict(batch)
     noisy["token_ids"] = np.where(batch["padding_mask"] == 1, batch["token_ids"],
@@ -201,6 +206,14 @@ def test_real_sizes_match_transformers(pm):
     assert got == {"gpt2": gpt2.num_parameters(), "distilgpt2": distil.num_parameters(),
                    "t5-small-encoder": t5.num_parameters(), "t5-base-encoder": t5b.num_parameters()}
     assert pm.backbones.get("gpt2").n_blocks == 13 and pm.backbones.get("t5-small-encoder").n_blocks == 7
+    for name, hub in (("gpt2", "openai-community/gpt2"), ("distilgpt2", "distilbert/distilgpt2"),
+                      ("t5-small-encoder", "google-t5/t5-small"), ("t5-base-encoder", "google-t5/t5-base")):
+        spec = pm.backbones.get(name)
+        assert spec.plugin == "automl_tl_text" and spec.fine_tunable and spec.modality == "text"
+        assert spec.options == {"pooling": ("mean", "last") if "gpt2" in name else ("mean",)}
+        assert [s.kind for s in spec.weight_sources] == ["user", "download"]
+        assert spec.weight_sources[-1].location == f"hf://{hub}"
+        assert all(s.converted for s in spec.weight_sources)
 
 
 @pytest.mark.parametrize("name,extra", [("gpt2", ["layer_norm"]), ("t5-small-encoder", ["final_layer_norm"])])
