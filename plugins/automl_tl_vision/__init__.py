@@ -34,6 +34,9 @@ def automl_tl_register_modalities(registry):
 @hookimpl
 def automl_tl_register_backbones(registry):
     from ._backbones import specs
+    from ._vit import vit_specs
 
     for spec in specs():
+        registry.add(spec)
+    for spec in vit_specs():
         registry.add(spec)
