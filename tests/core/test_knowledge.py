@@ -77,7 +77,10 @@ def test_a_search_enqueues_the_nearest_winner_and_remembers_itself(tmp_path, ima
                        patience=0, warm_start=True, strategies=["feature_extraction", "fine_tune_top"],
                        cache_dir=str(tmp_path / "cache")).fit(str(image_folder))
     queued = [t for t in est.study_.trials if t.user_attrs.get("warm_start")]
-    assert len(queued) == 1 and queued[0].user_attrs["warm_start"] == "past-images"
+    # the nearest task first (its meta-features are this data's); the shipped prior's image tasks may follow
+    assert queued and queued[0].user_attrs["warm_start"] == "past-images"
+    prior = {r["label"] for r in read_records() if r["source"] == "prior"}
+    assert {t.user_attrs["warm_start"] for t in queued[1:]} <= prior and len(queued) <= 3
     params = queued[0].system_attrs.get("fixed_params", queued[0].params)  # still waiting: trials=1 ran trial 0
     assert params["strategy"] == "fine_tune_top" and params["unfreeze_blocks"] == 2
     assert params["backbone_lr"] == pytest.approx(5e-5)
@@ -96,3 +99,14 @@ def test_no_warm_start_ignores_the_knowledge_base(tmp_path, image_folder, monkey
                        patience=0, warm_start=False, cache_dir=str(tmp_path / "cache")).fit(str(image_folder))
     assert not [t for t in est.study_.trials if t.user_attrs.get("warm_start")]
     assert json.loads((est.run_dir_ / "summary.json").read_text())["warm_start"] == {"enabled": False, "configs": []}
+
+
+def test_the_prior_ships_with_evidence_for_every_modality(tmp_path, monkeypatch):
+    from automl_tl.knowledge import prior_path
+
+    monkeypatch.setenv("AUTOML_TL_KNOWLEDGE", str(tmp_path / "absent.jsonl"))  # a fresh install
+    records = read_records()
+    assert prior_path().is_file() and records and all(r["source"] == "prior" for r in records)
+    assert {r["meta"]["modality"] for r in records} == {"image", "text", "audio"}
+    for r in records:  # no path of the machine that built it: meta-features, configurations, scores
+        assert "/" not in json.dumps(r["meta"]) and r["best"]["params"]["backbone"]
