@@ -414,7 +414,8 @@ def cmd_backbones(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    print(f"{'name':<26}{'modality':<10}{'plugin':<18}{'params':>9}{'blocks':>7}  {'fine-tune':<10}"
+    width = max([26] + [len(r["name"]) + 2 for r in rows])
+    print(f"{'name':<{width}}{'modality':<10}{'plugin':<18}{'params':>9}{'blocks':>7}  {'fine-tune':<10}"
           f"{'weights':<11}from")
     for r in rows:
         where = {"user": "--weights / $AUTOML_TL_WEIGHTS_DIR", "package": "installed package",
@@ -423,7 +424,7 @@ def cmd_backbones(args) -> int:
             where += f": {r['weights_location']}"
         if r["weights_status"] == "missing":
             where = "-"
-        print(f"{r['name']:<26}{r['modality']:<10}{r['plugin']:<18}{r['n_params'] / 1e6:>8.1f}M"
+        print(f"{r['name']:<{width}}{r['modality']:<10}{r['plugin']:<18}{r['n_params'] / 1e6:>8.1f}M"
               f"{r['n_blocks']:>7}  {'yes' if r['fine_tunable'] else 'no':<10}{r['weights_status']:<11}{where}")
     print("weights: real = pretrained, in the backbone's own format; converted = pretrained, "
           "translated from another framework's checkpoint when loaded; missing = not here "
