@@ -153,7 +153,9 @@ def run_cli(task: dict, tmp: Path, seed: int, keep: Path | None = None) -> dict:
     cmd = [*CLI, "fit", task["data"], *task["fit"], "--time-budget", task["budget"], "--seed", str(seed),
            "--run-dir", str(run), "--cache-dir", str(tmp / "cache"), "--quiet", "--no-report"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+    # like a fresh install: the shipped prior only, not the records earlier benchmark runs left
+    env = dict(os.environ, AUTOML_TL_KNOWLEDGE=str(tmp / "knowledge.jsonl"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
@@ -178,6 +180,8 @@ def run_cli(task: dict, tmp: Path, seed: int, keep: Path | None = None) -> dict:
             "kind": (summary.get("delivered") or {}).get("kind"),
             "refit": (summary.get("delivered") or {}).get("refit"),
             "stop": (summary.get("stop") or {}).get("kind"),
+            "warm_start": [c["label"] for c in (summary.get("warm_start") or {}).get("configs", [])],
+            "tau": {k: v.get("tau") for k, v in ((summary.get("transferability") or {}).get("tau") or {}).items()},
             "trials": summary.get("counts"), "probe": summary.get("probe"),
             "candidates": [c["name"] for c in summary.get("candidates", []) if not c.get("classical")],
             "input_configs": {n: i["input_config"] for n, i in summary["profile"]["backbones"].items()}}
