@@ -10,12 +10,13 @@ from automl_tl import hookimpl
 __version__ = "0.1.0"
 __all__ = ["ImagePreprocess", "make_image_adapter", "regex_blocks", "load_into_mobilenetv2",
            "ImageModality", "read_torch_state_dict", "apply_state_dict", "torch_checkpoint_loader",
-           "mobilenetv2_torch_features", "efficientnet_lite0_features"]
+           "TorchUserPath", "mobilenetv2_torch_features", "efficientnet_lite0_features"]
 
 _LAZY = {"ImagePreprocess": "._layers", "make_image_adapter": "._backbones",
          "regex_blocks": "._backbones", "load_into_mobilenetv2": "._backbones",
          "ImageModality": "._modality", "read_torch_state_dict": "._torch_convert",
          "apply_state_dict": "._torch_convert", "torch_checkpoint_loader": "._torch_convert",
+         "TorchUserPath": "._torch_convert",
          "mobilenetv2_torch_features": "._backbones", "efficientnet_lite0_features": "._efficientnet_lite"}
 
 

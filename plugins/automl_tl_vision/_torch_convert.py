@@ -15,6 +15,9 @@ Public helpers (for this plugin and third-party ones, see docs/plugins.md):
   that the file lacks, or a shape that does not fit, raise :class:`WeightsUnavailableError`
   naming them (a checkpoint of another architecture is a user error, not a traceback).
 * :func:`torch_checkpoint_loader` — a weight-source ``loader(model, path)`` built from the two.
+* :class:`TorchUserPath` — a ``UserPath`` that checks a user's ``.pth`` against the layer map when
+  the weights are resolved, so a checkpoint of another architecture is refused before any model is
+  built (the backbone is left out with the reason; the CLI exits 2 when none is left).
 
 Padding: PyTorch convolutions pad symmetrically (``padding=k // 2``), Keras ``"same"`` pads like
 TensorFlow (the extra row/column at the bottom/right for stride 2 on even sizes). A model that
@@ -27,14 +30,17 @@ from __future__ import annotations
 import collections
 import pickle
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from automl_tl.errors import WeightsUnavailableError
+from automl_tl.weights import UserPath
 
-__all__ = ["read_torch_state_dict", "apply_state_dict", "torch_checkpoint_loader", "TORCH_SUFFIXES"]
+__all__ = ["read_torch_state_dict", "apply_state_dict", "torch_checkpoint_loader", "TorchUserPath",
+           "TORCH_SUFFIXES"]
 
 #: a user-given weights file ending in one of these is read as a PyTorch checkpoint
 TORCH_SUFFIXES = (".pth", ".pt")
@@ -266,3 +272,34 @@ def torch_checkpoint_loader(layer_map: Callable[[object], Iterable[tuple[str, st
         apply_state_dict(model, list(layer_map(model)), sd, ignore=ignore, source=Path(path).name)
 
     return load
+
+
+def _key_mismatch(keys: Iterable[str], layer_map: Iterable[tuple[str, str]], ignore: Sequence[str]) -> str:
+    """What a state dict's keys lack or have beyond the layer map's modules ("" when they fit)."""
+    keys = list(keys)
+    prefixes = list(dict.fromkeys(prefix for _, prefix in layer_map))  # the map's order: stem first
+    missing = [f"{p}.weight" for p in prefixes if f"{p}.weight" not in set(keys)]
+    unexpected = [k for k in keys if k.rsplit(".", 1)[0] not in prefixes and not k.startswith(tuple(ignore))]
+    parts = ([f"missing keys: {_listing(missing)}"] if missing else []) + (
+        [f"unexpected keys: {_listing(unexpected)}"] if unexpected else [])
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchUserPath(UserPath):
+    """``--weights NAME=PATH`` / ``$AUTOML_TL_WEIGHTS_DIR`` where a ``.pth`` / ``.pt`` file is a
+    PyTorch state dict checked when resolved. ``layer_map(None)`` gives the (Keras layer, PyTorch
+    module) pairs; other files (``.h5``) go to ``loader`` unchecked."""
+
+    layer_map: Callable[[object], Iterable[tuple[str, str]]] | None = field(default=None, compare=False)
+    ignore: tuple[str, ...] = ()
+    converted_suffixes: tuple[str, ...] = TORCH_SUFFIXES
+
+    def locate(self, backbone, overrides):
+        location = super().locate(backbone, overrides)
+        if location and self.layer_map is not None and location.lower().endswith(TORCH_SUFFIXES):
+            problem = _key_mismatch(read_torch_state_dict(location), self.layer_map(None), self.ignore)
+            if problem:
+                raise WeightsUnavailableError(
+                    f"{Path(location).name} is not a {backbone} state dict: {problem}")
+        return location

@@ -306,23 +306,31 @@ def test_user_pth_for_mobilenetv2(specs, photo_paths, tmp_path):
     np.testing.assert_allclose(ours, packaged, rtol=1e-5, atol=1e-5)
 
 
-def test_wrong_checkpoint_is_a_clear_error(specs, tmp_path):
-    from automl_tl.errors import AutoMLTLError
+def test_wrong_checkpoint_is_a_clear_error(specs, tmp_path, image_folder, capsys):
+    from automl_tl import cli
+    from automl_tl_vision import _backbones
 
-    lite0 = specs["efficientnet-lite0"]
-    weights = lite0.resolve_weights({lite0.name: _checkpoint(*MNV2)})  # MobileNetV2 file to Lite0
-    with pytest.raises(WeightsUnavailableError, match=r"mobilenet_v2-b0353104.pth is not a state dict"
-                                                      r".*missing keys: _conv_stem.weight.*"
-                                                      r"unexpected keys: features.0.0.weight") as err:
-        lite0.build(weights, {"image_size": 64})
-    assert isinstance(err.value, AutoMLTLError) and err.value.exit_code == 2  # the CLI's exit 2
-    mnv2 = specs["mobilenetv2"]
+    lite0, mnv2 = specs["efficientnet-lite0"], specs["mobilenetv2"]
+    # refused when resolved (the backbone is left out with the reason), before any model is built
+    with pytest.raises(WeightsUnavailableError, match=r"mobilenet_v2-b0353104.pth is not a efficientnet-lite0 "
+                                                      r"state dict: missing keys: _conv_stem.weight.*"
+                                                      r"unexpected keys: features.0.0.weight"):
+        lite0.resolve_weights({lite0.name: _checkpoint(*MNV2)})
     with pytest.raises(WeightsUnavailableError, match="missing keys: features.0.0.weight"):
-        mnv2.build(mnv2.resolve_weights({mnv2.name: _checkpoint(*LITE0)}), {"image_size": 64})
+        mnv2.resolve_weights({mnv2.name: _checkpoint(*LITE0)})
+    # the loader itself checks names and shapes too (a plugin may use it without TorchUserPath)
+    model = lite0.build(None, {"image_size": 64})
+    with pytest.raises(WeightsUnavailableError, match=r"missing keys: _conv_stem.weight.*unexpected keys"):
+        _backbones._lite0_torch_loader(model, _checkpoint(*MNV2))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsUnavailableError, match="cannot read .*junk.pt"):
-        lite0.build(lite0.resolve_weights({lite0.name: str(junk)}), {"image_size": 64})
+        lite0.resolve_weights({lite0.name: str(junk)})
+    # through the CLI: exit 2 with the reason, no traceback
+    rc = cli.main(["fit", str(image_folder), "--trials", "1", "--run-dir", str(tmp_path / "run"), "--quiet",
+                   "--backbones", "efficientnet-lite0", "--weights", f"efficientnet-lite0={_checkpoint(*MNV2)}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "unexpected keys: features.0.0.weight" in err and "Traceback" not in err
 
 
 def test_backbones_command_lists_lite0_as_converted(monkeypatch, capsys):
