@@ -373,9 +373,9 @@ class AutoTransfer:
                                  seconds=self.fit_seconds_, transferability=search.transferability())
             if record is not None:
                 append_record(record)
-        except OSError as exc:
-            log.warning("the knowledge base could not be written (%s); set AUTOML_TL_KNOWLEDGE to a "
-                        "writable file to keep what this search found", exc)
+        except Exception as exc:  # noqa: BLE001 - the model is saved; the knowledge base is extra
+            log.warning("the knowledge base could not be written (%s: %s); set AUTOML_TL_KNOWLEDGE to a "
+                        "writable file to keep what this search found", type(exc).__name__, exc)
 
     def _refit_decision(self, prof, deadline) -> tuple[bool, str]:
         """Refit by default on small and medium data, and on large data when a time budget is

@@ -155,6 +155,24 @@ def append_record(record: Mapping[str, Any], path: Path | None = None) -> Path:
     return path
 
 
+def _valid(rec: Any) -> bool:
+    """A record this version can use: the fields :func:`nearest` and :func:`warm_start_configs`
+    read, with the right types."""
+    try:
+        if not (isinstance(rec, dict) and rec.get("schema") == SCHEMA and isinstance(rec["meta"], dict)
+                and isinstance(rec["meta"].get("modality"), str) and isinstance(rec["best"], dict)):
+            return False
+        float(rec["best"]["score"])
+        for entry in (rec.get("by_strategy") or {}).values():
+            if not (isinstance(entry["params"], dict) and isinstance(entry["strategy"], str)):
+                return False
+            float(entry["score"])
+        _vector(rec["meta"])
+        return True
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
 def read_records(paths: Sequence[Path] | None = None) -> list[dict]:
     """Records of the prior and the local file (unreadable lines skipped). A task searched again
     (same fingerprint) keeps its latest record."""
@@ -168,9 +186,9 @@ def read_records(paths: Sequence[Path] | None = None) -> list[dict]:
         for i, line in enumerate(lines):
             try:
                 rec = json.loads(line)
-                if rec.get("schema") != SCHEMA or "meta" not in rec or "best" not in rec:
-                    continue
-            except (ValueError, AttributeError):
+            except ValueError:
+                rec = None
+            if not _valid(rec):  # a torn line, another program's, an edited one
                 log.debug("knowledge base %s line %d is not a record; skipped", path, i + 1)
                 continue
             key = rec.get("fingerprint") or f"{path}:{i}"

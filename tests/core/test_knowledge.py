@@ -44,6 +44,8 @@ def test_file_round_trip_skips_damaged_lines_and_keeps_a_tasks_latest(tmp_path):
     with kb.open("a") as f:
         f.write('{"schema": 1, "meta": {"modality"\n')  # a torn line (a crash mid-write elsewhere)
         f.write("not json at all\n")
+        f.write('[1, 2]\n{"schema": 1, "meta": {"modality": "image"}, "best": {"score": "high"}}\n')
+        f.write('{"schema": 1, "meta": {"modality": "image"}, "best": {"score": 1}, "by_strategy": {"x": 3}}\n')
     append_record(_record("a", _meta(300, 3, 0.8), "fine_tune_all", "mobilenetv2", 0.95), kb)  # same task again
     append_record(_record("b", _meta(5000, 10, 0.9), "fine_tune_all", "vgg16", 0.97), kb)
     recs = read_records([kb, tmp_path / "absent.jsonl"])
