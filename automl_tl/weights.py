@@ -23,7 +23,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from automl_tl.errors import WeightsUnavailableError
 
@@ -38,6 +38,10 @@ __all__ = [
     "package_dir",
     "WEIGHTS_DIR_ENV",
     "OFFLINE_ENV",
+    "HF_HOST",
+    "hf_snapshot",
+    "hf_cached",
+    "hf_local",
 ]
 
 WEIGHTS_DIR_ENV = "AUTOML_TL_WEIGHTS_DIR"
@@ -242,3 +246,53 @@ def resolve_weights(backbone: str, sources, overrides: Mapping[str, str] | None 
                                    converted=source.converts(location), loader=source.loader)
     hints = "; or ".join(s.hint(backbone) for s in sources) or "this backbone lists no weight source"
     raise WeightsUnavailableError(f"no pretrained weights for backbone {backbone!r} here: {hints}.")
+
+
+# ------------------------------------------------------------------------------ Hugging Face hub
+HF_HOST = "huggingface.co"
+
+
+def hf_snapshot(repo: str, patterns: Sequence[str], *, local_only: bool) -> str:
+    """The local folder of the files of hub repo ``repo`` matching ``patterns``: from the local
+    Hugging Face cache only (``local_only``), or downloaded (once per process for the same repo
+    and patterns: every trial builds its model again). ``huggingface_hub`` does the work."""
+    if local_only:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(repo, allow_patterns=list(patterns), local_files_only=True)
+    return _hf_download(repo, tuple(patterns))
+
+
+@functools.lru_cache(maxsize=None)
+def _hf_download(repo: str, patterns: tuple[str, ...]) -> str:
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(repo, allow_patterns=list(patterns))
+
+
+def hf_cached(repo: str, patterns: Sequence[str], usable: Callable[[Path], Any]) -> Callable[[], str | None]:
+    """For :class:`Download`'s ``cached``: the cached snapshot folder of ``repo`` when
+    ``usable(folder)`` accepts it (returns something true and does not raise), else None."""
+
+    def cached() -> str | None:
+        try:
+            folder = Path(hf_snapshot(repo, patterns, local_only=True))
+            return str(folder) if usable(folder) else None
+        except Exception:  # noqa: BLE001 - not cached, incomplete, or huggingface_hub missing
+            return None
+
+    return cached
+
+
+def hf_local(location: str, patterns: Sequence[str], backbone: str = "NAME") -> str:
+    """``location`` itself, or for ``hf://owner/name`` the downloaded snapshot folder (a clear
+    :class:`WeightsUnavailableError` when the download fails)."""
+    if not location.startswith("hf://"):
+        return location
+    try:
+        return hf_snapshot(location[len("hf://"):].strip("/"), patterns, local_only=False)
+    except Exception as exc:  # noqa: BLE001
+        why = " ".join(str(exc).split())[:300]  # one line on the terminal
+        raise WeightsUnavailableError(
+            f"could not download {location} from {HF_HOST} ({type(exc).__name__}: {why}). Download "
+            f"the model folder elsewhere and pass --weights {backbone}=FOLDER.") from exc

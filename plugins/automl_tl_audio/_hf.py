@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tl import weights
 from automl_tl.errors import WeightsUnavailableError
 
 __all__ = ["hf_cached", "hf_folder", "load_config", "load_state_dict", "strip_prefix"]
@@ -18,35 +19,19 @@ __all__ = ["hf_cached", "hf_folder", "load_config", "load_state_dict", "strip_pr
 _PATTERNS = ["config.json", "preprocessor_config.json", "model.safetensors", "pytorch_model.bin"]
 
 
+def _usable(p: Path) -> bool:
+    return (p / "config.json").exists() and any((p / f).exists() for f in _PATTERNS[2:])
+
+
 def hf_cached(repo_id: str) -> str | None:
     """Local snapshot folder of ``repo_id`` when already in the HF cache, else None."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        path = snapshot_download(repo_id, allow_patterns=_PATTERNS, local_files_only=True)
-    except Exception:
-        return None
-    p = Path(path)
-    if (p / "config.json").exists() and any((p / f).exists() for f in _PATTERNS[2:]):
-        return str(p)
-    return None
+    return weights.hf_cached(repo_id, _PATTERNS, _usable)()
 
 
 def hf_folder(location: str) -> Path:
     """A local folder holding ``config.json`` and the weights for ``location`` (a folder, a
     ``config.json``/weights file inside one, or ``hf://owner/name``)."""
-    if location.startswith("hf://"):
-        repo_id = location[len("hf://"):].strip("/")
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(repo_id, allow_patterns=_PATTERNS))
-        except Exception as exc:
-            raise WeightsUnavailableError(
-                f"could not download {repo_id!r} from huggingface.co ({type(exc).__name__}: {exc}). "
-                f"Download it elsewhere (config.json + model.safetensors) and pass "
-                f"--weights NAME=/that/folder.") from None
-    p = Path(location)
+    p = Path(weights.hf_local(location, _PATTERNS))
     if p.is_file():
         p = p.parent
     if not (p / "config.json").exists():

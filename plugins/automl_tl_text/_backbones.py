@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from automl_tl.backbones import BackboneSpec
 from automl_tl.errors import ConfigError, WeightsUnavailableError
-from automl_tl.weights import Download, PackageFile, ResolvedWeights, UserPath
+from automl_tl.weights import HF_HOST, Download, PackageFile, ResolvedWeights, UserPath, hf_cached, hf_local
 
 __all__ = ["TEXT_BACKBONES", "TextBackboneInfo", "make_spec", "all_specs", "local_folder",
            "check_model_folder", "blocks", "HFFolder", "SEQUENCE_LENGTHS"]
@@ -48,7 +48,6 @@ POOLINGS = ("mean", "mean_last3", "cls")
 #: stronger frozen sentence features (Muennighoff 2022, SGPT); the probe ranks both per data set.
 GPT2_POOLINGS = ("mean", "last")
 LAST_LAYERS = 3
-HF_HOST = "huggingface.co"
 HF_FILES = ["config.json", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors",
             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
             "vocab.json", "merges.txt", "spiece.model"]
@@ -331,50 +330,14 @@ class HFFolder(UserPath):
                 f"folder named by $AUTOML_TL_WEIGHTS_DIR")
 
 
-def _hf_repo(location: str) -> str:
-    return location[len("hf://"):].strip("/")
-
-
-def hf_snapshot(repo: str, *, local_only: bool) -> str:
-    """The local folder of a hub repo's model files (downloaded unless ``local_only``)."""
-    if local_only:
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(repo, allow_patterns=HF_FILES, local_files_only=True)
-    return _hf_download(repo)
-
-
-@functools.lru_cache(maxsize=None)
-def _hf_download(repo: str) -> str:  # once per process: every trial builds the model again
-    from huggingface_hub import snapshot_download
-
-    return snapshot_download(repo, allow_patterns=HF_FILES)
-
-
 def _hf_cached(repo: str):
-    def cached() -> str | None:
-        try:
-            folder = Path(hf_snapshot(repo, local_only=True))
-        except Exception:  # noqa: BLE001 - not cached, or huggingface_hub missing
-            return None
-        return str(folder) if not _describe_missing(folder) else None
-
-    return cached
+    return hf_cached(repo, HF_FILES, lambda folder: not _describe_missing(folder))
 
 
 def local_folder(weights: ResolvedWeights | str, info: TextBackboneInfo | None = None) -> Path:
     """The local model folder of resolved weights (an ``hf://`` location is downloaded first)."""
     location = weights.location if isinstance(weights, ResolvedWeights) else str(weights)
-    if location.startswith("hf://"):
-        repo = _hf_repo(location)
-        try:
-            location = hf_snapshot(repo, local_only=False)
-        except Exception as exc:  # noqa: BLE001
-            raise WeightsUnavailableError(
-                f"could not download {location} from {HF_HOST}: {exc}. Download the model folder "
-                f"elsewhere and pass --weights {info.name if info else 'NAME'}=FOLDER."
-            ) from exc
-    return check_model_folder(location, info)
+    return check_model_folder(hf_local(location, HF_FILES, info.name if info else "NAME"), info)
 
 
 def weight_sources(info: TextBackboneInfo) -> tuple:

@@ -53,7 +53,7 @@ from typing import Any, Mapping
 
 from automl_tl.backbones import BackboneSpec
 from automl_tl.errors import ConfigError, WeightsUnavailableError
-from automl_tl.weights import Download, ResolvedWeights, UserPath
+from automl_tl.weights import HF_HOST, Download, ResolvedWeights, UserPath, hf_cached, hf_local
 
 __all__ = ["VIT_BACKBONES", "ViTInfo", "vit_specs", "vit_arch", "vit_n_params", "check_vit_folder",
            "ViTFolder", "register_layers", "blocks", "POOLINGS"]
@@ -62,7 +62,6 @@ __all__ = ["VIT_BACKBONES", "ViTInfo", "vit_specs", "vit_arch", "vit_n_params", 
 #: the image with (its classifier reads it); the patch-token mean is often the stronger frozen
 #: feature away from the pretraining domain. The probe ranks both per data set (one pass).
 POOLINGS = ("cls", "mean")
-HF_HOST = "huggingface.co"
 HF_FILES = ["config.json", "preprocessor_config.json", "model.safetensors",
             "model.safetensors.index.json", "model-*.safetensors"]
 #: Hugging Face ``resample`` codes (PIL's) -> Keras interpolation
@@ -230,45 +229,16 @@ class ViTFolder(UserPath):
                 f"$AUTOML_TL_WEIGHTS_DIR")
 
 
-def _snapshot(repo: str, local_only: bool) -> str:
-    """The local folder of a hub repo's ViT files (downloaded unless ``local_only``). The text and
-    audio plugins keep helpers of the same shape with their own file patterns."""
-    from huggingface_hub import snapshot_download
-
-    return snapshot_download(repo, allow_patterns=HF_FILES, local_files_only=local_only)
-
-
-#: once per process: every trial builds the model again
-_hub_download = functools.lru_cache(maxsize=None)(functools.partial(_snapshot, local_only=False))
-
-
-def _hub_cached(repo: str):
-    def cached() -> str | None:
-        try:
-            return str(check_vit_folder(_snapshot(repo, local_only=True), repo))
-        except Exception:  # noqa: BLE001 - not cached (or incomplete), or huggingface_hub missing
-            return None
-
-    return cached
-
-
 def local_folder(weights: ResolvedWeights, name: str) -> Path:
     """The local model folder of resolved weights (an ``hf://`` location is downloaded first)."""
-    location = weights.location
-    if location.startswith("hf://"):
-        try:
-            location = _hub_download(location[len("hf://"):].strip("/"))
-        except Exception as exc:  # noqa: BLE001
-            raise WeightsUnavailableError(
-                f"could not download {weights.location} from {HF_HOST}: {exc}. Download the model "
-                f"folder elsewhere and pass --weights {name}=FOLDER.") from exc
-    return check_vit_folder(location, name)
+    return check_vit_folder(hf_local(weights.location, HF_FILES, name), name)
 
 
 def weight_sources(info: ViTInfo) -> tuple:
     # Hugging Face checkpoints are translated to KerasHub's layout when loaded: "converted"
     return (ViTFolder(filename=info.name, converted=True),
-            Download(location=f"hf://{info.hf_repo}", host=HF_HOST, cached=_hub_cached(info.hf_repo),
+            Download(location=f"hf://{info.hf_repo}", host=HF_HOST,
+                     cached=hf_cached(info.hf_repo, HF_FILES, lambda f: check_vit_folder(f, info.hf_repo)),
                      converted=True))
 
 
