@@ -2,11 +2,11 @@
 
 Public helpers (for this plugin and third-party ones, see docs/plugins.md):
 
-* :func:`read_torch_state_dict` — ``{key: numpy array}`` from a ``.pth`` / ``.pt`` file. With
-  PyTorch installed it is ``torch.load(path, map_location="cpu", weights_only=True)``; PyTorch is
-  not a dependency of automl-tl, so without it a small restricted reader (below) reads both of
-  PyTorch's formats (the zip archive and the older single-stream "legacy" one) for plain state
-  dicts of float/int tensors.
+* :func:`read_torch_state_dict` — ``{key: numpy array}`` from a ``.pth`` / ``.pt`` file. A small
+  restricted reader (below) reads both of PyTorch's formats (the zip archive and the older
+  single-stream "legacy" one) for plain state dicts of float/int tensors; what it cannot read goes
+  to ``torch.load(path, map_location="cpu", weights_only=True)`` when PyTorch is installed (it is
+  not a dependency of automl-tl, and importing it into a Keras process is costly).
 * :func:`apply_state_dict` — set the arrays on the Keras layers named in a layer map
   ``[(keras_layer_name, torch_module_prefix), ...]``, transposing by layer type: Conv2D kernels
   OIHW -> HWIO, DepthwiseConv2D (C, 1, H, W) -> (H, W, C, 1), Dense ``(out, in)`` -> ``(in, out)``,
@@ -49,15 +49,22 @@ TORCH_SUFFIXES = (".pth", ".pt")
 # ------------------------------------------------------------------------------------ reading
 def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
     """The state dict in ``path`` as ``{key: float32/int numpy array}`` (CPU, no gradients)."""
+    # The restricted reader first, PyTorch only for what it cannot read: importing PyTorch into a
+    # Keras process costs seconds and a few hundred MB of memory, for every run that builds a
+    # converted backbone (tests/core/test_torch_converter.py checks both give the same arrays).
+    try:
+        obj = _read_without_torch(str(path))
+    except Exception:  # noqa: BLE001 - a format or object the small reader does not take
+        obj = None
     try:
         import torch
     except ImportError:
         torch = None
     try:
-        if torch is not None:
+        if obj is None and torch is not None:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        else:
-            obj = _read_without_torch(str(path))
+        elif obj is None:
+            obj = _read_without_torch(str(path))  # again, for its error
     except WeightsUnavailableError:
         raise
     except Exception as exc:  # a corrupt file, a full pickled model (refused by weights_only) ...
