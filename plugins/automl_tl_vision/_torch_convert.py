@@ -56,10 +56,12 @@ def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
         obj = _read_without_torch(str(path))
     except Exception:  # noqa: BLE001 - a format or object the small reader does not take
         obj = None
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch = None
+    if obj is None:
+        try:
+            import torch
+        except ImportError:
+            pass
     try:
         if obj is None and torch is not None:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)

