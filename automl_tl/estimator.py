@@ -169,15 +169,11 @@ class AutoTransfer:
             ranks[proxy] = {b: i + 1 for i, b in enumerate(order)}
         out = []
         for name in pretrained[:max(1, int(top))]:
-            spec = pm.backbones.get(name)
-            rec = pm.strategy_table.recommend(prof, backbone=name, fine_tunable=spec.fine_tunable)
-            strategy = pm.strategies.as_dict().get(rec.strategy)
-            options = ({k: v[0] for k, v in spec.options.items()} if strategy is not None and strategy.fine_tunes
-                       else dict(best[name]["options"]))  # as fit does: fine-tuning keeps the pretrained readout
+            rec, _ = _recommendation_for(pm, prof, pm.backbones.get(name))  # what fit would enqueue
             info = prof.backbones.get(name, {})
             out.append({
                 "rank": len(out) + 1, "backbone": name, "strategy": rec.strategy, "rule": rec.rule,
-                "config": {"backbone": name, "strategy": rec.strategy} | dict(rec.params) | options,
+                "config": {"backbone": name, "strategy": rec.strategy} | dict(rec.params),
                 "reason": rec.reason,
                 "evidence": {"probe": {k: best[name].get(k) for k in ("score", "se", "C", "options")},
                              "proxies": {k: v for k, v in (best[name].get("proxies") or {}).items() if k in PROXIES},
@@ -240,21 +236,9 @@ class AutoTransfer:
                                                         and "score" in p), None)}
                      for name, info in prof.backbones.items()}
         prof = replace(prof, backbones=backbones, probe=tuple(probes))
-        best = prof.best_backbone() or specs[0].name
-        spec = pm.backbones.get(best)
-        rec = pm.strategy_table.recommend(prof, backbone=best, fine_tunable=spec.fine_tunable)
-        top = prof.best_probe(best)
-        rec_options = dict(top["options"]) if top else {}
-        strategy = pm.strategies.as_dict().get(rec.strategy)
-        if strategy is not None and strategy.fine_tunes:
-            # the probe ranks frozen readouts; fine-tuning adapts the encoder under the readout
-            # it was pretrained with (the first option). bench_vs_linear_probe, Rotten Tomatoes
-            # 2 000 texts: LP-FT trials with mean pooling scored 0.805 / 0.8075 on the hold-out;
-            # with the probe's best readout (the last three layers' means) all four stayed at
-            # their head start, 0.785
-            rec_options = {k: v[0] for k, v in spec.options.items()}
-        evidence = _probe_evidence(probes, best)
-        rec = replace(rec, params=dict(rec.params) | rec_options, reason=f"{rec.reason} {evidence}".strip())
+        spec = pm.backbones.get(prof.best_backbone() or specs[0].name)
+        rec, rec_options = _recommendation_for(pm, prof, spec)
+        rec = replace(rec, reason=f"{rec.reason} {_probe_evidence(probes, spec.name)}".strip())
         return _Prepared(data=data, profile=prof, recommendation=rec, rec_options=rec_options,
                          specs=specs, weights=weights, left_out=left_out, ctx=ctx, probes=probes,
                          modality=modality, labels=labels, timings=clock.laps)
@@ -585,6 +569,25 @@ def fit_featurizers(specs, data, cache_root) -> dict:
             os.replace(tmp, folder)
         out[spec.name] = ResolvedWeights(backbone=spec.name, kind="fitted", location=str(folder))
     return out
+
+
+def _recommendation_for(pm, prof, spec):
+    """The strategy table's recommendation for backbone ``spec`` on this profile, with its first
+    readout options (also in its params): ``(rec, options)``."""
+    from dataclasses import replace
+
+    rec = pm.strategy_table.recommend(prof, backbone=spec.name, fine_tunable=spec.fine_tunable)
+    top = prof.best_probe(spec.name)
+    options = dict(top["options"]) if top else {}
+    strategy = pm.strategies.as_dict().get(rec.strategy)
+    if strategy is not None and strategy.fine_tunes:
+        # the probe ranks frozen readouts; fine-tuning adapts the encoder under the readout
+        # it was pretrained with (the first option). bench_vs_linear_probe, Rotten Tomatoes
+        # 2 000 texts: LP-FT trials with mean pooling scored 0.805 / 0.8075 on the hold-out;
+        # with the probe's best readout (the last three layers' means) all four stayed at
+        # their head start, 0.785
+        options = {k: v[0] for k, v in spec.options.items()}
+    return replace(rec, params=dict(rec.params) | options), options
 
 
 def _probe_evidence(probes, best: str) -> str:
