@@ -144,6 +144,9 @@ def append_record(record: Mapping[str, Any], path: Path | None = None) -> Path:
     """Append ``record`` as one line (a single write of one line: a crash leaves the earlier
     lines whole, and a torn last line is skipped when read)."""
     path = Path(path or knowledge_path())
+    if path.exists() and not _ours(path):
+        raise FileExistsError(f"{path} is not an automl-tl knowledge base (its first line is not a record); "
+                              f"it is left as it is")
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, sort_keys=True, default=str) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -170,6 +173,22 @@ def _valid(rec: Any) -> bool:
         _vector(rec["meta"])
         return True
     except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def _ours(path: Path) -> bool:
+    """An empty file, or one whose first line is a knowledge-base record: never append to a file
+    automl-tl did not write (``$AUTOML_TL_KNOWLEDGE`` pointed at the wrong file)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not first.strip():
+        return True
+    try:
+        return _valid(json.loads(first))
+    except ValueError:
         return False
 
 

@@ -112,3 +112,11 @@ def test_the_prior_ships_with_evidence_for_every_modality(tmp_path, monkeypatch)
     assert {r["meta"]["modality"] for r in records} == {"image", "text", "audio"}
     for r in records:  # no path of the machine that built it: meta-features, configurations, scores
         assert "/" not in json.dumps(r["meta"]) and r["best"]["params"]["backbone"]
+
+
+def test_a_file_automl_tl_did_not_write_is_never_appended_to(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    with pytest.raises(FileExistsError, match="not an automl-tl knowledge base"):
+        append_record(_record("a", _meta(300, 3, 0.8), "fine_tune_top", "mobilenetv2", 0.9), notes)
+    assert notes.read_text() == "my notes\n"
