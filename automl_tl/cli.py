@@ -15,6 +15,8 @@ import re
 import sys
 from pathlib import Path
 
+from automl_tl.pruners import DEFAULT_PRUNER, PRUNERS
+
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_PLUGIN = 0, 1, 2, 3
 
 DESCRIPTION = """\
@@ -160,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop when N trials in a row have not raised the top score by more than half "
                         "its standard error, or as soon as a trial scores a perfect 1.0 (default 15; "
                         "0: never stop early)")
+    b.add_argument("--pruner", choices=PRUNERS, default=DEFAULT_PRUNER,
+                   help="how fine-tuning trials are stopped early, epoch by epoch: median (below the median "
+                        "of earlier trials at the same epoch), successive-halving (only the best third of "
+                        "the trials goes on after their 2nd and 4th epochs), hyperband (successive "
+                        "halving in brackets), none "
+                        f"(default {DEFAULT_PRUNER}; docs/benchmarks.md compares them)")
     b.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -329,7 +337,8 @@ def cmd_fit(args) -> int:
                      strategies=args.strategies, val_fraction=args.val_fraction,
                      batch_size=args.batch_size, cache_dir=args.cache_dir,
                      progress=not args.quiet, report=not args.no_report, refit=args.refit,
-                     patience=args.patience, ensemble=args.ensemble, warm_start=args.warm_start)
+                     patience=args.patience, ensemble=args.ensemble, warm_start=args.warm_start,
+                     pruner=args.pruner)
     est.fit(args.data)
     _print_fit(est)
     return EXIT_OK

@@ -77,7 +77,7 @@ class AutoTransfer:
                  split_column: str | None = None, strategies: Sequence[str] | None = None, cache_dir: str | None = None,
                  batch_size: int = 32, progress: bool = False, report: bool = True,
                  refit: bool | None = None, patience: int = 15, ensemble: bool = True,
-                 warm_start: bool | None = None, plugin_manager=None) -> None:
+                 warm_start: bool | None = None, pruner: str = "median", plugin_manager=None) -> None:
         self.backbones = backbones
         self.trials = trials
         self.time_budget = time_budget
@@ -104,13 +104,15 @@ class AutoTransfer:
         #: enqueue the winning configurations of the nearest past tasks of the knowledge base
         #: (automl_tl.knowledge); None: yes unless AUTOML_TL_WARM_START=0
         self.warm_start = warm_start
+        #: how fine-tuning trials are stopped early (automl_tl.search.PRUNERS)
+        self.pruner = pruner
         self.plugin_manager = plugin_manager
 
     # ------------------------------------------------------------------ sklearn protocol
     _PARAMS = ("backbones", "trials", "time_budget", "metric", "seed", "run_dir", "storage",
                "val_fraction", "weights", "modality", "text_column", "label_column", "path_column",
                "group_column", "split_column", "strategies", "cache_dir", "batch_size", "progress", "report",
-               "refit", "patience", "ensemble", "warm_start", "plugin_manager")
+               "refit", "patience", "ensemble", "warm_start", "pruner", "plugin_manager")
 
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in self._PARAMS}
@@ -246,6 +248,7 @@ class AutoTransfer:
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None) -> "AutoTransfer":
         from automl_tl.artifacts import atomic_write_json, load_predictor
+        from automl_tl.pruners import PRUNERS, make_pruner
         from automl_tl.search import Search, SearchSpace
         from automl_tl.knowledge import task_meta
         from automl_tl.metrics import metric_function
@@ -253,6 +256,8 @@ class AutoTransfer:
         t_start = time.monotonic()
         if self.trials is None and self.time_budget is None:
             raise ConfigError("give a trial budget (trials=N) or a time budget (time_budget=seconds)")
+        if self.pruner not in PRUNERS:
+            raise ConfigError(f"unknown pruner {self.pruner!r}: choose one of {', '.join(PRUNERS)}")
         if self.trials is not None and self.trials < 1:
             raise ConfigError(f"trials must be at least 1, not {self.trials}")
         if self.time_budget is not None and self.time_budget <= 0:
@@ -287,7 +292,7 @@ class AutoTransfer:
             "candidates": [s.summary() | {"weights": prep.weights[s.name].to_dict()} for s in prep.specs],
             "left_out": left_out_of(prep), "strategy_table": self._pm().strategy_table.to_dict(),
             "baseline": _baseline(prep.probes, self.metric), "refit": refit,
-            "time_budget": self.time_budget, "timings": dict(prep.timings),
+            "time_budget": self.time_budget, "timings": dict(prep.timings), "pruner": self.pruner,
         }
         meta = task_meta(prof, prep.probes)
         warm = self._warm_start(meta, ctx, space)
@@ -297,7 +302,8 @@ class AutoTransfer:
                         probes=[p for p in prep.probes if "score" in p], rec_options=prep.rec_options,
                         patience=self.patience, seconds_per_item=ctx.cache.seconds_per_item,
                         feature_dims={p["backbone"]: p["dim"] for p in prep.probes if "dim" in p},
-                        warm_start=warm["configs"])
+                        warm_start=warm["configs"],
+                        pruner=make_pruner(self.pruner, max_epochs=space.ft_epochs[1]))
         t0 = time.perf_counter()
         try:
             search.run(trials=self.trials, deadline=deadline, refit=refit, progress=self.progress,

@@ -4,7 +4,7 @@
   by the strategy table's recommendation (enqueued first) and by the linear probe of every
   candidate backbone.
 - The proposer is Optuna's: a sampler and a pruner, configuration of :class:`Search` (defaults:
-  :func:`default_sampler`, TPE; :func:`default_pruner`, median).
+  :func:`default_sampler`, TPE; :func:`default_pruner`, :mod:`automl_tl.pruners`).
 - The evaluator is the trial's strategy (:func:`automl_tl.training.run_trial`).
 
 :class:`Search` is the loop between them: it runs each trial one ``optimize(n_trials=1)`` at a
@@ -34,6 +34,7 @@ from automl_tl.costs import CostModel
 from automl_tl.atomic import json_default
 from automl_tl.schema import ATTR, SCHEMA_VERSION, TASK_KEYS, retry_links, task_changes
 from automl_tl.errors import ConfigError, TrialFailed
+from automl_tl.pruners import DEFAULT_PRUNER, make_pruner
 from automl_tl.evaluation import Candidate, Ensemble, Selection, complexity, ensemble, select
 from automl_tl.fates import Fate, fate_of, interrupted, watch_interrupts
 from automl_tl.killpoints import kill_point
@@ -66,10 +67,8 @@ def default_sampler(seed: int):
 
 
 def default_pruner():
-    """Median pruning of fine-tuning epochs after two complete trials."""
-    import optuna
-
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    """The default pruner (:data:`automl_tl.pruners.DEFAULT_PRUNER`)."""
+    return make_pruner(DEFAULT_PRUNER)
 
 
 def storage_url(run_dir: Path, storage: str | None) -> str:
