@@ -12,6 +12,9 @@ default ``~/.local/share/automl-tl/knowledge.jsonl``). ``AUTOML_TL_WARM_START=0`
 warm start off like ``--no-warm-start``. A small prior ships inside the package
 (``automl_tl/knowledge_prior.jsonl``, built by ``benchmarks/build_prior.py`` from runs on the
 offline data sets), so a fresh install already has evidence; the local records come on top.
+``AUTOML_TL_PRIOR`` replaces that prior with another file of records (a team's own), or with
+none when it says ``none`` (``benchmarks/recommender/suite.py`` measures the recommender with
+and without it).
 
 Distance between tasks (same modality only) is Euclidean over a few meta-features, each on a
 scale where one unit is a large difference: log10 of the item count, of the class count and of
@@ -31,13 +34,15 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["KNOWLEDGE_ENV", "WARM_START_ENV", "knowledge_path", "prior_path", "warm_start_enabled",
+__all__ = ["KNOWLEDGE_ENV", "WARM_START_ENV", "PRIOR_ENV", "knowledge_path", "prior_path", "active_prior",
+           "warm_start_enabled",
            "task_meta", "make_record", "append_record", "read_records", "nearest", "warm_start_configs"]
 
 log = logging.getLogger("automl_tl")
 
 KNOWLEDGE_ENV = "AUTOML_TL_KNOWLEDGE"
 WARM_START_ENV = "AUTOML_TL_WARM_START"
+PRIOR_ENV = "AUTOML_TL_PRIOR"
 SCHEMA = 1
 #: meta-feature -> weight (one unit of weighted difference is a large difference)
 META_WEIGHTS = {"log_n": 1.0, "log_classes": 1.0, "log_per_class": 1.0, "probe": 4.0, "baseline": 4.0,
@@ -56,6 +61,17 @@ def knowledge_path() -> Path:
 def prior_path() -> Path:
     """The prior shipped inside the package."""
     return Path(__file__).with_name("knowledge_prior.jsonl")
+
+
+def active_prior() -> Path | None:
+    """The prior a search reads: ``$AUTOML_TL_PRIOR`` when set (None when it says ``none``),
+    else the shipped one."""
+    explicit = os.environ.get(PRIOR_ENV, "").strip()
+    if not explicit:
+        return prior_path()
+    if explicit.lower() in ("none", "0", "off", "false", "no"):
+        return None
+    return Path(explicit).expanduser()
 
 
 def warm_start_enabled(flag: bool | None = None) -> bool:
@@ -195,7 +211,9 @@ def _ours(path: Path) -> bool:
 def read_records(paths: Sequence[Path] | None = None) -> list[dict]:
     """Records of the prior and the local file (unreadable lines skipped). A task searched again
     (same fingerprint) keeps its latest record."""
-    paths = list(paths) if paths is not None else [prior_path(), knowledge_path()]
+    if paths is None:
+        paths = [p for p in (active_prior(), knowledge_path()) if p is not None]
+    paths = list(paths)
     out: dict[str, dict] = {}
     for path in paths:
         try:

@@ -21,6 +21,7 @@ os.environ["HF_HOME"] = os.path.join(_HOME, "huggingface")
 # tests ran before
 os.environ["AUTOML_TL_KNOWLEDGE"] = os.path.join(_HOME, "knowledge.jsonl")
 os.environ["AUTOML_TL_WARM_START"] = "0"
+os.environ.pop("AUTOML_TL_PRIOR", None)  # the shipped prior, whatever the developer's shell says
 
 import shutil  # noqa: E402
 

@@ -114,6 +114,19 @@ def test_the_prior_ships_with_evidence_for_every_modality(tmp_path, monkeypatch)
         assert "/" not in json.dumps(r["meta"]) and r["best"]["params"]["backbone"]
 
 
+def test_another_prior_or_none_replaces_the_shipped_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOML_TL_KNOWLEDGE", str(tmp_path / "absent.jsonl"))
+    shipped = read_records()
+    team = tmp_path / "team-prior.jsonl"
+    append_record(_record("team-task", _meta(300, 3, 0.8), "fine_tune_top", "mobilenetv2", 0.9), team)
+    monkeypatch.setenv("AUTOML_TL_PRIOR", str(team))
+    assert [r["label"] for r in read_records()] == ["team-task"]
+    monkeypatch.setenv("AUTOML_TL_PRIOR", "none")
+    assert read_records() == []
+    monkeypatch.setenv("AUTOML_TL_PRIOR", "")  # empty: as if unset
+    assert len(read_records()) == len(shipped) > 0
+
+
 def test_a_file_automl_tl_did_not_write_is_never_appended_to(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
