@@ -34,11 +34,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import _common  # noqa: F401 - sys.path and quiet TensorFlow
 import numpy as np
@@ -148,14 +150,15 @@ TASKS = {
 
 
 # ------------------------------------------------------------------------------ the two sides
-def run_cli(task: dict, tmp: Path, seed: int, keep: Path | None = None) -> dict:
+def run_cli(task: dict, tmp: Path, seed: int, keep: Path | None = None, extra: Sequence[str] = (),
+            env: dict | None = None) -> dict:
     run = tmp / "run"
     cmd = [*CLI, "fit", task["data"], *task["fit"], "--time-budget", task["budget"], "--seed", str(seed),
-           "--run-dir", str(run), "--cache-dir", str(tmp / "cache"), "--quiet", "--no-report"]
+           "--run-dir", str(run), "--cache-dir", str(tmp / "cache"), "--quiet", "--no-report", *extra]
     t0 = time.perf_counter()
     # like a fresh install: the shipped prior only, not the records earlier benchmark runs left
-    env = dict(os.environ, AUTOML_TL_KNOWLEDGE=str(tmp / "knowledge.jsonl"))
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp,
+                          env=dict(os.environ, AUTOML_TL_KNOWLEDGE=str(tmp / "knowledge.jsonl"), **(env or {})))
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
@@ -182,9 +185,23 @@ def run_cli(task: dict, tmp: Path, seed: int, keep: Path | None = None) -> dict:
             "stop": (summary.get("stop") or {}).get("kind"),
             "warm_start": [c["label"] for c in (summary.get("warm_start") or {}).get("configs", [])],
             "tau": {k: v.get("tau") for k, v in ((summary.get("transferability") or {}).get("tau") or {}).items()},
-            "trials": summary.get("counts"), "probe": summary.get("probe"),
+            "trials": summary.get("counts"), "fine_tuning": _fine_tuning(run), "probe": summary.get("probe"),
             "candidates": [c["name"] for c in summary.get("candidates", []) if not c.get("classical")],
             "input_configs": {n: i["input_config"] for n, i in summary["profile"]["backbones"].items()}}
+
+
+def _fine_tuning(run: Path) -> dict:
+    """How the search spent its fine-tuning budget: trials run to the end, pruned, never started,
+    and the best hold-out score among them (what the pruner comparison reads)."""
+    import csv
+
+    rows = [r for r in csv.DictReader(open(run / "leaderboard.csv")) if r["strategy"] != "feature_extraction"]
+    started = [r for r in rows if not r["fail_reason"].startswith("not started")]
+    scores = [float(r["score"]) for r in started if r["state"] == "COMPLETE" and r["score"]]
+    return {"complete": sum(r["state"] == "COMPLETE" for r in started),
+            "pruned": sum(r["state"] == "PRUNED" for r in started),
+            "seconds": round(sum(float(r["seconds"] or 0) for r in started), 1),
+            "best": max(scores) if scores else None}
 
 
 def frozen_lr(task: dict, ours: dict, tmp: Path) -> list[dict]:
@@ -236,6 +253,8 @@ def main() -> None:
     ap.add_argument("--keep", default=str(_common.OUT / "vs_linear_probe"),
                     help="copy each run's summary.json / leaderboard.csv here ('' to keep nothing)")
     ap.add_argument("--out", default=str(_common.OUT / "results_vs_linear_probe.json"))
+    ap.add_argument("--fit-args", default="", help="more `automl-tl fit` options for every run, e.g. "
+                                                    "'--pruner successive-halving'")
     args = ap.parse_args()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     results = []
@@ -244,11 +263,13 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp_name:
                 tmp = Path(tmp_name)
                 task = TASKS[name](tmp, seed, args)
-                ours = run_cli(task, tmp, seed, Path(args.keep) / f"{name}-{seed}" if args.keep else None)
+                ours = run_cli(task, tmp, seed, Path(args.keep) / f"{name}-{seed}" if args.keep else None,
+                               shlex.split(args.fit_args))
                 lines = frozen_lr(task, ours, tmp) if "error" not in ours else []
                 best = max(lines, key=lambda r: r["test"]) if lines else None
                 by_cv = max(lines, key=lambda r: r["cv"]) if lines else None
-                row = {"task": name, "seed": seed, "budget": task["budget"], "n_test": len(task["test_items"]),
+                row = {"task": name, "seed": seed, "budget": task["budget"], "fit_args": args.fit_args,
+                       "n_test": len(task["test_items"]),
                        **{k: v for k, v in ours.items() if k not in ("probe", "input_configs")},
                        "frozen_lr": lines, "frozen_lr_best": best, "frozen_lr_by_cv": by_cv,
                        "delta_vs_best": None if best is None or "test" not in ours else round(ours["test"] - best["test"], 4)}

@@ -34,6 +34,9 @@ def main() -> None:
                     help="LP-FT configurations, LRxEPOCHS, comma-separated")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--fine-tune-on", choices=("all", "search"), default="all",
+                    help="fine-tune on every text (as a refit does) or on the search's training split only "
+                         "(as the search's own trial model is)")
     ap.add_argument("--save-probs", default=None,
                     help="write every model's test class probabilities to this .npz (to study other ensembles)")
     args = ap.parse_args()
@@ -77,7 +80,8 @@ def main() -> None:
         lr, epochs = float(item.split("x")[0]), int(item.split("x")[1])
         t0 = time.perf_counter()
         cfg = TrialConfig(backbone=name, strategy="fine_tune_all", backbone_lr=lr, ft_epochs=epochs, options=opts)
-        head, backbone = train_final(cfg, ctx, everything, epochs={"fine_tune": epochs})
+        on = everything if args.fine_tune_on == "all" else ctx.plan.train
+        head, backbone = train_final(cfg, ctx, on, epochs={"fine_tune": epochs})
         p = predict_proba_items(assemble(backbone, head), adapter, items)
         print(f"{f'LP-FT lr {lr:g}, {epochs} epochs':<32} {accuracy(p):>7.4f} "
               f"{accuracy((p + probs['linear probe']) / 2):>8.4f} {accuracy((p + probs['TF-IDF + LR']) / 2):>8.4f} "
