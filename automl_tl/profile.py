@@ -114,7 +114,7 @@ def profile_data(data, *, modality, table, candidates=(), weights: Mapping[str, 
         modality=data.modality, source=data.source, n_samples=len(data.items),
         n_classes=len(counts), class_counts=counts,
         imbalance_ratio=float(values.max() / values.min()), median_per_class=median,
-        size_category=table.size_category(median), input_stats=stats, backbones=backbones,
+        size_category=table.size_category(median, data.modality), input_stats=stats, backbones=backbones,
         similarity_method=modality.similarity_method,
         similarity_threshold=modality.similarity_threshold, skipped=data.skip_summary(),
         seconds=time.perf_counter() - t0)

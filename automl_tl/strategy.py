@@ -8,7 +8,8 @@
 | different task (any size)       | feature extraction + a new head   |
 
 Size is measured in examples per class (median over classes), with thresholds
-``small < 150 <= medium < 1000 <= large`` (see docs/strategy.md for the measurements behind them);
+``small < 150 <= medium < 1000 <= large`` (see docs/strategy.md for the measurements behind them),
+which a modality may set for itself (the text plugin: ``small < 500``);
 "similar" means the profile's measured similarity to the backbone's pretraining domain is at or
 above the modality's threshold. Plugins may change thresholds, replace rules or add rules through
 ``automl_tl_adjust_strategy_table``; the table is validated so that every (size, similarity)
@@ -68,6 +69,8 @@ class StrategyTable:
         self._rules: list[StrategyRule] = list(rules)
         self.small_below = small_below
         self.large_from = large_from
+        #: modality -> the thresholds it sets for itself (the others are the table's)
+        self._by_modality: dict[str, dict[str, int]] = {}
         self._current_plugin: str | None = None
 
     @classmethod
@@ -120,9 +123,21 @@ class StrategyTable:
     def remove(self, name: str) -> None:
         self._rules = [r for r in self._rules if r.name != name]
 
-    def set_thresholds(self, *, small_below: int | None = None, large_from: int | None = None) -> None:
+    def set_thresholds(self, *, small_below: int | None = None, large_from: int | None = None,
+                       modality: str | None = None) -> None:
+        """Set the size thresholds (examples per class); with ``modality``, for that modality's
+        data only (a threshold it does not set stays the table's)."""
+        if modality is not None:
+            own = self._by_modality.setdefault(modality, {})
+            own |= {k: int(v) for k, v in (("small_below", small_below), ("large_from", large_from)) if v is not None}
+            return
         self.small_below = small_below if small_below is not None else self.small_below
         self.large_from = large_from if large_from is not None else self.large_from
+
+    def thresholds(self, modality: str | None = None) -> tuple[int, int]:
+        """``(small_below, large_from)`` for data of ``modality``."""
+        own = self._by_modality.get(modality, {}) if modality else {}
+        return own.get("small_below", self.small_below), own.get("large_from", self.large_from)
 
     @property
     def rules(self) -> tuple[StrategyRule, ...]:
@@ -131,9 +146,11 @@ class StrategyTable:
     def validate(self, strategies: Sequence[str] = (FEATURE_EXTRACTION, FINE_TUNE_TOP, LP_FT)) -> None:
         """Thresholds ordered, every rule names a registered strategy (``strategies``), and every
         (size, similarity) pair matches exactly one rule."""
-        if not 0 < self.small_below < self.large_from:
-            raise PluginError(f"strategy table thresholds must satisfy 0 < small_below "
-                              f"({self.small_below}) < large_from ({self.large_from})")
+        for modality in (None, *self._by_modality):
+            small, large = self.thresholds(modality)
+            if not 0 < small < large:
+                raise PluginError(f"strategy table thresholds{f' for {modality}' if modality else ''} must "
+                                  f"satisfy 0 < small_below ({small}) < large_from ({large})")
         for r in self._rules:
             if r.strategy not in strategies:
                 raise PluginError(f"strategy rule {r.name!r}: unknown strategy {r.strategy!r} "
@@ -146,10 +163,11 @@ class StrategyTable:
                                       f"matches {len(hits)} rules ({hits}); each case needs exactly one")
 
     # ------------------------------------------------------------------ lookup
-    def size_category(self, per_class: float) -> str:
-        if per_class < self.small_below:
+    def size_category(self, per_class: float, modality: str | None = None) -> str:
+        small, large = self.thresholds(modality)
+        if per_class < small:
             return "small"
-        return "medium" if per_class < self.large_from else "large"
+        return "medium" if per_class < large else "large"
 
     def rule_for(self, size: str, similar: bool) -> StrategyRule:
         for r in self._rules:
@@ -175,6 +193,7 @@ class StrategyTable:
 
     def to_dict(self) -> dict:
         return {"small_below": self.small_below, "large_from": self.large_from,
+                "by_modality": {m: dict(t) for m, t in sorted(self._by_modality.items())},
                 "rules": [asdict(r) | {"sizes": sorted(r.sizes)} for r in self._rules]}
 
 

@@ -82,6 +82,18 @@ def test_plugins_override_the_table():
     assert rec.strategy == "fine_tune_top" and rec.reason.startswith("plugin says so (30)")
 
 
+def test_a_modality_sets_its_own_size_thresholds():
+    table = PluginManager().strategy_table
+    # the text plugin: a few hundred texts per class is still small (fine-tuning an encoder on
+    # them lost to the linear probe in the suite); images keep the table's thresholds
+    assert table.thresholds("text") == (500, 1000) and table.thresholds("image") == (150, 1000)
+    assert table.size_category(300, "text") == "small" and table.size_category(300, "image") == "medium"
+    assert table.size_category(300) == "medium" and table.to_dict()["by_modality"] == {"text": {"small_below": 500}}
+    table.set_thresholds(large_from=400)  # the table's large_from now falls below text's small_below
+    with pytest.raises(PluginError, match="for text must satisfy"):
+        table.validate()
+
+
 @settings(max_examples=50, deadline=None)
 @given(per_class=st.integers(2, 10_000), sim=st.floats(0, 1), k=st.integers(2, 50))
 def test_profile_json_round_trip(per_class, sim, k):
