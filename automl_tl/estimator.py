@@ -104,7 +104,7 @@ class AutoTransfer:
         #: enqueue the winning configurations of the nearest past tasks of the knowledge base
         #: (automl_tl.knowledge); None: yes unless AUTOML_TL_WARM_START=0
         self.warm_start = warm_start
-        #: how fine-tuning trials are stopped early (automl_tl.search.PRUNERS)
+        #: how fine-tuning trials are stopped early (automl_tl.pruners.PRUNERS)
         self.pruner = pruner
         self.plugin_manager = plugin_manager
 

@@ -21,9 +21,10 @@ def make_pruner(name: str = DEFAULT_PRUNER, *, max_epochs: int = 4):
     epoch, after two complete trials. ``successive-halving`` (asynchronous successive halving,
     rungs at steps 1, 3, 9..., i.e. after the 2nd and 4th epochs): only the best third of the
     trials that reached a rung goes on, so the cheap fidelity (two epochs) is spent on many
-    configurations and full epochs on few. ``hyperband``: successive halving in brackets that start pruning at different epochs
-    (TPE then proposes within each bracket's own trials). ``none``: every trial runs its epochs.
-    ``max_epochs``: the most fine-tuning epochs a trial may have (Hyperband's maximum resource).
+    configurations and full epochs on few. ``hyperband``: successive halving in brackets that
+    start pruning at different epochs (TPE then proposes within each bracket's own trials).
+    ``none``: every trial runs its epochs. ``max_epochs``: the most fine-tuning epochs a trial may
+    have; its last step, ``max_epochs - 1``, is Hyperband's maximum resource.
     """
     import optuna
 
@@ -32,7 +33,7 @@ def make_pruner(name: str = DEFAULT_PRUNER, *, max_epochs: int = 4):
     if name == "successive-halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(2, int(max_epochs)),
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, int(max_epochs) - 1),
                                               reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()

@@ -65,7 +65,7 @@ def test_no_pruner_runs_every_epoch_and_hyperband_knows_the_epoch_range(tmp_path
     study = _study(tmp_path, "none")
     assert len(_train(study.ask(), 0.1)) == 3
     hb = make_pruner("hyperband", max_epochs=4)
-    assert isinstance(hb, optuna.pruners.HyperbandPruner) and hb._max_resource == 4
+    assert isinstance(hb, optuna.pruners.HyperbandPruner) and hb._max_resource == 3  # steps 0..3
     assert set(PRUNERS) == {"median", "successive-halving", "hyperband", "none"}
     with pytest.raises(ConfigError, match="choose one of"):
         make_pruner("asha")
@@ -73,8 +73,9 @@ def test_no_pruner_runs_every_epoch_and_hyperband_knows_the_epoch_range(tmp_path
 
 def test_a_fit_uses_the_pruner_it_is_given_and_records_it(tmp_path, image_folder):
     with pytest.raises(ConfigError, match="unknown pruner"):
-        AutoTransfer(backbones=["mobilenetv2"], trials=1, pruner="asha", report=False).fit(str(image_folder))
-    assert not (tmp_path / "run").exists()
+        AutoTransfer(backbones=["mobilenetv2"], trials=1, pruner="asha", report=False,
+                     run_dir=str(tmp_path / "run")).fit(str(image_folder))
+    assert not (tmp_path / "run").exists()  # refused before anything was written
     est = AutoTransfer(backbones=["mobilenetv2"], trials=3, run_dir=str(tmp_path / "run"), report=False,
                        patience=0, pruner="hyperband", strategies=["feature_extraction", "fine_tune_top"],
                        cache_dir=str(tmp_path / "cache")).fit(str(image_folder))
