@@ -52,29 +52,26 @@ def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
     # The restricted reader first, PyTorch only for what it cannot read: importing PyTorch into a
     # Keras process costs seconds and a few hundred MB of memory, for every run that builds a
     # converted backbone (tests/core/test_torch_converter.py checks both give the same arrays).
+    torch = None
     try:
         obj = _read_without_torch(str(path))
-    except Exception:  # noqa: BLE001 - a format or object the small reader does not take
-        obj = None
-    torch = None
-    if obj is None:
+    except Exception as first:  # noqa: BLE001 - a format or object the small reader does not take
         try:
             import torch
         except ImportError:
             pass
-    try:
-        if obj is None and torch is not None:
+        try:
+            if torch is None:
+                raise first  # the small reader's own error is the one to report
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        elif obj is None:
-            obj = _read_without_torch(str(path))  # again, for its error
-    except WeightsUnavailableError:
-        raise
-    except Exception as exc:  # a corrupt file, a full pickled model (refused by weights_only) ...
-        hint = "" if torch is not None else (
-            " PyTorch is not installed; `pip install torch` (the CPU wheel is enough) reads every "
-            "PyTorch checkpoint format.")
-        raise WeightsUnavailableError(
-            f"cannot read {path} as a PyTorch state dict ({type(exc).__name__}: {exc}).{hint}") from exc
+        except WeightsUnavailableError:
+            raise
+        except Exception as exc:  # a corrupt file, a full pickled model (refused by weights_only) ...
+            hint = "" if torch is not None else (
+                " PyTorch is not installed; `pip install torch` (the CPU wheel is enough) reads every "
+                "PyTorch checkpoint format.")
+            raise WeightsUnavailableError(
+                f"cannot read {path} as a PyTorch state dict ({type(exc).__name__}: {exc}).{hint}") from exc
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]  # training checkpoints often wrap it
     if not isinstance(obj, dict):
