@@ -41,7 +41,7 @@ from automl_tl.killpoints import kill_point
 from automl_tl.workers import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, identity, is_gone
 from automl_tl.space import SearchSpace
 from automl_tl.strategies import FEATURE_EXTRACTION
-from automl_tl.training import (RefitStopped, TrialConfig, TrialContext, assemble, run_trial,
+from automl_tl.training import (RefitStopped, TrialConfig, TrialContext, classifier, run_trial,
                                 train_final)
 
 __all__ = ["SearchSpace", "Search", "storage_url", "CostModel", "default_sampler", "default_pruner"]
@@ -741,12 +741,7 @@ class Search:
         spec = self.ctx.specs[cfg.backbone]
         weights = self.ctx.weights.get(cfg.backbone)
         input_config = dict(self.ctx.input_configs[cfg.backbone])
-        if spec.featurize is not None:
-            model = result.head
-        elif result.backbone is not None:
-            model = assemble(result.backbone, result.head)
-        else:
-            model = assemble(spec.build(weights, input_config, **cfg.options), result.head)
+        model = classifier(spec, weights, input_config, cfg.options, result.head, result.backbone)
         adapter = spec.make_adapter(input_config, weights, None)
         config = {"backbone": cfg.backbone, "input_config": input_config, "options": dict(cfg.options),
                   "params": cfg.to_dict(), "metric": self.ctx.metric, "labels": self.labels,

@@ -206,6 +206,15 @@ def assemble(backbone, head, augmentation=None, name: str = "automl_tl_model"):
     return keras.Model(inputs, head(backbone(x)), name=name)
 
 
+def classifier(spec, weights, input_config, options, head, backbone=None):
+    """The trained classifier on the adapter's output: ``head`` alone for a featurizer outside
+    Keras (``spec.featurize`` feeds it), else the backbone (``backbone`` when fine-tuned, a frozen
+    build of ``spec`` otherwise) and ``head`` as one model."""
+    if spec.featurize is not None:
+        return head
+    return assemble(backbone if backbone is not None else spec.build(weights, input_config, **options), head)
+
+
 def run_trial(cfg: TrialConfig, ctx: TrialContext, trial=None, history: list | None = None) -> TrialResult:
     """Train and score one configuration with its strategy; ``history`` (if given) is filled
     epoch by epoch, so a caller still has it when the trial is pruned or fails."""
