@@ -56,23 +56,20 @@ def loto_prior(label: str, folder: Path) -> Path:
     return path
 
 
-def picks(study) -> dict:
-    """The recommended trial and the top trial."""
-    trials = study.get_trials(deepcopy=False)
-    done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-    rec = next((t for t in trials if t.user_attrs.get("recommended")), None)
-    top = max(done, key=lambda t: t.value) if done else None
-    return {"recommended": rec, "prior": None, "best found": top}  # prior: see test_scores
+def _params(trial) -> dict:
+    """A trial's parameters; a queued trial that never ran has them as ``fixed_params``."""
+    return trial.params or trial.system_attrs.get("fixed_params", {})
 
 
-def test_scores(task: dict, study, cache: Path, seed: int, chosen: dict, warm: list) -> dict:
-    """Each chosen trial's configuration trained on every training item, scored on the test set
-    (``warm``: the warm-start configurations the run's summary lists, nearest task first)."""
+def score_on_test(task: dict, study, cache: Path, seed: int, warm: list) -> dict:
+    """The recommended, the prior's and the top trial's configurations, each trained on every
+    training item and scored on the test set (``warm``: the warm-start configurations the run's
+    summary lists, nearest task first)."""
     from automl_tl.batching import predict_proba_items
     from automl_tl.estimator import AutoTransfer
     from automl_tl.plugin_manager import get_plugin_manager
     from automl_tl.search import SearchSpace
-    from automl_tl.training import assemble, run_trial, train_final
+    from automl_tl.training import classifier, run_trial, train_final
 
     est = AutoTransfer(text_column=_flag(task, "--text-column"), label_column=_flag(task, "--label-column"),
                        path_column=_flag(task, "--path-column"), group_column=_flag(task, "--group-column"),
@@ -85,15 +82,18 @@ def test_scores(task: dict, study, cache: Path, seed: int, chosen: dict, warm: l
     labels = list(ctx.data.classes)
     y_test = np.array([labels.index(str(v)) for v in task["test_labels"]])
     everything = np.arange(len(ctx.y))
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+    chosen = {"recommended": next((t for t in trials if t.user_attrs.get("recommended")), None), "prior": None,
+              "best found": max(done, key=lambda t: t.value) if done else None}
     if warm:
         # the nearest task's winner: its own queued trial, or (when it equals the recommendation
         # or a probe, and so was not queued again) the trial that stands for it
         target = space.point(warm[0]["params"])
-        chosen["prior"] = next((t for t in study.get_trials(deepcopy=False)
-                                if (t.params or t.system_attrs.get("fixed_params")) == target), None)
+        chosen["prior"] = next((t for t in trials if _params(t) == target), None)
     out: dict[int, dict] = {}
     for t in {t.number: t for t in chosen.values() if t is not None}.values():
-        cfg = space.config(t.params or t.system_attrs.get("fixed_params", {}))  # queued, never run: fixed_params
+        cfg = space.config(_params(t))
         t0 = time.perf_counter()
         epochs = t.user_attrs.get("epochs")
         if epochs is None:  # the search did not get to run it: run it as its trial would have run
@@ -102,8 +102,7 @@ def test_scores(task: dict, study, cache: Path, seed: int, chosen: dict, warm: l
         spec, ic, w = ctx.specs[cfg.backbone], ctx.input_configs[cfg.backbone], ctx.weights.get(cfg.backbone)
         # a featurizer outside Keras (classical, ONNX) feeds the head; else backbone and head in one model
         featurize = spec.featurize(w, ic, **cfg.options) if spec.featurize is not None else None
-        model = head if featurize is not None else assemble(
-            backbone if backbone is not None else spec.build(w, ic, **cfg.options), head)
+        model = classifier(spec, w, ic, cfg.options, head, backbone)
         probs = predict_proba_items(model, spec.make_adapter(ic, w, None), list(task["test_items"]),
                                     featurize=featurize, n_classes=len(labels))
         out[t.number] = {"trial": t.number, "strategy": cfg.strategy, "backbone": cfg.backbone,
@@ -128,7 +127,7 @@ def run_task(name: str, args) -> dict:
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{tmp / 'run' / 'study.db'}")
         warm = json.loads((tmp / "run" / "summary.json").read_text()).get("warm_start", {}).get("configs", [])
-        scores = test_scores(task, study, tmp / "cache", args.seed, picks(study), warm)
+        scores = score_on_test(task, study, tmp / "cache", args.seed, warm)
     best = scores["best found"]
     row = {"task": name, "budget": args.budget, "seed": args.seed, "n_test": len(task["test_items"]),
            "delivered_test": ours["test"], "delivered": ours["delivered"], **scores}
