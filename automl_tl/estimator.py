@@ -346,7 +346,8 @@ class AutoTransfer:
         if not warm_start_enabled(self.warm_start):
             return {"enabled": False, "configs": []}
         # a record of this very data (an earlier run on it) is not evidence about a new task
-        configs = warm_start_configs(meta, read_records(), backbones=ctx.specs, strategies=space.strategies,
+        pretrained = [name for name, spec in ctx.specs.items() if not spec.classical]
+        configs = warm_start_configs(meta, read_records(), backbones=pretrained, strategies=space.strategies,
                                      exclude_fingerprint=ctx.data.fingerprint())
         for c in configs:
             log.info("warm start: %s / %s from the past task %r (distance %.2f, scored %.4f there)",

@@ -128,16 +128,19 @@ def make_record(*, meta: Mapping[str, Any], trials: Iterable, recommendation, la
     if not done:
         return None
     by_strategy: dict[str, dict] = {}
+    by_backbone: dict[str, dict] = {}
     for t in done:
         strategy = t.user_attrs.get("strategy") or t.params.get("strategy")
         seconds_t = t.user_attrs.get("seconds")
         if seconds_t is None and t.datetime_start and t.datetime_complete:
             seconds_t = (t.datetime_complete - t.datetime_start).total_seconds()
-        best = by_strategy.get(strategy)
-        if best is None or t.value > best["score"]:
-            by_strategy[strategy] = {"strategy": strategy, "score": float(t.value), "params": dict(t.params),
-                                     "trial": t.number,
-                                     "seconds": None if seconds_t is None else round(float(seconds_t), 1)}
+        entry = {"strategy": strategy, "score": float(t.value), "params": dict(t.params), "trial": t.number,
+                 "seconds": None if seconds_t is None else round(float(seconds_t), 1)}
+        # each strategy's best (which strategy wins at which size) and each backbone's best (the
+        # best pretrained configuration of a task that a classical featurizer won)
+        for table, key in ((by_strategy, strategy), (by_backbone, t.params["backbone"])):
+            if key not in table or entry["score"] > table[key]["score"]:
+                table[key] = entry
     top = max(by_strategy.values(), key=lambda r: r["score"])
     rec = next((t for t in done if t.user_attrs.get("recommended")), None)
     return {
@@ -147,6 +150,7 @@ def make_record(*, meta: Mapping[str, Any], trials: Iterable, recommendation, la
         "best": {"strategy": top["strategy"], "backbone": top["params"]["backbone"], "score": top["score"],
                  "params": top["params"]},
         "by_strategy": by_strategy,
+        "by_backbone": by_backbone,
         "recommended": None if rec is None else {"strategy": recommendation.strategy, "score": float(rec.value),
                                                  "regret": round(top["score"] - float(rec.value), 4)},
         "fit_seconds": None if seconds is None else round(float(seconds), 1),
@@ -182,7 +186,7 @@ def _valid(rec: Any) -> bool:
                 and isinstance(rec["meta"].get("modality"), str) and isinstance(rec["best"], dict)):
             return False
         float(rec["best"]["score"])
-        for entry in (rec.get("by_strategy") or {}).values():
+        for entry in [*(rec.get("by_strategy") or {}).values(), *(rec.get("by_backbone") or {}).values()]:
             if not (isinstance(entry["params"], dict) and isinstance(entry["strategy"], str)):
                 return False
             float(entry["score"])
@@ -244,13 +248,20 @@ def nearest(meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]], k: in
 def warm_start_configs(meta: Mapping[str, Any], records, *, backbones: Iterable[str], strategies: Iterable[str],
                        k: int = 3, exclude_fingerprint: str | None = None) -> list[dict]:
     """The winning configurations of the nearest past tasks that this search can run (their
-    backbone and strategy are among this run's), nearest task first, one per task."""
+    backbone and strategy are among this run's), nearest task first, one per task.
+
+    The caller leaves classical featurizers out of ``backbones``: every search probes its
+    classical baseline anyway, so a past task that one won is represented by its best pretrained
+    configuration (suite, leave-one-task-out: speech10's nearest task was won by MFCC statistics,
+    10 points below speech10's best on its test set)."""
     backbones, strategies = set(backbones), set(strategies)
     out = []
     for dist, rec in nearest(meta, records, k, exclude_fingerprint=exclude_fingerprint):
         # the task's best configuration that fits this search: the overall best, else the best
-        # of a strategy and backbone this search has
-        options = sorted(rec.get("by_strategy", {}).values(), key=lambda r: -r["score"])
+        # of a strategy and backbone this search has (records before by_backbone have only
+        # each strategy's best)
+        entries = [*(rec.get("by_strategy") or {}).values(), *(rec.get("by_backbone") or {}).values()]
+        options = sorted(entries, key=lambda r: -r["score"])
         pick = next((o for o in options if o["params"].get("backbone") in backbones
                      and o.get("strategy") in strategies), None)
         if pick is not None:

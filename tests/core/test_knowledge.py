@@ -69,6 +69,27 @@ def test_nearest_is_by_size_and_strength_within_the_modality():
     assert [c["params"]["strategy"] for c in only_fe] == ["feature_extraction", "feature_extraction"]
 
 
+def test_a_task_won_by_a_classical_featurizer_lends_its_best_pretrained_configuration():
+    # the classical baseline is probed in every search: the warm start takes the past task's
+    # best configuration among the backbones it is given (the caller leaves classical ones out)
+    rec = Recommendation(rule="r", strategy="feature_extraction", backbone="emb", params={}, reason="")
+    trials = [_trial(1.0, {"backbone": "mfcc", "C": 1.0}, strategy="feature_extraction"),
+              _trial(0.9, {"backbone": "emb", "C": 0.1}, strategy="feature_extraction", recommended=True),
+              _trial(0.95, {"backbone": "emb", "C": 3.0}, strategy="feature_extraction"),
+              _trial(0.7, {"backbone": "emb2", "C": 1.0}, strategy="feature_extraction")]
+    past = make_record(meta=_meta(180, 4, 0.9, "audio"), trials=trials, recommendation=rec, label="speech")
+    assert past["best"]["backbone"] == "mfcc" and set(past["by_strategy"]) == {"feature_extraction"}
+    assert {b: e["score"] for b, e in past["by_backbone"].items()} == {"mfcc": 1.0, "emb": 0.95, "emb2": 0.7}
+    me = _meta(270, 10, 0.85, "audio")
+    (pick,) = warm_start_configs(me, [past], backbones={"emb", "emb2"}, strategies={"feature_extraction"})
+    assert pick["params"] == {"backbone": "emb", "C": 3.0, "strategy": "feature_extraction"}
+    assert pick["score"] == pytest.approx(0.95)
+    (pick,) = warm_start_configs(me, [past], backbones={"emb", "mfcc"}, strategies={"feature_extraction"})
+    assert pick["params"]["backbone"] == "mfcc"  # given the classical featurizer, its win is taken
+    old = {k: v for k, v in past.items() if k != "by_backbone"}  # a record written before by_backbone
+    assert warm_start_configs(me, [old], backbones={"emb"}, strategies={"feature_extraction"}) == []
+
+
 def test_a_search_enqueues_the_nearest_winner_and_remembers_itself(tmp_path, image_folder, monkeypatch):
     kb = tmp_path / "kb.jsonl"
     monkeypatch.setenv("AUTOML_TL_KNOWLEDGE", str(kb))
