@@ -249,7 +249,7 @@ class AutoTransfer:
     def fit(self, X, y=None) -> "AutoTransfer":
         from automl_tl.artifacts import atomic_write_json, load_predictor
         from automl_tl.pruners import PRUNERS, make_pruner
-        from automl_tl.search import Search, SearchSpace
+        from automl_tl.search import Search
         from automl_tl.knowledge import task_meta
         from automl_tl.metrics import metric_function
 
@@ -279,11 +279,7 @@ class AutoTransfer:
         plan = ctx.plan
         atomic_write_json(run_dir / "split.json", _split_record(data, plan))
         kill_point("start")
-        augmentable = {s.name: prep.modality.augmentation(ctx.input_configs[s.name]) is not None for s in prep.specs}
-        ranked = [p["backbone"] for p in prep.probes if "score" in p and not p["classical"]]
-        tunable = [b for b in dict.fromkeys(ranked) if ctx.specs[b].fine_tunable][:2]
-        space = SearchSpace(specs=ctx.specs, augmentable=augmentable, strategies=strategies,
-                            fine_tune_backbones=tuple(tunable) or None)
+        space = search_space(prep, strategies)
         refit, no_refit_reason = self._refit_decision(prof, deadline)
         summary_base = {
             "version": _version(),
@@ -576,6 +572,19 @@ def fit_featurizers(specs, data, cache_root) -> dict:
             os.replace(tmp, folder)
         out[spec.name] = ResolvedWeights(backbone=spec.name, kind="fitted", location=str(folder))
     return out
+
+
+def search_space(prep: "_Prepared", strategies) -> "SearchSpace":
+    """The space a search of ``prep`` explores: every candidate, with fine-tuning for the two
+    pretrained backbones the probe ranked best."""
+    from automl_tl.search import SearchSpace
+
+    ctx = prep.ctx
+    augmentable = {s.name: prep.modality.augmentation(ctx.input_configs[s.name]) is not None for s in prep.specs}
+    ranked = [p["backbone"] for p in prep.probes if "score" in p and not p["classical"]]
+    tunable = [b for b in dict.fromkeys(ranked) if ctx.specs[b].fine_tunable][:2]
+    return SearchSpace(specs=ctx.specs, augmentable=augmentable, strategies=strategies,
+                       fine_tune_backbones=tuple(tunable) or None)
 
 
 def _recommendation_for(pm, prof, spec):

@@ -66,9 +66,8 @@ def score_on_test(task: dict, study, cache: Path, seed: int, warm: list) -> dict
     training item and scored on the test set (``warm``: the warm-start configurations the run's
     summary lists, nearest task first)."""
     from automl_tl.batching import predict_proba_items
-    from automl_tl.estimator import AutoTransfer
+    from automl_tl.estimator import AutoTransfer, search_space
     from automl_tl.plugin_manager import get_plugin_manager
-    from automl_tl.search import SearchSpace
     from automl_tl.training import classifier, run_trial, train_final
 
     est = AutoTransfer(text_column=_flag(task, "--text-column"), label_column=_flag(task, "--label-column"),
@@ -76,9 +75,10 @@ def score_on_test(task: dict, study, cache: Path, seed: int, warm: list) -> dict
                        seed=seed, trials=1, cache_dir=str(cache))
     prep = est._prepare(task["data"])
     ctx = prep.ctx
-    # the space the search had (``fit`` builds it so): a trial's params read back as its configuration
-    augmentable = {n: prep.modality.augmentation(ctx.input_configs[n]) is not None for n in ctx.specs}
-    space = SearchSpace(specs=ctx.specs, augmentable=augmentable, strategies=get_plugin_manager().strategies.as_dict())
+    # the space the search had: a trial's params read back as its configuration, and a warm-start
+    # configuration matched to the trial that stands for it (fine-tuning only for the two
+    # best-ranked backbones, as in the fit)
+    space = search_space(prep, get_plugin_manager().strategies.as_dict())
     labels = list(ctx.data.classes)
     y_test = np.array([labels.index(str(v)) for v in task["test_labels"]])
     everything = np.arange(len(ctx.y))
