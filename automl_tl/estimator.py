@@ -357,7 +357,8 @@ class AutoTransfer:
         try:
             record = make_record(meta=meta, trials=search.study.get_trials(deepcopy=False), recommendation=rec,
                                  label=Path(str(data.source)).name, fingerprint=data.fingerprint(),
-                                 seconds=self.fit_seconds_, transferability=search.transferability())
+                                 seconds=self.fit_seconds_, transferability=search.transferability(),
+                                 selected=None if self.selection_ is None else self.selection_.trial)
             if record is not None:
                 append_record(record)
         except Exception as exc:  # noqa: BLE001 - the model is saved; the knowledge base is extra

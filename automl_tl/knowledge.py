@@ -121,14 +121,16 @@ def distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
 # ------------------------------------------------------------------------------ records
 def make_record(*, meta: Mapping[str, Any], trials: Iterable, recommendation, label: str = "",
                 fingerprint: str = "", seconds: float | None = None, source: str = "local",
-                transferability: Mapping[str, Any] | None = None) -> dict | None:
+                transferability: Mapping[str, Any] | None = None, selected: int | None = None) -> dict | None:
     """One knowledge-base record from a finished search's trials (Optuna ``FrozenTrial``), or
-    None when no trial completed."""
+    None when no trial completed. ``selected``: the number of the trial the search selected (the
+    one-standard-error rule), its winner for the warm start."""
     done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None and t.params.get("backbone")]
     if not done:
         return None
     by_strategy: dict[str, dict] = {}
     by_backbone: dict[str, dict] = {}
+    chosen = None
     for t in done:
         strategy = t.user_attrs.get("strategy") or t.params.get("strategy")
         seconds_t = t.user_attrs.get("seconds")
@@ -141,6 +143,8 @@ def make_record(*, meta: Mapping[str, Any], trials: Iterable, recommendation, la
         for table, key in ((by_strategy, strategy), (by_backbone, t.params["backbone"])):
             if key not in table or entry["score"] > table[key]["score"]:
                 table[key] = entry
+        if t.number == selected:
+            chosen = entry
     top = max(by_strategy.values(), key=lambda r: r["score"])
     rec = next((t for t in done if t.user_attrs.get("recommended")), None)
     return {
@@ -151,6 +155,7 @@ def make_record(*, meta: Mapping[str, Any], trials: Iterable, recommendation, la
                  "params": top["params"]},
         "by_strategy": by_strategy,
         "by_backbone": by_backbone,
+        "selected": chosen,
         "recommended": None if rec is None else {"strategy": recommendation.strategy, "score": float(rec.value),
                                                  "regret": round(top["score"] - float(rec.value), 4)},
         "fit_seconds": None if seconds is None else round(float(seconds), 1),
@@ -186,7 +191,8 @@ def _valid(rec: Any) -> bool:
                 and isinstance(rec["meta"].get("modality"), str) and isinstance(rec["best"], dict)):
             return False
         float(rec["best"]["score"])
-        for entry in [*(rec.get("by_strategy") or {}).values(), *(rec.get("by_backbone") or {}).values()]:
+        for entry in [*(rec.get("by_strategy") or {}).values(), *(rec.get("by_backbone") or {}).values(),
+                      *([rec["selected"]] if rec.get("selected") else [])]:
             if not (isinstance(entry["params"], dict) and isinstance(entry["strategy"], str)):
                 return False
             float(entry["score"])
@@ -250,18 +256,22 @@ def warm_start_configs(meta: Mapping[str, Any], records, *, backbones: Iterable[
     """The winning configurations of the nearest past tasks that this search can run (their
     backbone and strategy are among this run's), nearest task first, one per task.
 
+    A task's winner is the configuration its search selected (the one-standard-error rule), not
+    its top validation score: at a few hundred items that maximum is mostly noise (suite,
+    leave-one-task-out: rt3's top trial, a layer-wise-decay fine-tune at 0.861 on 180 hold-out
+    texts, was rt2000's warm start and lost 2.8 points on its test set to the frozen probe). Where
+    the selected configuration cannot run here, the task's best one that can.
+
     The caller leaves classical featurizers out of ``backbones``: every search probes its
     classical baseline anyway, so a past task that one won is represented by its best pretrained
-    configuration (suite, leave-one-task-out: speech10's nearest task was won by MFCC statistics,
-    10 points below speech10's best on its test set)."""
+    configuration (suite: speech10's nearest task was won by MFCC statistics, 10 points below
+    speech10's best on its test set)."""
     backbones, strategies = set(backbones), set(strategies)
     out = []
     for dist, rec in nearest(meta, records, k, exclude_fingerprint=exclude_fingerprint):
-        # the task's best configuration that fits this search: the overall best, else the best
-        # of a strategy and backbone this search has (records before by_backbone have only
-        # each strategy's best)
+        # records written before "selected" / "by_backbone" have each strategy's best only
         entries = [*(rec.get("by_strategy") or {}).values(), *(rec.get("by_backbone") or {}).values()]
-        options = sorted(entries, key=lambda r: -r["score"])
+        options = ([rec["selected"]] if rec.get("selected") else []) + sorted(entries, key=lambda r: -r["score"])
         pick = next((o for o in options if o["params"].get("backbone") in backbones
                      and o.get("strategy") in strategies), None)
         if pick is not None:

@@ -90,6 +90,27 @@ def test_a_task_won_by_a_classical_featurizer_lends_its_best_pretrained_configur
     assert warm_start_configs(me, [old], backbones={"emb"}, strategies={"feature_extraction"}) == []
 
 
+def test_the_warm_start_takes_the_configuration_a_past_search_selected():
+    # the top validation score (a fine-tune on a small hold-out) is not what the search selected
+    rec = Recommendation(rule="r", strategy="feature_extraction", backbone="m", params={}, reason="")
+    trials = [_trial(0.80, {"backbone": "m", "head_units": 0}, strategy="feature_extraction", recommended=True),
+              _trial(0.86, {"backbone": "m", "strategy": "lp_ft", "backbone_lr": 1e-4}, strategy="lp_ft")]
+    for t, n in zip(trials, (0, 1)):
+        t.number = n
+    past = make_record(meta=_meta(900, 3, 0.8, "text"), trials=trials, recommendation=rec, label="t", selected=0)
+    assert past["best"]["strategy"] == "lp_ft" and past["selected"]["trial"] == 0
+    me = _meta(2000, 2, 0.78, "text")
+    (pick,) = warm_start_configs(me, [past], backbones={"m"}, strategies={"feature_extraction", "lp_ft"})
+    assert pick["params"] == {"backbone": "m", "head_units": 0, "strategy": "feature_extraction"}
+    # a search that cannot run the selected one takes the task's best it can run
+    (pick,) = warm_start_configs(me, [past], backbones={"m"}, strategies={"lp_ft"})
+    assert pick["params"]["strategy"] == "lp_ft"
+    unselected = make_record(meta=_meta(900, 3, 0.8, "text"), trials=trials, recommendation=rec, label="t")
+    assert unselected["selected"] is None
+    (pick,) = warm_start_configs(me, [unselected], backbones={"m"}, strategies={"feature_extraction", "lp_ft"})
+    assert pick["params"]["strategy"] == "lp_ft"
+
+
 def test_a_search_enqueues_the_nearest_winner_and_remembers_itself(tmp_path, image_folder, monkeypatch):
     kb = tmp_path / "kb.jsonl"
     monkeypatch.setenv("AUTOML_TL_KNOWLEDGE", str(kb))
@@ -112,6 +133,7 @@ def test_a_search_enqueues_the_nearest_winner_and_remembers_itself(tmp_path, ima
     mine = [r for r in read_records([kb]) if r["label"] != "past-images"]
     assert len(mine) == 1 and mine[0]["meta"]["n_samples"] == 36 and mine[0]["meta"]["modality"] == "image"
     assert mine[0]["best"]["score"] == pytest.approx(est.study_.trials[0].value)  # the one trial that ran
+    assert mine[0]["selected"]["trial"] == est.selection_.trial == 0
 
 
 def test_no_warm_start_ignores_the_knowledge_base(tmp_path, image_folder, monkeypatch):
