@@ -191,8 +191,7 @@ def _valid(rec: Any) -> bool:
                 and isinstance(rec["meta"].get("modality"), str) and isinstance(rec["best"], dict)):
             return False
         float(rec["best"]["score"])
-        for entry in [*(rec.get("by_strategy") or {}).values(), *(rec.get("by_backbone") or {}).values(),
-                      *([rec["selected"]] if rec.get("selected") else [])]:
+        for entry in _configurations(rec):
             if not (isinstance(entry["params"], dict) and isinstance(entry["strategy"], str)):
                 return False
             float(entry["score"])
@@ -200,6 +199,14 @@ def _valid(rec: Any) -> bool:
         return True
     except (KeyError, TypeError, ValueError, AttributeError):
         return False
+
+
+def _configurations(rec: Mapping[str, Any]) -> list[dict]:
+    """A record's configurations: the selected one first (when recorded), then each strategy's
+    and each backbone's best (records written before "selected" / "by_backbone" have each
+    strategy's best only)."""
+    return [*([rec["selected"]] if rec.get("selected") else []), *(rec.get("by_strategy") or {}).values(),
+            *(rec.get("by_backbone") or {}).values()]
 
 
 def _ours(path: Path) -> bool:
@@ -269,9 +276,9 @@ def warm_start_configs(meta: Mapping[str, Any], records, *, backbones: Iterable[
     backbones, strategies = set(backbones), set(strategies)
     out = []
     for dist, rec in nearest(meta, records, k, exclude_fingerprint=exclude_fingerprint):
-        # records written before "selected" / "by_backbone" have each strategy's best only
-        entries = [*(rec.get("by_strategy") or {}).values(), *(rec.get("by_backbone") or {}).values()]
-        options = ([rec["selected"]] if rec.get("selected") else []) + sorted(entries, key=lambda r: -r["score"])
+        configs = _configurations(rec)
+        selected = configs[:1] if rec.get("selected") else []
+        options = selected + sorted(configs[len(selected):], key=lambda r: -r["score"])
         pick = next((o for o in options if o["params"].get("backbone") in backbones
                      and o.get("strategy") in strategies), None)
         if pick is not None:
