@@ -10,9 +10,9 @@ holding the best score the search found for every strategy it ran. For each task
 
 * **table**: the strategy table's recommendation, scored as the search scored it (the recommended
   trial); regret = best found - that score;
-* **prior, leave-one-task-out**: the strategy that won on the nearest *other* task of the same
-  modality (what the warm start enqueues first); its score here is the best this task's search
-  found with that strategy (missing when the search never ran it);
+* **prior, leave-one-task-out**: the strategy of the configuration the nearest *other* task's
+  search selected (what the warm start enqueues first); its score here is the best this task's
+  search found with that strategy (missing when the search never ran it);
 * each measure's Kendall tau against the search's best score per backbone (none with fewer than
   three backbones).
 
@@ -45,7 +45,8 @@ def evaluate(records: list[dict]) -> dict:
         prior = None
         if near:
             dist, other = near[0]
-            strategy = other["best"]["strategy"]
+            # the warm start's pick: what that search selected (older records: its top score)
+            strategy = (other.get("selected") or other["best"])["strategy"]
             got = (rec.get("by_strategy") or {}).get(strategy)
             prior = {"from": other.get("label"), "distance": round(dist, 2), "strategy": strategy,
                      "regret": None if got is None else round(best - got["score"], 4)}
