@@ -264,10 +264,10 @@ def warm_start_configs(meta: Mapping[str, Any], records, *, backbones: Iterable[
     backbone and strategy are among this run's), nearest task first, one per task.
 
     A task's winner is the configuration its search selected (the one-standard-error rule), not
-    its top validation score: at a few hundred items that maximum is mostly noise (suite,
-    leave-one-task-out: rt3's top trial, a layer-wise-decay fine-tune at 0.861 on 180 hold-out
-    texts, was rt2000's warm start and lost 2.8 points on its test set to the frozen probe). Where
-    the selected configuration cannot run here, the task's best one that can.
+    its top validation score: at a few hundred items that maximum is mostly noise (the suite of
+    docs/benchmarks.md, judged on test: the search's top validation trial lost to the
+    recommendation in 4 of 8 tasks, by 1.6 to 3 points). Where the selected configuration cannot
+    run here, the task's best one that can.
 
     The caller leaves classical featurizers out of ``backbones``: every search probes its
     classical baseline anyway, so a past task that one won is represented by its best pretrained
