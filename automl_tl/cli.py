@@ -175,7 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print one line per input: the input, its predicted label and "
                                    "probability. Inputs that cannot be read are reported, not guessed.")
     p.add_argument("run_dir", help="a run directory written by `automl-tl fit` (or AutoTransfer.save)")
-    p.add_argument("inputs", nargs="+", help="files (images, audio) or texts to classify")
+    p.add_argument("inputs", nargs="+",
+                   help="files (images, audio) or texts to classify; a folder stands for the files in it, "
+                        "a table (.csv, .tsv, .parquet, .jsonl) for its rows")
+    p.add_argument("--column", help="the table column holding the inputs (default: a text or path column "
+                                    "by its name, else the only column that is not a label)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead")
 
     p = sub.add_parser("backbones", help="list registered backbones",
@@ -380,9 +384,15 @@ def _print_fit(est) -> None:
 
 def cmd_predict(args) -> int:
     from automl_tl.artifacts import load_predictor
+    from automl_tl.data import prediction_inputs
+    from automl_tl.errors import DataError
 
     pred = load_predictor(args.run_dir)
-    items = list(args.inputs)  # a missing or unreadable file is one SKIPPED line, not the end of the batch
+    # a missing or unreadable file is one SKIPPED line, not the end of the batch
+    items = prediction_inputs(args.inputs, pred.modality, args.column)
+    if not items:
+        raise DataError(f"nothing to classify in {', '.join(map(str, args.inputs))}: give files, texts, "
+                        f"a folder of {pred.modality.name} files or a table with a column of inputs.")
     keep, usable, skips = pred.check_inputs(items)
     proba = pred.predict_proba(usable) if usable else []
     by_item = dict(zip(keep, proba))

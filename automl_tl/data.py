@@ -8,6 +8,7 @@ is dropped silently.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 from collections import Counter
@@ -23,9 +24,14 @@ from automl_tl.modalities import Skip
 __all__ = ["LabelledData", "load_data", "evaluation_plan", "TABLE_SUFFIXES"]
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
-PATH_COLUMN_GUESSES = ("path", "file", "filename", "filepath", "image", "audio", "image_path")
-TEXT_COLUMN_GUESSES = ("text", "sentence", "review", "document", "content")
-LABEL_COLUMN_GUESSES = ("label", "labels", "class", "target", "category", "y")
+_log = logging.getLogger("automl_tl")
+
+PATH_COLUMN_GUESSES = ("path", "file", "filename", "filepath", "image", "audio", "image_path", "file_name",
+                       "file_path", "image_file", "audio_path", "audio_file")
+TEXT_COLUMN_GUESSES = ("text", "sentence", "review", "document", "content", "comment", "tweet", "message",
+                       "utterance", "body")
+LABEL_COLUMN_GUESSES = ("label", "labels", "class", "target", "category", "y", "sentiment", "intent", "topic",
+                        "emotion", "tag")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,8 +151,6 @@ def _guess_inline_modality(items, modalities) -> str | None:
 
 def _warn_non_utf8(path: Path) -> None:
     """Say which lines hold bytes that are not UTF-8 (they are read as U+FFFD, not refused)."""
-    import logging
-
     bad = []
     with open(path, "rb") as fh:
         for number, line in enumerate(fh, start=1):
@@ -156,7 +160,7 @@ def _warn_non_utf8(path: Path) -> None:
                 bad.append(number)
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
-        logging.getLogger("automl_tl").warning(
+        _log.warning(
             "%s: %d line(s) hold bytes that are not UTF-8 (lines %s); they were replaced by \ufffd. "
             "Save the table as UTF-8 to keep those characters.", path, len(bad), shown)
 
@@ -197,6 +201,28 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
     return None
 
 
+def _other_column(frame, taken: set) -> str | None:
+    """The one column of ``frame`` not in ``taken``, or None when there are more (or none)."""
+    rest = [str(c) for c in frame.columns if str(c) not in taken]
+    return rest[0] if len(rest) == 1 else None
+
+
+def _looks_like_paths(values, base: Path | None) -> bool:
+    """Most of the first 20 non-empty values name existing files (relative ones from ``base``)."""
+    sample = [str(v) for v in values if isinstance(v, str) and v.strip()][:20]
+
+    def exists(v: str) -> bool:
+        p = Path(v)
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        try:
+            return p.is_file()
+        except (OSError, ValueError):
+            return False
+
+    return bool(sample) and sum(map(exists, sample)) > len(sample) / 2
+
+
 _SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                 "validation": "val", "dev": "val"}
 
@@ -208,18 +234,39 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
 
     if len(frame) == 0:
         raise DataError(f"{where}: the table has no rows.")
-    label_col = _pick_column(frame, label_column, LABEL_COLUMN_GUESSES, "labels", where, "--label-column")
+    label_col = _pick_column(frame, label_column, LABEL_COLUMN_GUESSES, "labels", where, "--label-column",
+                             required=False)
     inline_mods = [n for n in modalities.names() if modalities.get(n).inline]
+    extra = {c for c in (group_column, split_column) if c}
     if text_column is None and path_column is None:
-        if modality is not None and modalities.get(modality).inline:
-            text_column = _pick_column(frame, None, TEXT_COLUMN_GUESSES, "texts", where, "--text-column")
-        else:
-            path_column = _pick_column(frame, None, PATH_COLUMN_GUESSES, "file paths", where,
-                                       "--path-column", required=not inline_mods)
-            if path_column is None:
-                text_column = _pick_column(frame, None, TEXT_COLUMN_GUESSES, "texts or file paths",
-                                           where, "--text-column or --path-column")
+        text_only = modality is not None and modalities.get(modality).inline
+        if not text_only:
+            path_column = _pick_column(frame, None, PATH_COLUMN_GUESSES, "file paths", where, "--path-column",
+                                       required=False)
+        if path_column is None and (text_only or inline_mods):
+            text_column = _pick_column(frame, None, TEXT_COLUMN_GUESSES, "texts", where, "--text-column",
+                                       required=False)
+        other = None if label_col is None else _other_column(frame, {label_col} | extra)
+        if path_column is None and text_column is None and other is not None:
+            # no known name, but one column besides the labels: it holds the inputs
+            if not text_only and (not inline_mods or _looks_like_paths(frame[other], base)):
+                path_column = other
+            else:
+                text_column = other
+            _log.info("%s: inputs read from column %r (the only column besides the labels)", where, other)
+        if path_column is None and text_column is None:
+            what, flag = (("texts", "--text-column") if text_only else
+                          ("file paths", "--path-column") if not inline_mods else
+                          ("texts or file paths", "--text-column or --path-column"))
+            if label_col is None:
+                what, flag = "labels", "--label-column"
+            _pick_column(frame, None, (), what, where, flag)  # raises, naming the columns
     input_col = text_column or path_column
+    if label_col is None:
+        label_col = _other_column(frame, {input_col} | extra)
+        if label_col is None:
+            _pick_column(frame, None, (), "labels", where, "--label-column")  # raises
+        _log.info("%s: labels read from column %r (the only column besides the inputs)", where, label_col)
     _pick_column(frame, input_col, (), "inputs", where, "--text-column / --path-column")
     groups_col = _pick_column(frame, group_column, (), "groups", where, "--group-column",
                               required=False) if group_column else None
@@ -281,6 +328,40 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
             rows = [rows[i] for i in keep]
     return _checked(mod, items, [r[1] for r in rows], [r[2] for r in rows] if groups_col else None,
                     where, skips, progress, [r[3] for r in rows] if split_col else None)
+
+
+def prediction_inputs(sources: Sequence[str], modality, column: str | None = None) -> list[str]:
+    """The inputs ``automl-tl predict`` classifies, in order: a table file (.csv, .tsv, .parquet,
+    .jsonl, .json) stands for its rows (``column``, else the text or path column its name says,
+    else its only column; relative paths from the table's folder), a folder for the files in it
+    with ``modality``'s extensions (sorted, sub-folders included); anything else is one input
+    (a file, or for text the text itself)."""
+    out: list[str] = []
+    for src in sources:
+        path = Path(str(src))
+        try:
+            is_table = path.suffix.lower() in TABLE_SUFFIXES and path.is_file()
+            is_dir = not modality.inline and path.is_dir()
+        except (OSError, ValueError):  # a long text is not a path
+            is_table = is_dir = False
+        if is_table:
+            frame = _read_table(path)
+            guesses = TEXT_COLUMN_GUESSES if modality.inline else PATH_COLUMN_GUESSES
+            col = column or _pick_column(frame, None, guesses, "inputs", str(path), "--column", required=False)
+            if col is None:
+                col = _other_column(frame, {c for c in map(str, frame.columns) if c.lower() in LABEL_COLUMN_GUESSES})
+            col = _pick_column(frame, col, (), "inputs", str(path), "--column")  # raises when none or absent
+            for value in frame[col]:
+                value = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+                if not modality.inline and value and not Path(value).is_absolute():
+                    value = str(path.parent / value)
+                out.append(value)
+        elif is_dir:
+            exts = tuple(e.lower() for e in modality.extensions)
+            out += sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+        else:
+            out.append(str(src))
+    return out
 
 
 def _read_text_files(paths, skips) -> tuple[list[int], list[str]]:

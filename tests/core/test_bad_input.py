@@ -268,3 +268,31 @@ def test_table_paths_outside_its_folder_are_read_as_given(pm, tmp_path):
         tmp_path / "tables" / "t.csv", index=False)
     data = _load(pm, tmp_path / "tables" / "t.csv", path_column="path", label_column="label")
     assert len(data.items) == 6 and len(data.skips) == 1
+
+
+def test_the_one_column_besides_the_known_one_is_used(pm, tmp_path):
+    """A table of two columns where only one name is known: the other holds the inputs (texts,
+    or file paths when its values name files) or the labels; with more columns it stays an error."""
+    texts = [f"review number {i} says {'good' if i % 2 else 'bad'} things" for i in range(8)]
+    verdicts = ["pos" if i % 2 else "neg" for i in range(8)]
+    pd.DataFrame({"review": texts, "verdict": verdicts}).to_csv(tmp_path / "a.csv", index=False)
+    data = _load(pm, tmp_path / "a.csv")  # a known text column: the other one holds the labels
+    assert data.modality == "text" and list(data.labels) == verdicts and list(data.items) == texts
+    pd.DataFrame({"blurb": texts, "label": verdicts}).to_csv(tmp_path / "b.csv", index=False)
+    data = _load(pm, tmp_path / "b.csv")  # a known label column: the other one holds the texts
+    assert data.modality == "text" and list(data.items) == texts
+    for i in range(8):
+        _png(tmp_path / "img" / f"{i}.png", i * 30)
+    pd.DataFrame({"picture": [f"img/{i}.png" for i in range(8)], "label": verdicts}).to_csv(
+        tmp_path / "c.csv", index=False)
+    data = _load(pm, tmp_path / "c.csv")  # ... or the file paths, when its values name files
+    assert data.modality == "image" and len(data.items) == 8
+    pd.DataFrame({"blurb": texts, "label": verdicts, "source": ["x"] * 8}).to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(DataError, match="cannot tell which column holds the texts or file paths"):
+        _load(pm, tmp_path / "d.csv")
+    pd.DataFrame({"review": texts, "verdict": verdicts, "source": ["x"] * 8}).to_csv(tmp_path / "e.csv",
+                                                                                   index=False)
+    with pytest.raises(DataError, match="cannot tell which column holds the labels"):
+        _load(pm, tmp_path / "e.csv")
+    data = _load(pm, tmp_path / "e.csv", split_column=None, group_column="source")  # groups are not labels
+    assert list(data.labels) == verdicts

@@ -99,6 +99,19 @@ def test_cli_fit_predict_backbones_plugins(tmp_path, image_folder, capsys):
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["input"] == str(img) and line["label"] in {"t-shirt", "trouser", "sneaker", "0", "1", "7"}
     assert 0 <= line["probability"] <= 1
+    # a folder stands for its images (sorted), a table for its rows (paths from the table's folder)
+    cls = sorted(d for d in image_folder.iterdir() if d.is_dir())[0]
+    assert main(["predict", str(run), str(cls), "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [r["input"] for r in lines] == sorted(str(f) for f in cls.glob("*.png"))
+    rel = [f"{image_folder.name}/{cls.name}/{r['input'].rsplit('/', 1)[1]}" for r in lines[:3]]
+    (tmp_path / "new.csv").write_text("picture,note\n" + "".join(f"{r},x\n" for r in rel))
+    assert main(["predict", str(run), str(tmp_path / "new.csv"), "--column", "picture", "--json"]) == 0
+    again = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [r["label"] for r in again] == [r["label"] for r in lines[:3]]
+    assert [r["input"] for r in again] == [str(tmp_path / r) for r in rel]
+    assert main(["predict", str(run), str(tmp_path / "new.csv")]) == 2  # two columns, neither named
+    assert "--column" in capsys.readouterr().err
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"nope")
     assert main(["predict", str(run), str(bad)]) == 2

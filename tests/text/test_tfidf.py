@@ -44,7 +44,13 @@ def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm)
     # the saved model predicts raw texts in a fresh process, exactly as in this one
     sample = texts[:5]
     here = list(est.predict(sample))
+    # ... given as texts, and as a table's rows (the column that is not the labels)
+    import pandas as pd
+
+    pd.DataFrame({"blurb": sample, "label": here}).to_csv(tmp_path / "new.csv", index=False)
     out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "predict", str(tmp_path / "run"), *sample,
-                          "--json"], capture_output=True, text=True, timeout=300)
+                          str(tmp_path / "new.csv"), "--json"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert [json.loads(line)["label"] for line in out.stdout.strip().splitlines()] == here
+    lines = [json.loads(line) for line in out.stdout.strip().splitlines()]
+    assert [r["label"] for r in lines] == here + here
+    assert [r["input"] for r in lines[5:]] == sample
