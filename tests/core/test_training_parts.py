@@ -131,3 +131,25 @@ def test_help_explains_every_option(capsys):
     for opt in ("--trials", "--time-budget", "--run-dir", "--seed", "--storage", "--metric", "--backbones",
                 "--weights", "--strategies"):
         assert opt in text
+
+
+def test_weights_loaded_once_are_assigned_to_later_builds_and_never_changed_by_training(pm, monkeypatch):
+    """A backbone built again gets the values its first load set, without reading the checkpoint
+    again; training a built model does not change what later builds get."""
+    from automl_tl import weights as weights_mod
+
+    spec = pm.backbones.get("mobilenetv2")
+    w = spec.resolve_weights()
+    monkeypatch.setattr(weights_mod, "_LOADED", type(weights_mod._LOADED)())
+    first = spec.build(w, {"image_size": 96})
+    reads = []
+    real_loader = w.loader
+    monkeypatch.setattr(type(w), "loader", property(lambda self: lambda m, p: reads.append(p) or real_loader(m, p)),
+                        raising=False)
+    fresh = [v.numpy().copy() for v in first.weights]
+    for v in first.weights:  # what a fine-tuning trial does to its model
+        v.assign(v.numpy() + 1.0)
+    again = spec.build(w, {"image_size": 128})  # another input size: the same variables
+    assert reads == []
+    for v, f in zip(again.weights, fresh):
+        np.testing.assert_array_equal(v.numpy(), f)
