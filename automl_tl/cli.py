@@ -324,9 +324,13 @@ def cmd_recommend(args) -> int:
         for t in out["nearest_tasks"]:
             rec = t.get("recommended") or {}
             regret = f"; the table's choice was {rec['regret']:.3f} below it" if rec.get("regret") is not None else ""
+            best, sel = t["best"], t.get("selected")
+            won = f"won by {best['strategy']} with {best['backbone']} ({best['score']:.3f})"
+            if sel and (sel["strategy"], sel["backbone"]) != (best["strategy"], best["backbone"]):
+                won = (f"its search selected {sel['strategy']} with {sel['backbone']} ({sel['score']:.3f}; "
+                       f"top score {best['strategy']} with {best['backbone']}, {best['score']:.3f})")
             print(f"   {t['label']:<28} distance {t['distance']:.2f}: {t['meta'].get('n_samples')} samples, "
-                  f"{t['meta'].get('n_classes')} classes; won by {t['best']['strategy']} with "
-                  f"{t['best']['backbone']} ({t['best']['score']:.3f}){regret}")
+                  f"{t['meta'].get('n_classes')} classes; {won}{regret}")
     if out["baseline"]:
         b = out["baseline"]
         print(f"\nclassical baseline: {b['name']} {b['score']:.3f} ± {b['score_se']:.3f} (the line to beat)")

@@ -187,6 +187,9 @@ class AutoTransfer:
         meta = task_meta(prof, prep.probes)
         near = [{"distance": round(d, 3), "label": r.get("label", ""), "source": r.get("source"), "meta": r["meta"],
                  "best": {k: r["best"][k] for k in ("strategy", "backbone", "score")},
+                 "selected": None if not r.get("selected") else {
+                     "strategy": r["selected"]["strategy"], "backbone": r["selected"]["params"]["backbone"],
+                     "score": r["selected"]["score"]},
                  "recommended": r.get("recommended")}
                 for d, r in nearest(meta, read_records(), 3, exclude_fingerprint=prep.data.fingerprint())]
         return {"profile": prof.to_dict(), "recommendations": out, "baseline": baseline, "nearest_tasks": near,

@@ -27,6 +27,14 @@ def test_recommend_ranks_backbones_with_their_evidence(image_folder, tmp_path, c
     text = capsys.readouterr().out
     assert f"1. {recs[0]['strategy']} with {recs[0]['backbone']}" in text and "2. " not in text
     assert "classical baseline: pixels" in text
+    # the nearest past tasks (the shipped prior has image tasks): what each search selected, and
+    # its top score where that differs
+    assert out["nearest_tasks"] and all(t["meta"]["modality"] == "image" for t in out["nearest_tasks"])
+    for t in out["nearest_tasks"]:
+        sel, best = t["selected"] or t["best"], t["best"]
+        assert sel["score"] <= best["score"]
+        differs = (sel["strategy"], sel["backbone"]) != (best["strategy"], best["backbone"])
+        assert (f"{t['label']}" in text) and (("its search selected" in text) or not differs)
 
 
 def test_recommend_rejects_a_bad_top(image_folder):
