@@ -154,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "features) when that improves it on validation: log-loss lower by 1%% at least, the "
                         "metric not lower (default on; --no-ensemble delivers one model)")
     b.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None,
-                   help="after the recommendation, also try what won on the nearest past tasks of the "
-                        "knowledge base ($AUTOML_TL_KNOWLEDGE, default ~/.local/share/automl-tl/"
+                   help="after the recommendation, also try what the searches of the nearest past tasks "
+                        "selected (the knowledge base: $AUTOML_TL_KNOWLEDGE, default ~/.local/share/automl-tl/"
                         "knowledge.jsonl, plus the prior shipped with automl-tl); every finished fit adds "
                         "its own record there (default on; --no-warm-start ignores it)")
     b.add_argument("--patience", type=_non_negative_int, default=15, metavar="N",
