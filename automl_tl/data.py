@@ -398,12 +398,31 @@ def _modality_of_paths(paths, modalities, where) -> str:
     return counts.most_common(1)[0][0]
 
 
-def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
+#: top-level folder names of a dataset already split into train / validation / test folders
+_SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                  "dev": "val", "test": "test", "testing": "test"}
+
+
+def _class_dirs(root: Path) -> list[Path]:
     from automl_tl.schema import RUN_MARKERS
 
     # a run directory written inside the data folder is not a class (its files are ours, not data)
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-                     and not any((d / m).exists() for m in RUN_MARKERS))
+    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                  and not any((d / m).exists() for m in RUN_MARKERS))
+
+
+def _split_layout(root: Path, subdirs: list[Path]) -> dict[str, Path] | None:
+    """``{"train": folder, "val": folder?, "test": folder?}`` when ``root`` holds split folders
+    (``train/``, ``val/``, ``test/`` ... each with class sub-folders) rather than classes."""
+    names = {d.name.lower(): d for d in subdirs}
+    if not names or not set(names) <= set(_SPLIT_FOLDERS) or "train" not in {_SPLIT_FOLDERS[n] for n in names}:
+        return None
+    parts = {_SPLIT_FOLDERS[n]: d for n, d in sorted(names.items())}
+    return parts if _class_dirs(parts["train"]) else None
+
+
+def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
+    subdirs = _class_dirs(root)
     if not subdirs:
         files = [f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")]
         if not files:
@@ -411,20 +430,31 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
                             f"each holding that class's files.")
         raise DataError(f"{root}: found {len(files)} files but no class sub-folders. Put each "
                         f"class's files in a sub-folder named after the class (e.g. {root}/cat/1.jpg).")
+    layout = _split_layout(root, subdirs)
+    sources = [(d, None) for d in subdirs]
+    if layout is not None:
+        # data already split: train/ (and val/ as the fixed validation split) are searched; test/
+        # is left for the user's own final evaluation, never seen by the search
+        sources = [(d, part) for part in ("train", "val") if part in layout for d in _class_dirs(layout[part])]
+        if "test" in layout:
+            _log.warning("%s: %s/ is left out of the search (it stays yours for a final test: "
+                         "automl-tl predict RUN %s)", root, layout["test"].name, layout["test"])
+        _log.info("%s: split folders %s: training on %s", root, ", ".join(sorted(d.name for d in layout.values())),
+                  " + ".join(layout[p].name for p in ("train", "val") if p in layout))
     skips: list[Skip] = []
-    items, labels = [], []
+    items, labels, parts = [], [], []
     by_modality = Counter()
     candidates = []
-    for d in subdirs:
+    for d, part in sources:
         for f in sorted(d.rglob("*")):
             if not f.is_file() or f.name.startswith("."):
                 continue
             m = modalities.get(modality) if modality else modalities.for_extension(f.suffix)
             if m is None or (modality and f.suffix.lower() not in m.extensions and m.extensions):
-                candidates.append((f, d.name, None))
+                candidates.append((f, d.name, None, part))
             else:
                 by_modality[m.name] += 1
-                candidates.append((f, d.name, m.name))
+                candidates.append((f, d.name, m.name, part))
     if not candidates:
         raise DataError(f"{root}: the class sub-folders ({', '.join(d.name for d in subdirs[:5])}"
                         f"{', ...' if len(subdirs) > 5 else ''}) hold no files.")
@@ -433,19 +463,21 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
                         f"input that an installed plugin reads (known suffixes: "
                         f"{', '.join(sorted({e for n in modalities.names() for e in modalities.get(n).extensions}))}).")
     mod_name = modality or by_modality.most_common(1)[0][0]
-    for f, label, m in candidates:
+    for f, label, m, part in candidates:
         if m != mod_name:
             skips.append(Skip(item=str(f), reason=f"unsupported file type: {f.suffix or 'no suffix'}"))
             continue
         items.append(str(f.resolve()))
         labels.append(label)
+        parts.append(part)
     if modalities.get(mod_name).inline:  # e.g. a folder of .txt files: the input is the content
         keep, items = _read_text_files(items, skips)
-        labels = [labels[i] for i in keep]
-    empty = [d.name for d in subdirs if d.name not in set(labels)]
-    for name in empty:
-        skips.append(Skip(item=str(root / name), reason="empty class folder: no usable files"))
-    return _checked(modalities.get(mod_name), items, labels, None, str(root), skips, progress)
+        labels, parts = [labels[i] for i in keep], [parts[i] for i in keep]
+    for d, _ in sources:
+        if d.name not in set(labels):
+            skips.append(Skip(item=str(d), reason="empty class folder: no usable files"))
+    split = parts if layout is not None and "val" in layout else None
+    return _checked(modalities.get(mod_name), items, labels, None, str(root), skips, progress, split)
 
 
 def _checked(mod, items, labels, groups, where, skips, progress, split=None) -> LabelledData:

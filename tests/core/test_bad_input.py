@@ -296,3 +296,26 @@ def test_the_one_column_besides_the_known_one_is_used(pm, tmp_path):
         _load(pm, tmp_path / "e.csv")
     data = _load(pm, tmp_path / "e.csv", split_column=None, group_column="source")  # groups are not labels
     assert list(data.labels) == verdicts
+
+
+def test_a_folder_already_split_into_train_val_test(pm, tmp_path, caplog):
+    """train/ (and val/) with class sub-folders are searched, val/ as the fixed validation split;
+    test/ is never read; classes whose folders hold files directly stay classes."""
+    for split, n in (("train", 4), ("val", 2), ("test", 3)):
+        for cls, v in (("cat", 40), ("dog", 200)):
+            for i in range(n):
+                _png(tmp_path / "d" / split / cls / f"{i}.png", v + i)
+    with caplog.at_level("WARNING", logger="automl_tl"):
+        data = _load(pm, tmp_path / "d")
+    assert sorted(set(data.labels)) == ["cat", "dog"] and len(data.items) == 12
+    assert not any("/test/" in item for item in data.items)
+    assert sorted(data.split) == ["train"] * 8 + ["val"] * 4
+    assert all(("/val/" in item) == (part == "val") for item, part in zip(data.items, data.split))
+    assert "test/ is left out of the search" in caplog.text
+    (tmp_path / "d" / "val").rename(tmp_path / "val-elsewhere")  # train/ + test/: no fixed split
+    data = _load(pm, tmp_path / "d")
+    assert len(data.items) == 8 and data.split is None
+    for cls in ("train", "test"):  # two classes that happen to be called so: files directly inside
+        for i in range(3):
+            _png(tmp_path / "e" / cls / f"{i}.png", 50 * i)
+    assert sorted(set(_load(pm, tmp_path / "e").labels)) == ["test", "train"]
