@@ -401,11 +401,18 @@ def cmd_predict(args) -> int:
     proba = pred.predict_proba(usable) if usable else []
     by_item = dict(zip(keep, proba))
     skip_reason = {s.item: s.reason for s in skips}
+    folders = [Path(src) for src in args.inputs if not pred.modality.inline and Path(src).is_dir()]
+    right = judged = 0
     for i, item in enumerate(items):
         if i in by_item:
             p = by_item[i]
             k = int(p.argmax())
             rec = {"input": item, "label": pred.labels[k], "probability": round(float(p[k]), 4)}
+            # a file in a class-named folder of a folder given (a test/ split): its true label
+            truth = Path(item).parent.name
+            if truth in pred.labels and any(Path(item).is_relative_to(f) for f in folders):
+                judged += 1
+                right += pred.labels[k] == truth
         else:
             rec = {"input": item, "label": None, "error": skip_reason.get(str(item), "unusable input")}
         if args.json:
@@ -414,6 +421,9 @@ def cmd_predict(args) -> int:
             print(f"{item}\tSKIPPED\t{rec['error']}")
         else:
             print(f"{item}\t{rec['label']}\t{rec['probability']:.4f}")
+    if judged:
+        print(f"accuracy {right / judged:.4f} on the {judged} inputs whose folder names a class "
+              f"({right} right)", file=sys.stderr)
     return EXIT_OK if not skips else EXIT_INPUT
 
 
