@@ -393,7 +393,8 @@ def cmd_predict(args) -> int:
 
     pred = load_predictor(args.run_dir)
     # a missing or unreadable file is one SKIPPED line, not the end of the batch
-    items = prediction_inputs(args.inputs, pred.modality, args.column)
+    inputs = prediction_inputs(args.inputs, pred.modality, args.column)
+    items = [item for item, _ in inputs]
     if not items:
         raise DataError(f"nothing to classify in {', '.join(map(str, args.inputs))}: give files, texts, "
                         f"a folder of {pred.modality.name} files or a table with a column of inputs.")
@@ -401,16 +402,13 @@ def cmd_predict(args) -> int:
     proba = pred.predict_proba(usable) if usable else []
     by_item = dict(zip(keep, proba))
     skip_reason = {s.item: s.reason for s in skips}
-    folders = [Path(src) for src in args.inputs if not pred.modality.inline and Path(src).is_dir()]
     right = judged = 0
-    for i, item in enumerate(items):
+    for i, (item, truth) in enumerate(inputs):
         if i in by_item:
             p = by_item[i]
             k = int(p.argmax())
             rec = {"input": item, "label": pred.labels[k], "probability": round(float(p[k]), 4)}
-            # a file in a class-named folder of a folder given (a test/ split): its true label
-            truth = Path(item).parent.name
-            if truth in pred.labels and any(Path(item).is_relative_to(f) for f in folders):
+            if truth in pred.labels:  # a file in a class-named folder, a table row with its label
                 judged += 1
                 right += pred.labels[k] == truth
         else:
@@ -422,8 +420,8 @@ def cmd_predict(args) -> int:
         else:
             print(f"{item}\t{rec['label']}\t{rec['probability']:.4f}")
     if judged:
-        print(f"accuracy {right / judged:.4f} on the {judged} inputs whose folder names a class "
-              f"({right} right)", file=sys.stderr)
+        print(f"accuracy {right / judged:.4f} on the {judged} inputs whose label the data gives (a class "
+              f"folder, a label column): {right} right", file=sys.stderr)
     return EXIT_OK if not skips else EXIT_INPUT
 
 

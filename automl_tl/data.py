@@ -330,13 +330,15 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                     where, skips, progress, [r[3] for r in rows] if split_col else None)
 
 
-def prediction_inputs(sources: Sequence[str], modality, column: str | None = None) -> list[str]:
-    """The inputs ``automl-tl predict`` classifies, in order: a table file (.csv, .tsv, .parquet,
-    .jsonl, .json) stands for its rows (``column``, else the text or path column its name says,
-    else its only column; relative paths from the table's folder), a folder for the files in it
-    with ``modality``'s extensions (sorted, sub-folders included); anything else is one input
-    (a file, or for text the text itself)."""
-    out: list[str] = []
+def prediction_inputs(sources: Sequence[str], modality, column: str | None = None) -> list[tuple[str, str | None]]:
+    """The inputs ``automl-tl predict`` classifies, in order, each with its true label where the
+    data says it (else None): a table file (.csv, .tsv, .parquet, .jsonl, .json) stands for its
+    rows (``column``, else the text or path column its name says, else its only column that is
+    not a label; relative paths from the table's folder; the truth from a label column named as
+    :func:`load_data` knows it), a folder for the files in it with ``modality``'s extensions
+    (sorted, sub-folders included; the truth is the name of the folder a file is in: a caller
+    counts it only when it names a class); anything else is one input (a file, or for text the text itself)."""
+    out: list[tuple[str, str | None]] = []
     for src in sources:
         path = Path(str(src))
         try:
@@ -347,20 +349,24 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
         if is_table:
             frame = _read_table(path)
             guesses = TEXT_COLUMN_GUESSES if modality.inline else PATH_COLUMN_GUESSES
+            label_col = _pick_column(frame, None, LABEL_COLUMN_GUESSES, "labels", str(path), "", required=False)
             col = column or _pick_column(frame, None, guesses, "inputs", str(path), "--column", required=False)
             if col is None:
-                col = _other_column(frame, {c for c in map(str, frame.columns) if c.lower() in LABEL_COLUMN_GUESSES})
+                col = _other_column(frame, {label_col} if label_col else set())
             col = _pick_column(frame, col, (), "inputs", str(path), "--column")  # raises when none or absent
-            for value in frame[col]:
+            truths = frame[label_col] if label_col and label_col != col else [None] * len(frame)
+            for value, truth in zip(frame[col], truths):
                 value = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
                 if not modality.inline and value and not Path(value).is_absolute():
                     value = str(path.parent / value)
-                out.append(value)
+                missing = truth is None or (isinstance(truth, float) and math.isnan(truth))
+                out.append((value, None if missing else label_str(truth)))
         elif is_dir:
             exts = tuple(e.lower() for e in modality.extensions)
-            out += sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+            out += [(str(f), f.parent.name) for f in files]
         else:
-            out.append(str(src))
+            out.append((str(src), None))
     return out
 
 

@@ -106,7 +106,7 @@ def test_cli_fit_predict_backbones_plugins(tmp_path, image_folder, capsys):
     lines = [json.loads(x) for x in got.out.strip().splitlines()]
     assert [r["input"] for r in lines] == sorted(str(f) for f in cls.glob("*.png"))
     right = sum(r["label"] == cls.name for r in lines)  # the folder names the class: scored
-    assert f"accuracy {right / len(lines):.4f} on the {len(lines)} inputs whose folder names a class" in got.err
+    assert f"accuracy {right / len(lines):.4f} on the {len(lines)} inputs whose label the data gives" in got.err
     rel = [f"{image_folder.name}/{cls.name}/{r['input'].rsplit('/', 1)[1]}" for r in lines[:3]]
     (tmp_path / "new.csv").write_text("picture,note\n" + "".join(f"{r},x\n" for r in rel))
     assert main(["predict", str(run), str(tmp_path / "new.csv"), "--column", "picture", "--json"]) == 0

@@ -54,3 +54,4 @@ def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm)
     lines = [json.loads(line) for line in out.stdout.strip().splitlines()]
     assert [r["label"] for r in lines] == here + here
     assert [r["input"] for r in lines[5:]] == sample
+    assert "accuracy 1.0000 on the 5 inputs whose label the data gives" in out.stderr  # its label column
