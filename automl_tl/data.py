@@ -201,6 +201,11 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
     return None
 
 
+def _missing(value) -> bool:
+    """An empty table cell as pandas gives it: None or NaN."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _other_column(frame, taken: set) -> str | None:
     """The one column of ``frame`` not in ``taken``, or None when there are more (or none)."""
     rest = [str(c) for c in frame.columns if str(c) not in taken]
@@ -302,7 +307,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         items = []
         for r in rows:
             p = r[0]
-            if p is None or (isinstance(p, float) and math.isnan(p)) or str(p).strip() == "":
+            if _missing(p) or str(p).strip() == "":
                 items.append(None)
                 continue
             p = Path(str(p))
@@ -356,11 +361,10 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
             col = _pick_column(frame, col, (), "inputs", str(path), "--column")  # raises when none or absent
             truths = frame[label_col] if label_col and label_col != col else [None] * len(frame)
             for value, truth in zip(frame[col], truths):
-                value = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+                value = "" if _missing(value) else str(value)
                 if not modality.inline and value and not Path(value).is_absolute():
                     value = str(path.parent / value)
-                missing = truth is None or (isinstance(truth, float) and math.isnan(truth))
-                out.append((value, None if missing else label_str(truth)))
+                out.append((value, None if _missing(truth) else label_str(truth)))
         elif is_dir:
             exts = tuple(e.lower() for e in modality.extensions)
             files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in exts)
