@@ -585,7 +585,14 @@ def _quiet_tensorflow_import() -> None:
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        # CUDA is probed on first device use, not at import: on a machine without a GPU that
+        # prints "failed call to cuInit" later, on every command; probe it here, quietly
+        tensorflow.config.list_physical_devices("GPU")
+        # tf.function retracing notices (Keras' predict on each trial's new model) are advice to
+        # TensorFlow programmers, not a problem of the user's run
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     except Exception:  # noqa: BLE001
         pass
     finally:
