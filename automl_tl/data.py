@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,15 +173,28 @@ def _read_table(path: Path):
     try:
         if suffix in (".csv", ".tsv"):
             _warn_non_utf8(path)
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else _csv_delimiter(path), dtype=str,
                                keep_default_na=True, encoding="utf-8", encoding_errors="replace")
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
-    except (ValueError, OSError, UnicodeError) as exc:
-        raise DataError(f"{path}: cannot read this table ({type(exc).__name__}: {exc}).") from exc
     except Exception as exc:  # pandas' parser errors have no common base outside ValueError
-        raise DataError(f"{path}: cannot read this table ({type(exc).__name__}: {exc}).") from exc
+        # one line on the terminal: pandas' messages often end in a newline
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise DataError(f"{path}: cannot read this table ({reason}).") from exc
+
+
+def _csv_delimiter(path: Path) -> str:
+    """The delimiter of a ``.csv``: a comma unless the standard library's ``csv.Sniffer`` finds
+    one of ``; \\t |`` on the first lines (spreadsheets in many locales write ``;``)."""
+    import csv
+
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        head = fh.read(64 * 1024)
+    try:
+        return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+    except csv.Error:  # one column, or nothing it can tell
+        return ","
 
 
 def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, where: str,
@@ -191,7 +205,7 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
             raise DataError(f"{where}: no column {given!r} for the {what} (columns: {', '.join(cols)}). "
                             f"Pass the right name with {flag}.")
         return given
-    lower = {c.lower(): c for c in cols}
+    lower = {_plain_name(c): c for c in cols}
     for g in guesses:
         if g in lower:
             return lower[g]
@@ -199,6 +213,28 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
         raise DataError(f"{where}: cannot tell which column holds the {what} (columns: "
                         f"{', '.join(cols)}). Name it with {flag}.")
     return None
+
+
+def _plain_name(column: str) -> str:
+    """A column name as the guesses spell them: ``"Review Text"``, ``review-text`` -> ``review_text``."""
+    return re.sub(r"[\s\-.]+", "_", column.strip().lower())
+
+
+def _two_columns_by_content(frame, where: str) -> tuple[str, str] | None:
+    """(inputs, labels) of a table of exactly two columns whose names say nothing: the labels
+    are the column whose values repeat (at most half as many distinct values as rows), the
+    inputs the other, which must have more distinct values. None when that does not decide."""
+    if frame.shape[1] != 2 or len(frame) < 4:
+        return None
+    a, b = (str(c) for c in frame.columns)
+    distinct = {c: frame[c].dropna().astype(str).nunique() for c in (a, b)}
+    labels = min((a, b), key=distinct.get)
+    inputs = b if labels == a else a
+    if distinct[labels] < 2 or distinct[labels] > len(frame) / 2 or distinct[labels] >= distinct[inputs]:
+        return None
+    _log.info("%s: labels read from column %r (%d distinct values) and inputs from %r (the names say "
+              "neither; pass --label-column to choose otherwise)", where, labels, distinct[labels], inputs)
+    return inputs, labels
 
 
 def _missing(value) -> bool:
@@ -243,6 +279,12 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                              required=False)
     inline_mods = [n for n in modalities.names() if modalities.get(n).inline]
     extra = {c for c in (group_column, split_column) if c}
+    if label_col is None and text_column is None and path_column is None and not extra:
+        known = [_pick_column(frame, None, guesses, "", where, "", required=False)
+                 for guesses in (PATH_COLUMN_GUESSES, TEXT_COLUMN_GUESSES)]
+        by_content = None if any(known) else _two_columns_by_content(frame, where)
+        if by_content is not None:
+            label_col = by_content[1]
     if text_column is None and path_column is None:
         text_only = modality is not None and modalities.get(modality).inline
         if not text_only:

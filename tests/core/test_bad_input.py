@@ -298,6 +298,28 @@ def test_the_one_column_besides_the_known_one_is_used(pm, tmp_path):
     assert list(data.labels) == verdicts
 
 
+def test_tables_as_spreadsheets_write_them(pm, tmp_path):
+    """A ';'-separated .csv with a byte-order mark and names the guesses spell differently
+    ("Review Text"); two columns whose names say nothing are told apart by their values; a table
+    that does not parse is one line naming the file."""
+    texts = [f"review number {i} says {'good' if i % 2 else 'bad'} things; really" for i in range(10)]
+    verdicts = ["pos" if i % 2 else "neg" for i in range(10)]
+    pd.DataFrame({"Review Text": texts, "Verdict": verdicts}).to_csv(tmp_path / "a.csv", sep=";", index=False,
+                                                                      encoding="utf-8-sig")
+    data = _load(pm, tmp_path / "a.csv")
+    assert data.modality == "text" and list(data.items) == texts and list(data.labels) == verdicts
+    pd.DataFrame({"polarity": verdicts, "phrase": texts}).to_csv(tmp_path / "b.csv", index=False)
+    data = _load(pm, tmp_path / "b.csv")  # neither name is known: the repeating column is the labels
+    assert list(data.items) == texts and list(data.labels) == verdicts
+    pd.DataFrame({"x": texts, "y2": texts}).to_csv(tmp_path / "c.csv", index=False)
+    with pytest.raises(DataError, match="cannot tell which column holds the labels"):
+        _load(pm, tmp_path / "c.csv")  # nothing repeats: still the message naming the columns
+    (tmp_path / "d.csv").write_text('text,label\n"an open quote,pos\n')
+    with pytest.raises(DataError) as err:
+        _load(pm, tmp_path / "d.csv")
+    assert "d.csv: cannot read this table" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_a_folder_already_split_into_train_val_test(pm, tmp_path, caplog):
     """train/ (and val/) with class sub-folders are searched, val/ as the fixed validation split;
     test/ is never read; classes whose folders hold files directly stay classes."""
