@@ -28,11 +28,27 @@ __all__ = [
     "frame_rms",
 ]
 
-#: suffixes a folder dataset recognises as audio
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 #: suffixes libsndfile may decode; anything else that fails to open is "unsupported format"
-DECODABLE_EXTENSIONS = AUDIO_EXTENSIONS + (".oga", ".opus", ".aif", ".aiff", ".au", ".w64", ".rf64",
-                                           ".caf", ".mp3")
+DECODABLE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".au", ".w64", ".rf64",
+                        ".caf", ".mp3")
+
+
+def _readable_extensions() -> tuple[str, ...]:
+    """The suffixes a folder dataset recognises as audio: WAV, FLAC and Ogg always, MP3 and AIFF
+    where the installed libsndfile reads them (MP3 since libsndfile 1.1, which the soundfile
+    wheels bundle); a clip in an unreadable format is a counted skip, not a crash."""
+    base = (".wav", ".flac", ".ogg", ".oga", ".opus")
+    try:
+        import soundfile as sf
+
+        formats = set(sf.available_formats())
+    except Exception:  # noqa: BLE001 - no libsndfile: reading fails later, with its own message
+        return base
+    return base + ((".mp3",) if "MP3" in formats else ()) + ((".aif", ".aiff") if "AIFF" in formats else ())
+
+
+#: suffixes a folder dataset recognises as audio
+AUDIO_EXTENSIONS = _readable_extensions()
 
 
 class AudioReadError(Exception):

@@ -25,6 +25,22 @@ def test_formats_read_and_resampled(tmp_path, suffix, kw):
     assert abs(_peak_freq(x, 16000) - 440) < 5
 
 
+def test_mp3_is_a_clip_where_libsndfile_reads_it(tmp_path):
+    """MP3 (what phones and downloads give) is read like WAV when the installed libsndfile can,
+    and a folder dataset counts .mp3 files as audio then."""
+    import soundfile as sf
+
+    from automl_tl_audio._io import AUDIO_EXTENSIONS
+
+    if "MP3" not in sf.available_formats():
+        assert ".mp3" not in AUDIO_EXTENSIONS
+        pytest.skip("this libsndfile has no MP3")
+    assert ".mp3" in AUDIO_EXTENSIONS
+    path = write_audio(tmp_path / "a.mp3", 0.5 * sine(440, 22050, 1.2), 22050, format="MP3")
+    x = read_clip(path, 16000, 1.0)
+    assert x.shape == (16000,) and abs(_peak_freq(x, 16000) - 440) < 5
+
+
 @pytest.mark.parametrize("sr", [8000, 11025, 44100, 48000])
 def test_any_sample_rate_resampled(tmp_path, sr):
     path = write_audio(tmp_path / f"s{sr}.wav", sine(1000, sr, 1.0), sr)
