@@ -327,8 +327,9 @@ class AutoTransfer:
             if self.report:
                 self._write_report(run_dir)  # explains every failure
             reasons = sorted({t.user_attrs.get("fail_reason", "") for t in search.study.trials} - {""})
-            raise NotFittedError(f"no trial completed, so no model was saved in {run_dir}. "
-                                 f"Failure reasons: {reasons[:5]}")
+            why = (f"Failure reasons: {'; '.join(reasons[:5])}" if reasons else
+                   f"The search stopped: {search.stop.get('reason', 'unknown')}. Give it more time or trials.")
+            raise NotFittedError(f"no trial completed, so no model was saved in {run_dir}. {why}")
         self._remember(meta, search, rec, data)
         self.predictor_ = load_predictor(run_dir, plugin_manager=self._pm())
         self.best_config_ = dict(self.predictor_.config["params"])

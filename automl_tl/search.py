@@ -417,7 +417,7 @@ class Search:
         n = self.counted_trials()
         if trials is not None and n >= trials:
             return {"kind": "trials", "reason": f"the trial budget ({trials}) is used"}
-        if deadline is not None and time.monotonic() >= deadline - self._reserve():
+        if deadline is not None and time.monotonic() >= deadline - self._reserve() and not self._first_owed():
             return {"kind": "time", "reason": "the time budget is used (what is left is kept for the "
                                               "refit and saving)"}
         if not self.patience:  # early stopping turned off
@@ -458,10 +458,20 @@ class Search:
                 best, band, last = float(t.value), 0.5 * (se if math.isfinite(se) else 0.0), i
         return len(done) - 1 - last
 
+    def _first_owed(self) -> bool:
+        """Whether the run still owes its user a first model: no trial has run yet (complete,
+        pruned or failed). A budget that the profile and the probe used up (``--time-budget 5s``)
+        still gets one linear probe on the cached features (about a second), rather than an exit
+        with nothing; proposals that do not fit are still refused (and a feature-extraction one
+        queued), so this ends after at most one trial."""
+        return not self._trials()
+
     def _fits(self, cfg: TrialConfig, deadline) -> str | None:
         """None if the trial fits the time left, else why not."""
         if deadline is None:
             return None
+        if cfg.strategy == FEATURE_EXTRACTION and cfg.linear_head and self._first_owed():
+            return None  # the owed first model: cheap on features the probe cached
         left = deadline - time.monotonic() - self._reserve()
         predicted = self.costs.predict(cfg, self._trials())
         if predicted <= left:

@@ -385,6 +385,15 @@ def test_a_trial_that_cannot_fit_the_time_left_is_not_started(tmp_path, image_fo
     assert (tmp_path / "run" / "model.keras").exists()
 
 
+def test_a_budget_spent_before_the_search_still_delivers_one_linear_probe(tmp_path, image_folder):
+    """`--time-budget 5s`: the profile and the probe use it all; the run owes one cheap trial (a
+    linear probe on cached features) and delivers it instead of exiting with nothing."""
+    est = _fit(image_folder, tmp_path, trials=5, time_budget=0.5, strategies=["feature_extraction", "lp_ft"])
+    started = [t for t in est.study_.trials if t.state.is_finished() and not t.user_attrs.get("not_started")]
+    assert len(started) == 1 and started[0].user_attrs["strategy"] == "feature_extraction"
+    assert est.stop_["kind"] == "time" and (tmp_path / "run" / "model.keras").exists()
+
+
 def test_a_running_fine_tune_stops_at_the_deadline_keeping_its_best_epoch(tmp_path, image_folder):
     from dataclasses import replace
 
