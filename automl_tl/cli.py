@@ -393,7 +393,9 @@ def cmd_predict(args) -> int:
 
     pred = load_predictor(args.run_dir)
     # a missing or unreadable file is one SKIPPED line, not the end of the batch
-    inputs = prediction_inputs(args.inputs, pred.modality, args.column)
+    fit_columns = (pred.config.get("columns") or {})
+    inputs = prediction_inputs(args.inputs, pred.modality, args.column,
+                               (fit_columns.get("inputs"), fit_columns.get("labels")))
     items = [item for item, _ in inputs]
     if not items:
         raise DataError(f"nothing to classify in {', '.join(map(str, args.inputs))}: give files, texts, "

@@ -46,6 +46,8 @@ class LabelledData:
     skips: tuple[Skip, ...] = ()
     groups: tuple[str, ...] | None = None
     split: tuple[str, ...] | None = None  # "train" / "val" per item, when the user fixed the split
+    #: a table's (inputs, labels) column names: ``predict`` reads new tables by them
+    columns: tuple[str, str] | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -70,7 +72,8 @@ class LabelledData:
             return None if seq is None else tuple(seq[i] for i in index)
 
         return LabelledData(modality=self.modality, items=pick(self.items), labels=pick(self.labels),
-                            source=self.source, groups=pick(self.groups), split=pick(self.split))
+                            source=self.source, groups=pick(self.groups), split=pick(self.split),
+                            columns=self.columns)
 
     def _fingerprint_now(self) -> str:
         h = hashlib.sha256()
@@ -373,15 +376,19 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         if mod.inline:  # e.g. a column of .txt paths: the input is each file's content
             keep, items = _read_text_files(items, skips)
             rows = [rows[i] for i in keep]
+    columns = None if where in ("<lists>",) else (str(input_col), str(label_col))
     return _checked(mod, items, [r[1] for r in rows], [r[2] for r in rows] if groups_col else None,
-                    where, skips, progress, [r[3] for r in rows] if split_col else None)
+                    where, skips, progress, [r[3] for r in rows] if split_col else None, columns)
 
 
-def prediction_inputs(sources: Sequence[str], modality, column: str | None = None) -> list[tuple[str, str | None]]:
+def prediction_inputs(sources: Sequence[str], modality, column: str | None = None,
+                      fit_columns: Sequence[str] | None = None) -> list[tuple[str, str | None]]:
     """The inputs ``automl-tl predict`` classifies, in order, each with its true label where the
     data says it (else None): a table file (.csv, .tsv, .parquet, .jsonl, .json) stands for its
-    rows (``column``, else the text or path column its name says, else its only column that is
-    not a label; relative paths from the table's folder; the truth from a label column named as
+    rows (``column``, else the column of inputs the run was fitted from (``fit_columns``: its
+    inputs and labels columns), else the text or path column its name says, else its only column
+    that is not a label, else of two columns the one whose values do not repeat; relative paths
+    from the table's folder; the truth from the fit's label column or one named as
     :func:`load_data` knows it), a folder for the files in it with ``modality``'s extensions
     (sorted, sub-folders included; the truth is the name of the folder a file is in: a caller
     counts it only when it names a class); anything else is one input (a file, or for text the text itself)."""
@@ -395,11 +402,18 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
             is_table = is_dir = False
         if is_table:
             frame = _read_table(path)
+            names = [str(c) for c in frame.columns]
+            fit_inputs, fit_labels = fit_columns or (None, None)
             guesses = TEXT_COLUMN_GUESSES if modality.inline else PATH_COLUMN_GUESSES
-            label_col = _pick_column(frame, None, LABEL_COLUMN_GUESSES, "labels", str(path), "", required=False)
-            col = column or _pick_column(frame, None, guesses, "inputs", str(path), "--column", required=False)
+            label_col = fit_labels if fit_labels in names else _pick_column(
+                frame, None, LABEL_COLUMN_GUESSES, "labels", str(path), "", required=False)
+            col = column or (fit_inputs if fit_inputs in names else None) or _pick_column(
+                frame, None, guesses, "inputs", str(path), "--column", required=False)
             if col is None:
                 col = _other_column(frame, {label_col} if label_col else set())
+            if col is None and label_col is None:
+                by_content = _two_columns_by_content(frame, str(path))
+                col, label_col = by_content or (None, None)
             col = _pick_column(frame, col, (), "inputs", str(path), "--column")  # raises when none or absent
             truths = frame[label_col] if label_col and label_col != col else [None] * len(frame)
             for value, truth in zip(frame[col], truths):
@@ -532,7 +546,7 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
     return _checked(modalities.get(mod_name), items, labels, None, str(root), skips, progress, split)
 
 
-def _checked(mod, items, labels, groups, where, skips, progress, split=None) -> LabelledData:
+def _checked(mod, items, labels, groups, where, skips, progress, split=None, columns=None) -> LabelledData:
     result = mod.check(items, progress=progress)
     skips = list(skips) + list(result.skips)
 
@@ -540,7 +554,8 @@ def _checked(mod, items, labels, groups, where, skips, progress, split=None) -> 
         return tuple(values[i] for i in result.keep) if values is not None else None
 
     data = LabelledData(modality=mod.name, items=tuple(result.items), labels=kept(labels),
-                        source=where, skips=tuple(skips), groups=kept(groups), split=kept(split))
+                        source=where, skips=tuple(skips), groups=kept(groups), split=kept(split),
+                        columns=columns)
     validate(data)
     return data
 

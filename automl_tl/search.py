@@ -759,6 +759,8 @@ class Search:
                   "refitted": refitted, "featurize": spec.featurize is not None,
                   "classical": bool(getattr(spec, "classical", False)),
                   "modality": spec.modality, "weights": weights.to_dict() if weights else None}
+        if self.ctx.data.columns:  # a table: predict reads new tables by the same column names
+            config["columns"] = dict(zip(("inputs", "labels"), self.ctx.data.columns))
         return {"model": model, "adapter": adapter, "config": config}
 
     def _save(self, number: int, result, *, refitted: bool, members: Sequence[tuple[int, Any]] = (),

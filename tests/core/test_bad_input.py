@@ -314,6 +314,16 @@ def test_tables_as_spreadsheets_write_them(pm, tmp_path):
     pd.DataFrame({"x": texts, "y2": texts}).to_csv(tmp_path / "c.csv", index=False)
     with pytest.raises(DataError, match="cannot tell which column holds the labels"):
         _load(pm, tmp_path / "c.csv")  # nothing repeats: still the message naming the columns
+    # predict reads a new table by the columns the run was fitted from, or else tells them apart too
+    from automl_tl.data import prediction_inputs
+
+    text = pm.modalities.get("text")
+    pd.DataFrame({"Note": ["n"] * 10, "Review Text": texts, "Verdict": verdicts}).to_csv(tmp_path / "new.csv",
+                                                                                       index=False)
+    assert data.columns == ("phrase", "polarity")
+    assert prediction_inputs([str(tmp_path / "new.csv")], text, None, ("Review Text", "Verdict")) == \
+        list(zip(texts, verdicts))
+    assert prediction_inputs([str(tmp_path / "b.csv")], text) == list(zip(texts, verdicts))
     (tmp_path / "d.csv").write_text('text,label\n"an open quote,pos\n')
     with pytest.raises(DataError) as err:
         _load(pm, tmp_path / "d.csv")
