@@ -125,8 +125,9 @@ def bn_shift_similarity(model, batch):
         for i in range(0, len(batch), 16)))]
     divs = []
     for bn, a in zip(bns, acts):
-        a = np.asarray(a, dtype=np.float64).reshape(-1, a.shape[-1])
-        mu, var = a.mean(0), a.var(0)
+        # float32 values, float64 sums: a float64 copy of every activation tripled this step's time
+        a = a.reshape(-1, a.shape[-1])
+        mu, var = a.mean(0, dtype=np.float64), a.var(0, dtype=np.float64)
         mm = np.asarray(bn.moving_mean.numpy(), dtype=np.float64)
         mv = np.asarray(bn.moving_variance.numpy(), dtype=np.float64)
         divs.append(float(np.median(_gauss_sym_kl(mu, var, mm, mv))))
