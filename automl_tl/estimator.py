@@ -195,10 +195,11 @@ class AutoTransfer:
         return {"profile": prof.to_dict(), "recommendations": out, "baseline": baseline, "nearest_tasks": near,
                 "left_out": prep.left_out, "metric": self.metric, "seconds": round(time.perf_counter() - t0, 1)}
 
-    def _prepare(self, X, y=None, *, deadline: float | None = None) -> "_Prepared":
+    def _prepare(self, X, y=None, *, deadline: float | None = None, on_data=None) -> "_Prepared":
         """Everything before the search: data, profile, folds, the probe, the recommendation.
 
         ``deadline`` (``time.monotonic()``): the probe starts no new embedding after it.
+        ``on_data(data)`` is called once the data are loaded, before anything costly.
         """
         from dataclasses import replace
 
@@ -213,6 +214,8 @@ class AutoTransfer:
         pm = self._pm()
         clock = _Clock()
         data = self._load(X, y)
+        if on_data is not None:
+            on_data(data)
         clock.lap("load")
         specs, weights, left_out = select_backbones(pm, data.modality, self.backbones, self.weights)
         cache = EmbeddingCache(self.cache_dir)
@@ -271,13 +274,21 @@ class AutoTransfer:
         deadline = None if self.time_budget is None else t_start + float(self.time_budget)
         # the probe may use up to half of a time budget; the search and the refit get the rest
         probe_deadline = None if deadline is None else t_start + 0.5 * float(self.time_budget)
-        prep = self._prepare(X, y, deadline=probe_deadline)
+        def task_of(data) -> dict:
+            return {"modality": data.modality, "source": data.source, "metric": self.metric,
+                    "seed": self.seed, "val_fraction": self.val_fraction,
+                    "data_fingerprint": data.fingerprint(), "labels_fingerprint": data.labels_fingerprint()}
+
+        def check_early(data) -> None:  # a run directory that will be refused: say so before the probe
+            run_dir = Path(self.run_dir or default_run_dir(data.source))
+            _check_run_dir(run_dir, create=False)
+            _check_resume(run_dir, task_of(data))
+
+        prep = self._prepare(X, y, deadline=probe_deadline, on_data=check_early)
         data, prof, rec, ctx = prep.data, prep.profile, prep.recommendation, prep.ctx
         run_dir = Path(self.run_dir or default_run_dir(data.source))
         _check_run_dir(run_dir)
-        task = {"modality": data.modality, "source": data.source, "metric": self.metric,
-                "seed": self.seed, "val_fraction": self.val_fraction,
-                "data_fingerprint": data.fingerprint(), "labels_fingerprint": data.labels_fingerprint()}
+        task = task_of(data)
         _check_resume(run_dir, task)
         plan = ctx.plan
         atomic_write_json(run_dir / "split.json", _split_record(data, plan))
@@ -474,9 +485,10 @@ def _version() -> str:
     return __version__
 
 
-def _check_run_dir(run_dir: Path) -> None:
+def _check_run_dir(run_dir: Path, *, create: bool = True) -> None:
     """Create ``run_dir`` or accept it: a new or empty folder, or an automl-tl run to resume. A
-    folder of someone else's files is refused (nothing in it is ever overwritten or deleted)."""
+    folder of someone else's files is refused (nothing in it is ever overwritten or deleted).
+    ``create=False`` only checks (before the profile and the probe, so a refusal comes first)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is an existing file, not a folder; give a new or empty folder")
     if run_dir.is_dir():
@@ -490,6 +502,8 @@ def _check_run_dir(run_dir: Path) -> None:
             shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
             raise ConfigError(f"--run-dir {run_dir} is not empty ({shown}) and is not an automl-tl run: "
                               f"give a new or empty folder (nothing of yours is overwritten)")
+    if not create:
+        return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-test-{os.getpid()}"

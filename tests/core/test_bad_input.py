@@ -188,10 +188,11 @@ def test_run_dir_of_someone_elses_files_is_refused_untouched(tmp_path, image_fol
         (theirs / name).write_text(text)
     before = {p: hashlib.sha1(p.read_bytes()).hexdigest() for p in theirs.rglob("*") if p.is_file()}
     rc = main(["fit", str(image_folder), "--trials", "1", "--run-dir", str(theirs), "--backbones", "mobilenetv2",
-               "--quiet", "--no-report"])
+               "--quiet", "--no-report", "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert rc == 2 and "not an automl-tl run" in err and str(theirs) in err
     assert {p: hashlib.sha1(p.read_bytes()).hexdigest() for p in theirs.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "cache").exists()  # refused before the profile and the probe, not after them
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
