@@ -43,6 +43,9 @@ C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 13))
 #: The trials still embed and score all items; the sample's features are reused for them.
 PROBE_ITEMS = 2000
 
+#: precision of the cross-validated walk over strengths (see :func:`linear_probe`)
+WALK_DTYPE = np.float32
+
 
 @dataclass(frozen=True, kw_only=True)
 class ProbeResult:
@@ -108,7 +111,9 @@ def linear_probe(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray,
     prepared = []
     for tr, va in folds:
         _, _, (xtr, xva) = _standardise(np.asarray(x[tr], np.float64), np.asarray(x[va], np.float64))
-        prepared.append((xtr, y[tr], xva, _lr(Cs[0], cw, warm=True)))
+        # the walk in float32 (scikit-learn's lbfgs keeps it): 2.5x faster at 2 000 x 1 280, the
+        # same iterations and scores to the printed digit; the delivered head is fitted in float64
+        prepared.append((xtr.astype(WALK_DTYPE), y[tr], xva.astype(WALK_DTYPE), _lr(Cs[0], cw, warm=True)))
     probs, scores, logloss = {}, {}, {}
     worse = 0
 
