@@ -162,6 +162,7 @@ class EmbeddingCache:
                 have[pos] = True
             done &= have
         todo = np.flatnonzero(~done)
+        t0 = time.perf_counter()
         adapter = spec.make_adapter(input_config, weights, None)
         fn = None  # built at the first batch: nothing to build when the samples cover every item
         outs: list = [None] * len(options_list)
@@ -199,6 +200,8 @@ class EmbeddingCache:
             raise
         finally:
             bar.close()
+            # decoding, the model's build and its forward passes: what scales with the data
+            self.stats["forward_seconds"] += time.perf_counter() - t0
         if not self.disk:
             return outs, len(todo)
         for out in outs:

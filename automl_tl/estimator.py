@@ -303,6 +303,7 @@ class AutoTransfer:
             "left_out": left_out_of(prep), "strategy_table": self._pm().strategy_table.to_dict(),
             "baseline": _baseline(prep.probes, self.metric), "refit": refit,
             "time_budget": self.time_budget, "timings": dict(prep.timings), "pruner": self.pruner,
+            "forward_seconds": {"probe": round(float(ctx.cache.stats.get("forward_seconds", 0.0)), 2)},
         }
         meta = task_meta(prof, prep.probes)
         warm = self._warm_start(meta, ctx, space)

@@ -822,7 +822,10 @@ class Search:
             "transferability": self.transferability(),
             "labels": self.labels, "finished": finished, "stop": self.stop or None,
             "delivered": self.delivered or None, "evaluation": self.ctx.plan.to_dict(),
-            "timings": dict(self.summary_base.get("timings") or {}) | self.timings}
+            "timings": dict(self.summary_base.get("timings") or {}) | self.timings,
+            # of those, the backbones' embedding passes in this process: the probe's, and all
+            "forward_seconds": dict(self.summary_base.get("forward_seconds") or {}) | {
+                "all": round(float(self.ctx.cache.stats.get("forward_seconds", 0.0)), 2)}}
         record = json.loads(json.dumps({k: v for k, v in summary.items() if k != "counts"}, default=json_default))
         self.study.set_user_attr(SUMMARY_ATTR, record)  # the views are rebuilt from the study alone
         return write_views(self.study, self.run_dir, summary)

@@ -204,6 +204,9 @@ def test_saturated_validation_stops_the_search_and_says_what_it_saved(tmp_path, 
     assert est.stop_["trials_saved"] > 0 and est.stop_["seconds_saved"] >= 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["stop"]["kind"] == "saturated" and summary["finished"] is True
+    # the embedding passes' seconds (fresh cache: the probe computed them; the trials reused them)
+    forward = summary["forward_seconds"]
+    assert 0 < forward["probe"] <= forward["all"] < sum(summary["timings"].values())
 
 
 def test_no_refit_delivers_the_model_trained_on_the_training_split(tmp_path, image_folder):
