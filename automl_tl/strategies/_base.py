@@ -137,7 +137,7 @@ class FineTuning(TransferStrategy):
         return backbone, model, spec.make_adapter(input_config, weights, None)
 
     def run(self, cfg, ctx, *, trial=None, history: list):
-        from automl_tl.batching import make_dataset, predict_proba_items
+        from automl_tl.batching import make_dataset, predict_proba_items, train_batch_size
         from automl_tl.metrics import metric_function
         from automl_tl.monitor import ValidationMonitor
         from automl_tl.training import TrialResult
@@ -158,7 +158,8 @@ class FineTuning(TransferStrategy):
         def full_score(m):
             return metric(ctx.y[val], np.argmax(predict_proba_items(m, adapter, val_items, ctx.batch_size), axis=1))
 
-        ds = make_dataset([items[i] for i in train], ctx.y[train], adapter, ctx.batch_size, shuffle=True,
+        ds = make_dataset([items[i] for i in train], ctx.y[train], adapter,
+                          train_batch_size(ctx.batch_size, ctx.input_configs[cfg.backbone]), shuffle=True,
                           seed=ctx.seed)
         mon = ValidationMonitor(score_fn=full_score, phase="fine_tune", history=history,
                                 patience=max(1, ctx.patience // 2), trial=trial, score_initial=True,
@@ -174,7 +175,7 @@ class FineTuning(TransferStrategy):
                            C=info.get("C"), stopped_early=mon.stopped_early)
 
     def refit(self, cfg, ctx, index, *, epochs: Mapping[str, Any], deadline: float | None):
-        from automl_tl.batching import make_dataset
+        from automl_tl.batching import make_dataset, train_batch_size
         from automl_tl.heads import refit_head
         from automl_tl.monitor import Deadline
         from automl_tl.training import RefitStopped
@@ -190,7 +191,8 @@ class FineTuning(TransferStrategy):
             return head, None
         backbone, model, adapter = self.model(cfg, ctx, head)
         items = ctx.data.items
-        ds = make_dataset([items[i] for i in index], ctx.y[index], adapter, ctx.batch_size, shuffle=True,
+        ds = make_dataset([items[i] for i in index], ctx.y[index], adapter,
+                          train_batch_size(ctx.batch_size, ctx.input_configs[cfg.backbone]), shuffle=True,
                           seed=ctx.seed)
         stop = Deadline(deadline)
         model.fit(ds, epochs=n_ft, verbose=0, shuffle=False,

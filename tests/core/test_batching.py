@@ -74,3 +74,14 @@ def test_a_bad_decode_worker_count_is_the_user_s_to_fix(monkeypatch):
         monkeypatch.setenv("AUTOML_TL_DECODE_WORKERS", bad)
         with pytest.raises(ConfigError, match="AUTOML_TL_DECODE_WORKERS"):
             decode_workers()
+
+
+def test_fine_tuning_batches_shrink_for_long_sequences():
+    """Up to 128 tokens a batch is the batch size; longer sequences get fewer per batch, so a
+    fine-tuning step's memory stays near that of 128 tokens (never below one item)."""
+    from automl_tl.batching import train_batch_size
+
+    assert [train_batch_size(32, {"sequence_length": n}) for n in (16, 64, 128)] == [32, 32, 32]
+    sizes = [train_batch_size(32, {"sequence_length": n}) for n in (256, 384, 512, 4096)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[2] == 4 and sizes[-1] == 1
+    assert train_batch_size(32, {"image_size": 224}) == 32 and train_batch_size(8, None) == 8
