@@ -406,8 +406,29 @@ class AutoTransfer:
         if not hasattr(self, "predictor_"):
             raise NotFittedError("this AutoTransfer is not fitted yet: call fit() or AutoTransfer.load()")
 
+    def _inputs(self, X) -> list:
+        """The inputs ``X`` stands for, as ``automl-tl predict`` reads them: a table file or a
+        folder for its rows or files, a DataFrame for its column of inputs (the fitted one, or its
+        only column), one path or text for itself, anything else iterated."""
+        import pandas as pd
+
+        from automl_tl.data import prediction_inputs
+
+        columns = self.predictor_.config.get("columns") or {}
+        if isinstance(X, (str, os.PathLike)):
+            return [item for item, _ in prediction_inputs(
+                [os.fspath(X)], self.predictor_.modality, None, (columns.get("inputs"), columns.get("labels")))]
+        if isinstance(X, pd.DataFrame):
+            names = [str(c) for c in X.columns]
+            column = columns.get("inputs") if columns.get("inputs") in names else names[0] if len(names) == 1 else None
+            if column is None:
+                raise DataError(f"a DataFrame of {len(names)} columns ({', '.join(names[:5])}): pass the column of "
+                                f"inputs, e.g. predict(frame[{names[0]!r}])")
+            return X[column].tolist()
+        return list(X)
+
     def _usable(self, X) -> list:
-        items = list(X)
+        items = self._inputs(X)
         _, cleaned, skips = self.predictor_.check_inputs(items)
         if skips:
             detail = "; ".join(f"{s.item}: {s.reason}" for s in skips[:5])

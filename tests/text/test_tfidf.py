@@ -55,3 +55,8 @@ def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm)
     assert [r["label"] for r in lines] == here + here
     assert [r["input"] for r in lines[5:]] == sample
     assert "accuracy 1.0000 on the 5 inputs whose label the data gives" in out.stderr  # its label column
+    # the Python API reads the same: a table file for its rows, a DataFrame for its one column,
+    # one string for one text (not its characters)
+    assert list(est.predict(str(tmp_path / "new.csv"))) == here
+    assert list(est.predict(pd.DataFrame({"blurb": sample}))) == here
+    assert list(est.predict(sample[0])) == here[:1]
