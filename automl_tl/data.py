@@ -240,6 +240,12 @@ def _two_columns_by_content(frame, where: str) -> tuple[str, str] | None:
     return inputs, labels
 
 
+def _web_addresses(values) -> bool:
+    """Most of the first 20 non-empty values are http(s) addresses."""
+    sample = [v.strip().lower() for v in values if isinstance(v, str) and v.strip()][:20]
+    return bool(sample) and sum(v.startswith(("http://", "https://")) for v in sample) > len(sample) / 2
+
+
 def _missing(value) -> bool:
     """An empty table cell as pandas gives it: None or NaN."""
     return value is None or (isinstance(value, float) and math.isnan(value))
@@ -278,6 +284,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
 
     if len(frame) == 0:
         raise DataError(f"{where}: the table has no rows.")
+    texts_named = text_column is not None
     label_col = _pick_column(frame, label_column, LABEL_COLUMN_GUESSES, "labels", where, "--label-column",
                              required=False)
     inline_mods = [n for n in modalities.names() if modalities.get(n).inline]
@@ -312,6 +319,10 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                 what, flag = "labels", "--label-column"
             _pick_column(frame, None, (), what, where, flag)  # raises, naming the columns
     input_col = text_column or path_column
+    if not texts_named and _web_addresses(frame[input_col]):
+        raise DataError(f"{where}: column {input_col!r} holds web addresses (http://...): automl-tl reads local "
+                        f"files only. Download the files and list their paths, or, if these are texts to "
+                        f"classify, name the column with --text-column.")
     if label_col is None:
         label_col = _other_column(frame, {input_col} | extra)
         if label_col is None:

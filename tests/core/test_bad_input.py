@@ -325,6 +325,11 @@ def test_tables_as_spreadsheets_write_them(pm, tmp_path):
     assert prediction_inputs([str(tmp_path / "new.csv")], text, None, ("Review Text", "Verdict")) == \
         list(zip(texts, verdicts))
     assert prediction_inputs([str(tmp_path / "b.csv")], text) == list(zip(texts, verdicts))
+    urls = [f"https://example.com/{i}.jpg" for i in range(10)]
+    pd.DataFrame({"image_url": urls, "label": verdicts}).to_csv(tmp_path / "u.csv", index=False)
+    with pytest.raises(DataError, match="holds web addresses .* reads local files only"):
+        _load(pm, tmp_path / "u.csv")  # not classified as texts, not ten "file not found" skips
+    assert list(_load(pm, tmp_path / "u.csv", text_column="image_url").items) == urls  # unless said so
     (tmp_path / "d.csv").write_text('text,label\n"an open quote,pos\n')
     with pytest.raises(DataError) as err:
         _load(pm, tmp_path / "d.csv")
