@@ -130,7 +130,9 @@ def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, m
                                text_column=text_column, label_column=label_column,
                                path_column=path_column, group_column=group_column,
                                split_column=split_column, progress=progress)
-        raise DataError(f"{path}: not a folder and not a table ({', '.join(TABLE_SUFFIXES)}).")
+        hint = (" Save the sheet as CSV (File > Save As > .csv) and give that."
+                if path.suffix.lower() in (".xlsx", ".xls", ".ods", ".numbers") else "")
+        raise DataError(f"{path}: not a folder and not a table ({', '.join(TABLE_SUFFIXES)}).{hint}")
     if labels is None:
         raise DataError("inputs were given as a list without labels: pass labels too (fit(X, y)).")
     items = list(source)

@@ -330,6 +330,9 @@ def test_tables_as_spreadsheets_write_them(pm, tmp_path):
     with pytest.raises(DataError, match="holds web addresses .* reads local files only"):
         _load(pm, tmp_path / "u.csv")  # not classified as texts, not ten "file not found" skips
     assert list(_load(pm, tmp_path / "u.csv", text_column="image_url").items) == urls  # unless said so
+    (tmp_path / "sheet.xlsx").write_bytes(b"PK")
+    with pytest.raises(DataError, match="Save the sheet as CSV"):
+        _load(pm, tmp_path / "sheet.xlsx")
     (tmp_path / "d.csv").write_text('text,label\n"an open quote,pos\n')
     with pytest.raises(DataError) as err:
         _load(pm, tmp_path / "d.csv")
