@@ -396,7 +396,7 @@ def cmd_predict(args) -> int:
     fit_columns = (pred.config.get("columns") or {})
     inputs = prediction_inputs(args.inputs, pred.modality, args.column,
                                (fit_columns.get("inputs"), fit_columns.get("labels")))
-    items = [item for item, _ in inputs]
+    items = [x.value for x in inputs]
     if not items:
         raise DataError(f"nothing to classify in {', '.join(map(str, args.inputs))}: give files, texts, "
                         f"a folder of {pred.modality.name} files or a table with a column of inputs.")
@@ -405,7 +405,8 @@ def cmd_predict(args) -> int:
     by_item = dict(zip(keep, proba))
     skip_reason = {s.item: s.reason for s in skips}
     right = judged = 0
-    for i, (item, truth) in enumerate(inputs):
+    for i, (value, truth, _) in enumerate(inputs):
+        item = inputs[i].shown  # a text file's path, while its content was classified
         if i in by_item:
             p = by_item[i]
             k = int(p.argmax())
@@ -414,7 +415,7 @@ def cmd_predict(args) -> int:
                 judged += 1
                 right += pred.labels[k] == truth
         else:
-            rec = {"input": item, "label": None, "error": skip_reason.get(str(item), "unusable input")}
+            rec = {"input": item, "label": None, "error": skip_reason.get(str(value), "unusable input")}
         if args.json:
             print(json.dumps(rec, ensure_ascii=False))
         elif rec["label"] is None:

@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -394,8 +394,21 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                     where, skips, progress, [r[3] for r in rows] if split_col else None, columns)
 
 
+class PredictionInput(NamedTuple):
+    """One input of ``automl-tl predict``: what is classified, its true label where the data says
+    it (else None), and how it is shown (a text file's path, while its content is classified)."""
+
+    value: str
+    truth: str | None = None
+    name: str | None = None
+
+    @property
+    def shown(self) -> str:
+        return self.value if self.name is None else self.name
+
+
 def prediction_inputs(sources: Sequence[str], modality, column: str | None = None,
-                      fit_columns: Sequence[str] | None = None) -> list[tuple[str, str | None]]:
+                      fit_columns: Sequence[str] | None = None) -> list[PredictionInput]:
     """The inputs ``automl-tl predict`` classifies, in order, each with its true label where the
     data says it (else None): a table file (.csv, .tsv, .parquet, .jsonl, .json) stands for its
     rows (``column``, else the column of inputs the run was fitted from (``fit_columns``: its
@@ -404,13 +417,28 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
     from the table's folder; the truth from the fit's label column or one named as
     :func:`load_data` knows it), a folder for the files in it with ``modality``'s extensions
     (sorted, sub-folders included; the truth is the name of the folder a file is in: a caller
-    counts it only when it names a class); anything else is one input (a file, or for text the text itself)."""
-    out: list[tuple[str, str | None]] = []
+    counts it only when it names a class); anything else is one input (a file, or for text the
+    text itself). For a modality of inline inputs (text) a file with its extensions (``.txt``)
+    stands for its content, as in a folder dataset."""
+    out: list[PredictionInput] = []
+    exts = tuple(e.lower() for e in modality.extensions)
+
+    def is_file_of_modality(p: Path) -> bool:
+        try:
+            return p.suffix.lower() in exts and p.is_file()
+        except (OSError, ValueError):  # a long text is not a path
+            return False
+
+    def entry(p: Path, truth: str | None) -> PredictionInput:
+        if not modality.inline:
+            return PredictionInput(str(p), truth)
+        return PredictionInput(p.read_text(encoding="utf-8", errors="surrogateescape"), truth, str(p))
+
     for src in sources:
         path = Path(str(src))
         try:
             is_table = path.suffix.lower() in TABLE_SUFFIXES and path.is_file()
-            is_dir = not modality.inline and path.is_dir()
+            is_dir = path.is_dir() and (not modality.inline or bool(exts))
         except (OSError, ValueError):  # a long text is not a path
             is_table = is_dir = False
         if is_table:
@@ -433,13 +461,14 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
                 value = "" if _missing(value) else str(value)
                 if not modality.inline and value and not Path(value).is_absolute():
                     value = str(path.parent / value)
-                out.append((value, None if _missing(truth) else label_str(truth)))
+                out.append(PredictionInput(value, None if _missing(truth) else label_str(truth)))
         elif is_dir:
-            exts = tuple(e.lower() for e in modality.extensions)
-            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in exts)
-            out += [(str(f), f.parent.name) for f in files]
+            files = sorted(f for f in path.rglob("*") if is_file_of_modality(f))
+            out += [entry(f, f.parent.name) for f in files]
+        elif modality.inline and is_file_of_modality(path):
+            out.append(entry(path, None))
         else:
-            out.append((str(src), None))
+            out.append(PredictionInput(str(src)))
     return out
 
 

@@ -416,7 +416,7 @@ class AutoTransfer:
 
         columns = self.predictor_.config.get("columns") or {}
         if isinstance(X, (str, os.PathLike)):
-            return [item for item, _ in prediction_inputs(
+            return [x.value for x in prediction_inputs(
                 [os.fspath(X)], self.predictor_.modality, None, (columns.get("inputs"), columns.get("labels")))]
         if isinstance(X, pd.DataFrame):
             names = [str(c) for c in X.columns]

@@ -322,9 +322,17 @@ def test_tables_as_spreadsheets_write_them(pm, tmp_path):
     pd.DataFrame({"Note": ["n"] * 10, "Review Text": texts, "Verdict": verdicts}).to_csv(tmp_path / "new.csv",
                                                                                        index=False)
     assert data.columns == ("phrase", "polarity")
-    assert prediction_inputs([str(tmp_path / "new.csv")], text, None, ("Review Text", "Verdict")) == \
-        list(zip(texts, verdicts))
-    assert prediction_inputs([str(tmp_path / "b.csv")], text) == list(zip(texts, verdicts))
+    assert [x[:2] for x in prediction_inputs([str(tmp_path / "new.csv")], text, None, ("Review Text", "Verdict"))] \
+        == list(zip(texts, verdicts))
+    assert [x[:2] for x in prediction_inputs([str(tmp_path / "b.csv")], text)] == list(zip(texts, verdicts))
+    # a text model's .txt files (and folders of them) stand for their content, shown by their path
+    (tmp_path / "docs" / "pos").mkdir(parents=True)
+    (tmp_path / "docs" / "pos" / "a.txt").write_text(texts[1])
+    (tmp_path / "b.txt").write_text(texts[0])
+    got = prediction_inputs([str(tmp_path / "b.txt"), str(tmp_path / "docs"), "b.txt is a text"], text)
+    assert [(x.value, x.truth, x.shown) for x in got] == [
+        (texts[0], None, str(tmp_path / "b.txt")), (texts[1], "pos", str(tmp_path / "docs" / "pos" / "a.txt")),
+        ("b.txt is a text", None, "b.txt is a text")]
     urls = [f"https://example.com/{i}.jpg" for i in range(10)]
     pd.DataFrame({"image_url": urls, "label": verdicts}).to_csv(tmp_path / "u.csv", index=False)
     with pytest.raises(DataError, match="holds web addresses .* reads local files only"):
