@@ -36,14 +36,19 @@ typical use:
 """
 
 
+_DURATION_PART = r"(\d+(?:\.\d+)?)\s*(h|hours?|m|min|mins|minutes?|s|sec|secs|seconds?)?"
+
+
 def _time_budget(text: str) -> float:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text.lower())
-    if not m:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use e.g. 90s, 20m or 1.5h")
-    value, unit = float(m.group(1)), m.group(2) or "s"
-    if value <= 0:
+    """Seconds of a duration: ``90`` (seconds), ``90s``, ``20m``, ``1.5h``, ``1h30m``, ``2 min``."""
+    spec = text.strip().lower().replace(" ", "")
+    parts = re.findall(_DURATION_PART, spec)
+    if not spec or not re.fullmatch(f"(?:{_DURATION_PART})+", spec) or (len(parts) > 1 and not all(u for _, u in parts)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use e.g. 90s, 20m, 1.5h or 1h30m")
+    seconds = sum(float(v) * {"h": 3600, "m": 60, "s": 1}[(u or "s")[0]] for v, u in parts)
+    if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: the time budget must be more than 0")
-    return value * {"s": 1, "m": 60, "h": 3600}[unit]
+    return seconds
 
 
 def _weights_arg(text: str) -> tuple[str, str]:
@@ -129,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--trials", type=_positive_int, help="total trials in the study (default 20 when no "
                                                         "--time-budget is given)")
     b.add_argument("--time-budget", type=_time_budget, metavar="DURATION",
-                   help="stop starting new trials after this long, e.g. 90s, 20m, 2h")
+                   help="stop starting new trials after this long, e.g. 90s, 20m, 2h, 1h30m")
     b.add_argument("--run-dir", help="where results go (default: runs/<dataset name>)")
     b.add_argument("--seed", type=int, default=0, help="seed for the split, sampler and training (default 0)")
     b.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<run-dir>/study.db); with a "

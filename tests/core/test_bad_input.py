@@ -368,3 +368,15 @@ def test_a_folder_already_split_into_train_val_test(pm, tmp_path, caplog):
         for i in range(3):
             _png(tmp_path / "e" / cls / f"{i}.png", 50 * i)
     assert sorted(set(_load(pm, tmp_path / "e").labels)) == ["test", "train"]
+
+
+def test_time_budgets_are_read_as_people_write_them():
+    import argparse
+
+    from automl_tl.cli import _time_budget
+
+    assert [_time_budget(t) for t in ("90", "90s", "20m", "1.5h", "1h30m", "2 min", "1h 5m 30s")] == \
+        [90, 90, 1200, 5400, 5400, 120, 3930]
+    for bad in ("1h30", "abc", "-5", "0", "", "1x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _time_budget(bad)
