@@ -178,8 +178,26 @@ def _read_table(path: Path):
     try:
         if suffix in (".csv", ".tsv"):
             _warn_non_utf8(path)
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else _csv_delimiter(path), dtype=str,
-                               keep_default_na=True, encoding="utf-8", encoding_errors="replace")
+
+            def read(sep):
+                return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=True, encoding="utf-8",
+                                   encoding_errors="replace")
+
+            if suffix == ".tsv":
+                return read("\t")
+            # a comma first; only a table that does not parse, or parses as one column, is
+            # read with the delimiter the standard library's sniffer finds (';' from spreadsheets)
+            try:
+                frame, error = read(","), None
+            except pd.errors.ParserError as exc:
+                frame, error = None, exc
+            if frame is None or frame.shape[1] == 1:
+                sep = _csv_delimiter(path)
+                if sep != ",":
+                    return read(sep)
+                if error is not None:
+                    raise error
+            return frame
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
@@ -190,8 +208,8 @@ def _read_table(path: Path):
 
 
 def _csv_delimiter(path: Path) -> str:
-    """The delimiter of a ``.csv``: a comma unless the standard library's ``csv.Sniffer`` finds
-    one of ``; \\t |`` on the first lines (spreadsheets in many locales write ``;``)."""
+    """The delimiter ``csv.Sniffer`` finds among ``, ; \\t |`` on the first lines; a comma when it
+    cannot tell."""
     import csv
 
     with open(path, encoding="utf-8", errors="replace", newline="") as fh:
