@@ -552,7 +552,9 @@ class Search:
             trial.set_user_attr(ATTR.FAIL_REASON, why_not)
             self._not_started_in_a_row += 1
             if self.space.strategies.get(cfg.strategy) is None or self.space.strategies[cfg.strategy].fine_tunes:
-                self.study.enqueue_trial({"strategy": FEATURE_EXTRACTION})
+                # while no trial has run, the linear probe (the owed first model, see _first_owed)
+                self.study.enqueue_trial({"strategy": FEATURE_EXTRACTION}
+                                         | ({"head_units": 0} if self._first_owed() else {}))
             return why_not
         self._not_started_in_a_row = 0
         return None

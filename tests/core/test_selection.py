@@ -388,13 +388,31 @@ def test_a_trial_that_cannot_fit_the_time_left_is_not_started(tmp_path, image_fo
     assert (tmp_path / "run" / "model.keras").exists()
 
 
-def test_a_budget_spent_before_the_search_still_delivers_one_linear_probe(tmp_path, image_folder):
+def test_a_budget_spent_before_the_search_still_delivers_one_linear_probe(tmp_path, image_folder, monkeypatch):
+    from dataclasses import replace
+
     """`--time-budget 5s`: the profile and the probe use it all; the run owes one cheap trial (a
     linear probe on cached features) and delivers it instead of exiting with nothing."""
     est = _fit(image_folder, tmp_path, trials=5, time_budget=0.5, strategies=["feature_extraction", "lp_ft"])
     started = [t for t in est.study_.trials if t.state.is_finished() and not t.user_attrs.get("not_started")]
     assert len(started) == 1 and started[0].user_attrs["strategy"] == "feature_extraction"
     assert est.stop_["kind"] == "time" and (tmp_path / "run" / "model.keras").exists()
+    # ... also when the recommendation is a fine-tune, which does not fit: the probe queued after it
+    import automl_tl.estimator as E
+
+    def fine_tune_first(pm, prof, spec):
+        rec, options = real(pm, prof, spec)
+        return replace(rec, strategy="lp_ft", params={}), options
+
+    real = E._recommendation_for
+    monkeypatch.setattr(E, "_recommendation_for", fine_tune_first)
+    est = _fit(image_folder, tmp_path, trials=5, time_budget=0.5, strategies=["lp_ft", "feature_extraction"],
+               run_dir=str(tmp_path / "run2"), warm_start=False)
+    assert est.study_.trials[0].user_attrs["strategy"] == "lp_ft"
+    assert "predicted cost" in est.study_.trials[0].user_attrs["not_started"]
+    started = [t for t in est.study_.trials if t.state.is_finished() and not t.user_attrs.get("not_started")]
+    assert [t.user_attrs["strategy"] for t in started] == ["feature_extraction"]
+    assert (tmp_path / "run2" / "model.keras").exists()
 
 
 def test_a_running_fine_tune_stops_at_the_deadline_keeping_its_best_epoch(tmp_path, image_folder):
