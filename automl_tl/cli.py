@@ -410,8 +410,8 @@ def cmd_predict(args) -> int:
     by_item = dict(zip(keep, proba))
     skip_reason = {s.item: s.reason for s in skips}
     right = judged = 0
-    for i, (value, truth, _) in enumerate(inputs):
-        item = inputs[i].shown  # a text file's path, while its content was classified
+    for i, x in enumerate(inputs):
+        item, truth = x.shown, x.truth  # shown: a text file's path, while its content was classified
         if i in by_item:
             p = by_item[i]
             k = int(p.argmax())
@@ -420,7 +420,7 @@ def cmd_predict(args) -> int:
                 judged += 1
                 right += pred.labels[k] == truth
         else:
-            rec = {"input": item, "label": None, "error": skip_reason.get(str(value), "unusable input")}
+            rec = {"input": item, "label": None, "error": skip_reason.get(str(x.value), "unusable input")}
         if args.json:
             print(json.dumps(rec, ensure_ascii=False))
         elif rec["label"] is None:
