@@ -287,9 +287,8 @@ class AutoTransfer:
         prep = self._prepare(X, y, deadline=probe_deadline, on_data=check_early)
         data, prof, rec, ctx = prep.data, prep.profile, prep.recommendation, prep.ctx
         run_dir = Path(self.run_dir or default_run_dir(data.source))
-        _check_run_dir(run_dir)
+        _check_run_dir(run_dir)  # checked by check_early already; creates it now
         task = task_of(data)
-        _check_resume(run_dir, task)
         plan = ctx.plan
         atomic_write_json(run_dir / "split.json", _split_record(data, plan))
         kill_point("start")
