@@ -309,12 +309,6 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                              required=False)
     inline_mods = [n for n in modalities.names() if modalities.get(n).inline]
     extra = {c for c in (group_column, split_column) if c}
-    if label_col is None and text_column is None and path_column is None and not extra:
-        known = [_pick_column(frame, None, guesses, "", where, "", required=False)
-                 for guesses in (PATH_COLUMN_GUESSES, TEXT_COLUMN_GUESSES)]
-        by_content = None if any(known) else _two_columns_by_content(frame, where)
-        if by_content is not None:
-            label_col = by_content[1]
     if text_column is None and path_column is None:
         text_only = modality is not None and modalities.get(modality).inline
         if not text_only:
@@ -323,6 +317,9 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         if path_column is None and (text_only or inline_mods):
             text_column = _pick_column(frame, None, TEXT_COLUMN_GUESSES, "texts", where, "--text-column",
                                        required=False)
+        if label_col is None and path_column is None and text_column is None and not extra:
+            # no name says which column is which: of two, the one whose values repeat is the labels
+            label_col = (_two_columns_by_content(frame, where) or (None, None))[1]
         other = None if label_col is None else _other_column(frame, {label_col} | extra)
         if path_column is None and text_column is None and other is not None:
             # no known name, but one column besides the labels: it holds the inputs
@@ -525,8 +522,8 @@ def _modality_of_paths(paths, modalities, where) -> str:
 
 
 #: top-level folder names of a dataset already split into train / validation / test folders
-_SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                  "dev": "val", "test": "test", "testing": "test"}
+#: a split column's names, and a test split, which a folder may have (a table's rows are all searched)
+_SPLIT_FOLDERS = _SPLIT_NAMES | {"test": "test", "testing": "test"}
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -599,8 +596,9 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
     if modalities.get(mod_name).inline:  # e.g. a folder of .txt files: the input is the content
         keep, items = _read_text_files(items, skips)
         labels, parts = [labels[i] for i in keep], [parts[i] for i in keep]
+    used = set(labels)
     for d, _ in sources:
-        if d.name not in set(labels):
+        if d.name not in used:
             skips.append(Skip(item=str(d), reason="empty class folder: no usable files"))
     split = parts if layout is not None and "val" in layout else None
     return _checked(modalities.get(mod_name), items, labels, None, str(root), skips, progress, split)
