@@ -35,8 +35,8 @@ def train_batch_size(batch_size: int, input_config) -> int:
     """The fine-tuning batch size for inputs of ``input_config``: ``batch_size``, or for sequences
     longer than 128 tokens fewer, by ``(128 / length) ** 1.5`` (a layer's activations grow with
     the tokens, its attention with their square; training keeps every layer's): 11 of 32 at 256
-    tokens, 4 at 512. MiniLM fine-tuned on 512-token documents peaked at 13 GB at 32 per batch,
-    5.0 GB at 8 and 3.8 GB at 4, in the same time."""
+    tokens, 4 at 512. MiniLM fine-tuned on 512-token documents peaked at 13 GB at 32 per batch
+    (65 s), 5.0 GB at 8 and 3.8 GB at 4 (55 s each)."""
     seq = int((input_config or {}).get("sequence_length") or 0)
     if seq <= TRAIN_TOKENS_PER_ITEM:
         return batch_size
