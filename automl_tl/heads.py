@@ -15,15 +15,30 @@ from automl_tl.monitor import Deadline, ValidationMonitor, past
 __all__ = ["build_head", "fit_head", "make_head", "refit_head", "probs"]
 
 
+#: features with fewer non-zero entries than this share are sparse (TF-IDF of short texts: 0.5-2 %;
+#: pooled CNN and transformer features: well above half)
+SPARSE_BELOW = 0.1
+
+
+def is_sparse(x) -> bool:
+    """Whether ``x`` (items x features) is mostly zeros."""
+    x = np.asarray(x)
+    return x.size > 0 and np.count_nonzero(x) < SPARSE_BELOW * x.size
+
+
 def build_head(dim: int, n_classes: int, units: int, dropout: float, seed: int = 0, *, x_train=None):
     """``[standardise] -> Dropout -> [Dense(units, relu) -> Dropout] -> Dense(n_classes, softmax)``.
 
-    With ``x_train`` the features are standardised with its mean and variance (fixed, saved in
+    With ``x_train`` dense features are standardised with its mean and variance (fixed, saved in
     the model): backbones whose feature dimensions sit on large offsets (the ONNX speech
-    embedding) otherwise train a poor head.
+    embedding) otherwise train a poor head. Sparse features (mostly zeros: TF-IDF, counts) are
+    left as they are: a column that is non-zero in a few training items gets a tiny variance,
+    and standardising multiplies it by hundreds where it appears in new items. Measured on
+    TF-IDF (validation accuracy of a 256-unit head): Rotten Tomatoes 2 000 texts 0.69
+    standardised vs 0.74 as is; 400 Chinese sentences of two novels 0.50 (chance) vs 0.94.
     """
     layers = [keras.Input((dim,), name="features")]
-    if x_train is not None:
+    if x_train is not None and not is_sparse(x_train):
         x = np.asarray(x_train, dtype=np.float64)
         layers.append(keras.layers.Normalization(mean=x.mean(0), variance=x.var(0) + 1e-6, name="feature_norm"))
     layers.append(keras.layers.Dropout(dropout, seed=seed))

