@@ -3,6 +3,7 @@ time left and to keep time for the refit."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
@@ -18,15 +19,20 @@ class CostModel:
     any, from the measured forward-pass time per item of each backbone.
 
     A fine-tuning epoch costs about three forward passes over the training items (forward,
-    backward, weight update) plus one over the validation items. A hidden-layer head costs about
-    ``6 * items * feature_dims * units`` floating-point operations per epoch (a TF-IDF head of
-    512 units is not cheap). Both estimates are corrected by the ratio observed on the trials
-    that ran.
+    backward, weight update) plus one over the validation items. A hidden-layer head's epoch
+    costs a fixed part (the validation score), a part per batch (one compiled step) and
+    ``6 * items * feature_dims * units`` floating-point operations (a TF-IDF head of 512 units is
+    not cheap). Both estimates are corrected by the ratio observed on the trials that ran.
     """
 
     TRAIN_FACTOR = 3.0
     BUILD_S = 10.0
-    FLOPS = 5e9  # a conservative rate for small dense layers on two CPU cores
+    # A head epoch on two CPU cores (TensorFlow, measured with heads.fit_head: 320 x 384 features
+    # into 256 units 15 ms, 2 000 x 384 53 ms, 320 x 15 000 into 512 units 129 ms): 10 ms, plus
+    # 1 ms per batch of 64, plus the dense layers' arithmetic at 1e11 operations a second. One
+    # rate for all (5e9 before) overestimated wide TF-IDF heads 5-7x once it was fitted to a
+    # narrow head's time, where the fixed parts dominate.
+    EPOCH_S, BATCH_S, HEAD_BATCH, FLOPS = 0.01, 0.001, 64, 1e11
 
     def __init__(self, *, seconds_per_item: Mapping[str, float], n_train: int, n_val: int, n_all: int,
                  k_folds: int, feature_dims: Mapping[str, int] | None = None,
@@ -46,8 +52,9 @@ class CostModel:
     def _head(self, cfg: TrialConfig, n: int, folds: int) -> float:
         if cfg.linear_head:
             return 1.0
-        flops = 6.0 * n * self.dims.get(cfg.backbone, 1024) * cfg.head_units * (cfg.head_epochs or 30) * folds
-        return 1.0 + self.head_ratio * flops / self.FLOPS
+        flops = 6.0 * n * self.dims.get(cfg.backbone, 1024) * cfg.head_units
+        epoch = self.EPOCH_S + self.BATCH_S * math.ceil(n / self.HEAD_BATCH) + flops / self.FLOPS
+        return 1.0 + self.head_ratio * epoch * (cfg.head_epochs or 30) * folds
 
     def predict(self, cfg: TrialConfig, trials: Sequence = ()) -> float:
         if cfg.strategy in self.frozen:
