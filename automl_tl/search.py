@@ -632,7 +632,8 @@ class Search:
         self.write_summary(finished=False)  # also rewrites leaderboard.csv
         state = t.state.name.lower()
         value = (f"{t.value:.4f} ± {t.user_attrs.get('score_se', float('nan')):.4f}"
-                 if t.state == optuna.trial.TrialState.COMPLETE else t.user_attrs.get("fail_reason", "")[:80])
+                 if t.state == optuna.trial.TrialState.COMPLETE
+                 else (t.user_attrs.get(ATTR.FAIL_REASON) or t.user_attrs.get(ATTR.NOT_STARTED, ""))[:80])
         log.info("trial %d %s: %s %s %s", number, state, t.params.get("backbone"),
                  t.user_attrs.get("strategy", ""), value)
 

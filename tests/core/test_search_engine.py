@@ -98,10 +98,22 @@ def test_cli_predict_in_a_fresh_process(fitted):
     assert got == [r["predicted"] for r in rows]
 
 
-def test_resume_keeps_finished_trials(fitted, tmp_path):
+def test_resume_keeps_finished_trials(fitted, tmp_path, caplog):
+    import logging
+
     folder, est = fitted
     before = [(t.number, t.state, t.value) for t in est.study_.trials]
-    again = _fit(folder, est.run_dir_, trials=4, strategies=["feature_extraction", "fine_tune_top"])
+    # a proposal that repeats a finished linear probe for certain: queued by hand
+    probe = next(t for t in est.study_.trials if t.state.name == "COMPLETE" and not t.params.get("head_units")
+                 and t.user_attrs["strategy"] == "feature_extraction")
+    optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{est.run_dir_ / 'study.db'}").enqueue_trial(
+        dict(probe.params))
+    with caplog.at_level(logging.INFO, logger="automl_tl"):
+        again = _fit(folder, est.run_dir_, trials=4, strategies=["feature_extraction", "fine_tune_top"])
+    # the repeat's terminal line says which trial it repeats
+    repeat = next(t for t in again.study_.trials if t.user_attrs.get("repeat_of") == probe.number)
+    assert f"trial {repeat.number} pruned: mobilenetv2 feature_extraction not run: a repeat of trial " \
+           f"{probe.number}" in caplog.text
     after = [(t.number, t.state, t.value) for t in again.study_.trials]
     # a proposal that repeats a finished linear probe is recorded, not run and not counted
     ran = [t for t in again.study_.trials
