@@ -408,7 +408,10 @@ def cmd_predict(args) -> int:
     keep, usable, skips = pred.check_inputs(items)
     proba = pred.predict_proba(usable) if usable else []
     by_item = dict(zip(keep, proba))
-    skip_reason = {s.item: s.reason for s in skips}
+    # each input the check dropped has one skip, in order (a text's skip names it by position)
+    dropped = [i for i in range(len(items)) if i not in by_item]
+    skip_reason = ({i: s.reason for i, s in zip(dropped, skips)} if len(dropped) == len(skips)
+                   else {i: s.reason for i, x in enumerate(items) for s in skips if s.item == str(x)})
     right = judged = 0
     for i, x in enumerate(inputs):
         item, truth = x.shown, x.truth  # shown: a text file's path, while its content was classified
@@ -420,7 +423,7 @@ def cmd_predict(args) -> int:
                 judged += 1
                 right += pred.labels[k] == truth
         else:
-            rec = {"input": item, "label": None, "error": skip_reason.get(str(x.value), "unusable input")}
+            rec = {"input": item, "label": None, "error": skip_reason.get(i, "unusable input")}
         if args.json:
             print(json.dumps(rec, ensure_ascii=False))
         elif rec["label"] is None:

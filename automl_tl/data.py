@@ -433,16 +433,13 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
     :func:`load_data` knows it), a folder for the files in it with ``modality``'s extensions
     (sorted, sub-folders included; the truth is the name of the folder a file is in: a caller
     counts it only when it names a class); anything else is one input (a file, or for text the
-    text itself). For a modality of inline inputs (text) a file with its extensions (``.txt``)
-    stands for its content, as in a folder dataset."""
+    text itself). For a modality of inline inputs (text) an existing file stands for its
+    content, as a ``.txt`` file does in a folder dataset; an empty argument is an empty input."""
     out: list[PredictionInput] = []
     exts = tuple(e.lower() for e in modality.extensions)
 
     def is_file_of_modality(p: Path) -> bool:
-        try:
-            return p.suffix.lower() in exts and p.is_file()
-        except (OSError, ValueError):  # a long text is not a path
-            return False
+        return p.suffix.lower() in exts and _is_file(p)
 
     def entry(p: Path, truth: str | None) -> PredictionInput:
         if not modality.inline:
@@ -452,8 +449,9 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
     for src in sources:
         path = Path(str(src))
         try:
-            is_table = path.suffix.lower() in TABLE_SUFFIXES and path.is_file()
-            is_dir = path.is_dir() and (not modality.inline or bool(exts))
+            # an empty argument is an empty input, not the current folder (Path("") is ".")
+            is_table = bool(str(src)) and path.suffix.lower() in TABLE_SUFFIXES and path.is_file()
+            is_dir = bool(str(src)) and path.is_dir() and (not modality.inline or bool(exts))
         except (OSError, ValueError):  # a long text is not a path
             is_table = is_dir = False
         if is_table:
@@ -480,11 +478,21 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
         elif is_dir:
             files = sorted(f for f in path.rglob("*") if is_file_of_modality(f))
             out += [entry(f, f.parent.name) for f in files]
-        elif modality.inline and is_file_of_modality(path):
+        elif modality.inline and bool(str(src)) and _is_file(path):
+            # any existing file stands for its content (a .txt, a .md, ...); one that is not text
+            # (an image given to a text model) is then skipped by the modality's check as such,
+            # instead of its path being classified as a text
             out.append(entry(path, None))
         else:
             out.append(PredictionInput(str(src)))
     return out
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a long text is not a path
+        return False
 
 
 def _read_text_files(paths, skips) -> tuple[list[int], list[str]]:

@@ -333,6 +333,15 @@ def test_tables_as_spreadsheets_write_them(pm, tmp_path):
     assert [(x.value, x.truth, x.shown) for x in got] == [
         (texts[0], None, str(tmp_path / "b.txt")), (texts[1], "pos", str(tmp_path / "docs" / "pos" / "a.txt")),
         ("b.txt is a text", None, "b.txt is a text")]
+    # any other existing file too: an image given to a text model is then skipped as not text
+    # (its path was classified as a text); an empty argument is an empty text, not the folder "."
+    _png(tmp_path / "photo.png")
+    (tmp_path / "notes.md").write_text(texts[2])
+    got = prediction_inputs([str(tmp_path / "photo.png"), str(tmp_path / "notes.md"), ""], text)
+    assert [x.shown for x in got] == [str(tmp_path / "photo.png"), str(tmp_path / "notes.md"), ""]
+    checked = text.check([x.value for x in got])
+    assert checked.items == (texts[2],) and [s.reason for s in checked.skips] == [
+        "not valid UTF-8 (undecodable bytes in the file)", "empty text"]
     urls = [f"https://example.com/{i}.jpg" for i in range(10)]
     pd.DataFrame({"image_url": urls, "label": verdicts}).to_csv(tmp_path / "u.csv", index=False)
     with pytest.raises(DataError, match="holds web addresses .* reads local files only"):

@@ -30,7 +30,7 @@ def test_vocabulary_round_trips_through_the_saved_assets(rt_texts, tmp_path):
     np.testing.assert_array_equal(again(make_adapter({}, None, str(assets))(texts[:8])), x)
 
 
-def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm):
+def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm, capsys):
     from automl_tl import AutoTransfer
 
     texts, labels = rt_texts
@@ -60,6 +60,14 @@ def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm)
     assert list(est.predict(str(tmp_path / "new.csv"))) == here
     assert list(est.predict(pd.DataFrame({"blurb": sample}))) == here
     assert list(est.predict(sample[0])) == here[:1]
+    # a skipped input's line gives the check's reason (a text's skip is named by its position,
+    # which the lookup by value missed: "unusable input")
+    from automl_tl.cli import main
+
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), "", sample[0]]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "\tSKIPPED\tempty text" and lines[1].startswith(f"{sample[0]}\t{here[0]}\t")
 
 
 def test_a_hidden_layer_head_learns_on_sparse_tfidf_features(tmp_path):
