@@ -448,10 +448,10 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
 
     for src in sources:
         path = Path(str(src))
+        given = bool(str(src))  # an empty argument is an empty input, not the folder "." (Path(""))
         try:
-            # an empty argument is an empty input, not the current folder (Path("") is ".")
-            is_table = bool(str(src)) and path.suffix.lower() in TABLE_SUFFIXES and path.is_file()
-            is_dir = bool(str(src)) and path.is_dir() and (not modality.inline or bool(exts))
+            is_table = given and path.suffix.lower() in TABLE_SUFFIXES and path.is_file()
+            is_dir = given and path.is_dir() and (not modality.inline or bool(exts))
         except (OSError, ValueError):  # a long text is not a path
             is_table = is_dir = False
         if is_table:
@@ -478,7 +478,7 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
         elif is_dir:
             files = sorted(f for f in path.rglob("*") if is_file_of_modality(f))
             out += [entry(f, f.parent.name) for f in files]
-        elif modality.inline and bool(str(src)) and _is_file(path):
+        elif modality.inline and given and _is_file(path):
             # any existing file stands for its content (a .txt, a .md, ...); one that is not text
             # (an image given to a text model) is then skipped by the modality's check as such,
             # instead of its path being classified as a text

@@ -12,7 +12,7 @@ from automl_tl.errors import TrialFailed
 from automl_tl.metrics import metric_function
 from automl_tl.monitor import Deadline, ValidationMonitor, past
 
-__all__ = ["build_head", "fit_head", "make_head", "refit_head", "probs"]
+__all__ = ["build_head", "fit_head", "is_sparse", "make_head", "refit_head", "probs"]
 
 
 #: features with fewer non-zero entries than this share are sparse (TF-IDF of short texts: 0.5-2 %;
