@@ -188,6 +188,13 @@ class StrategyTable:
             params = {k: v for k, v in params.items() if k not in _FT and k != "unfreeze_blocks"}
         reason = rule.reason.format(per_class=profile.median_per_class, similarity=similarity,
                                     threshold=profile.similarity_threshold, n=profile.n_samples)
+        counts = dict(getattr(profile, "class_counts", {}) or {})
+        if counts and getattr(profile, "imbalanced", False):
+            # "150 examples per class" of 285 + 15 is the median; the user should see the minority
+            # class's size (training uses class weights for it)
+            smallest = min(counts, key=counts.get)
+            reason += (f" (Examples per class is the median over classes; the smallest, "
+                       f"{smallest!r}, has {counts[smallest]}: class weights balance it in training.)")
         return Recommendation(rule=rule.name, strategy=strategy, backbone=backbone, params=params,
                               reason=f"{reason} Backbone: {backbone}.{note}")
 

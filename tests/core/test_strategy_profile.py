@@ -49,6 +49,17 @@ def test_table_rows(per_class, similarity, strategy, rule):
     assert (rec.strategy, rec.rule) == (strategy, rule)
 
 
+def test_an_imbalanced_reason_names_the_smallest_class():
+    """"150 examples per class" of 285 + 15 is a median: the reason says so and names the minority."""
+    from dataclasses import replace
+
+    prof = _profile(150, 0.9, n_classes=2)
+    assert "smallest" not in StrategyTable.default().recommend(prof, backbone="b").reason
+    prof = replace(prof, class_counts={"fresh": 285, "rotten": 15}, imbalance_ratio=19.0)
+    reason = StrategyTable.default().recommend(prof, backbone="b").reason
+    assert reason.startswith("150 examples per class") and "the smallest, 'rotten', has 15" in reason
+
+
 def test_non_finetunable_backbone_gets_feature_extraction():
     rec = StrategyTable.default().recommend(_profile(5000, 0.9), backbone="b", fine_tunable=False)
     assert rec.strategy == "feature_extraction" and "can only extract features" in rec.reason
