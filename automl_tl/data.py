@@ -626,6 +626,10 @@ def _checked(mod, items, labels, groups, where, skips, progress, split=None, col
     return data
 
 
+#: classes named in the "single example" error; the rest are counted
+TINY_SHOWN = 5
+
+
 def validate(data: LabelledData) -> None:
     """Errors for data no search can use; say what to do."""
     where = data.source
@@ -640,10 +644,17 @@ def validate(data: LabelledData) -> None:
                         f"needs at least two classes: add a folder or label for another class.")
     tiny = [c for c, n in counts.items() if n < 2]
     if tiny:
-        raise DataError(f"{where}: class{'es' if len(tiny) > 1 else ''} "
-                        f"{', '.join(repr(c) for c in tiny)} ha{'ve' if len(tiny) > 1 else 's'} a single "
-                        f"example; each class needs at least 2 (one to train, one to validate). Add "
-                        f"examples or remove that class.")
+        # one line however many there are (171 speakers' names made a 3 000-character line)
+        named = ", ".join(repr(c) for c in tiny[:TINY_SHOWN]) + (
+            f" and {len(tiny) - TINY_SHOWN} more" if len(tiny) > TINY_SHOWN else "")
+        hint = ""
+        if len(tiny) > len(counts) / 2:
+            col = f" {data.columns[1]!r}" if data.columns else ""
+            hint = (f" {len(tiny)} of the {len(counts)} classes have one example: is the column{col} "
+                    f"the labels? --label-column names another.")
+        raise DataError(f"{where}: class{'es' if len(tiny) > 1 else ''} {named} "
+                        f"ha{'ve' if len(tiny) > 1 else 's'} a single example; each class needs at least "
+                        f"2 (one to train, one to validate). Add examples or remove that class.{hint}")
 
 
 # ---------------------------------------------------------------------------------------- split

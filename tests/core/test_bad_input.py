@@ -37,8 +37,23 @@ def test_class_with_single_image(pm, tmp_path):
     for i in range(3):
         _png(tmp_path / "cat" / f"{i}.png", i * 40)
     _png(tmp_path / "dog" / "0.png")
-    with pytest.raises(DataError, match="class 'dog' has a single example"):
+    with pytest.raises(DataError, match="class 'dog' has a single example") as err:
         _load(pm, tmp_path)
+    assert "is the column" not in str(err.value)
+
+
+def test_a_label_column_of_mostly_single_examples_is_one_short_line(pm, tmp_path):
+    """A table labelled by a column of names (one speech per speaker): five named, the rest
+    counted, and the likely cause said."""
+    texts = [f"speech number {i} about the economy" for i in range(40)]
+    pd.DataFrame({"text": texts, "speaker": [f"speaker {i}" for i in range(38)] + ["speaker 0", "speaker 1"]}
+                 ).to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(DataError) as err:
+        _load(pm, tmp_path / "s.csv", label_column="speaker")
+    msg = str(err.value)
+    assert "'speaker 10', 'speaker 11', 'speaker 12', 'speaker 13', 'speaker 14' and 31 more have a single" in msg
+    assert "36 of the 38 classes have one example: is the column 'speaker' the labels?" in msg
+    assert len(msg) < 400 and "\n" not in msg
 
 
 def test_folder_of_non_images(pm, tmp_path):
