@@ -220,12 +220,23 @@ def _csv_delimiter(path: Path) -> str:
         return ","
 
 
+#: columns named in an error about a table's columns; the rest are counted
+COLUMNS_SHOWN = 8
+
+
+def _columns_shown(cols: Sequence[str]) -> str:
+    """A table's column names for a one-line message: a wide table (785 pixel columns) made a
+    7 000-character line."""
+    shown = ", ".join(cols[:COLUMNS_SHOWN])
+    return shown + (f" and {len(cols) - COLUMNS_SHOWN} more" if len(cols) > COLUMNS_SHOWN else "")
+
+
 def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, where: str,
                  flag: str, required: bool = True) -> str | None:
     cols = [str(c) for c in frame.columns]
     if given is not None:
         if given not in cols:
-            raise DataError(f"{where}: no column {given!r} for the {what} (columns: {', '.join(cols)}). "
+            raise DataError(f"{where}: no column {given!r} for the {what} (columns: {_columns_shown(cols)}). "
                             f"Pass the right name with {flag}.")
         return given
     lower = {_plain_name(c): c for c in cols}
@@ -233,8 +244,16 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
         if g in lower:
             return lower[g]
     if required:
+        import pandas as pd
+
+        head = frame.head(100)  # a table may be read as strings: numbers are what parses as one
+        numeric = sum(bool(pd.to_numeric(head[c], errors="coerce").notna().all()) for c in head.columns)
+        hint = (f" {numeric} of its {len(cols)} columns are numbers: automl-tl classifies images, texts "
+                f"and audio (files, or a column of texts), not a table of numeric features; images "
+                f"stored as pixel columns can be saved as image files in class folders."
+                if numeric > len(cols) / 2 and numeric >= 4 else "")
         raise DataError(f"{where}: cannot tell which column holds the {what} (columns: "
-                        f"{', '.join(cols)}). Name it with {flag}.")
+                        f"{_columns_shown(cols)}). Name it with {flag}.{hint}")
     return None
 
 

@@ -404,3 +404,24 @@ def test_time_budgets_are_read_as_people_write_them():
     for bad in ("1h30", "abc", "-5", "0", "", "1x"):
         with pytest.raises(argparse.ArgumentTypeError):
             _time_budget(bad)
+
+
+def test_a_table_of_pixel_columns_is_one_short_line_saying_why(pm, tmp_path):
+    """A Kaggle-style digits CSV (label + 784 pixel columns): the columns are counted, not all
+    listed (a 7 000-character line), and the message says numeric features are not an input."""
+    frame = pd.DataFrame(np.random.default_rng(0).integers(0, 255, (20, 784)), columns=[f"pixel{i}" for i in range(784)])
+    frame.insert(0, "label", [i % 2 for i in range(20)])
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(DataError) as err:
+        _load(pm, tmp_path / "train.csv")
+    msg = str(err.value)
+    assert "(columns: label, pixel0, pixel1, pixel2, pixel3, pixel4, pixel5, pixel6 and 777 more)" in msg
+    assert "785 of its 785 columns are numbers" in msg and len(msg) < 600
+    with pytest.raises(DataError, match="no column 'pix' .*pixel6 and 777 more"):
+        _load(pm, tmp_path / "train.csv", text_column="pix")
+    # a table with one unnamed text column among a few numbers gets no such hint
+    pd.DataFrame({"a": ["x y"] * 4, "b": [1, 2, 3, 4], "c": [1, 2, 3, 4], "label": [0, 1, 0, 1]}).to_csv(
+        tmp_path / "few.csv", index=False)
+    with pytest.raises(DataError) as err:
+        _load(pm, tmp_path / "few.csv")
+    assert "are numbers" not in str(err.value)
