@@ -312,6 +312,17 @@ def _looks_like_paths(values, base: Path | None) -> bool:
     return bool(sample) and sum(map(exists, sample)) > len(sample) / 2
 
 
+def _path_base(values, base: Path | None, where: str) -> Path | None:
+    """The folder a table's relative paths are read from: the table's own (``base``), unless
+    they name files only from the current folder (``data/labels.csv`` listing
+    ``data/imgs/a.png``, run from the project's root): then the current folder (None)."""
+    if base is None or _looks_like_paths(values, base) or not _looks_like_paths(values, None):
+        return base
+    _log.info("%s: relative paths read from the current folder %s, where they exist (not from the "
+              "table's folder %s)", where, Path.cwd(), base)
+    return None
+
+
 _SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                 "validation": "val", "dev": "val"}
 
@@ -342,7 +353,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         other = None if label_col is None else _other_column(frame, {label_col} | extra)
         if path_column is None and text_column is None and other is not None:
             # no known name, but one column besides the labels: it holds the inputs
-            if not text_only and (not inline_mods or _looks_like_paths(frame[other], base)):
+            if not text_only and (not inline_mods or _looks_like_paths(frame[other], _path_base(
+                    frame[other], base, where))):
                 path_column = other
             else:
                 text_column = other
@@ -397,6 +409,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         items = [r[0] for r in rows]
     else:
         items = []
+        base = _path_base([r[0] for r in rows], base, where)
         for r in rows:
             p = r[0]
             if _missing(p) or str(p).strip() == "":
@@ -489,10 +502,11 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
                 col, label_col = by_content or (None, None)
             col = _pick_column(frame, col, (), "inputs", str(path), "--column")  # raises when none or absent
             truths = frame[label_col] if label_col and label_col != col else [None] * len(frame)
+            base = None if modality.inline else _path_base(list(frame[col]), path.parent, str(path))
             for value, truth in zip(frame[col], truths):
                 value = "" if _missing(value) else str(value)
-                if not modality.inline and value and not Path(value).is_absolute():
-                    value = str(path.parent / value)
+                if base is not None and value and not Path(value).is_absolute():
+                    value = str(base / value)
                 out.append(PredictionInput(value, None if _missing(truth) else label_str(truth)))
         elif is_dir:
             files = sorted(f for f in path.rglob("*") if is_file_of_modality(f))

@@ -1,6 +1,7 @@
 """Bad input gives a clear, specific error (or a counted, reported skip)."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -425,3 +426,26 @@ def test_a_table_of_pixel_columns_is_one_short_line_saying_why(pm, tmp_path):
     with pytest.raises(DataError) as err:
         _load(pm, tmp_path / "few.csv")
     assert "are numbers" not in str(err.value)
+
+
+def test_paths_relative_to_the_current_folder_are_found(pm, tmp_path, monkeypatch):
+    """data/labels.csv listing data/imgs/a.png, run from the project's root: the paths name files
+    from the current folder, not from the table's (every row was 'file not found')."""
+    from automl_tl.data import prediction_inputs
+
+    rows = []
+    for c in ("cat", "dog"):
+        for i in range(3):
+            _png(tmp_path / "data" / "imgs" / c / f"{i}.png", 40 * i + (100 if c == "dog" else 0))
+            rows.append((f"data/imgs/{c}/{i}.png", c))
+    pd.DataFrame(rows, columns=["path", "label"]).to_csv(tmp_path / "data" / "labels.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    data = _load(pm, "data/labels.csv")
+    assert len(data.items) == 6 and not data.skips
+    got = prediction_inputs(["data/labels.csv"], pm.modalities.get("image"))
+    assert all(Path(x.value).is_file() for x in got) and [x.truth for x in got] == [r[1] for r in rows]
+    # paths that name files from the table's folder are read from there, as before
+    pd.DataFrame([(p.removeprefix("data/"), c) for p, c in rows], columns=["path", "label"]).to_csv(
+        tmp_path / "data" / "own.csv", index=False)
+    monkeypatch.chdir(tmp_path / "data" / "imgs")
+    assert len(_load(pm, tmp_path / "data" / "own.csv").items) == 6
