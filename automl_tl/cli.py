@@ -84,7 +84,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                                 "(.csv, .tsv, .parquet, .jsonl) of inputs and labels")
     g = p.add_argument_group("tables")
     g.add_argument("--text-column", help="column holding the texts (text data)")
-    g.add_argument("--path-column", help="column holding file paths (relative ones from the table's folder, or from the current folder when they name files only there)")
+    g.add_argument("--path-column", help="column holding file paths (relative ones from the table's "
+                                         "folder, or from the current folder when they name files "
+                                         "only there)")
     g.add_argument("--label-column", help="column holding the labels (default: label/class/target)")
     g.add_argument("--group-column", help="column of group ids (e.g. speaker): validation groups "
                                           "never appear in training")
