@@ -443,3 +443,26 @@ def test_refit_by_default_on_small_and_medium_data_and_under_a_time_budget():
     assert refit is False and "--refit" in why and "1500 per class" in why
     assert AutoTransfer(refit=True)._refit_decision(large, None)[0] is True
     assert AutoTransfer(refit=False)._refit_decision(small, None)[0] is False
+
+
+def test_a_minority_class_the_model_mostly_misses_is_noted(tmp_path):
+    """285 fresh + 15 rotten, selected by accuracy: the fit's summary names the class the
+    delivered model gets right on fewer than half of its validation items, and the metric that
+    weighs it; nothing is said on balanced data, under another metric, or when every class is
+    mostly right."""
+    import pandas as pd
+
+    from automl_tl.cli import _minority_note
+
+    rows = [("fresh", "fresh")] * 282 + [("fresh", "rotten")] * 3 + [("rotten", "rotten")] * 6 + \
+        [("rotten", "fresh")] * 9
+    path = tmp_path / "val_predictions.csv"
+    pd.DataFrame([(f"t{i}", a, b, 0.9) for i, (a, b) in enumerate(rows)],
+                 columns=["item", "label", "predicted", "probability"]).to_csv(path, index=False)
+    note = _minority_note(path, "accuracy", True)
+    assert note.startswith("the model gets 6 of 15 'rotten' validation items right") and "balanced_accuracy" in note
+    assert _minority_note(path, "accuracy", False) is None and _minority_note(path, "macro_f1", True) is None
+    rows[-9:-3] = [("rotten", "rotten")] * 6  # 12 of 15 right
+    pd.DataFrame([(f"t{i}", a, b, 0.9) for i, (a, b) in enumerate(rows)],
+                 columns=["item", "label", "predicted", "probability"]).to_csv(path, index=False)
+    assert _minority_note(path, "accuracy", True) is None
