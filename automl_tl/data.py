@@ -220,15 +220,15 @@ def _csv_delimiter(path: Path) -> str:
         return ","
 
 
-#: columns named in an error about a table's columns; the rest are counted
-COLUMNS_SHOWN = 8
+#: names listed in a one-line message (a table's columns, classes); the rest are counted
+NAMES_SHOWN = 8
 
 
-def _columns_shown(cols: Sequence[str]) -> str:
-    """A table's column names for a one-line message: a wide table (785 pixel columns) made a
-    7 000-character line."""
-    shown = ", ".join(cols[:COLUMNS_SHOWN])
-    return shown + (f" and {len(cols) - COLUMNS_SHOWN} more" if len(cols) > COLUMNS_SHOWN else "")
+def _listed(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
+    """``a, b, c and 5 more``: 785 pixel columns made a 7 000-character error line, 174
+    single-example classes a 3 000-character one."""
+    head = ", ".join(names[:shown])
+    return head + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, where: str,
@@ -236,8 +236,8 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
     cols = [str(c) for c in frame.columns]
     if given is not None:
         if given not in cols:
-            raise DataError(f"{where}: no column {given!r} for the {what} (columns: {_columns_shown(cols)}). "
-                            f"Pass the right name with {flag}.")
+            raise DataError(f"{where}: no column {given!r} for the {what} (columns: "
+                            f"{_listed(cols)}). Pass the right name with {flag}.")
         return given
     lower = {_plain_name(c): c for c in cols}
     for g in guesses:
@@ -253,7 +253,7 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
                 f"stored as pixel columns can be saved as image files in class folders."
                 if numeric > len(cols) / 2 and numeric >= 4 else "")
         raise DataError(f"{where}: cannot tell which column holds the {what} (columns: "
-                        f"{_columns_shown(cols)}). Name it with {flag}.{hint}")
+                        f"{_listed(cols)}). Name it with {flag}.{hint}")
     return None
 
 
@@ -353,8 +353,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         other = None if label_col is None else _other_column(frame, {label_col} | extra)
         if path_column is None and text_column is None and other is not None:
             # no known name, but one column besides the labels: it holds the inputs
-            if not text_only and (not inline_mods or _looks_like_paths(frame[other], _path_base(
-                    frame[other], base, where))):
+            if not text_only and (not inline_mods or _looks_like_paths(frame[other], base)
+                                  or _looks_like_paths(frame[other], None)):  # from the current folder
                 path_column = other
             else:
                 text_column = other
@@ -385,7 +385,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         bad = sorted({str(v) for v in frame[split_col]} - set(_SPLIT_NAMES))
         if bad:
             raise DataError(f"{where}: column {split_col!r} must say train or val (also: validation, "
-                            f"valid, dev, training); found {', '.join(map(repr, bad[:5]))}.")
+                            f"valid, dev, training); found {_listed([repr(b) for b in bad], 5)}.")
 
     skips: list[Skip] = []
     labels_raw = frame[label_col]
@@ -620,8 +620,8 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
                 by_modality[m.name] += 1
                 candidates.append((f, d.name, m.name, part))
     if not candidates:
-        raise DataError(f"{root}: the class sub-folders ({', '.join(d.name for d in subdirs[:5])}"
-                        f"{', ...' if len(subdirs) > 5 else ''}) hold no files.")
+        raise DataError(f"{root}: the class sub-folders ({_listed([d.name for d in subdirs], 5)}) hold no "
+                        f"files.")
     if not by_modality:
         raise DataError(f"{root}: none of the {len(candidates)} files is an image, audio clip or other "
                         f"input that an installed plugin reads (known suffixes: "
@@ -659,10 +659,6 @@ def _checked(mod, items, labels, groups, where, skips, progress, split=None, col
     return data
 
 
-#: classes named in the "single example" error; the rest are counted
-TINY_SHOWN = 5
-
-
 def validate(data: LabelledData) -> None:
     """Errors for data no search can use; say what to do."""
     where = data.source
@@ -677,9 +673,7 @@ def validate(data: LabelledData) -> None:
                         f"needs at least two classes: add a folder or label for another class.")
     tiny = [c for c, n in counts.items() if n < 2]
     if tiny:
-        # one line however many there are (171 speakers' names made a 3 000-character line)
-        named = ", ".join(repr(c) for c in tiny[:TINY_SHOWN]) + (
-            f" and {len(tiny) - TINY_SHOWN} more" if len(tiny) > TINY_SHOWN else "")
+        named = _listed([repr(c) for c in tiny], 5)
         hint = ""
         if len(tiny) > len(counts) / 2:
             col = f" {data.columns[1]!r}" if data.columns else ""
