@@ -42,6 +42,39 @@ def test_groups_never_straddle_a_fold_and_a_fixed_split_is_one_holdout():
     assert plan.kind == "holdout" and plan.val.tolist() == list(range(12))
 
 
+def test_copies_of_an_input_stay_on_one_side_of_every_split(tmp_path):
+    """Exact duplicates (a text pasted twice, a photo saved under two names) in training and
+    validation at once score what was learned from the twin: they are grouped."""
+    from PIL import Image
+
+    from automl_tl.data import LabelledData, duplicate_groups, evaluation_plan
+
+    texts = [f"review number {i} of the film" for i in range(40)]
+    labels = ["pos", "neg"] * 20
+    copies = [t.upper() + "  " for t in texts[:10]]  # same text up to case and spacing
+    data = LabelledData(modality="text", items=tuple(texts + copies), labels=tuple(labels + labels[:10]),
+                        source="t")
+    y = np.array([0 if lab == "pos" else 1 for lab in data.labels])
+    plan = evaluation_plan(data, y)
+    key = [" ".join(t.split()).lower() for t in data.items]
+    for tr, va in plan.folds:
+        assert not {key[i] for i in tr} & {key[i] for i in va}
+    assert plan.kind == "cv" and "10 inputs are exact copies of another" in plan.reason
+    unique = LabelledData(modality="text", items=tuple(texts), labels=tuple(labels), source="t")
+    assert duplicate_groups(unique) == (None, 0)
+    assert [f[1].tolist() for f in evaluation_plan(unique, y[:40]).folds] == \
+        [f[1].tolist() for f in make_plan(y[:40]).folds]  # no copies: the plan it always was
+    # files by their bytes, whatever their names
+    paths = []
+    for i in range(6):
+        Image.new("L", (8, 8), 40 * i).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    (tmp_path / "copy.png").write_bytes((tmp_path / "0.png").read_bytes())
+    ids, n = duplicate_groups(LabelledData(modality="image", items=tuple(paths + [str(tmp_path / "copy.png")]),
+                                           labels=("a", "b") * 3 + ("a",), source="f"))
+    assert n == 1 and ids[0] == ids[6] and len(set(ids[:6])) == 6
+
+
 def test_large_data_gets_one_holdout_split():
     y = np.array([0, 1] * 50)
     assert make_plan(y, cv_max_items=60).kind == "holdout"
