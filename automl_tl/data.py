@@ -312,6 +312,50 @@ def _looks_like_paths(values, base: Path | None) -> bool:
     return bool(sample) and sum(map(exists, sample)) > len(sample) / 2
 
 
+#: a table's folder is searched this many levels down, and over at most this many files, for the
+#: files its rows name by file name or id only
+FIND_DEPTH, FIND_MAX_FILES = 3, 200_000
+
+
+def _file_index(base: Path, exts: Sequence[str]) -> dict[str, list[str]]:
+    """Files with ``exts`` under ``base`` (hidden folders skipped), by name and by name without
+    suffix."""
+    index: dict[str, list[str]] = {}
+    n, top = 0, len(base.parts)
+    for folder, subfolders, files in os.walk(base):
+        deep = len(Path(folder).parts) - top >= FIND_DEPTH
+        subfolders[:] = [] if deep else sorted(d for d in subfolders if not d.startswith((".", "__MACOSX")))
+        for name in files:
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in exts:
+                path = os.path.join(folder, name)
+                index.setdefault(name, []).append(path)
+                index.setdefault(stem, []).append(path)
+                n += 1
+                if n >= FIND_MAX_FILES:
+                    return index
+    return index
+
+
+def _files_named(values, base: Path | None, exts: Sequence[str]) -> dict[str, str] | None:
+    """``value -> file`` for a table that names its files by file name or id only
+    (``image_id: 1000015157.jpg`` or ``1000015157``, the files in ``train_images/``): each value
+    that names exactly one file under the table's folder (:data:`FIND_DEPTH` levels down); None
+    unless most of the first 20 values do. Values with spaces are texts, not looked for."""
+    sample = [str(v).strip() for v in values if not _missing(v)][:20]
+    if base is None or not sample or any(len(v.split()) != 1 or len(v) > 200 for v in sample):
+        return None
+    index = _file_index(base, exts)
+
+    def one(v: str) -> str | None:
+        hits = index.get(v) or index.get(os.path.basename(v))
+        return hits[0] if hits and len(hits) == 1 else None
+
+    if sum(one(v) is not None for v in sample) <= len(sample) / 2:
+        return None
+    return {str(v).strip(): f for v in values if not _missing(v) and (f := one(str(v).strip()))}
+
+
 def _path_base(values, base: Path | None, where: str) -> Path | None:
     """The folder a table's relative paths are read from: the table's own (``base``), unless
     they name files only from the current folder (``data/labels.csv`` listing
@@ -338,6 +382,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
     label_col = _pick_column(frame, label_column, LABEL_COLUMN_GUESSES, "labels", where, "--label-column",
                              required=False)
     inline_mods = [n for n in modalities.names() if modalities.get(n).inline]
+    file_exts = {e.lower() for n in modalities.names() if not modalities.get(n).inline
+                 for e in modalities.get(n).extensions}
     extra = {c for c in (group_column, split_column) if c}
     if text_column is None and path_column is None:
         text_only = modality is not None and modalities.get(modality).inline
@@ -354,9 +400,18 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         if path_column is None and text_column is None and other is not None:
             # no known name, but one column besides the labels: it holds the inputs
             if not text_only and (not inline_mods or _looks_like_paths(frame[other], base)
-                                  or _looks_like_paths(frame[other], None)):  # from the current folder
+                                  or _looks_like_paths(frame[other], None)  # from the current folder
+                                  or _files_named(frame[other], base, file_exts)):  # names, ids
                 path_column = other
             else:
+                sample = [str(v).strip() for v in frame[other] if not _missing(v)][:20]
+                if sample and sum(os.path.splitext(v)[1].lower() in file_exts and len(v.split()) == 1
+                                  and "://" not in v for v in sample) > 0.8 * len(sample):
+                    # file names whose files are nowhere near: not texts to classify
+                    raise DataError(f"{where}: column {other!r} names files ({', '.join(sample[:2])}, ...) "
+                                    f"that are not next to the table, under its folder or in the current "
+                                    f"folder. Put the files there (paths relative to the table), or name "
+                                    f"the column with --text-column if these are texts to classify.")
                 text_column = other
             _log.info("%s: inputs read from column %r (the only column besides the labels)", where, other)
         if path_column is None and text_column is None:
@@ -409,11 +464,21 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         items = [r[0] for r in rows]
     else:
         items = []
-        base = _path_base([r[0] for r in rows], base, where)
+        values = [r[0] for r in rows]
+        named = None
+        if not _looks_like_paths(values, base) and not _looks_like_paths(values, None):
+            named = _files_named(values, base, file_exts)
+            if named:
+                _log.info("%s: column %r names files by name; found %d of them under %s", where, input_col,
+                          len(named), base)
+        base = _path_base(values, base, where)
         for r in rows:
             p = r[0]
             if _missing(p) or str(p).strip() == "":
                 items.append(None)
+                continue
+            if named is not None and str(p).strip() in named:
+                items.append(named[str(p).strip()])
                 continue
             p = Path(str(p))
             if not p.is_absolute() and base is not None:
@@ -502,10 +567,15 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
                 col, label_col = by_content or (None, None)
             col = _pick_column(frame, col, (), "inputs", str(path), "--column")  # raises when none or absent
             truths = frame[label_col] if label_col and label_col != col else [None] * len(frame)
-            base = None if modality.inline else _path_base(list(frame[col]), path.parent, str(path))
+            values = list(frame[col])
+            base = None if modality.inline else _path_base(values, path.parent, str(path))
+            named = (_files_named(values, path.parent, exts) if not modality.inline and not _looks_like_paths(
+                values, base) else None) or {}  # files named by name or id, as load_data finds them
             for value, truth in zip(frame[col], truths):
                 value = "" if _missing(value) else str(value)
-                if base is not None and value and not Path(value).is_absolute():
+                if value.strip() in named:
+                    value = named[value.strip()]
+                elif base is not None and value and not Path(value).is_absolute():
                     value = str(base / value)
                 out.append(PredictionInput(value, None if _missing(truth) else label_str(truth)))
         elif is_dir:

@@ -449,3 +449,29 @@ def test_paths_relative_to_the_current_folder_are_found(pm, tmp_path, monkeypatc
         tmp_path / "data" / "own.csv", index=False)
     monkeypatch.chdir(tmp_path / "data" / "imgs")
     assert len(_load(pm, tmp_path / "data" / "own.csv").items) == 6
+
+
+def test_a_table_naming_its_files_by_name_or_id_finds_them_under_its_folder(pm, tmp_path):
+    """Kaggle's layout: train.csv (image_id, label) beside train_images/. The ids were taken for
+    texts and a text classifier was trained on the file names (exit 0, accuracy at chance)."""
+    from automl_tl.data import prediction_inputs
+
+    names, labels = [], []
+    for i in range(8):
+        _png(tmp_path / "train_images" / f"{1000 + i}.png", 30 * i)
+        names.append(f"{1000 + i}.png")
+        labels.append("a" if i % 2 else "b")
+    pd.DataFrame({"image_id": names, "label": labels}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"id": [int(n[:-4]) for n in names], "label": labels}).to_csv(tmp_path / "ids.csv", index=False)
+    for table in ("train.csv", "ids.csv"):
+        data = _load(pm, tmp_path / table)
+        assert data.modality == "image" and not data.skips
+        assert [Path(x).name for x in data.items] == names and list(data.labels) == labels
+        got = prediction_inputs([str(tmp_path / table)], pm.modalities.get("image"))
+        assert [Path(x.value).name for x in got] == names and all(Path(x.value).is_file() for x in got)
+    # file names whose files are nowhere: exit 2 saying so, not a text classifier of file names
+    (tmp_path / "elsewhere").mkdir()
+    pd.DataFrame({"image_id": names, "label": labels}).to_csv(tmp_path / "elsewhere" / "t.csv", index=False)
+    with pytest.raises(DataError, match="names files .*1000.png.* that are not next to the table"):
+        _load(pm, tmp_path / "elsewhere" / "t.csv")
+    assert _load(pm, tmp_path / "elsewhere" / "t.csv", text_column="image_id").modality == "text"  # if said
