@@ -385,6 +385,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
     file_exts = {e.lower() for n in modalities.names() if not modalities.get(n).inline
                  for e in modalities.get(n).extensions}
     extra = {c for c in (group_column, split_column) if c}
+    named = None  # value -> file, for a column that names files by name or id (_files_named)
     if text_column is None and path_column is None:
         text_only = modality is not None and modalities.get(modality).inline
         if not text_only:
@@ -401,7 +402,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
             # no known name, but one column besides the labels: it holds the inputs
             if not text_only and (not inline_mods or _looks_like_paths(frame[other], base)
                                   or _looks_like_paths(frame[other], None)  # from the current folder
-                                  or _files_named(frame[other], base, file_exts)):  # names, ids
+                                  or (named := _files_named(frame[other], base, file_exts))):  # names, ids
                 path_column = other
             else:
                 sample = [str(v).strip() for v in frame[other] if not _missing(v)][:20]
@@ -465,12 +466,11 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
     else:
         items = []
         values = [r[0] for r in rows]
-        named = None
-        if not _looks_like_paths(values, base) and not _looks_like_paths(values, None):
+        if named is None and not _looks_like_paths(values, base) and not _looks_like_paths(values, None):
             named = _files_named(values, base, file_exts)
-            if named:
-                _log.info("%s: column %r names files by name; found %d of them under %s", where, input_col,
-                          len(named), base)
+        if named:
+            _log.info("%s: column %r names files by name; found %d of them under %s", where, input_col,
+                      len(named), base)
         base = _path_base(values, base, where)
         for r in rows:
             p = r[0]
