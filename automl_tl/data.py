@@ -337,19 +337,25 @@ def _file_index(base: Path, exts: Sequence[str]) -> dict[str, list[str]]:
     return index
 
 
-def _files_named(values, base: Path | None, exts: Sequence[str]) -> dict[str, str] | None:
+def _files_named(values, base: Path | None, exts: Sequence[str], table: str = "") -> dict[str, str] | None:
     """``value -> file`` for a table that names its files by file name or id only
     (``image_id: 1000015157.jpg`` or ``1000015157``, the files in ``train_images/``): each value
-    that names exactly one file under the table's folder (:data:`FIND_DEPTH` levels down); None
-    unless most of the first 20 values do. Values with spaces are texts, not looked for."""
+    that names exactly one file under the table's folder (:data:`FIND_DEPTH` levels down), or
+    exactly one in a folder named like the ``table`` file (``train.csv``: ``train_images/``, when
+    ``test_images/`` holds a file of the same name); None unless most of the first 20 values do.
+    Values with spaces are texts, not looked for."""
     sample = [str(v).strip() for v in values if not _missing(v)][:20]
     if base is None or not sample or any(len(v.split()) != 1 or len(v) > 200 for v in sample):
         return None
     index = _file_index(base, exts)
+    stem = Path(table).stem.lower()
 
     def one(v: str) -> str | None:
-        hits = index.get(v) or index.get(os.path.basename(v))
-        return hits[0] if hits and len(hits) == 1 else None
+        hits = index.get(v) or index.get(os.path.basename(v)) or []
+        if len(hits) > 1 and stem:
+            hits = [h for h in hits if any(part.lower().startswith(stem)
+                                           for part in Path(h).relative_to(base).parts[:-1])]
+        return hits[0] if len(hits) == 1 else None
 
     if sum(one(v) is not None for v in sample) <= len(sample) / 2:
         return None
@@ -402,7 +408,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
             # no known name, but one column besides the labels: it holds the inputs
             if not text_only and (not inline_mods or _looks_like_paths(frame[other], base)
                                   or _looks_like_paths(frame[other], None)  # from the current folder
-                                  or (named := _files_named(frame[other], base, file_exts))):  # names, ids
+                                  or (named := _files_named(frame[other], base, file_exts, where))):  # names, ids
                 path_column = other
             else:
                 sample = [str(v).strip() for v in frame[other] if not _missing(v)][:20]
@@ -467,7 +473,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         items = []
         values = [r[0] for r in rows]
         if named is None and not _looks_like_paths(values, base) and not _looks_like_paths(values, None):
-            named = _files_named(values, base, file_exts)
+            named = _files_named(values, base, file_exts, where)
         if named:
             _log.info("%s: column %r names files by name; found %d of them under %s", where, input_col,
                       len(named), base)
@@ -569,8 +575,10 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
             truths = frame[label_col] if label_col and label_col != col else [None] * len(frame)
             values = list(frame[col])
             base = None if modality.inline else _path_base(values, path.parent, str(path))
-            named = (_files_named(values, path.parent, exts) if not modality.inline and not _looks_like_paths(
-                values, base) else None) or {}  # files named by name or id, as load_data finds them
+            named = None  # files named by name or id, found as load_data finds them
+            if not modality.inline and not _looks_like_paths(values, base):
+                named = _files_named(values, path.parent, exts, str(path))
+            named = named or {}
             for value, truth in zip(frame[col], truths):
                 value = "" if _missing(value) else str(value)
                 if value.strip() in named:

@@ -469,6 +469,14 @@ def test_a_table_naming_its_files_by_name_or_id_finds_them_under_its_folder(pm, 
         assert [Path(x).name for x in data.items] == names and list(data.labels) == labels
         got = prediction_inputs([str(tmp_path / table)], pm.modalities.get("image"))
         assert [Path(x.value).name for x in got] == names and all(Path(x.value).is_file() for x in got)
+    # the same names in test_images/ too: train.csv's rows are the files of train_images/
+    for i in range(8):
+        _png(tmp_path / "test_images" / f"{1000 + i}.png", 255 - 30 * i)
+    data = _load(pm, tmp_path / "train.csv")
+    assert [Path(x).parent.name for x in data.items] == ["train_images"] * 8
+    pd.DataFrame({"image_id": names}).to_csv(tmp_path / "test.csv", index=False)
+    got = prediction_inputs([str(tmp_path / "test.csv")], pm.modalities.get("image"))
+    assert [Path(x.value).parent.name for x in got] == ["test_images"] * 8
     # file names whose files are nowhere: exit 2 saying so, not a text classifier of file names
     (tmp_path / "elsewhere").mkdir()
     pd.DataFrame({"image_id": names, "label": labels}).to_csv(tmp_path / "elsewhere" / "t.csv", index=False)
