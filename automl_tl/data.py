@@ -337,6 +337,11 @@ def _file_index(base: Path, exts: Sequence[str]) -> dict[str, list[str]]:
     return index
 
 
+def _first_values(values, n: int = 20) -> list[str]:
+    """The first ``n`` non-empty cells of a column, as stripped strings (ids read as numbers too)."""
+    return [str(v).strip() for v in values if not _missing(v)][:n]
+
+
 def _files_named(values, base: Path | None, exts: Sequence[str], table: str = "") -> dict[str, str] | None:
     """``value -> file`` for a table that names its files by file name or id only
     (``image_id: 1000015157.jpg`` or ``1000015157``, the files in ``train_images/``): each value
@@ -344,7 +349,7 @@ def _files_named(values, base: Path | None, exts: Sequence[str], table: str = ""
     exactly one in a folder named like the ``table`` file (``train.csv``: ``train_images/``, when
     ``test_images/`` holds a file of the same name); None unless most of the first 20 values do.
     Values with spaces are texts, not looked for."""
-    sample = [str(v).strip() for v in values if not _missing(v)][:20]
+    sample = _first_values(values)
     if base is None or not sample or any(len(v.split()) != 1 or len(v) > 200 for v in sample):
         return None
     index = _file_index(base, exts)
@@ -371,6 +376,18 @@ def _path_base(values, base: Path | None, where: str) -> Path | None:
     _log.info("%s: relative paths read from the current folder %s, where they exist (not from the "
               "table's folder %s)", where, Path.cwd(), base)
     return None
+
+
+def _table_files(values, folder: Path | None, exts: Sequence[str], table: str,
+                 named: dict[str, str] | None = None) -> tuple[Path | None, dict[str, str]]:
+    """Where a table's column of files points, for fit and predict alike: the folder its
+    relative paths are read from (:func:`_path_base`), and, when they are not paths from there,
+    ``value -> file`` for the files they name by name or id (:func:`_files_named`; ``named``
+    when the caller already looked)."""
+    base = _path_base(values, folder, table)
+    if named is None and not _looks_like_paths(values, base):
+        named = _files_named(values, folder, exts, table)
+    return base, named or {}
 
 
 _SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -411,7 +428,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                                   or (named := _files_named(frame[other], base, file_exts, where))):  # names, ids
                 path_column = other
             else:
-                sample = [str(v).strip() for v in frame[other] if not _missing(v)][:20]
+                sample = _first_values(frame[other])
                 if sample and sum(os.path.splitext(v)[1].lower() in file_exts and len(v.split()) == 1
                                   and "://" not in v for v in sample) > 0.8 * len(sample):
                     # file names whose files are nowhere near: not texts to classify
@@ -471,19 +488,17 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         items = [r[0] for r in rows]
     else:
         items = []
-        values = [r[0] for r in rows]
-        if named is None and not _looks_like_paths(values, base) and not _looks_like_paths(values, None):
-            named = _files_named(values, base, file_exts, where)
+        folder = base
+        base, named = _table_files([r[0] for r in rows], folder, file_exts, where, named)
         if named:
             _log.info("%s: column %r names files by name; found %d of them under %s", where, input_col,
-                      len(named), base)
-        base = _path_base(values, base, where)
+                      len(named), folder)
         for r in rows:
             p = r[0]
             if _missing(p) or str(p).strip() == "":
                 items.append(None)
                 continue
-            if named is not None and str(p).strip() in named:
+            if str(p).strip() in named:
                 items.append(named[str(p).strip()])
                 continue
             p = Path(str(p))
@@ -573,12 +588,9 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
                 col, label_col = by_content or (None, None)
             col = _pick_column(frame, col, (), "inputs", str(path), "--column")  # raises when none or absent
             truths = frame[label_col] if label_col and label_col != col else [None] * len(frame)
-            values = list(frame[col])
-            base = None if modality.inline else _path_base(values, path.parent, str(path))
-            named = None  # files named by name or id, found as load_data finds them
-            if not modality.inline and not _looks_like_paths(values, base):
-                named = _files_named(values, path.parent, exts, str(path))
-            named = named or {}
+            # the files its rows name, found as load_data finds them
+            base, named = (None, {}) if modality.inline else _table_files(list(frame[col]), path.parent, exts,
+                                                                           str(path))
             for value, truth in zip(frame[col], truths):
                 value = "" if _missing(value) else str(value)
                 if value.strip() in named:
