@@ -125,7 +125,7 @@ def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, m
         if path.is_dir():
             return _from_folder(path, modalities=modalities, modality=modality, progress=progress)
         if path.suffix.lower() in TABLE_SUFFIXES:
-            frame = _read_table(path)
+            frame = _read_table(path, (text_column, label_column, path_column, group_column, split_column))
             return _from_frame(frame, str(path), path.parent, modalities=modalities, modality=modality,
                                text_column=text_column, label_column=label_column,
                                path_column=path_column, group_column=group_column,
@@ -171,17 +171,57 @@ def _warn_non_utf8(path: Path) -> None:
             "Save the table as UTF-8 to keep those characters.", path, len(bad), shown)
 
 
-def _read_table(path: Path):
+def _read_table(path: Path, named: Sequence[str | None] = (), texts: bool = False):
+    """A table file as a DataFrame of strings (.csv / .tsv) or as stored. A .csv / .tsv whose first
+    line reads as data (:func:`_header_is_data`; ``named``: the columns the user named, which
+    say it has a header; ``texts``: a one-column table holds texts) is read as having none, its
+    columns named ``column_1``, ``column_2``, ..."""
+    frame = _read_table_as(path)
+    if path.suffix.lower() in (".csv", ".tsv") and not any(n in frame.columns for n in named if n):
+        why = _header_is_data(frame, path.parent, 2 if texts and frame.shape[1] == 1 else 4)
+        if why:
+            frame = _read_table_as(path, header=None)
+            frame.columns = [f"column_{i + 1}" for i in range(frame.shape[1])]
+            _log.info("%s: its first line is data, not column names (%s): read as a table without a "
+                      "header row; its columns are named %s", path, why, _listed(list(frame.columns)))
+    return frame
+
+
+def _header_is_data(frame, folder: Path, sentence_words: int = 4) -> str:
+    """Why the column names of a table read from a .csv look like its first row of data, or "":
+    a name that is one of its own column's repeating values (``cat.jpg,cat``: the label ``cat``),
+    that names an existing file, or that is a sentence (``sentence_words`` words or more). A table
+    with a name automl-tl guesses from (``text``, ``label``, ``path``, ...) has a header."""
+    cols = [str(c) for c in frame.columns]
+    guesses = set(PATH_COLUMN_GUESSES) | set(TEXT_COLUMN_GUESSES) | set(LABEL_COLUMN_GUESSES)
+    if not cols or any(_plain_name(c) in guesses for c in cols):
+        return ""
+    for c in cols:
+        name = re.sub(r"\.\d+$", "", c).strip()  # pandas writes a repeated name "x.1"
+        if not name or name.startswith("Unnamed: "):  # an empty header cell
+            continue
+        values = frame[c].dropna().astype(str).str.strip()
+        if len(values) and values.nunique() <= len(values) / 2 and name in set(values):
+            return f"{name!r} is also a value of that column"
+        if len(name.split()) >= sentence_words:
+            return f"{name[:40]!r} reads as a text"
+        if Path(name).suffix and any(_is_file(p) for p in (folder / name, Path(name))):
+            return f"{name!r} is a file"
+    return ""
+
+
+def _read_table_as(path: Path, header: int | None = 0):
     import pandas as pd
 
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
-            _warn_non_utf8(path)
+            if header is not None:
+                _warn_non_utf8(path)
 
             def read(sep):
                 return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=True, encoding="utf-8",
-                                   encoding_errors="replace")
+                                   encoding_errors="replace", header=header)
 
             if suffix == ".tsv":
                 return read("\t")
@@ -573,9 +613,11 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
         except (OSError, ValueError):  # a long text is not a path
             is_table = is_dir = False
         if is_table:
-            frame = _read_table(path)
-            names = [str(c) for c in frame.columns]
             fit_inputs, fit_labels = fit_columns or (None, None)
+            # a one-column table of texts to classify: a name of two words is more likely its
+            # first text than a header (losing a text silently is worse than classifying a name)
+            frame = _read_table(path, (column, fit_inputs, fit_labels), texts=modality.inline)
+            names = [str(c) for c in frame.columns]
             guesses = TEXT_COLUMN_GUESSES if modality.inline else PATH_COLUMN_GUESSES
             label_col = fit_labels if fit_labels in names else _pick_column(
                 frame, None, LABEL_COLUMN_GUESSES, "labels", str(path), "", required=False)

@@ -483,3 +483,36 @@ def test_a_table_naming_its_files_by_name_or_id_finds_them_under_its_folder(pm, 
     with pytest.raises(DataError, match="names files .*1000.png.* that are not next to the table"):
         _load(pm, tmp_path / "elsewhere" / "t.csv")
     assert _load(pm, tmp_path / "elsewhere" / "t.csv", text_column="image_id").modality == "text"  # if said
+
+
+def test_a_table_without_a_header_row_keeps_its_first_row(pm, tmp_path):
+    """A .csv written without column names (``direct free kick,SOCCER``): its first line was taken
+    for the names and that example lost (in predict: the first text of a one-column file never
+    classified). A first line that reads as data is read as a row."""
+    from automl_tl.data import prediction_inputs
+
+    texts = [f"review number {i} of the film" for i in range(12)]
+    labels = ["pos", "neg", "meh"] * 4
+    (tmp_path / "t.csv").write_text("".join(f"{t},{lab}\n" for t, lab in zip(texts, labels)))
+    data = _load(pm, tmp_path / "t.csv")  # 'pos' names the labels column and is one of its values
+    assert list(data.items) == texts and list(data.labels) == labels
+    assert data.columns == ("column_1", "column_2")
+    files = [tmp_path / f"{i}.png" for i in range(12)]
+    for f in files:
+        _png(f)
+    (tmp_path / "p.csv").write_text("".join(f"{f.name},{lab}\n" for f, lab in zip(files, labels)))
+    assert list(_load(pm, tmp_path / "p.csv").items) == [str(f) for f in files]  # '0.png' is a file
+    # predict: a one-column file of texts; its first line is a text of two words or more
+    text = pm.modalities.get("text")
+    (tmp_path / "new.csv").write_text("great fun\nawful\nfine enough\n")
+    assert [x.value for x in prediction_inputs([str(tmp_path / "new.csv")], text, None, ("text", "label"))] \
+        == ["great fun", "awful", "fine enough"]
+    # a header stays a header: names automl-tl knows, a name the user gave, or names that say nothing
+    (tmp_path / "h.csv").write_text("text\ngreat fun\nawful\n")
+    assert [x.value for x in prediction_inputs([str(tmp_path / "h.csv")], text)] == ["great fun", "awful"]
+    (tmp_path / "g.csv").write_text("Customer Said,Verdict\n" + "".join(f"{t},{lab}\n" for t, lab in
+                                                                     zip(texts, labels)))
+    assert list(_load(pm, tmp_path / "g.csv").items) == texts
+    (tmp_path / "v.csv").write_text("phrase of it all,pos\n" + "".join(f"{t},{lab}\n" for t, lab in
+                                                                       zip(texts, labels)))
+    assert list(_load(pm, tmp_path / "v.csv", text_column="phrase of it all").items) == texts
