@@ -297,6 +297,47 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
     return None
 
 
+def _file_name_column(frame, exts, taken: set, where: str) -> str | None:
+    """The one column (not in ``taken``) whose first values are mostly file names with ``exts``
+    (UrbanSound8K's ``slice_file_name``: 100032-3-0-0.wav), or None. Whether the files exist is
+    for the rows to say (missing ones are counted skips; none found at all is an error saying
+    where they were looked for)."""
+    found = []
+    for c in frame.columns:
+        sample = [] if str(c) in taken else _first_values(frame[c])
+        if sample and sum(len(v.split()) == 1 and "://" not in v and os.path.splitext(v)[1].lower() in exts
+                          for v in sample) > 0.8 * len(sample):
+            found.append(str(c))
+    if len(found) != 1:
+        return None
+    _log.info("%s: file paths read from column %r (its values are file names; pass --path-column to "
+              "choose otherwise)", where, found[0])
+    return found[0]
+
+
+def _names_over_codes(frame, label_col: str, where: str) -> str:
+    """The labels column: ``label_col``, unless its labels are numbers and another column of a
+    labels name says the same with names (ESC-50's ``target`` 0-49 and ``category`` dog, rain,
+    ...): the names are what a user wants predicted."""
+    import pandas as pd
+
+    codes = frame[label_col].dropna().astype(str)
+    if codes.empty or not bool(pd.to_numeric(codes, errors="coerce").notna().all()):
+        return label_col
+    for c in frame.columns:
+        c = str(c)
+        if c == label_col or _plain_name(c) not in LABEL_COLUMN_GUESSES:
+            continue
+        pair = frame[[label_col, c]].dropna().astype(str)
+        if (pd.to_numeric(pair[c], errors="coerce").isna().any() and len(pair) == len(codes)
+                and (pair.groupby(label_col)[c].nunique() == 1).all()
+                and (pair.groupby(c)[label_col].nunique() == 1).all()):
+            _log.info("%s: labels read from column %r, the names of the codes in %r (pass --label-column "
+                      "to choose otherwise)", where, c, label_col)
+            return c
+    return label_col
+
+
 def _plain_name(column: str) -> str:
     """A column name as the guesses spell them: ``"Review Text"``, ``review-text`` -> ``review_text``."""
     return re.sub(r"[\s\-.]+", "_", column.strip().lower())
@@ -392,19 +433,22 @@ def _files_named(values, base: Path | None, exts: Sequence[str], table: str = ""
     sample = _first_values(values)
     if base is None or not sample or any(len(v.split()) != 1 or len(v) > 200 for v in sample):
         return None
-    index = _file_index(base, exts)
     stem = Path(table).stem.lower()
+    # the table's folder, else the one above it: datasets keep their table in meta/ and the
+    # files in a sibling (ESC-50: meta/esc50.csv and audio/; UrbanSound8K: metadata/, audio/fold1/)
+    for root in dict.fromkeys((base, base.parent)):
+        index = _file_index(root, exts)
 
-    def one(v: str) -> str | None:
-        hits = index.get(v) or index.get(os.path.basename(v)) or []
-        if len(hits) > 1 and stem:
-            hits = [h for h in hits if any(part.lower().startswith(stem)
-                                           for part in Path(h).relative_to(base).parts[:-1])]
-        return hits[0] if len(hits) == 1 else None
+        def one(v: str) -> str | None:
+            hits = index.get(v) or index.get(os.path.basename(v)) or []
+            if len(hits) > 1 and stem:
+                hits = [h for h in hits if any(part.lower().startswith(stem)
+                                               for part in Path(h).relative_to(root).parts[:-1])]
+            return hits[0] if len(hits) == 1 else None
 
-    if sum(one(v) is not None for v in sample) <= len(sample) / 2:
-        return None
-    return {str(v).strip(): f for v in values if not _missing(v) and (f := one(str(v).strip()))}
+        if sum(one(v) is not None for v in sample) > len(sample) / 2:
+            return {str(v).strip(): f for v in values if not _missing(v) and (f := one(str(v).strip()))}
+    return None
 
 
 def _path_base(values, base: Path | None, where: str) -> Path | None:
@@ -444,6 +488,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
     texts_named = text_column is not None
     label_col = _pick_column(frame, label_column, LABEL_COLUMN_GUESSES, "labels", where, "--label-column",
                              required=False)
+    if label_column is None and label_col is not None:
+        label_col = _names_over_codes(frame, label_col, where)
     inline_mods = [n for n in modalities.names() if modalities.get(n).inline]
     file_exts = {e.lower() for n in modalities.names() if not modalities.get(n).inline
                  for e in modalities.get(n).extensions}
@@ -453,7 +499,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         text_only = modality is not None and modalities.get(modality).inline
         if not text_only:
             path_column = _pick_column(frame, None, PATH_COLUMN_GUESSES, "file paths", where, "--path-column",
-                                       required=False)
+                                       required=False) or _file_name_column(frame, file_exts, {label_col} | extra,
+                                                                            where)
         if path_column is None and (text_only or inline_mods):
             text_column = _pick_column(frame, None, TEXT_COLUMN_GUESSES, "texts", where, "--text-column",
                                        required=False)
@@ -468,14 +515,6 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                                   or (named := _files_named(frame[other], base, file_exts, where))):  # names, ids
                 path_column = other
             else:
-                sample = _first_values(frame[other])
-                if sample and sum(os.path.splitext(v)[1].lower() in file_exts and len(v.split()) == 1
-                                  and "://" not in v for v in sample) > 0.8 * len(sample):
-                    # file names whose files are nowhere near: not texts to classify
-                    raise DataError(f"{where}: column {other!r} names files ({', '.join(sample[:2])}, ...) "
-                                    f"that are not next to the table, under its folder or in the current "
-                                    f"folder. Put the files there (paths relative to the table), or name "
-                                    f"the column with --text-column if these are texts to classify.")
                 text_column = other
             _log.info("%s: inputs read from column %r (the only column besides the labels)", where, other)
         if path_column is None and text_column is None:
@@ -532,7 +571,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         base, named = _table_files([r[0] for r in rows], folder, file_exts, where, named)
         if named:
             _log.info("%s: column %r names files by name; found %d of them under %s", where, input_col,
-                      len(named), folder)
+                      len(named), os.path.commonpath(list(named.values())[:1000]))
         for r in rows:
             p = r[0]
             if _missing(p) or str(p).strip() == "":
@@ -797,6 +836,12 @@ def validate(data: LabelledData) -> None:
     if not data.items:
         reasons = data.skip_summary()["by_reason"]
         detail = f" ({len(data.skips)} inputs skipped: {reasons})" if data.skips else ""
+        if data.skips and set(reasons) == {"file not found"}:
+            raise DataError(f"{where}: none of the {len(data.skips)} files it names exists (the first was "
+                            f"looked for as {data.skips[0].item}). Relative paths are read from the table's "
+                            f"folder (or the current folder); file names alone are looked for under the "
+                            f"table's folder and the one above it. Put the files there, or fix the paths (or, if the "
+                            f"column holds texts to classify, name it with --text-column).")
         raise DataError(f"{where}: no usable inputs{detail}.")
     counts = data.class_counts()
     if len(counts) < 2:

@@ -69,6 +69,9 @@ def test_folder_of_non_images(pm, tmp_path):
 def test_csv_without_named_columns(pm, tmp_path):
     csv = tmp_path / "t.csv"
     pd.DataFrame({"foo": ["x.png"], "bar": ["a"]}).to_csv(csv, index=False)
+    with pytest.raises(DataError, match="none of the 1 files it names exists .*x.png"):
+        _load(pm, csv)  # the column of file names is the inputs; the file is nowhere
+    pd.DataFrame({"foo": ["x y"], "bar": ["a"]}).to_csv(csv, index=False)
     with pytest.raises(DataError, match="cannot tell which column holds the labels"):
         _load(pm, csv)
     with pytest.raises(DataError, match="no column 'nope' for the labels .*--label-column"):
@@ -478,11 +481,43 @@ def test_a_table_naming_its_files_by_name_or_id_finds_them_under_its_folder(pm, 
     got = prediction_inputs([str(tmp_path / "test.csv")], pm.modalities.get("image"))
     assert [Path(x.value).parent.name for x in got] == ["test_images"] * 8
     # file names whose files are nowhere: exit 2 saying so, not a text classifier of file names
-    (tmp_path / "elsewhere").mkdir()
-    pd.DataFrame({"image_id": names, "label": labels}).to_csv(tmp_path / "elsewhere" / "t.csv", index=False)
-    with pytest.raises(DataError, match="names files .*1000.png.* that are not next to the table"):
-        _load(pm, tmp_path / "elsewhere" / "t.csv")
-    assert _load(pm, tmp_path / "elsewhere" / "t.csv", text_column="image_id").modality == "text"  # if said
+    far = tmp_path / "far" / "elsewhere"
+    far.mkdir(parents=True)
+    pd.DataFrame({"image_id": names, "label": labels}).to_csv(far / "t.csv", index=False)
+    with pytest.raises(DataError, match="none of the 8 files it names exists .*1000.png.*--text-column"):
+        _load(pm, far / "t.csv")
+    assert _load(pm, far / "t.csv", text_column="image_id").modality == "text"  # if said
+
+
+def test_a_table_in_its_own_folder_beside_the_files(pm, tmp_path):
+    """ESC-50 (meta/esc50.csv: filename, fold, target, category; the clips in audio/) and
+    UrbanSound8K (metadata/UrbanSound8K.csv: slice_file_name, ..., classID, class; audio/fold1/):
+    every row was "file not found", the second table's file column was not found at all, and
+    ESC-50's labels were its numeric codes."""
+    from automl_tl.data import prediction_inputs
+
+    names = ["dog", "rain", "dog", "rain", "dog", "rain", "dog", "rain"]
+    files = []
+    for i, name in enumerate(names):
+        files.append(f"{i % 2 + 1}-{100 + i}-A-{i % 2}.png")
+        _png(tmp_path / "esc" / "audio" / files[-1], 30 * i)
+        _png(tmp_path / "us8k" / "audio" / f"fold{i % 2 + 1}" / files[-1], 30 * i)
+    (tmp_path / "esc" / "meta").mkdir()
+    pd.DataFrame({"filename": files, "fold": [1, 2] * 4, "target": [i % 2 for i in range(8)], "category": names}
+                 ).to_csv(tmp_path / "esc" / "meta" / "esc50.csv", index=False)
+    (tmp_path / "us8k" / "metadata").mkdir()
+    pd.DataFrame({"slice_file_name": files, "fsID": range(8), "start": 0.0, "salience": 1, "fold": [1, 2] * 4,
+                  "classID": [i % 2 for i in range(8)], "class": names}
+                 ).to_csv(tmp_path / "us8k" / "metadata" / "us8k.csv", index=False)
+    for table, folder in (("esc/meta/esc50.csv", "esc/audio"), ("us8k/metadata/us8k.csv", "us8k/audio")):
+        data = _load(pm, tmp_path / table)
+        assert [Path(x).name for x in data.items] == files and not data.skips
+        assert all(str(tmp_path / folder) in x for x in data.items)
+        assert list(data.labels) == names  # the names, not the codes 0 and 1
+        got = prediction_inputs([str(tmp_path / table)], pm.modalities.get("image"), None, data.columns)
+        assert [(Path(x.value).name, x.truth) for x in got] == list(zip(files, names))
+    # a label column named by the user is read as given, codes and all
+    assert set(_load(pm, tmp_path / "esc/meta/esc50.csv", label_column="target").labels) == {"0", "1"}
 
 
 def test_a_table_without_a_header_row_keeps_its_first_row(pm, tmp_path):
