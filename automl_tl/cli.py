@@ -388,9 +388,9 @@ def _print_fit(est) -> None:
     from automl_tl.schema import trial_counts
 
     n = trial_counts(est.study_.get_trials(deepcopy=False))
-    extra = "".join(f", {k} {what}" for k, what in ((n["repeats"], "repeats not rerun"),
-                                                     (n["not_started"] - n["repeats"], "not started (no time left)"))
-                    if k)
+    extra = "".join(f", {k} {what}" for k, what in (
+        (n["repeats"], "repeats not rerun"), (n["trailing"], "new heads on far-trailing features not tried"),
+        (n["not_started"] - n["repeats"] - n["trailing"], "not started (no time left)")) if k)
     print(f"\nrun directory:  {est.run_dir_}")
     print(f"trials:         {n['complete']} complete, {n['pruned']} pruned, {n['fail']} failed{extra}")
     print(f"recommended:    {est.recommendation_.strategy} ({est.recommendation_.rule})")

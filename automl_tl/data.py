@@ -315,6 +315,22 @@ def _file_name_column(frame, exts, taken: set, where: str) -> str | None:
     return found[0]
 
 
+#: column names of a dataset's own cross-validation folds (ESC-50, UrbanSound8K: ``fold``)
+FOLD_COLUMNS = ("fold", "folds", "kfold", "cv_fold")
+
+
+def _say_folds(frame, where: str) -> None:
+    """Point to a column of the dataset's own folds: its authors made them so that related
+    inputs (slices of one recording, photos of one object) share a fold; a random split mixes
+    them and validation scores what training saw."""
+    for c in frame.columns:
+        if _plain_name(str(c)) in FOLD_COLUMNS and 2 <= frame[c].nunique() <= 20:
+            _log.warning("%s: column %r holds the dataset's own folds; pass --group-column %s to keep each "
+                         "fold whole (a random split may put related inputs on both sides of validation)",
+                         where, str(c), str(c))
+            return
+
+
 def _names_over_codes(frame, label_col: str, where: str) -> str:
     """The labels column: ``label_col``, unless its labels are numbers and another column of a
     labels name says the same with names (ESC-50's ``target`` 0-49 and ``category`` dog, rain,
@@ -504,9 +520,11 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         if path_column is None and (text_only or inline_mods):
             text_column = _pick_column(frame, None, TEXT_COLUMN_GUESSES, "texts", where, "--text-column",
                                        required=False)
+        by_content = None
         if label_col is None and path_column is None and text_column is None and not extra:
             # no name says which column is which: of two, the one whose values repeat is the labels
-            label_col = (_two_columns_by_content(frame, where) or (None, None))[1]
+            by_content = _two_columns_by_content(frame, where)
+            label_col = (by_content or (None, None))[1]
         other = None if label_col is None else _other_column(frame, {label_col} | extra)
         if path_column is None and text_column is None and other is not None:
             # no known name, but one column besides the labels: it holds the inputs
@@ -516,7 +534,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                 path_column = other
             else:
                 text_column = other
-            _log.info("%s: inputs read from column %r (the only column besides the labels)", where, other)
+            if by_content is None:  # else already said
+                _log.info("%s: inputs read from column %r (the only column besides the labels)", where, other)
         if path_column is None and text_column is None:
             what, flag = (("texts", "--text-column") if text_only else
                           ("file paths", "--path-column") if not inline_mods else
@@ -539,6 +558,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                               required=False) if group_column else None
     split_col = _pick_column(frame, split_column, (), "train/val split", where, "--split-column",
                              required=False) if split_column else None
+    if groups_col is None and split_col is None:
+        _say_folds(frame, where)
     if split_col is not None:
         bad = sorted({str(v) for v in frame[split_col]} - set(_SPLIT_NAMES))
         if bad:

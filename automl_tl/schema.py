@@ -50,8 +50,9 @@ class ATTR:
     PREDICTIONS = "predictions"
     FAIL_REASON = "fail_reason"
     TRACEBACK = "traceback"
-    NOT_STARTED = "not_started"  # why a proposal was not run (no time left, a repeat)
+    NOT_STARTED = "not_started"  # why a proposal was not run (no time left, a repeat, trailing features)
     REPEAT_OF = "repeat_of"
+    TRAILS = "trails"  # a new head not tried on features whose linear trial trails this trial's by far
     RETRY_OF = "retry_of"  # this trial re-runs an interrupted one
     RECOMMENDED = "recommended"
     PROBE = "probe"
@@ -77,7 +78,7 @@ RUN_MARKER = ".automl-tl-run"
 RUN_MARKERS = (RUN_MARKER, "study.db", "summary.json")
 
 #: keys of ``summary.json["counts"]``
-COUNT_KEYS = ("complete", "pruned", "fail", "running", "not_started", "repeats")
+COUNT_KEYS = ("complete", "pruned", "fail", "running", "not_started", "repeats", "trailing")
 
 
 def interrupted_reason(retried_as: int | None) -> str:
@@ -136,12 +137,14 @@ def trial_rows(trials) -> list[dict]:
 
 def trial_counts(trials) -> dict[str, int]:
     """Trials by state (``complete``, ``pruned``, ``fail``, ``running``), the proposals not
-    started (no time left, or a repeat) apart, as ``not_started``, of which ``repeats``."""
+    started (no time left, a repeat, a head on trailing features) apart, as ``not_started``, of
+    which ``repeats`` and ``trailing``."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
     for t in trials:
         if t.user_attrs.get(ATTR.NOT_STARTED):
             counts["not_started"] += 1
             counts["repeats"] += t.user_attrs.get(ATTR.REPEAT_OF) is not None
+            counts["trailing"] += t.user_attrs.get(ATTR.TRAILS) is not None
             continue
         key = t.state.name.lower()
         counts[key] = counts.get(key, 0) + 1

@@ -489,7 +489,7 @@ def test_a_table_naming_its_files_by_name_or_id_finds_them_under_its_folder(pm, 
     assert _load(pm, far / "t.csv", text_column="image_id").modality == "text"  # if said
 
 
-def test_a_table_in_its_own_folder_beside_the_files(pm, tmp_path):
+def test_a_table_in_its_own_folder_beside_the_files(pm, tmp_path, caplog):
     """ESC-50 (meta/esc50.csv: filename, fold, target, category; the clips in audio/) and
     UrbanSound8K (metadata/UrbanSound8K.csv: slice_file_name, ..., classID, class; audio/fold1/):
     every row was "file not found", the second table's file column was not found at all, and
@@ -510,7 +510,9 @@ def test_a_table_in_its_own_folder_beside_the_files(pm, tmp_path):
                   "classID": [i % 2 for i in range(8)], "class": names}
                  ).to_csv(tmp_path / "us8k" / "metadata" / "us8k.csv", index=False)
     for table, folder in (("esc/meta/esc50.csv", "esc/audio"), ("us8k/metadata/us8k.csv", "us8k/audio")):
+        caplog.clear()
         data = _load(pm, tmp_path / table)
+        assert "holds the dataset's own folds; pass --group-column fold" in caplog.text
         assert [Path(x).name for x in data.items] == files and not data.skips
         assert all(str(tmp_path / folder) in x for x in data.items)
         assert list(data.labels) == names  # the names, not the codes 0 and 1
