@@ -184,7 +184,24 @@ def _read_table(path: Path, named: Sequence[str | None] = (), texts: bool = Fals
             frame.columns = [f"column_{i + 1}" for i in range(frame.shape[1])]
             _log.info("%s: its first line is data, not column names (%s): read as a table without a "
                       "header row; its columns are named %s", path, why, _listed(list(frame.columns)))
-    return frame
+    return _without_row_numbers(frame, path)
+
+
+def _without_row_numbers(frame, path: Path):
+    """``frame`` less a first column of row numbers without a name (what pandas' ``to_csv`` writes
+    unless told ``index=False``): it is neither inputs nor labels, and as a third column it hid
+    which of the other two is which."""
+    import pandas as pd
+
+    if frame.shape[1] < 2 or not str(frame.columns[0]).startswith("Unnamed: 0"):
+        return frame
+    numbers = pd.to_numeric(frame.iloc[:, 0], errors="coerce")
+    start = numbers.iloc[0] if len(numbers) else None
+    if start not in (0, 1) or not numbers.diff().iloc[1:].eq(1).all():
+        return frame
+    _log.info("%s: its first column (no name, %d..%d) holds row numbers and is left out", path,
+              int(start), int(start) + len(frame) - 1)
+    return frame.iloc[:, 1:]
 
 
 def _header_is_data(frame, folder: Path, sentence_words: int = 4) -> str:
@@ -200,7 +217,7 @@ def _header_is_data(frame, folder: Path, sentence_words: int = 4) -> str:
         name = re.sub(r"\.\d+$", "", c).strip()  # pandas writes a repeated name "x.1"
         if not name or name.startswith("Unnamed: "):  # an empty header cell
             continue
-        values = frame[c].dropna().astype(str).str.strip()
+        values = frame[c].head(1000).dropna().astype(str).str.strip()  # enough to see a repeating value
         if len(values) and values.nunique() <= len(values) / 2 and name in set(values):
             return f"{name!r} is also a value of that column"
         if len(name.split()) >= sentence_words:

@@ -553,3 +553,18 @@ def test_a_table_without_a_header_row_keeps_its_first_row(pm, tmp_path):
     (tmp_path / "v.csv").write_text("phrase of it all,pos\n" + "".join(f"{t},{lab}\n" for t, lab in
                                                                        zip(texts, labels)))
     assert list(_load(pm, tmp_path / "v.csv", text_column="phrase of it all").items) == texts
+
+
+def test_row_numbers_written_by_pandas_are_left_out(pm, tmp_path):
+    """``df.to_csv("t.csv")`` writes the row numbers as a first column without a name: as a third
+    column it stopped the two-column guess ("cannot tell which column holds the labels")."""
+    texts = [f"review {i} of the film, {'good' if i % 2 else 'bad'}" for i in range(12)]
+    labels = ["pos" if i % 2 else "neg" for i in range(12)]
+    pd.DataFrame({"review_body": texts, "stars": labels}).to_csv(tmp_path / "t.csv")
+    data = _load(pm, tmp_path / "t.csv")
+    assert list(data.items) == texts and list(data.labels) == labels and data.columns == ("review_body", "stars")
+    # a first column without a name that is not a count of rows stays a column
+    pd.DataFrame({"": [f"nowhere-{i}.png" for i in range(12)], "stars": labels}).to_csv(tmp_path / "u.csv",
+                                                                                     index=False)
+    with pytest.raises(DataError, match="none of the 12 files it names exists"):
+        _load(pm, tmp_path / "u.csv")
