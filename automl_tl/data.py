@@ -184,7 +184,19 @@ def _read_table(path: Path, named: Sequence[str | None] = (), texts: bool = Fals
             frame.columns = [f"column_{i + 1}" for i in range(frame.shape[1])]
             _log.info("%s: its first line is data, not column names (%s): read as a table without a "
                       "header row; its columns are named %s", path, why, _listed(list(frame.columns)))
-    return _without_row_numbers(frame, path)
+    return _without_row_numbers(_without_empty_unnamed(frame, path), path)
+
+
+def _without_empty_unnamed(frame, path: Path):
+    """``frame`` less the columns without a name that are nearly all empty (a spreadsheet's stray
+    trailing commas: the SMS spam table's ``v1,v2,,,``): as extra columns they hid which of the
+    others is which."""
+    unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ")]
+    empty = [c for c in unnamed if frame[c].isna().mean() > 0.9]
+    if not empty or len(empty) == frame.shape[1]:
+        return frame
+    _log.info("%s: %d column(s) without a name and nearly all empty left out", path, len(empty))
+    return frame.drop(columns=empty)
 
 
 def _without_row_numbers(frame, path: Path):
@@ -300,6 +312,11 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
     for g in guesses:
         if g in lower:
             return lower[g]
+    # a guess as the last word of one name (airline_sentiment, review_text), where only one has it
+    ends = [c for c in cols if any(_plain_name(c).endswith("_" + g) for g in guesses)]
+    if len(ends) == 1:
+        _log.info("%s: %s read from column %r (by its name; %s chooses otherwise)", where, what, ends[0], flag)
+        return ends[0]
     if required:
         import pandas as pd
 

@@ -568,3 +568,24 @@ def test_row_numbers_written_by_pandas_are_left_out(pm, tmp_path):
                                                                                      index=False)
     with pytest.raises(DataError, match="none of the 12 files it names exists"):
         _load(pm, tmp_path / "u.csv")
+
+
+def test_tables_as_found_on_data_sites(pm, tmp_path):
+    """The SMS spam table (``v1,v2,,,``: labels, texts and three stray empty columns) and the
+    airline tweets (``airline_sentiment`` among a dozen columns): "cannot tell which column holds
+    the labels"."""
+    texts = [f"message {i}: {'win a prize now' if i % 2 else 'see you at lunch'}" for i in range(12)]
+    labels = ["spam" if i % 2 else "ham" for i in range(12)]
+    (tmp_path / "spam.csv").write_text("v1,v2,,,\n" + "".join(
+        f"{lab},{t},{'x' if i == 3 else ''},,\n" for i, (t, lab) in enumerate(zip(texts, labels))))
+    data = _load(pm, tmp_path / "spam.csv")
+    assert list(data.items) == texts and list(data.labels) == labels and data.columns == ("v2", "v1")
+    pd.DataFrame({"tweet_id": range(12), "airline_sentiment": labels, "airline_sentiment_confidence": 1.0,
+                  "airline": "X", "text": texts}).to_csv(tmp_path / "air.csv", index=False)
+    data = _load(pm, tmp_path / "air.csv")
+    assert list(data.items) == texts and list(data.labels) == labels
+    # two names ending like a guess: no guess, the message naming the columns
+    pd.DataFrame({"user_label": labels, "gold_label": labels, "text": texts}).to_csv(tmp_path / "two.csv",
+                                                                                   index=False)
+    with pytest.raises(DataError, match="cannot tell which column holds the labels"):
+        _load(pm, tmp_path / "two.csv")
