@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", help="the table column holding the inputs (default: a text or path column "
                                     "by its name, else the only column that is not a label)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead")
+    p.add_argument("--output", metavar="FILE.csv",
+                   help="also write the predictions to this CSV: input, label, probability, error, and "
+                        "one column of probability per class (a file it did not write is never replaced)")
 
     p = sub.add_parser("backbones", help="list registered backbones",
                        description="List registered backbones: plugin, modality, size, blocks, "
@@ -443,7 +446,9 @@ def cmd_predict(args) -> int:
     dropped = [i for i in range(len(items)) if i not in by_item]
     skip_reason = ({i: s.reason for i, s in zip(dropped, skips)} if len(dropped) == len(skips)
                    else {i: s.reason for i, x in enumerate(items) for s in skips if s.item == str(x)})
+    output = _prediction_file(args.output, pred.labels) if args.output else None
     right = judged = 0
+    rows = []
     for i, x in enumerate(inputs):
         item, truth = x.shown, x.truth  # shown: a text file's path, while its content was classified
         if i in by_item:
@@ -455,16 +460,66 @@ def cmd_predict(args) -> int:
                 right += pred.labels[k] == truth
         else:
             rec = {"input": item, "label": None, "error": skip_reason.get(i, "unusable input")}
+        if output is not None:
+            rows.append(rec | ({"error": ""} if i in by_item else {})
+                        | {c: (round(float(v), 6) if i in by_item else None)
+                           for c, v in zip(_class_columns(pred.labels), by_item.get(i, [None] * len(pred.labels)))})
+        one_line = " ".join(str(item).split()) if "\n" in str(item) or "\t" in str(item) else item
         if args.json:
             print(json.dumps(rec, ensure_ascii=False))
         elif rec["label"] is None:
-            print(f"{item}\tSKIPPED\t{rec['error']}")
+            print(f"{one_line}\tSKIPPED\t{rec['error']}")
         else:
-            print(f"{item}\t{rec['label']}\t{rec['probability']:.4f}")
+            print(f"{one_line}\t{rec['label']}\t{rec['probability']:.4f}")
+    if output is not None:
+        _write_predictions(output, rows, pred.labels)
     if judged:
         print(f"accuracy {right / judged:.4f} on the {judged} inputs whose label the data gives (a class "
               f"folder, a label column): {right} right", file=sys.stderr)
     return EXIT_OK if not skips else EXIT_INPUT
+
+
+#: the first columns of a predictions file; its header says automl-tl wrote it (and may replace it)
+PREDICTION_COLUMNS = ("input", "label", "probability", "error")
+
+
+def _prediction_file(path: str, labels) -> Path:
+    """Where ``predict --output`` writes, checked before any prediction: a ``.csv``, in an existing
+    folder, and not a file this program did not write (one whose first line is not the header of
+    a predictions file: such a file is never replaced)."""
+    from automl_tl.errors import DataError
+
+    out = Path(path)
+    if out.suffix.lower() != ".csv":
+        raise DataError(f"--output {path}: give a file name ending in .csv.")
+    if not out.parent.is_dir():
+        raise DataError(f"--output {path}: the folder {out.parent} does not exist.")
+    if out.exists():
+        try:
+            with open(out, encoding="utf-8", errors="replace") as fh:
+                first = fh.readline().rstrip("\r\n")
+        except OSError:
+            first = ""
+        if not first.startswith(",".join(PREDICTION_COLUMNS)):
+            raise DataError(f"--output {path}: the file exists and was not written by automl-tl predict; "
+                            f"it is left as it is. Give another name, or move it away.")
+    return out
+
+
+def _class_columns(labels) -> list[str]:
+    """The column of each class's probability: its name, or ``p_<name>`` for a class named like
+    one of the first columns (a class called "label")."""
+    return [f"p_{c}" if c in PREDICTION_COLUMNS else str(c) for c in labels]
+
+
+def _write_predictions(out: Path, rows, labels) -> None:
+    import pandas as pd
+
+    from automl_tl.atomic import atomic_write_text
+
+    columns = list(PREDICTION_COLUMNS) + _class_columns(labels)
+    atomic_write_text(out, pd.DataFrame(rows, columns=columns).to_csv(index=False))
+    print(f"predictions written to {out}", file=sys.stderr)
 
 
 def cmd_backbones(args) -> int:

@@ -61,6 +61,8 @@ def check_image(path: str) -> str | None:
         return f"too large: {exc}"
     except UnidentifiedImageError:
         return "not an image: the file's content is not a format Pillow reads"
+    except FileNotFoundError:  # as a table's missing file is named
+        return "file not found"
     except OSError as exc:
         return f"unreadable: {exc}"
     try:

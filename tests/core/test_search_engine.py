@@ -98,6 +98,34 @@ def test_cli_predict_in_a_fresh_process(fitted):
     assert got == [r["predicted"] for r in rows]
 
 
+def test_predict_writes_a_csv_and_never_replaces_a_file_it_did_not_write(fitted, tmp_path, capsys):
+    """``predict --output preds.csv``: one row per input (a missing file is a row with its error),
+    each class's probability in a column; a file automl-tl did not write is left untouched."""
+    import pandas as pd
+
+    from automl_tl.cli import main
+
+    run = fitted[1].run_dir_
+    rows = list(csv.DictReader(open(run / "val_predictions.csv")))[:3]
+    inputs = [r["item"] for r in rows] + [str(tmp_path / "gone.png")]
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(run), *inputs, "--output", str(out)]) == 2  # a skipped input: exit 2
+    table = pd.read_csv(out, keep_default_na=False)
+    labels = json.loads((run / "labels.json").read_text())
+    labels = labels["classes"] if isinstance(labels, dict) else labels
+    assert list(table.columns) == ["input", "label", "probability", "error", *labels]
+    assert list(table["input"]) == inputs and list(table["label"][:3]) == [r["predicted"] for r in rows]
+    assert table["error"][3] == "file not found" and table["label"][3] == ""
+    assert np.allclose(table[labels][:3].astype(float).sum(1), 1, atol=1e-3)
+    assert main(["predict", str(run), inputs[0], "--output", str(out)]) == 0  # its own file: replaced
+    assert len(pd.read_csv(out)) == 1
+    mine = tmp_path / "mine.csv"
+    mine.write_text("id,label\n1,a\n")
+    assert main(["predict", str(run), inputs[0], "--output", str(mine)]) == 2
+    assert mine.read_text() == "id,label\n1,a\n"
+    assert "was not written by automl-tl predict" in capsys.readouterr().err
+
+
 def test_resume_keeps_finished_trials(fitted, tmp_path, caplog):
     import logging
 
