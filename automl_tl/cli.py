@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -36,19 +35,15 @@ typical use:
 """
 
 
-_DURATION_PART = r"(\d+(?:\.\d+)?)\s*(h|hours?|m|min|mins|minutes?|s|sec|secs|seconds?)?"
-
-
 def _time_budget(text: str) -> float:
     """Seconds of a duration: ``90`` (seconds), ``90s``, ``20m``, ``1.5h``, ``1h30m``, ``2 min``."""
-    spec = text.strip().lower().replace(" ", "")
-    parts = re.findall(_DURATION_PART, spec)
-    if not spec or not re.fullmatch(f"(?:{_DURATION_PART})+", spec) or (len(parts) > 1 and not all(u for _, u in parts)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use e.g. 90s, 20m, 1.5h or 1h30m")
-    seconds = sum(float(v) * {"h": 3600, "m": 60, "s": 1}[(u or "s")[0]] for v, u in parts)
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the time budget must be more than 0")
-    return seconds
+    from automl_tl.durations import seconds
+    from automl_tl.errors import ConfigError
+
+    try:
+        return seconds(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _weights_arg(text: str) -> tuple[str, str]:
@@ -277,8 +272,8 @@ def _print_profile(prof, rec, left_out) -> None:
         mark = "similar" if info["similar"] else "different"
         print(f"backbone:    {name:<22} similarity {info['similarity']:.2f} ({mark}); "
               f"input {info['input_config']}")
-    if left_out:  # each reason was logged once already, when the backbone was left out
-        print(f"left out:    {', '.join(x['backbone'] for x in left_out)} (no weights here; reasons above)")
+    if left_out:  # said once already, when the backbones were left out
+        print(f"left out:    {', '.join(x['backbone'] for x in left_out)} (no weights here; see above)")
     for p in prof.probe:
         opts = ", ".join(f"{k}={v}" for k, v in p["options"].items())
         what = f"{p['backbone']}" + (f" ({opts})" if opts else "")
@@ -374,6 +369,8 @@ def _minority_note(predictions: Path, metric: str, imbalanced: bool) -> str | No
         return None
     import pandas as pd
 
+    from automl_tl.data import listed
+
     rows = pd.read_csv(predictions, dtype=str, keep_default_na=False)
     weak = []
     for label, group in rows.groupby("label"):
@@ -382,7 +379,7 @@ def _minority_note(predictions: Path, metric: str, imbalanced: bool) -> str | No
             weak.append(f"{right} of {len(group)} {label!r}")
     if not weak:
         return None
-    return (f"the model gets {', '.join(weak[:5])}{' ...' if len(weak) > 5 else ''} validation items "
+    return (f"the model gets {listed(weak, 5)} validation items "
             f"right: accuracy favours the larger classes; --metric balanced_accuracy (or macro_f1) "
             f"weighs every class alike")
 

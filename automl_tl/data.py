@@ -22,7 +22,7 @@ import numpy as np
 from automl_tl.errors import ConfigError, DataError
 from automl_tl.modalities import Skip
 
-__all__ = ["LabelledData", "load_data", "evaluation_plan", "TABLE_SUFFIXES"]
+__all__ = ["LabelledData", "load_data", "evaluation_plan", "listed", "TABLE_SUFFIXES"]
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
 _log = logging.getLogger("automl_tl")
@@ -183,7 +183,7 @@ def _read_table(path: Path, named: Sequence[str | None] = (), texts: bool = Fals
             frame = _read_table_as(path, header=None)
             frame.columns = [f"column_{i + 1}" for i in range(frame.shape[1])]
             _log.info("%s: its first line is data, not column names (%s): read as a table without a "
-                      "header row; its columns are named %s", path, why, _listed(list(frame.columns)))
+                      "header row; its columns are named %s", path, why, listed(list(frame.columns)))
     return _without_row_numbers(_without_empty_unnamed(frame, path), path)
 
 
@@ -293,7 +293,7 @@ def _csv_delimiter(path: Path) -> str:
 NAMES_SHOWN = 8
 
 
-def _listed(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
+def listed(names: Sequence[str], shown: int = NAMES_SHOWN) -> str:
     """``a, b, c and 5 more``: 785 pixel columns made a 7 000-character error line, 174
     single-example classes a 3 000-character one."""
     head = ", ".join(names[:shown])
@@ -306,7 +306,7 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
     if given is not None:
         if given not in cols:
             raise DataError(f"{where}: no column {given!r} for the {what} (columns: "
-                            f"{_listed(cols)}). Pass the right name with {flag}.")
+                            f"{listed(cols)}). Pass the right name with {flag}.")
         return given
     lower = {_plain_name(c): c for c in cols}
     for g in guesses:
@@ -327,7 +327,7 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
                 f"stored as pixel columns can be saved as image files in class folders."
                 if numeric > len(cols) / 2 and numeric >= 4 else "")
         raise DataError(f"{where}: cannot tell which column holds the {what} (columns: "
-                        f"{_listed(cols)}). Name it with {flag}.{hint}")
+                        f"{listed(cols)}). Name it with {flag}.{hint}")
     return None
 
 
@@ -598,7 +598,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         bad = sorted({str(v) for v in frame[split_col]} - set(_SPLIT_NAMES))
         if bad:
             raise DataError(f"{where}: column {split_col!r} must say train or val (also: validation, "
-                            f"valid, dev, training); found {_listed([repr(b) for b in bad], 5)}.")
+                            f"valid, dev, training); found {listed([repr(b) for b in bad], 5)}.")
 
     skips: list[Skip] = []
     labels_raw = frame[label_col]
@@ -846,7 +846,7 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
                 by_modality[m.name] += 1
                 candidates.append((f, d.name, m.name, part))
     if not candidates:
-        raise DataError(f"{root}: the class sub-folders ({_listed([d.name for d in subdirs], 5)}) hold no "
+        raise DataError(f"{root}: the class sub-folders ({listed([d.name for d in subdirs], 5)}) hold no "
                         f"files.")
     if not by_modality:
         raise DataError(f"{root}: none of the {len(candidates)} files is an image, audio clip or other "
@@ -905,7 +905,7 @@ def validate(data: LabelledData) -> None:
                         f"needs at least two classes: add a folder or label for another class.")
     tiny = [c for c, n in counts.items() if n < 2]
     if tiny:
-        named = _listed([repr(c) for c in tiny], 5)
+        named = listed([repr(c) for c in tiny], 5)
         hint = ""
         if len(tiny) > len(counts) / 2:
             col = f" {data.columns[1]!r}" if data.columns else ""

@@ -50,10 +50,22 @@ def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
             weights[spec.name] = spec.resolve_weights(overrides)
             kept.append(spec)
         except WeightsUnavailableError as exc:
-            msg = f"backbone {spec.name!r} left out: {exc}"
-            warnings.warn(msg, BackboneLeftOutWarning, stacklevel=2)
-            log.warning(msg)
             left_out.append({"backbone": spec.name, "reason": str(exc)})
+            if names:  # asked for by name: each one is said, with how to provide its weights
+                msg = f"backbone {spec.name!r} left out: {exc}"
+                warnings.warn(msg, BackboneLeftOutWarning, stacklevel=2)
+                log.warning(msg)
+    if left_out and not names:
+        # the default candidates: offline, most have no weights here; one line says which (each
+        # reason is in summary.json's "left_out" and in `automl-tl backbones`)
+        from automl_tl.data import listed
+
+        msg = (f"{len(left_out)} {modality} backbone(s) left out, no pretrained weights here: "
+               f"{listed([x['backbone'] for x in left_out])} (give them with --weights NAME=PATH or "
+               f"$AUTOML_TL_WEIGHTS_DIR, or connect to the network; `automl-tl backbones` says where "
+               f"each one comes from)")
+        warnings.warn(msg, BackboneLeftOutWarning, stacklevel=2)
+        log.warning(msg)
     if not kept:
         raise WeightsUnavailableError(
             f"no {modality} backbone has pretrained weights available here. "
@@ -69,7 +81,7 @@ class AutoTransfer:
     """
 
     def __init__(self, *, backbones: Sequence[str] | None = None, trials: int | None = 20,
-                 time_budget: float | None = None, metric: str = "accuracy", seed: int = 0,
+                 time_budget: float | str | None = None, metric: str = "accuracy", seed: int = 0,
                  run_dir: str | None = None, storage: str | None = None, val_fraction: float = 0.2,
                  weights: Mapping[str, str] | None = None, modality: str | None = None,
                  text_column: str | None = None, label_column: str | None = None,
@@ -258,6 +270,7 @@ class AutoTransfer:
         from automl_tl.search import Search
         from automl_tl.knowledge import task_meta
         from automl_tl.metrics import metric_function
+        from automl_tl.durations import seconds
 
         t_start = time.monotonic()
         if self.trials is None and self.time_budget is None:
@@ -266,14 +279,13 @@ class AutoTransfer:
             raise ConfigError(f"unknown pruner {self.pruner!r}: choose one of {', '.join(PRUNERS)}")
         if self.trials is not None and self.trials < 1:
             raise ConfigError(f"trials must be at least 1, not {self.trials}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise ConfigError(f"time_budget must be positive, not {self.time_budget}")
+        budget = None if self.time_budget is None else seconds(self.time_budget)  # 600, "10m", "1h30m"
         metric_function(self.metric)
         registry = self._pm().strategies
         strategies = {name: registry.get(name) for name in (self.strategies or registry.names())}
-        deadline = None if self.time_budget is None else t_start + float(self.time_budget)
+        deadline = None if budget is None else t_start + budget
         # the probe may use up to half of a time budget; the search and the refit get the rest
-        probe_deadline = None if deadline is None else t_start + 0.5 * float(self.time_budget)
+        probe_deadline = None if deadline is None else t_start + 0.5 * budget
         def task_of(data) -> dict:
             return {"modality": data.modality, "source": data.source, "metric": self.metric,
                     "seed": self.seed, "val_fraction": self.val_fraction,
@@ -301,7 +313,7 @@ class AutoTransfer:
             "candidates": [s.summary() | {"weights": prep.weights[s.name].to_dict()} for s in prep.specs],
             "left_out": left_out_of(prep), "strategy_table": self._pm().strategy_table.to_dict(),
             "baseline": _baseline(prep.probes, self.metric), "refit": refit,
-            "time_budget": self.time_budget, "timings": dict(prep.timings), "pruner": self.pruner,
+            "time_budget": budget, "timings": dict(prep.timings), "pruner": self.pruner,
             "forward_seconds": {"probe": round(float(ctx.cache.stats.get("forward_seconds", 0.0)), 2)},
         }
         meta = task_meta(prof, prep.probes)
@@ -411,7 +423,7 @@ class AutoTransfer:
         only column), one path or text for itself, anything else iterated."""
         import pandas as pd
 
-        from automl_tl.data import prediction_inputs
+        from automl_tl.data import listed, prediction_inputs
 
         columns = self.predictor_.config.get("columns") or {}
         if isinstance(X, (str, os.PathLike)):
@@ -421,7 +433,7 @@ class AutoTransfer:
             names = [str(c) for c in X.columns]
             column = columns.get("inputs") if columns.get("inputs") in names else names[0] if len(names) == 1 else None
             if column is None:
-                raise DataError(f"a DataFrame of {len(names)} columns ({', '.join(names[:5])}): pass the column of "
+                raise DataError(f"a DataFrame of {len(names)} columns ({listed(names, 5)}): pass the column of "
                                 f"inputs, e.g. predict(frame[{names[0]!r}])")
             return X[column].tolist()
         return list(X)

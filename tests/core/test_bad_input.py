@@ -408,6 +408,17 @@ def test_time_budgets_are_read_as_people_write_them():
     for bad in ("1h30", "abc", "-5", "0", "", "1x"):
         with pytest.raises(argparse.ArgumentTypeError):
             _time_budget(bad)
+    # the Python API reads them the same way (time_budget="10m" was a TypeError deep in fit)
+    from automl_tl import AutoTransfer
+    from automl_tl.durations import seconds
+    from automl_tl.errors import ConfigError
+
+    assert [seconds(v) for v in (90, 2.5, "10m", "1h30m")] == [90, 2.5, 600, 5400]
+    for bad in (0, -1, "1h30", True):
+        with pytest.raises(ConfigError):
+            seconds(bad)
+    with pytest.raises(ConfigError, match="'ten minutes' is not a duration"):
+        AutoTransfer(time_budget="ten minutes").fit(["a", "b"], ["x", "y"])
 
 
 def test_a_table_of_pixel_columns_is_one_short_line_saying_why(pm, tmp_path):

@@ -116,6 +116,17 @@ def test_weights_left_out_with_a_hint_then_clear_error(monkeypatch, tmp_path):
     with pytest.raises(WeightsUnavailableError, match="no image backbone has pretrained weights"):
         with pytest.warns(UserWarning):
             select_backbones(pm, "image", ["resnet50"])
+    # the default candidates: one line names those left out (offline, most of them; eight lines
+    # of 300 characters each opened every text fit), each reason kept in left_out
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        specs, weights, left = select_backbones(pm, "image")
+    said = [str(w.message) for w in caught if "left out" in str(w.message)]
+    assert len(left) >= 2 and len(said) == 1
+    assert said[0].startswith(f"{len(left)} image backbone(s) left out, no pretrained weights here: ")
+    assert all(x["backbone"] in said[0] or "more" in said[0] for x in left) and all(x["reason"] for x in left)
 
 
 def test_weights_from_user_path_and_env_dir(monkeypatch, tmp_path):
