@@ -177,7 +177,8 @@ def _read_table(path: Path, named: Sequence[str | None] = (), texts: bool = Fals
     say it has a header; ``texts``: a one-column table holds texts) is read as having none, its
     columns named ``column_1``, ``column_2``, ..."""
     frame = _read_table_as(path)
-    if path.suffix.lower() in (".csv", ".tsv") and not any(n in frame.columns for n in named if n):
+    plain = {_plain_name(str(c)) for c in frame.columns}
+    if path.suffix.lower() in (".csv", ".tsv") and not any(_plain_name(n) in plain for n in named if n):
         why = _header_is_data(frame, path.parent, 2 if texts and frame.shape[1] == 1 else 4)
         if why:
             frame = _read_table_as(path, header=None)
@@ -304,10 +305,15 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
                  flag: str, required: bool = True) -> str | None:
     cols = [str(c) for c in frame.columns]
     if given is not None:
-        if given not in cols:
-            raise DataError(f"{where}: no column {given!r} for the {what} (columns: "
-                            f"{listed(cols)}). Pass the right name with {flag}.")
-        return given
+        if given in cols:
+            return given
+        # --text-column review for a column "Review" or "review text" for "Review Text"
+        near = [c for c in cols if _plain_name(c) == _plain_name(given)]
+        if len(near) == 1:
+            _log.info("%s: column %r taken for %s %s", where, near[0], flag, given)
+            return near[0]
+        raise DataError(f"{where}: no column {given!r} for the {what} (columns: "
+                        f"{listed(cols)}). Pass the right name with {flag}.")
     lower = {_plain_name(c): c for c in cols}
     for g in guesses:
         if g in lower:
@@ -535,6 +541,12 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
 
     if len(frame) == 0:
         raise DataError(f"{where}: the table has no rows.")
+    # the columns the user named, as the table spells them (--text-column review: "Review")
+    text_column, path_column, group_column, split_column = (
+        None if given is None else _pick_column(frame, given, (), what, where, flag)
+        for given, what, flag in ((text_column, "texts", "--text-column"), (path_column, "file paths", "--path-column"),
+                                  (group_column, "groups", "--group-column"),
+                                  (split_column, "train/val split", "--split-column")))
     texts_named = text_column is not None
     label_col = _pick_column(frame, label_column, LABEL_COLUMN_GUESSES, "labels", where, "--label-column",
                              required=False)
@@ -886,7 +898,8 @@ def _checked(mod, items, labels, groups, where, skips, progress, split=None, col
 
 
 def validate(data: LabelledData) -> None:
-    """Errors for data no search can use; say what to do."""
+    """Errors for data no search can use; say what to do. Labels that differ only in case or
+    spacing (``Positive``, ``positive``) are warned about: two classes, or one written two ways?"""
     where = data.source
     if not data.items:
         reasons = data.skip_summary()["by_reason"]
@@ -914,6 +927,13 @@ def validate(data: LabelledData) -> None:
         raise DataError(f"{where}: class{'es' if len(tiny) > 1 else ''} {named} "
                         f"ha{'ve' if len(tiny) > 1 else 's'} a single example; each class needs at least "
                         f"2 (one to train, one to validate). Add examples or remove that class.{hint}")
+    spellings: dict[str, list[str]] = {}
+    for c in counts:
+        spellings.setdefault(" ".join(c.casefold().split()), []).append(c)
+    twins = [" / ".join(repr(c) for c in group) for group in spellings.values() if len(group) > 1]
+    if twins:
+        _log.warning("%s: labels %s differ only in case or spacing and are kept as different classes; "
+                     "write each class one way if they are one", where, listed(twins, 3))
 
 
 # ---------------------------------------------------------------------------------------- split

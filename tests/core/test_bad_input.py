@@ -600,3 +600,16 @@ def test_tables_as_found_on_data_sites(pm, tmp_path):
                                                                                    index=False)
     with pytest.raises(DataError, match="cannot tell which column holds the labels"):
         _load(pm, tmp_path / "two.csv")
+
+
+def test_column_names_and_labels_written_two_ways(pm, tmp_path, caplog):
+    """``--text-column review`` for a column ``Review`` was "no column 'review'"; labels written
+    ``Positive`` and ``positive`` became two classes without a word."""
+    texts = [f"review {i} of the film" for i in range(12)]
+    labels = ["Positive", "positive", "negative"] * 4
+    pd.DataFrame({"Review": texts, "Verdict": labels, "Note": "x"}).to_csv(tmp_path / "t.csv", index=False)
+    data = _load(pm, tmp_path / "t.csv", text_column="review", label_column="verdict")
+    assert list(data.items) == texts and sorted(data.class_counts()) == ["Positive", "negative", "positive"]
+    assert "labels 'Positive' / 'positive' differ only in case or spacing" in caplog.text
+    with pytest.raises(DataError, match="no column 'reviews' for the texts"):
+        _load(pm, tmp_path / "t.csv", text_column="reviews", label_column="Verdict")
