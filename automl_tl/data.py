@@ -833,6 +833,13 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
         raise DataError(f"{root}: found {len(files)} files but no class sub-folders. Put each "
                         f"class's files in a sub-folder named after the class (e.g. {root}/cat/1.jpg).")
     layout = _split_layout(root, subdirs)
+    if layout is None:
+        tables = _labelling_tables(root, {d.name for d in subdirs})
+        if tables:
+            raise DataError(f"{root}: it holds {listed([t.name for t in tables], 3)} with a column of labels "
+                            f"that are not its sub-folders' names ({listed([d.name for d in subdirs], 3)}), "
+                            f"which a folder would be read as: the classes. Give the table instead "
+                            f"(automl-tl fit {tables[0]}), or move it out of the folder.")
     sources = [(d, None) for d in subdirs]
     if layout is not None:
         # data already split: train/ (and val/ as the fixed validation split) are searched; test/
@@ -881,6 +888,27 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
             skips.append(Skip(item=str(d), reason="empty class folder: no usable files"))
     split = parts if layout is not None and "val" in layout else None
     return _checked(modalities.get(mod_name), items, labels, None, str(root), skips, progress, split)
+
+
+def _labelling_tables(root: Path, class_names: set[str]) -> list[Path]:
+    """The tables at the top of a class-folder dataset whose labels column (by its name) names
+    none of the sub-folders: Kaggle's ``train.csv`` (``image_id,label``) beside ``train_images/``
+    and ``test_images/`` made a classifier of train vs test images. A table whose labels are
+    the folders' names (a ``metadata.csv`` beside the class folders) agrees with them."""
+    found = []
+    for f in sorted(root.iterdir()):
+        if f.suffix.lower() not in TABLE_SUFFIXES or not f.is_file() or f.stat().st_size > 100 * 2**20:
+            continue
+        try:
+            frame = _read_table_as(f)
+        except DataError:
+            continue
+        cols = {_plain_name(str(c)): c for c in frame.columns}
+        col = next((cols[g] for g in LABEL_COLUMN_GUESSES if g in cols), None)
+        if col is not None and not {label_str(v) for v in frame[col].head(10_000).dropna()} & class_names:
+            found.append(f)
+    # the one to suggest first: a training table (train.csv before sample_submission.csv)
+    return sorted(found, key=lambda f: ("train" not in f.name.lower(), -f.stat().st_size, f.name))
 
 
 def _checked(mod, items, labels, groups, where, skips, progress, split=None, columns=None) -> LabelledData:

@@ -613,3 +613,26 @@ def test_column_names_and_labels_written_two_ways(pm, tmp_path, caplog):
     assert "labels 'Positive' / 'positive' differ only in case or spacing" in caplog.text
     with pytest.raises(DataError, match="no column 'reviews' for the texts"):
         _load(pm, tmp_path / "t.csv", text_column="reviews", label_column="Verdict")
+
+
+def test_a_competition_folder_is_not_read_as_classes_of_its_subfolders(pm, tmp_path):
+    """Kaggle's folder (train.csv, sample_submission.csv, train_images/, test_images/) given as
+    the data: it was read as two classes, train_images and test_images, and fitted (exit 0)."""
+    for i in range(6):
+        _png(tmp_path / "comp" / "train_images" / f"{i}.png", 40 * i)
+        _png(tmp_path / "comp" / "test_images" / f"{10 + i}.png", 40 * i)
+    pd.DataFrame({"image_id": [f"{i}.png" for i in range(6)], "label": ["a", "b"] * 3}).to_csv(
+        tmp_path / "comp" / "train.csv", index=False)
+    pd.DataFrame({"image_id": [f"{10 + i}.png" for i in range(6)], "label": 0}).to_csv(
+        tmp_path / "comp" / "sample_submission.csv", index=False)
+    with pytest.raises(DataError, match=r"holds train.csv, sample_submission.csv with a column of labels .* "
+                                        r"\(automl-tl fit .*train.csv\)"):
+        _load(pm, tmp_path / "comp")
+    assert set(_load(pm, tmp_path / "comp" / "train.csv").labels) == {"a", "b"}
+    # a table whose labels are the class folders' names agrees with them (the audio demo's metadata.csv)
+    for c in ("cat", "dog"):
+        for i in range(3):
+            _png(tmp_path / "pets" / c / f"{i}.png", 40 * i + (c == "dog"))
+    pd.DataFrame({"path": [f"cat/{i}.png" for i in range(3)], "label": "cat"}).to_csv(
+        tmp_path / "pets" / "metadata.csv", index=False)
+    assert sorted(set(_load(pm, tmp_path / "pets").labels)) == ["cat", "dog"]
