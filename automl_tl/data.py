@@ -739,13 +739,15 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
             # the files its rows name, found as load_data finds them
             base, named = (None, {}) if modality.inline else _table_files(list(frame[col]), path.parent, exts,
                                                                            str(path))
-            for value, truth in zip(frame[col], truths):
-                value = "" if _missing(value) else str(value)
+            for cell, truth in zip(frame[col], truths):
+                value = cell = "" if _missing(cell) else str(cell)
                 if value.strip() in named:
                     value = named[value.strip()]
                 elif base is not None and value and not Path(value).is_absolute():
                     value = str(base / value)
-                out.append(PredictionInput(value, None if _missing(truth) else label_str(truth)))
+                # shown as the table writes it (an id for a submission file), the file read where it is
+                out.append(PredictionInput(value, None if _missing(truth) else label_str(truth),
+                                           cell if cell != value else None))
         elif is_dir:
             files = sorted(f for f in path.rglob("*") if is_file_of_modality(f))
             out += [entry(f, f.parent.name) for f in files]

@@ -491,6 +491,7 @@ def test_a_table_naming_its_files_by_name_or_id_finds_them_under_its_folder(pm, 
     pd.DataFrame({"image_id": names}).to_csv(tmp_path / "test.csv", index=False)
     got = prediction_inputs([str(tmp_path / "test.csv")], pm.modalities.get("image"))
     assert [Path(x.value).parent.name for x in got] == ["test_images"] * 8
+    assert [x.shown for x in got] == names  # shown as the table writes them: a submission's ids
     # file names whose files are nowhere: exit 2 saying so, not a text classifier of file names
     far = tmp_path / "far" / "elsewhere"
     far.mkdir(parents=True)
