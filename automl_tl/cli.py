@@ -85,8 +85,10 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-column", help="column holding the labels (default: label/class/target)")
     g.add_argument("--group-column", help="column of group ids (e.g. speaker): validation groups "
                                           "never appear in training")
-    g.add_argument("--split-column", help="column saying train or val for each row: a fixed "
-                                          "validation split instead of a random stratified one")
+    g.add_argument("--split-column", help="column saying train, val or test for each row: a fixed "
+                                          "validation split instead of a random stratified one, test "
+                                          "rows left out (default: a column named split or subset "
+                                          "whose values say so)")
     g.add_argument("--modality", help="force the modality (image, text, audio) instead of guessing")
     p.add_argument("--backbones", type=_csv_list, metavar="NAME,...",
                    help="restrict the candidate backbones (default: all of the data's modality "

@@ -359,6 +359,24 @@ def _file_name_column(frame, exts, taken: set, where: str) -> str | None:
 FOLD_COLUMNS = ("fold", "folds", "kfold", "cv_fold")
 
 
+#: column names that say which split a row belongs to, read as --split-column when their values do
+SPLIT_COLUMNS = ("split", "subset", "partition", "set", "data_split", "dataset_split")
+
+
+def _split_column(frame, taken: set, where: str) -> str | None:
+    """A column named like a split (``split``, ``subset``, ...) whose values all say train, val
+    or test: read as ``--split-column`` (a table's own test rows were trained on)."""
+    for c in frame.columns:
+        if str(c) in taken or _plain_name(str(c)) not in SPLIT_COLUMNS:
+            continue
+        values = {str(v).strip().lower() for v in frame[c].dropna()}
+        if len(values) >= 2 and values <= set(_SPLIT_FOLDERS):
+            _log.info("%s: column %r read as the split (%s; pass --split-column to name another)", where,
+                      str(c), ", ".join(sorted(values)))
+            return str(c)
+    return None
+
+
 def _say_folds(frame, where: str) -> None:
     """Point to a column of the dataset's own folds: its authors made them so that related
     inputs (slices of one recording, photos of one object) share a fold; a random split mixes
@@ -532,6 +550,8 @@ def _table_files(values, folder: Path | None, exts: Sequence[str], table: str,
 
 _SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                 "validation": "val", "dev": "val"}
+#: what a split folder or a split column's value may say: the test part is left out of the search
+_SPLIT_FOLDERS = _SPLIT_NAMES | {"test": "test", "testing": "test"}
 
 
 def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, text_column=None,
@@ -603,14 +623,22 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
     groups_col = _pick_column(frame, group_column, (), "groups", where, "--group-column",
                               required=False) if group_column else None
     split_col = _pick_column(frame, split_column, (), "train/val split", where, "--split-column",
-                             required=False) if split_column else None
+                             required=False) if split_column else _split_column(frame, {input_col, label_col}, where)
     if groups_col is None and split_col is None:
         _say_folds(frame, where)
+    parts = None
     if split_col is not None:
-        bad = sorted({str(v) for v in frame[split_col]} - set(_SPLIT_NAMES))
+        parts = [_SPLIT_FOLDERS.get(str(v).strip().lower()) for v in frame[split_col]]
+        bad = sorted({str(v) for v, p in zip(frame[split_col], parts) if p is None})
         if bad:
-            raise DataError(f"{where}: column {split_col!r} must say train or val (also: validation, "
-                            f"valid, dev, training); found {listed([repr(b) for b in bad], 5)}.")
+            raise DataError(f"{where}: column {split_col!r} must say train, val or test (also: validation, "
+                            f"valid, dev, training, testing); found {listed([repr(b) for b in bad], 5)}.")
+        n_test = parts.count("test")
+        if n_test:
+            _log.warning("%s: %d row(s) marked %s in column %r are left out of the search (they stay yours "
+                         "for a final test)", where, n_test, "test", split_col)
+        if "val" not in parts:  # train and test only: validation is drawn from the training rows
+            parts = [None if p == "train" else p for p in parts]
 
     skips: list[Skip] = []
     labels_raw = frame[label_col]
@@ -624,7 +652,9 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
             skips.append(Skip(item=f"row {pos + 2}", reason="missing label"))
             continue
         grp = None if groups_col is None else str(frame[groups_col].iloc[pos])
-        part = None if split_col is None else _SPLIT_NAMES[str(frame[split_col].iloc[pos])]
+        part = None if parts is None else parts[pos]
+        if part == "test":
+            continue
         rows.append((inp, label_str(lab), grp, part, pos + 2))
 
     if text_column is not None:
@@ -670,7 +700,7 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
             rows = [rows[i] for i in keep]
     columns = None if where in ("<lists>",) else (str(input_col), str(label_col))
     return _checked(mod, items, [r[1] for r in rows], [r[2] for r in rows] if groups_col else None,
-                    where, skips, progress, [r[3] for r in rows] if split_col else None, columns)
+                    where, skips, progress, [r[3] for r in rows] if parts and "val" in parts else None, columns)
 
 
 class PredictionInput(NamedTuple):
@@ -804,7 +834,6 @@ def _modality_of_paths(paths, modalities, where) -> str:
 
 #: top-level folder names of a dataset already split into train / validation / test folders
 #: a split column's names, and a test split, which a folder may have (a table's rows are all searched)
-_SPLIT_FOLDERS = _SPLIT_NAMES | {"test": "test", "testing": "test"}
 
 
 def _class_dirs(root: Path) -> list[Path]:

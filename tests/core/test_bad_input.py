@@ -166,9 +166,32 @@ def test_fixed_split_column(pm, tmp_path):
     data = _load(pm, tmp_path / "t.csv", split_column="part")
     s = evaluation_plan(data, [0, 1] * 4)
     assert s.kind == "holdout" and list(s.train) == [0, 1, 2, 3, 4, 5] and list(s.val) == [6, 7]
-    frame.assign(part=["train"] * 7 + ["test"]).to_csv(tmp_path / "u.csv", index=False)
-    with pytest.raises(DataError, match="must say train or val.*'test'"):
+    frame.assign(part=["train"] * 7 + ["holdout"]).to_csv(tmp_path / "u.csv", index=False)
+    with pytest.raises(DataError, match="must say train, val or test.*'holdout'"):
         _load(pm, tmp_path / "u.csv", split_column="part")
+
+
+def test_a_split_column_with_test_rows_keeps_them_out(pm, tmp_path, caplog):
+    """A table's ``split`` column of train / val / test: the test rows were trained on (without
+    --split-column) or refused ("must say train or val"). They are left out, the column read as
+    the split by its name and values."""
+    from automl_tl.data import evaluation_plan
+
+    for i in range(10):
+        _png(tmp_path / f"{i}.png", i * 25)
+    split = ["train"] * 6 + ["val"] * 2 + ["Test"] * 2
+    pd.DataFrame({"path": [f"{i}.png" for i in range(10)], "label": ["a", "b"] * 5, "split": split}).to_csv(
+        tmp_path / "t.csv", index=False)
+    data = _load(pm, tmp_path / "t.csv")
+    assert [Path(x).name for x in data.items] == [f"{i}.png" for i in range(8)]
+    plan = evaluation_plan(data, [0, 1] * 4)
+    assert plan.kind == "holdout" and list(plan.val) == [6, 7]
+    assert "2 row(s) marked test in column 'split' are left out of the search" in caplog.text
+    # train and test only: the test rows out, validation drawn from the training rows
+    pd.DataFrame({"path": [f"{i}.png" for i in range(10)], "label": ["a", "b"] * 5,
+                  "subset": ["train"] * 8 + ["test"] * 2}).to_csv(tmp_path / "u.csv", index=False)
+    data = _load(pm, tmp_path / "u.csv")
+    assert len(data.items) == 8 and data.split is None
 
 
 def test_folder_of_text_files_reads_their_content(pm, tmp_path):
