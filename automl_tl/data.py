@@ -620,10 +620,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
             _pick_column(frame, None, (), "labels", where, "--label-column")  # raises
         _log.info("%s: labels read from column %r (the only column besides the inputs)", where, label_col)
     _pick_column(frame, input_col, (), "inputs", where, "--text-column / --path-column")
-    groups_col = _pick_column(frame, group_column, (), "groups", where, "--group-column",
-                              required=False) if group_column else None
-    split_col = _pick_column(frame, split_column, (), "train/val split", where, "--split-column",
-                             required=False) if split_column else _split_column(frame, {input_col, label_col}, where)
+    groups_col = group_column  # named ones were checked and spelled as the table does, above
+    split_col = split_column or _split_column(frame, {input_col, label_col, group_column}, where)
     if groups_col is None and split_col is None:
         _say_folds(frame, where)
     parts = None
@@ -635,8 +633,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                             f"valid, dev, training, testing); found {listed([repr(b) for b in bad], 5)}.")
         n_test = parts.count("test")
         if n_test:
-            _log.warning("%s: %d row(s) marked %s in column %r are left out of the search (they stay yours "
-                         "for a final test)", where, n_test, "test", split_col)
+            _log.warning("%s: %d row(s) marked test in column %r are left out of the search (they stay "
+                         "yours for a final test)", where, n_test, split_col)
         if "val" not in parts:  # train and test only: validation is drawn from the training rows
             parts = [None if p == "train" else p for p in parts]
 
