@@ -438,6 +438,7 @@ def cmd_predict(args) -> int:
     if not items:
         raise DataError(f"nothing to classify in {', '.join(map(str, args.inputs))}: give files, texts, "
                         f"a folder of {pred.modality.name} files or a table with a column of inputs.")
+    output = _prediction_file(args.output) if args.output else None  # refused before the work
     keep, usable, skips = pred.check_inputs(items)
     proba = pred.predict_proba(usable) if usable else []
     by_item = dict(zip(keep, proba))
@@ -445,7 +446,6 @@ def cmd_predict(args) -> int:
     dropped = [i for i in range(len(items)) if i not in by_item]
     skip_reason = ({i: s.reason for i, s in zip(dropped, skips)} if len(dropped) == len(skips)
                    else {i: s.reason for i, x in enumerate(items) for s in skips if s.item == str(x)})
-    output = _prediction_file(args.output, pred.labels) if args.output else None
     right = judged = 0
     rows = []
     for i, x in enumerate(inputs):
@@ -482,7 +482,7 @@ def cmd_predict(args) -> int:
 PREDICTION_COLUMNS = ("input", "label", "probability", "error")
 
 
-def _prediction_file(path: str, labels) -> Path:
+def _prediction_file(path: str) -> Path:
     """Where ``predict --output`` writes, checked before any prediction: a ``.csv``, in an existing
     folder, and not a file this program did not write (one whose first line is not the header of
     a predictions file: such a file is never replaced)."""
