@@ -1014,6 +1014,7 @@ def evaluation_plan(data: LabelledData, y, *, val_fraction: float = 0.2, seed: i
     # StratifiedGroupKFold took 6 s over 60 000 groups of one).
     from automl_tl.evaluation import EvaluationPlan
 
+    _say_conflicts(data, ids, y)
     firsts = np.unique(ids, return_index=True)[1]  # ids count up from 0 in order of first appearance
     plan = make_plan(np.asarray(y)[firsts], val_fraction=val_fraction, seed=seed)  # over distinct inputs
     folds = tuple((np.flatnonzero(np.isin(ids, tr)), np.flatnonzero(np.isin(ids, va))) for tr, va in plan.folds)
@@ -1022,6 +1023,26 @@ def evaluation_plan(data: LabelledData, y, *, val_fraction: float = 0.2, seed: i
            f"what was learned from its twin)")
     _log.info("%s: %s", data.source, why)
     return EvaluationPlan(folds=folds, kind=plan.kind, reason=f"{plan.reason}; {why}")
+
+
+def _say_conflicts(data: LabelledData, ids: np.ndarray, y) -> None:
+    """Warn about copies of one input labelled as different classes (a text pasted under two
+    labels, an image listed once per object in it): the model is taught both answers and
+    validation counts one of them wrong whatever it learns."""
+    y = np.asarray(y)
+    order = np.argsort(ids, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(ids[order]) != 0])
+    conflicts = [order[s:e] for s, e in zip(starts, np.r_[starts[1:], len(order)])
+                 if len(set(y[order[s:e]].tolist())) > 1]
+    if not conflicts:
+        return
+    first = conflicts[0]
+    shown = str(data.items[first[0]])
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    names = sorted({str(data.labels[i]) for i in first})
+    _log.warning("%s: %d input(s) appear more than once with different labels (e.g. %r as %s): the model "
+                 "is taught both; give each input one label, or drop the copies", data.source,
+                 len(conflicts), shown, " and ".join(repr(n) for n in names))
 
 
 def duplicate_groups(data: LabelledData) -> tuple[np.ndarray | None, int]:

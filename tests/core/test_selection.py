@@ -75,6 +75,26 @@ def test_copies_of_an_input_stay_on_one_side_of_every_split(tmp_path):
     assert n == 1 and ids[0] == ids[6] and len(set(ids[:6])) == 6
 
 
+def test_copies_labelled_as_different_classes_are_warned_about(caplog):
+    """A text under two labels (or an image listed once per object in it) teaches the model both
+    answers; nothing said so."""
+    from automl_tl.data import LabelledData, evaluation_plan
+
+    texts = [f"review number {i} of the film" for i in range(40)]
+    labels = ["pos", "neg"] * 20
+    data = LabelledData(modality="text", items=tuple(texts + texts[:3]), labels=tuple(labels + ["neg", "neg", "neg"]),
+                        source="t.csv")
+    y = np.array([0 if lab == "pos" else 1 for lab in data.labels])
+    evaluation_plan(data, y)
+    assert "t.csv: 2 input(s) appear more than once with different labels (e.g. 'review number 0 of the " \
+           "film' as 'neg' and 'pos')" in caplog.text
+    caplog.clear()
+    same = LabelledData(modality="text", items=tuple(texts + texts[:3]), labels=tuple(labels + labels[:3]),
+                        source="t.csv")
+    evaluation_plan(same, np.array([0 if lab == "pos" else 1 for lab in same.labels]))
+    assert "different labels" not in caplog.text  # copies that agree are only grouped
+
+
 def test_large_data_gets_one_holdout_split():
     y = np.array([0, 1] * 50)
     assert make_plan(y, cv_max_items=60).kind == "holdout"
