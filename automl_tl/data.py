@@ -451,12 +451,20 @@ def _other_column(frame, taken: set) -> str | None:
     return rest[0] if len(rest) == 1 else None
 
 
+def _native(value):
+    """A relative path written on Windows (``images\\cat\\1.jpg``) as this system writes it; other
+    values as they are."""
+    if os.sep == "/" and isinstance(value, str) and "\\" in value and "://" not in value:
+        return value.replace("\\", "/")
+    return value
+
+
 def _looks_like_paths(values, base: Path | None) -> bool:
     """Most of the first 20 non-empty values name existing files (relative ones from ``base``)."""
     sample = [str(v) for v in values if isinstance(v, str) and v.strip()][:20]
 
     def exists(v: str) -> bool:
-        p = Path(v)
+        p = Path(_native(v))
         if not p.is_absolute() and base is not None:
             p = base / p
         try:
@@ -610,6 +618,8 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                 what, flag = "labels", "--label-column"
             _pick_column(frame, None, (), what, where, flag)  # raises, naming the columns
     input_col = text_column or path_column
+    if text_column is None:  # a table written on Windows: images\cat\1.jpg
+        frame = frame.assign(**{input_col: frame[input_col].map(_native)})
     if not texts_named and _web_addresses(frame[input_col]):
         raise DataError(f"{where}: column {input_col!r} holds web addresses (http://...): automl-tl reads local "
                         f"files only. Download the files and list their paths, or, if these are texts to "
@@ -765,10 +775,11 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
             col = _pick_column(frame, col, (), "inputs", str(path), "--column")  # raises when none or absent
             truths = frame[label_col] if label_col and label_col != col else [None] * len(frame)
             # the files its rows name, found as load_data finds them
-            base, named = (None, {}) if modality.inline else _table_files(list(frame[col]), path.parent, exts,
+            base, named = (None, {}) if modality.inline else _table_files(list(frame[col].map(_native)), path.parent, exts,
                                                                            str(path))
             for cell, truth in zip(frame[col], truths):
-                value = cell = "" if _missing(cell) else str(cell)
+                cell = "" if _missing(cell) else str(cell)
+                value = cell if modality.inline else _native(cell)
                 if value.strip() in named:
                     value = named[value.strip()]
                 elif base is not None and value and not Path(value).is_absolute():

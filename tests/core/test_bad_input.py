@@ -660,3 +660,20 @@ def test_a_competition_folder_is_not_read_as_classes_of_its_subfolders(pm, tmp_p
     pd.DataFrame({"path": [f"cat/{i}.png" for i in range(3)], "label": "cat"}).to_csv(
         tmp_path / "pets" / "metadata.csv", index=False)
     assert sorted(set(_load(pm, tmp_path / "pets").labels)) == ["cat", "dog"]
+
+
+def test_paths_written_on_windows_are_read(pm, tmp_path):
+    """A table written on Windows lists ``imgs\\cat\\1.png``: every row was "file not found"."""
+    from automl_tl.data import prediction_inputs
+
+    rel = []
+    for c in ("cat", "dog"):
+        for i in range(3):
+            _png(tmp_path / "imgs" / c / f"{i}.png", 40 * i + (c == "dog") * 7)
+            rel.append(f"imgs\\{c}\\{i}.png")
+    pd.DataFrame({"path": rel, "label": ["cat"] * 3 + ["dog"] * 3}).to_csv(tmp_path / "t.csv", index=False)
+    data = _load(pm, tmp_path / "t.csv")
+    assert not data.skips and [Path(x).relative_to(tmp_path).as_posix() for x in data.items] == \
+        [r.replace("\\", "/") for r in rel]
+    got = prediction_inputs([str(tmp_path / "t.csv")], pm.modalities.get("image"), None, data.columns)
+    assert all(Path(x.value).is_file() for x in got) and [x.shown for x in got] == rel
