@@ -863,6 +863,39 @@ def _split_layout(root: Path, subdirs: list[Path]) -> dict[str, Path] | None:
     return parts if _class_dirs(parts["train"]) else None
 
 
+#: a file name that says its class before a number: cat.0.jpg, Abyssinian_12.jpg, dog (3).png
+_NAMED_LABEL = re.compile(r"^(?P<label>.*?[^\W\d_].*?)[\s._\-]*\(?\d+\)?$")
+
+
+def _labels_from_names(root: Path, files, modalities, modality, progress) -> LabelledData | None:
+    """A flat folder whose file names say their class before a number (Kaggle's dogs-vs-cats
+    ``cat.0.jpg``, Oxford pets ``Abyssinian_1.jpg``): labelled by those names, when 80 % of the
+    files of one modality do and that makes at least two classes of at least two files each;
+    else None (``IMG_0001.jpg`` names no class)."""
+    by_mod = Counter(m.name for f in files if (m := modalities.get(modality) if modality
+                                               else modalities.for_extension(f.suffix)) is not None)
+    if not by_mod:
+        return None
+    mod = modalities.get(modality or by_mod.most_common(1)[0][0])
+    mine = sorted(f for f in files if f.suffix.lower() in mod.extensions)
+    found = [(f, m.group("label")) for f in mine if (m := _NAMED_LABEL.match(f.stem))]
+    counts = Counter(label for _, label in found)
+    if (len(found) < 0.8 * len(mine) or len(counts) < 2 or min(counts.values()) < 2
+            or len(counts) > len(found) / 2):
+        return None
+    _log.info("%s: no class sub-folders; labels read from the file names (%s -> %r): %d classes. Put each "
+              "class's files in a sub-folder to label them otherwise", root, found[0][0].name, found[0][1],
+              len(counts))
+    labelled = {f for f, _ in found}
+    skips = [Skip(item=str(f), reason="no class in its name") for f in mine if f not in labelled]
+    items = [str(f.resolve()) for f, _ in found]
+    labels = [label for _, label in found]
+    if mod.inline:
+        keep, items = _read_text_files(items, skips)
+        labels = [labels[i] for i in keep]
+    return _checked(mod, items, labels, None, str(root), skips, progress)
+
+
 def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
     subdirs = _class_dirs(root)
     if not subdirs:
@@ -870,6 +903,9 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
         if not files:
             raise DataError(f"{root}: the folder is empty. Put one sub-folder per class inside, "
                             f"each holding that class's files.")
+        named = _labels_from_names(root, files, modalities, modality, progress)
+        if named is not None:
+            return named
         raise DataError(f"{root}: found {len(files)} files but no class sub-folders. Put each "
                         f"class's files in a sub-folder named after the class (e.g. {root}/cat/1.jpg).")
     layout = _split_layout(root, subdirs)

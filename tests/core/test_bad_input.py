@@ -677,3 +677,20 @@ def test_paths_written_on_windows_are_read(pm, tmp_path):
         [r.replace("\\", "/") for r in rel]
     got = prediction_inputs([str(tmp_path / "t.csv")], pm.modalities.get("image"), None, data.columns)
     assert all(Path(x.value).is_file() for x in got) and [x.shown for x in got] == rel
+
+
+def test_a_flat_folder_whose_file_names_say_the_class(pm, tmp_path):
+    """Kaggle's dogs-vs-cats train/ (cat.0.jpg, dog.0.jpg, ...) and Oxford pets (Abyssinian_1.jpg):
+    "found 8 files but no class sub-folders". The names' classes label them; names that say no
+    class (IMG_0001.jpg) are still the message saying how to lay the folder out."""
+    for i in range(4):
+        _png(tmp_path / "flat" / f"cat.{i}.png", 30 * i)
+        _png(tmp_path / "flat" / f"dog.{i}.png", 30 * i + 5)
+    _png(tmp_path / "flat" / "notes.png", 9)  # names no class: a counted skip
+    data = _load(pm, tmp_path / "flat")
+    assert data.class_counts() == {"cat": 4, "dog": 4}
+    assert [s.reason for s in data.skips] == ["no class in its name"]
+    for i in range(4):
+        _png(tmp_path / "camera" / f"IMG_{i:04d}.png", 30 * i)
+    with pytest.raises(DataError, match="found 4 files but no class sub-folders"):
+        _load(pm, tmp_path / "camera")
