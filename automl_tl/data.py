@@ -1085,6 +1085,7 @@ def _say_conflicts(data: LabelledData, ids: np.ndarray, y) -> None:
         return
     first = conflicts[0]
     shown = str(data.items[first[0]])
+    shown = os.path.basename(shown) if _is_file(Path(shown)) else shown  # a file by its name
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     names = sorted({str(data.labels[i]) for i in first})
     _log.warning("%s: %d input(s) appear more than once with different labels (e.g. %r as %s): the model "
