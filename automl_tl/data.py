@@ -324,10 +324,8 @@ def _pick_column(frame, given: str | None, guesses: Sequence[str], what: str, wh
         _log.info("%s: %s read from column %r (by its name; %s chooses otherwise)", where, what, ends[0], flag)
         return ends[0]
     if required:
-        import pandas as pd
-
         head = frame.head(100)  # a table may be read as strings: numbers are what parses as one
-        numeric = sum(bool(pd.to_numeric(head[c], errors="coerce").notna().all()) for c in head.columns)
+        numeric = sum(_all_numbers(head[c]) for c in head.columns)
         hint = (f" {numeric} of its {len(cols)} columns are numbers: automl-tl classifies images, texts "
                 f"and audio (files, or a column of texts), not a table of numeric features; images "
                 f"stored as pixel columns can be saved as image files in class folders."
@@ -389,21 +387,26 @@ def _say_folds(frame, where: str) -> None:
             return
 
 
+def _all_numbers(values) -> bool:
+    """Every value of a column parses as a number (a table may be read as strings)."""
+    import pandas as pd
+
+    return bool(pd.to_numeric(values, errors="coerce").notna().all())
+
+
 def _names_over_codes(frame, label_col: str, where: str) -> str:
     """The labels column: ``label_col``, unless its labels are numbers and another column of a
     labels name says the same with names (ESC-50's ``target`` 0-49 and ``category`` dog, rain,
     ...): the names are what a user wants predicted."""
-    import pandas as pd
-
     codes = frame[label_col].dropna().astype(str)
-    if codes.empty or not bool(pd.to_numeric(codes, errors="coerce").notna().all()):
+    if codes.empty or not _all_numbers(codes):
         return label_col
     for c in frame.columns:
         c = str(c)
         if c == label_col or _plain_name(c) not in LABEL_COLUMN_GUESSES:
             continue
         pair = frame[[label_col, c]].dropna().astype(str)
-        if (pd.to_numeric(pair[c], errors="coerce").isna().any() and len(pair) == len(codes)
+        if (not _all_numbers(pair[c]) and len(pair) == len(codes)
                 and (pair.groupby(label_col)[c].nunique() == 1).all()
                 and (pair.groupby(c)[label_col].nunique() == 1).all()):
             _log.info("%s: labels read from column %r, the names of the codes in %r (pass --label-column "
@@ -565,8 +568,6 @@ _SPLIT_FOLDERS = _SPLIT_NAMES | {"test": "test", "testing": "test"}
 def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, text_column=None,
                 label_column=None, path_column=None, group_column=None, split_column=None,
                 progress=False) -> LabelledData:
-    import pandas as pd
-
     if len(frame) == 0:
         raise DataError(f"{where}: the table has no rows.")
     # the columns the user named, as the table spells them (--text-column review: "Review")
@@ -629,7 +630,6 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         if label_col is None:
             _pick_column(frame, None, (), "labels", where, "--label-column")  # raises
         _log.info("%s: labels read from column %r (the only column besides the inputs)", where, label_col)
-    _pick_column(frame, input_col, (), "inputs", where, "--text-column / --path-column")
     groups_col = group_column  # named ones were checked and spelled as the table does, above
     split_col = split_column or _split_column(frame, {input_col, label_col, group_column}, where)
     if groups_col is None and split_col is None:
@@ -841,10 +841,6 @@ def _modality_of_paths(paths, modalities, where) -> str:
     return counts.most_common(1)[0][0]
 
 
-#: top-level folder names of a dataset already split into train / validation / test folders
-#: a split column's names, and a test split, which a folder may have (a table's rows are all searched)
-
-
 def _class_dirs(root: Path) -> list[Path]:
     from automl_tl.schema import RUN_MARKERS
 
@@ -1033,7 +1029,7 @@ def validate(data: LabelledData) -> None:
                         f"2 (one to train, one to validate). Add examples or remove that class.{hint}")
     spellings: dict[str, list[str]] = {}
     for c in counts:
-        spellings.setdefault(" ".join(c.casefold().split()), []).append(c)
+        spellings.setdefault(_text_key(c), []).append(c)
     twins = [" / ".join(repr(c) for c in group) for group in spellings.values() if len(group) > 1]
     if twins:
         _log.warning("%s: labels %s differ only in case or spacing and are kept as different classes; "
@@ -1099,12 +1095,17 @@ def duplicate_groups(data: LabelledData) -> tuple[np.ndarray | None, int]:
     their bytes are (:func:`_file_digest`). The run's folds keep each set of copies together
     (:func:`evaluation_plan`), as ``--group-column`` keeps a speaker's clips together."""
     inline = not all(isinstance(x, str) and os.path.isfile(x) for x in data.items[:20])
-    keys = [" ".join(str(x).split()).casefold() if inline else _file_digest(x) for x in data.items]
+    keys = [_text_key(x) if inline else _file_digest(x) for x in data.items]
     ids, seen = np.empty(len(keys), dtype=np.int64), {}
     for i, k in enumerate(keys):
         ids[i] = seen.setdefault(k, len(seen))
     copies = len(keys) - len(seen)
     return (ids, copies) if copies else (None, 0)
+
+
+def _text_key(text) -> str:
+    """A text as copies and labels are compared: case and spacing aside."""
+    return " ".join(str(text).split()).casefold()
 
 
 def _file_digest(path: str, chunk: int = 1 << 16, whole_below: int = 1 << 20) -> str:
