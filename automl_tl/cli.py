@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "--time-budget is given)")
     b.add_argument("--time-budget", type=_time_budget, metavar="DURATION",
                    help="the whole fit (profile, search, refit, saving) ends within this long, e.g. 90s, 20m, 2h, 1h30m")
-    b.add_argument("--run-dir", help="where results go (default: runs/<dataset name>)")
+    b.add_argument("--run-dir", "-o", help="where results go (default: runs/<dataset name>)")
     b.add_argument("--seed", type=int, default=0, help="seed for the split, sampler and training (default 0)")
     b.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<run-dir>/study.db); with a "
                                      "database server (postgresql://user:pw@host/db, pip install "

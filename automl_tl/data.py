@@ -841,12 +841,24 @@ def _modality_of_paths(paths, modalities, where) -> str:
     return counts.most_common(1)[0][0]
 
 
-def _class_dirs(root: Path) -> list[Path]:
+#: sub-folder names that say their files have no label (aclImdb's ``train/unsup``, 50 000 reviews;
+#: STL-10's ``unlabeled``): never a class
+_UNLABELLED_FOLDERS = {"unsup", "unsupervised", "unlabeled", "unlabelled"}
+
+
+def _class_dirs(root: Path, *, say: bool = False) -> list[Path]:
+    """The sub-folders of ``root`` that may be classes; ``say``: warn about each one left out
+    because its name says it is unlabelled."""
     from automl_tl.schema import RUN_MARKERS
 
     # a run directory written inside the data folder is not a class (its files are ours, not data)
-    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
                   and not any((d / m).exists() for m in RUN_MARKERS))
+    unlabelled = [d for d in dirs if d.name.lower() in _UNLABELLED_FOLDERS]
+    for d in unlabelled if say else ():
+        _log.warning("%s/ is left out: its name says its files have no label (rename it to train on it as "
+                     "a class)", d)
+    return [d for d in dirs if d not in unlabelled]
 
 
 def _split_layout(root: Path, subdirs: list[Path]) -> dict[str, Path] | None:
@@ -893,7 +905,7 @@ def _labels_from_names(root: Path, files, modalities, modality, progress) -> Lab
 
 
 def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
-    subdirs = _class_dirs(root)
+    subdirs = _class_dirs(root, say=True)
     if not subdirs:
         files = [f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")]
         if not files:
@@ -916,7 +928,8 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
     if layout is not None:
         # data already split: train/ (and val/ as the fixed validation split) are searched; test/
         # is left for the user's own final evaluation, never seen by the search
-        sources = [(d, part) for part in ("train", "val") if part in layout for d in _class_dirs(layout[part])]
+        sources = [(d, part) for part in ("train", "val") if part in layout
+                   for d in _class_dirs(layout[part], say=True)]
         if "test" in layout:
             _log.warning("%s: %s/ is left out of the search (it stays yours for a final test: "
                          "automl-tl predict RUN %s)", root, layout["test"].name, layout["test"])

@@ -694,3 +694,18 @@ def test_a_flat_folder_whose_file_names_say_the_class(pm, tmp_path):
         _png(tmp_path / "camera" / f"IMG_{i:04d}.png", 30 * i)
     with pytest.raises(DataError, match="found 4 files but no class sub-folders"):
         _load(pm, tmp_path / "camera")
+
+
+def test_a_folder_named_unlabelled_is_not_a_class(pm, tmp_path, caplog):
+    """aclImdb's train/ holds pos/, neg/ and unsup/ (50 000 unlabelled reviews): unsup was fitted as a
+    third class, the largest. A sub-folder whose name says unlabelled is left out, with a warning."""
+    for split in ("train", "test"):
+        for c in ("pos", "neg"):
+            for i in range(3):
+                _png(tmp_path / "acl" / split / c / f"{i}_7.png", 40 * i + (c == "neg") * 9)
+    for i in range(4):
+        _png(tmp_path / "acl" / "train" / "unsup" / f"{i}_0.png", 11 * i)
+    with caplog.at_level("WARNING", logger="automl_tl"):
+        data = _load(pm, tmp_path / "acl")
+    assert data.class_counts() == {"neg": 3, "pos": 3}
+    assert any("unsup/ is left out" in r.getMessage() for r in caplog.records)
