@@ -22,9 +22,9 @@ import numpy as np
 from automl_tl.errors import ConfigError, DataError
 from automl_tl.modalities import Skip
 
-__all__ = ["LabelledData", "load_data", "evaluation_plan", "listed", "TABLE_SUFFIXES"]
+__all__ = ["LabelledData", "load_data", "evaluation_plan", "listed", "with_embedded_files", "TABLE_SUFFIXES"]
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json", ".arrow")
 _log = logging.getLogger("automl_tl")
 
 PATH_COLUMN_GUESSES = ("path", "file", "filename", "filepath", "image", "audio", "image_path", "file_name",
@@ -113,7 +113,7 @@ def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, m
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):
-        return _from_frame(source, "<DataFrame>", None, modalities=modalities, modality=modality,
+        return _from_frame(with_embedded_files(source.copy(), "<DataFrame>"), "<DataFrame>", None, modalities=modalities, modality=modality,
                            text_column=text_column, label_column=label_column,
                            path_column=path_column, group_column=group_column,
                            split_column=split_column, progress=progress)
@@ -122,11 +122,14 @@ def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, m
         if not path.exists():
             raise DataError(f"{path}: no such file or folder. Give a folder with one sub-folder per "
                             f"class, or a table ({', '.join(TABLE_SUFFIXES)}).")
-        if path.is_dir():
+        saved = _saved_dataset(path) if path.is_dir() else None
+        if path.is_dir() and saved is None:
             return _from_folder(path, modalities=modalities, modality=modality, progress=progress)
-        if path.suffix.lower() in TABLE_SUFFIXES:
-            frame = _read_table(path, (text_column, label_column, path_column, group_column, split_column))
-            return _from_frame(frame, str(path), path.parent, modalities=modalities, modality=modality,
+        if saved is not None or path.suffix.lower() in TABLE_SUFFIXES:
+            frame = saved if saved is not None else _read_table(
+                path, (text_column, label_column, path_column, group_column, split_column))
+            return _from_frame(frame, str(path), path if saved is not None else path.parent,
+                               modalities=modalities, modality=modality,
                                text_column=text_column, label_column=label_column,
                                path_column=path_column, group_column=group_column,
                                split_column=split_column, progress=progress)
@@ -268,13 +271,138 @@ def _read_table_as(path: Path, header: int | None = 0):
                 if error is not None:
                     raise error
             return frame
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+        if suffix in (".parquet", ".pq", ".arrow"):
+            return _arrow_frame(_arrow_table(path), path)
         return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
     except Exception as exc:  # pandas' parser errors have no common base outside ValueError
         # one line on the terminal: pandas' messages often end in a newline
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
         raise DataError(f"{path}: cannot read this table ({reason}).") from exc
+
+
+def _arrow_table(path: Path):
+    """A Parquet file, or an Arrow file as Hugging Face ``datasets`` writes them (IPC stream) or
+    as ``pyarrow.feather`` does (IPC file), as a ``pyarrow.Table``."""
+    import pyarrow as pa
+
+    if path.suffix.lower() != ".arrow":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    with pa.memory_map(str(path)) as source:
+        try:
+            return pa.ipc.open_stream(source).read_all()
+        except pa.ArrowInvalid:
+            source.seek(0)
+            return pa.ipc.open_file(source).read_all()
+
+
+def _arrow_frame(table, path: Path):
+    """``table`` as a DataFrame, a Hugging Face ``ClassLabel`` column's codes as their names (the
+    names are kept in the schema: ``neg`` / ``pos``, not ``0`` / ``1``; ``-1``, an unlabelled row
+    as GLUE's test splits write them, as missing), its images or clips held inside the table as
+    files (:func:`with_embedded_files`)."""
+    import json
+
+    frame = with_embedded_files(table.to_pandas(), str(path))
+    try:
+        info = json.loads((table.schema.metadata or {}).get(b"huggingface", b"{}"))
+        features = (info.get("info") or info).get("features") or {}
+    except (ValueError, AttributeError):  # metadata written by something else: the codes stay
+        return frame
+    for column, feature in features.items() if isinstance(features, dict) else ():
+        names = feature.get("names") if isinstance(feature, dict) and feature.get("_type") == "ClassLabel" else None
+        if names and column in frame.columns and _all_numbers(frame[column].dropna()):
+            frame[column] = [names[int(v)] if not _missing(v) and 0 <= int(v) < len(names) else None
+                             for v in frame[column]]
+    return frame
+
+
+#: the first bytes of a file -> its suffix, for a file held inside a table without a name
+_MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"GIF8", ".gif"), (b"BM", ".bmp"), (b"fLaC", ".flac"),
+          (b"OggS", ".ogg"), (b"ID3", ".mp3"), (b"\xff\xfb", ".mp3"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"))
+
+
+def _embedded_suffix(data: bytes, name: str | None) -> str:
+    suffix = Path(name or "").suffix.lower()
+    if suffix:
+        return suffix
+    if data[:4] == b"RIFF":
+        return {b"WAVE": ".wav", b"WEBP": ".webp"}.get(data[8:12], "")
+    return next((s for magic, s in _MAGIC if data.startswith(magic)), "")
+
+
+def with_embedded_files(frame, where: str):
+    """``frame`` with each column of files held inside the table (Hugging Face ``Image`` and
+    ``Audio`` columns: ``{"bytes": ..., "path": ...}`` per row, as the Hub's Parquet files and
+    ``Dataset.to_pandas()`` give them) as a column of file paths: the bytes written once each,
+    named by their content, under the cache folder (automl-tl's image and audio plugins read
+    files; ``AUTOML_TL_CACHE_DIR`` moves it). A row with a path and no bytes keeps its path."""
+    from automl_tl.atomic import atomic_write_bytes
+    from automl_tl.cache import default_cache_dir
+
+    for column in list(frame.columns):
+        sample = next((v for v in frame[column].head(100) if not _missing(v)), None)
+        if not (isinstance(sample, dict) and "bytes" in sample):
+            continue
+        folder = default_cache_dir() / "inputs"
+        values, shown, written = [], [], 0
+        for row, cell in enumerate(frame[column], start=1):
+            data = cell.get("bytes") if isinstance(cell, dict) else None
+            name = cell.get("path") if isinstance(cell, dict) else None
+            shown.append(name or f"{where} row {row}")
+            if not data:
+                values.append(name)
+                continue
+            data = bytes(data)
+            target = folder / (hashlib.sha1(data).hexdigest()[:24] + _embedded_suffix(data, cell.get("path")))
+            if not target.is_file():
+                atomic_write_bytes(target, data)
+                written += 1
+            values.append(str(target))
+        _log.info("%s: column %r holds its files inside the table: read from %s (%d written now)", where,
+                  column, folder, written)
+        frame[column] = values
+        # what predict shows for each row: the name the file had, not the cache's
+        frame.attrs.setdefault("shown", {})[column] = shown
+    return frame
+
+
+def _saved_dataset(root: Path):
+    """A folder written by Hugging Face ``datasets``' ``save_to_disk`` as one DataFrame, else None:
+    a ``Dataset`` (``state.json`` naming its ``.arrow`` files) as its rows; a ``DatasetDict``
+    (``dataset_dict.json`` naming its splits, one such folder each) with a ``split`` column saying
+    each row's split (``train`` / ``validation`` / ``test``: read as a split column is)."""
+    import json
+
+    import pandas as pd
+
+    def one(folder: Path):
+        try:
+            state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+            files = [folder / f["filename"] for f in state["_data_files"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{folder}: a saved Hugging Face dataset whose state.json cannot be read "
+                            f"({type(exc).__name__}: {exc}).") from exc
+        return pd.concat([_read_table_as(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+
+    if (root / "state.json").is_file() and any(root.glob("*.arrow")):
+        return one(root)
+    if not (root / "dataset_dict.json").is_file():
+        return None
+    try:
+        splits = json.loads((root / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{root}: a saved Hugging Face DatasetDict whose dataset_dict.json cannot be read "
+                        f"({type(exc).__name__}: {exc}).") from exc
+    _log.info("%s: a saved Hugging Face DatasetDict: splits %s (test rows are left out of the search)", root,
+              listed([str(n) for n in splits]))
+    frames = []
+    for name in splits:
+        frame = one(root / name)
+        column = next(c for c in ("split", "__split", "automl_tl_split") if c not in frame.columns)
+        frames.append(frame.assign(**{column: name}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _csv_delimiter(path: Path) -> str:
@@ -727,7 +855,8 @@ class PredictionInput(NamedTuple):
 def prediction_inputs(sources: Sequence[str], modality, column: str | None = None,
                       fit_columns: Sequence[str] | None = None) -> list[PredictionInput]:
     """The inputs ``automl-tl predict`` classifies, in order, each with its true label where the
-    data says it (else None): a table file (.csv, .tsv, .parquet, .jsonl, .json) stands for its
+    data says it (else None): a table file (.csv, .tsv, .parquet, .jsonl, .json, .arrow; a folder
+    Hugging Face ``datasets`` saved) stands for its
     rows (``column``, else the column of inputs the run was fitted from (``fit_columns``: its
     inputs and labels columns), else the text or path column its name says, else its only column
     that is not a label, else of two columns the one whose values do not repeat; relative paths
@@ -756,11 +885,18 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
             is_dir = given and path.is_dir() and (not modality.inline or bool(exts))
         except (OSError, ValueError):  # a long text is not a path
             is_table = is_dir = False
-        if is_table:
+        if is_dir and (path / "dataset_dict.json").is_file():
+            splits = sorted(d.name for d in _class_dirs(path))
+            raise DataError(f"{path}: a saved Hugging Face DatasetDict of {len(splits)} splits ({listed(splits)}): "
+                            f"give the folder of the split to classify (automl-tl predict RUN "
+                            f"{path / ('test' if 'test' in splits else splits[0] if splits else 'test')}).")
+        saved = _saved_dataset(path) if is_dir else None
+        if is_table or saved is not None:
             fit_inputs, fit_labels = fit_columns or (None, None)
             # a one-column table of texts to classify: a name of two words is more likely its
             # first text than a header (losing a text silently is worse than classifying a name)
-            frame = _read_table(path, (column, fit_inputs, fit_labels), texts=modality.inline)
+            frame = saved if saved is not None else _read_table(path, (column, fit_inputs, fit_labels),
+                                                                texts=modality.inline)
             names = [str(c) for c in frame.columns]
             guesses = TEXT_COLUMN_GUESSES if modality.inline else PATH_COLUMN_GUESSES
             label_col = fit_labels if fit_labels in names else _pick_column(
@@ -775,9 +911,10 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
             col = _pick_column(frame, col, (), "inputs", str(path), "--column")  # raises when none or absent
             truths = frame[label_col] if label_col and label_col != col else [None] * len(frame)
             # the files its rows name, found as load_data finds them
-            base, named = (None, {}) if modality.inline else _table_files(list(frame[col].map(_native)), path.parent, exts,
-                                                                           str(path))
-            for cell, truth in zip(frame[col], truths):
+            base, named = (None, {}) if modality.inline else _table_files(
+                list(frame[col].map(_native)), path if saved is not None else path.parent, exts, str(path))
+            shown = frame.attrs.get("shown", {}).get(col) or [None] * len(frame)
+            for cell, truth, name in zip(frame[col], truths, shown):
                 cell = "" if _missing(cell) else str(cell)
                 value = cell if modality.inline else _native(cell)
                 if value.strip() in named:
@@ -785,8 +922,9 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
                 elif base is not None and value and not Path(value).is_absolute():
                     value = str(base / value)
                 # shown as the table writes it (an id for a submission file), the file read where it is
+                name = name or cell
                 out.append(PredictionInput(value, None if _missing(truth) else label_str(truth),
-                                           cell if cell != value else None))
+                                           name if name != value else None))
         elif is_dir:
             files = sorted(f for f in path.rglob("*") if is_file_of_modality(f))
             out += [entry(f, f.parent.name) for f in files]

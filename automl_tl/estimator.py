@@ -423,7 +423,7 @@ class AutoTransfer:
         only column), one path or text for itself, anything else iterated."""
         import pandas as pd
 
-        from automl_tl.data import listed, prediction_inputs
+        from automl_tl.data import listed, prediction_inputs, with_embedded_files
 
         columns = self.predictor_.config.get("columns") or {}
         if isinstance(X, (str, os.PathLike)):
@@ -435,8 +435,12 @@ class AutoTransfer:
             if column is None:
                 raise DataError(f"a DataFrame of {len(names)} columns ({listed(names, 5)}): pass the column of "
                                 f"inputs, e.g. predict(frame[{names[0]!r}])")
-            return X[column].tolist()
-        return list(X)
+            items = X[column].tolist()
+        else:
+            items = list(X)
+        if any(isinstance(v, dict) for v in items[:100]):  # images or clips held in a table's cells
+            items = with_embedded_files(pd.DataFrame({"inputs": items}), "<inputs>")["inputs"].tolist()
+        return items
 
     def _usable(self, X) -> list:
         items = self._inputs(X)

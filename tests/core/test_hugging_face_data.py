@@ -1,0 +1,100 @@
+"""Data as Hugging Face ``datasets`` leaves it: the Hub's Parquet files (labels as ``ClassLabel``
+codes, images inside the table) and folders written by ``save_to_disk``. The files are written
+here with pyarrow as ``datasets`` writes them (schema metadata ``huggingface``, Arrow IPC streams,
+``state.json``, ``dataset_dict.json``); ``datasets`` itself is not a dependency."""
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from automl_tl.data import load_data, prediction_inputs, with_embedded_files
+from automl_tl.errors import DataError
+
+TEXTS = {"pos": ["a gripping, lovely film", "warm and funny throughout", "a triumph of acting",
+                 "beautifully shot and moving", "the best film this year"],
+         "neg": ["dull and far too long", "a mess from start to end", "the plot makes no sense",
+                 "flat, lifeless acting", "i wanted my money back"]}
+FEATURES = {"text": {"dtype": "string", "_type": "Value"},
+            "label": {"names": ["neg", "pos"], "_type": "ClassLabel"}}
+
+
+def _table(rows, features=FEATURES):
+    columns = {k: [r[k] for r in rows] for k in rows[0]}
+    return pa.table(columns).replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+
+
+def _text_rows(labelled=True):
+    return [{"text": t, "label": (["neg", "pos"].index(c) if labelled else -1)} for c in TEXTS for t in TEXTS[c]]
+
+
+def _save(folder: Path, table) -> None:
+    """One split as ``Dataset.save_to_disk`` writes it."""
+    folder.mkdir(parents=True)
+    with pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    (folder / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
+    (folder / "dataset_info.json").write_text(json.dumps({"features": FEATURES}))
+
+
+def test_class_label_codes_are_read_as_their_names(pm, tmp_path):
+    """The Hub's Parquet export of a text dataset: labels 0 / 1, their names in the schema. They
+    were fitted as classes '0' and '1'; -1 (GLUE's unlabelled test rows) was a third class."""
+    rows = _text_rows() + [{"text": "no label here", "label": -1}]
+    pq.write_table(_table(rows), tmp_path / "train-00000-of-00001.parquet")
+    data = load_data(tmp_path / "train-00000-of-00001.parquet", modalities=pm.modalities)
+    assert data.class_counts() == {"neg": 5, "pos": 5}
+    assert "no label here" not in data.items
+
+
+def test_a_saved_dataset_dict(pm, tmp_path):
+    """``DatasetDict.save_to_disk``: train/, validation/, test/ (unlabelled), dataset_dict.json.
+    It was read as a folder of class folders holding no inputs. The train and validation rows are
+    fitted (validation as the fixed validation split), the test rows left out; predict takes one
+    split's folder and says so when given the whole dict."""
+    root = tmp_path / "rt"
+    _save(root / "train", _table(_text_rows()))
+    _save(root / "validation", _table(_text_rows()[::3]))
+    _save(root / "test", _table(_text_rows(labelled=False)))
+    (root / "dataset_dict.json").write_text(json.dumps({"splits": ["train", "validation", "test"]}))
+    data = load_data(root, modalities=pm.modalities)
+    assert data.class_counts() == {"neg": 7, "pos": 7}
+    assert sorted(data.split) == ["train"] * 10 + ["val"] * 4
+    text = pm.modalities.get("text")
+    got = prediction_inputs([str(root / "test")], text)
+    assert [x.value for x in got] == [t for c in TEXTS for t in TEXTS[c]] and all(x.truth is None for x in got)
+    with pytest.raises(DataError, match=r"DatasetDict of 3 splits .* predict RUN .*test"):
+        prediction_inputs([str(root)], text)
+
+
+def _png_bytes(value):
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 24), (value, 255 - value, 90)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_images_held_inside_a_table(pm, tmp_path):
+    """The Hub's image datasets keep each image in its row (``{"bytes": ..., "path": ...}``): an
+    internal error (the bytes taken for a file name). They are written once each under the cache
+    folder and read from there; predict shows each by the name it had; a DataFrame of them (as
+    ``Dataset.to_pandas()`` gives) is read the same."""
+    rows = [{"image": {"bytes": _png_bytes(20 * i + 100 * (i % 2)), "path": f"leaf_{i}.png"}, "labels": i % 2}
+            for i in range(8)]
+    features = {"image": {"_type": "Image"}, "labels": {"names": ["healthy", "rust"], "_type": "ClassLabel"}}
+    pq.write_table(_table(rows, features), tmp_path / "beans.parquet")
+    data = load_data(tmp_path / "beans.parquet", modalities=pm.modalities)
+    cache = Path(os.environ["AUTOML_TL_CACHE_DIR"]) / "inputs"
+    assert data.class_counts() == {"healthy": 4, "rust": 4} and not data.skips
+    assert all(Path(x).parent == cache and Path(x).suffix == ".png" for x in data.items)
+    got = prediction_inputs([str(tmp_path / "beans.parquet")], pm.modalities.get("image"))
+    assert [x.shown for x in got] == [f"leaf_{i}.png" for i in range(8)]
+    assert [Path(x.value).read_bytes() for x in got] == [r["image"]["bytes"] for r in rows]
+    frame = pd.DataFrame({"image": [r["image"] for r in rows], "labels": [r["labels"] for r in rows]})
+    assert load_data(frame, modalities=pm.modalities).items == data.items
+    assert with_embedded_files(frame, "<x>")["image"].tolist() == list(data.items)
