@@ -709,6 +709,12 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
                              required=False)
     if label_column is None and label_col is not None:
         label_col = _names_over_codes(frame, label_col, where)
+    several = next((v for v in frame[label_col].head(1000) if isinstance(v, (list, tuple, np.ndarray))),
+                   None) if label_col is not None else None
+    if several is not None:  # a Hugging Face Sequence(ClassLabel) column: read as strings, "[0 1]" made a class
+        raise DataError(f"{where}: column {label_col!r} holds several labels per row (e.g. {np.asarray(several).tolist()}): "
+                        f"automl-tl learns one label per input (multi-class, not multi-label). Give a "
+                        f"column with one label per row (--label-column).")
     inline_mods = [n for n in modalities.names() if modalities.get(n).inline]
     file_exts = {e.lower() for n in modalities.names() if not modalities.get(n).inline
                  for e in modalities.get(n).extensions}

@@ -98,3 +98,15 @@ def test_images_held_inside_a_table(pm, tmp_path):
     frame = pd.DataFrame({"image": [r["image"] for r in rows], "labels": [r["labels"] for r in rows]})
     assert load_data(frame, modalities=pm.modalities).items == data.items
     assert with_embedded_files(frame, "<x>")["image"].tolist() == list(data.items)
+
+
+def test_several_labels_per_row_are_refused(pm, tmp_path):
+    """A multi-label dataset (``Sequence(ClassLabel)``: go_emotions) was fitted with classes such as
+    '[0 1]' and '[1]', without a word. One label per input is what automl-tl learns: exit 2."""
+    rows = [{"text": t, "labels": [0, 1] if i % 3 == 0 else [i % 2]}
+            for i, t in enumerate(TEXTS["pos"] + TEXTS["neg"])]
+    features = {"text": {"dtype": "string", "_type": "Value"},
+                "labels": {"feature": {"names": ["joy", "anger"], "_type": "ClassLabel"}, "_type": "Sequence"}}
+    pq.write_table(_table(rows, features), tmp_path / "go.parquet")
+    with pytest.raises(DataError, match=r"'labels' holds several labels per row \(e.g. \[0, 1\]\).*multi-label"):
+        load_data(tmp_path / "go.parquet", modalities=pm.modalities)
