@@ -22,7 +22,8 @@ import numpy as np
 from automl_tl.errors import ConfigError, DataError
 from automl_tl.modalities import Skip
 
-__all__ = ["LabelledData", "load_data", "evaluation_plan", "listed", "with_embedded_files", "TABLE_SUFFIXES"]
+__all__ = ["LabelledData", "load_data", "evaluation_plan", "listed", "with_embedded_files", "held_inputs_as_files",
+           "TABLE_SUFFIXES"]
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json", ".arrow")
 _log = logging.getLogger("automl_tl")
@@ -141,6 +142,7 @@ def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, m
     items = list(source)
     if len(items) != len(labels):
         raise DataError(f"{len(items)} inputs but {len(labels)} labels: they must pair up one to one.")
+    items = (held_inputs_as_files(items, "<lists>") or (items,))[0]
     frame = pd.DataFrame({"__input": items, "__label": list(labels)})
     mod = modality or _guess_inline_modality(items, modalities)
     if mod is not None and modalities.get(mod).inline:
@@ -332,39 +334,90 @@ def _embedded_suffix(data: bytes, name: str | None) -> str:
     return next((s for magic, s in _MAGIC if data.startswith(magic)), "")
 
 
-def with_embedded_files(frame, where: str):
-    """``frame`` with each column of files held inside the table (Hugging Face ``Image`` and
-    ``Audio`` columns: ``{"bytes": ..., "path": ...}`` per row, as the Hub's Parquet files and
-    ``Dataset.to_pandas()`` give them) as a column of file paths: the bytes written once each,
-    named by their content, under the cache folder (automl-tl's image and audio plugins read
-    files; ``AUTOML_TL_CACHE_DIR`` moves it). A row with a path and no bytes keeps its path."""
+def _image_png(value) -> bytes | None:
+    """An image held in memory (a PIL image; an array H x W, H x W x 1/3/4 or channels first, of
+    0-255 or of 0-1 floats, as ``keras.datasets`` and torchvision give them) as PNG bytes; None
+    for anything else."""
+    import io
+
+    from PIL import Image
+
+    if not isinstance(value, Image.Image):
+        if not isinstance(value, np.ndarray) or value.ndim not in (2, 3) or value.dtype == object:
+            return None
+        a = value
+        if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+            a = np.moveaxis(a, 0, -1)  # channels first (torchvision)
+        if a.ndim == 3 and a.shape[-1] == 1:
+            a = a[..., 0]
+        if (a.ndim == 3 and a.shape[-1] not in (3, 4)) or min(a.shape[:2]) < 2:
+            return None
+        if a.dtype != np.uint8:
+            a = np.nan_to_num(a.astype(np.float64))
+            a = np.clip(np.rint(a * 255 if a.size and a.min() >= 0 and a.max() <= 1 else a), 0, 255).astype(np.uint8)
+        value = Image.fromarray(a)
+    buf = io.BytesIO()
+    value.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _held_file(value) -> tuple[bytes | None, str | None]:
+    """``(bytes, name)`` of an input held in memory rather than in a file: a Hugging Face ``Image``
+    or ``Audio`` cell (``{"bytes": ..., "path": ...}``, as the Hub's Parquet files and
+    ``Dataset.to_pandas()`` give them; bytes None when it names a file), or an image
+    (:func:`_image_png`); ``(None, None)`` for anything else."""
+    if isinstance(value, dict) and "bytes" in value:
+        return (bytes(value["bytes"]) if value["bytes"] else None), value.get("path")
+    return _image_png(value), None
+
+
+def held_inputs_as_files(values: Sequence, where: str, *, strict: bool = True):
+    """``(paths, shown)`` for ``values`` when they are inputs held in memory (:func:`_held_file`):
+    each written once, named by its content, under the cache folder (automl-tl's image and audio
+    plugins read files; ``AUTOML_TL_CACHE_DIR`` moves it), ``shown`` the name each had; None
+    when the first value is not such an input. ``strict``: any other value among them is an
+    error (inputs given as a list; a table's column is only converted when it holds them)."""
     from automl_tl.atomic import atomic_write_bytes
     from automl_tl.cache import default_cache_dir
 
-    for column in list(frame.columns):
-        sample = next((v for v in frame[column].head(100) if not _missing(v)), None)
-        if not (isinstance(sample, dict) and "bytes" in sample):
+    sample = next((v for v in values[:100] if not _missing(v)), None)
+    if sample is None or not isinstance(sample, dict) and _held_file(sample)[0] is None:
+        if strict and isinstance(sample, np.ndarray):
+            raise DataError(f"{where}: the inputs are arrays of shape {sample.shape}: automl-tl takes images "
+                            f"as arrays H x W or H x W x 3 (or 1, 4; channels first too), texts as strings, "
+                            f"files as paths; a vector of numbers is a table of numeric features, which it "
+                            f"does not classify.")
+        return None
+    folder = default_cache_dir() / "inputs"
+    paths, shown, written = [], [], 0
+    for row, value in enumerate(values, start=1):
+        data, name = _held_file(value)
+        shown.append(name or f"{where} #{row}")
+        if data is None:
+            if strict and not isinstance(value, dict):
+                raise DataError(f"{where}: input {row} is a {type(value).__name__}, not an image like the "
+                                f"others.")
+            paths.append(name)
             continue
-        folder = default_cache_dir() / "inputs"
-        values, shown, written = [], [], 0
-        for row, cell in enumerate(frame[column], start=1):
-            data = cell.get("bytes") if isinstance(cell, dict) else None
-            name = cell.get("path") if isinstance(cell, dict) else None
-            shown.append(name or f"{where} row {row}")
-            if not data:
-                values.append(name)
-                continue
-            data = bytes(data)
-            target = folder / (hashlib.sha1(data).hexdigest()[:24] + _embedded_suffix(data, cell.get("path")))
-            if not target.is_file():
-                atomic_write_bytes(target, data)
-                written += 1
-            values.append(str(target))
-        _log.info("%s: column %r holds its files inside the table: read from %s (%d written now)", where,
-                  column, folder, written)
-        frame[column] = values
-        # what predict shows for each row: the name the file had, not the cache's
-        frame.attrs.setdefault("shown", {})[column] = shown
+        target = folder / (hashlib.sha1(data).hexdigest()[:24] + _embedded_suffix(data, name))
+        if not target.is_file():
+            atomic_write_bytes(target, data)
+            written += 1
+        paths.append(str(target))
+    _log.info("%s: %d inputs held in memory, read from files under %s (%d written now)", where, len(paths),
+              folder, written)
+    return paths, shown
+
+
+def with_embedded_files(frame, where: str):
+    """``frame`` with each column of inputs held in memory (:func:`held_inputs_as_files`) as a
+    column of file paths; ``frame.attrs["shown"][column]``: the name each had (what predict
+    shows, not the cache's)."""
+    for column in list(frame.columns):
+        got = held_inputs_as_files(frame[column].tolist(), f"{where} column {column!r}", strict=False)
+        if got is not None:
+            frame[column] = got[0]
+            frame.attrs.setdefault("shown", {})[column] = got[1]
     return frame
 
 

@@ -26,6 +26,15 @@ __all__ = ["AutoTransfer", "select_backbones"]
 log = logging.getLogger("automl_tl")
 
 
+def _left_out(msg: str) -> None:
+    """Say a backbone was left out once: as a warning a caller may filter, and in the log where
+    logging is set up (the CLI, which filters the warning); without a handler Python's last resort
+    printed the log record as well, the same line twice."""
+    warnings.warn(msg, BackboneLeftOutWarning, stacklevel=3)
+    if log.hasHandlers():
+        log.warning(msg)
+
+
 def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
                      overrides: Mapping[str, str] | None = None):
     """Candidate backbones whose weights can be had here: ``(specs, weights, left_out)``.
@@ -52,9 +61,7 @@ def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
         except WeightsUnavailableError as exc:
             left_out.append({"backbone": spec.name, "reason": str(exc)})
             if names:  # asked for by name: each one is said, with how to provide its weights
-                msg = f"backbone {spec.name!r} left out: {exc}"
-                warnings.warn(msg, BackboneLeftOutWarning, stacklevel=2)
-                log.warning(msg)
+                _left_out(f"backbone {spec.name!r} left out: {exc}")
     if left_out and not names:
         # the default candidates: offline, most have no weights here; one line says which (each
         # reason is in summary.json's "left_out" and in `automl-tl backbones`)
@@ -64,8 +71,7 @@ def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
                f"{listed([x['backbone'] for x in left_out])} (give them with --weights NAME=PATH or "
                f"$AUTOML_TL_WEIGHTS_DIR, or connect to the network; `automl-tl backbones` says where "
                f"each one comes from)")
-        warnings.warn(msg, BackboneLeftOutWarning, stacklevel=2)
-        log.warning(msg)
+        _left_out(msg)
     if not kept:
         raise WeightsUnavailableError(
             f"no {modality} backbone has pretrained weights available here. "
@@ -423,7 +429,7 @@ class AutoTransfer:
         only column), one path or text for itself, anything else iterated."""
         import pandas as pd
 
-        from automl_tl.data import listed, prediction_inputs, with_embedded_files
+        from automl_tl.data import held_inputs_as_files, listed, prediction_inputs
 
         columns = self.predictor_.config.get("columns") or {}
         if isinstance(X, (str, os.PathLike)):
@@ -438,9 +444,8 @@ class AutoTransfer:
             items = X[column].tolist()
         else:
             items = list(X)
-        if any(isinstance(v, dict) for v in items[:100]):  # images or clips held in a table's cells
-            items = with_embedded_files(pd.DataFrame({"inputs": items}), "<inputs>")["inputs"].tolist()
-        return items
+        # images held in memory (arrays, PIL images, a Hugging Face dataset's cells): read from files
+        return (held_inputs_as_files(items, "<inputs>") or (items,))[0]
 
     def _usable(self, X) -> list:
         items = self._inputs(X)

@@ -1,5 +1,6 @@
 """Data as Hugging Face ``datasets`` leaves it: the Hub's Parquet files (labels as ``ClassLabel``
-codes, images inside the table) and folders written by ``save_to_disk``. The files are written
+codes, images inside the table) and folders written by ``save_to_disk``; images held in memory
+(arrays, PIL images) given to the Python API. The files are written
 here with pyarrow as ``datasets`` writes them (schema metadata ``huggingface``, Arrow IPC streams,
 ``state.json``, ``dataset_dict.json``); ``datasets`` itself is not a dependency."""
 
@@ -8,13 +9,14 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from automl_tl.data import load_data, prediction_inputs, with_embedded_files
+from automl_tl.data import held_inputs_as_files, load_data, prediction_inputs, with_embedded_files
 from automl_tl.errors import DataError
 
 TEXTS = {"pos": ["a gripping, lovely film", "warm and funny throughout", "a triumph of acting",
@@ -110,3 +112,23 @@ def test_several_labels_per_row_are_refused(pm, tmp_path):
     pq.write_table(_table(rows, features), tmp_path / "go.parquet")
     with pytest.raises(DataError, match=r"'labels' holds several labels per row \(e.g. \[0, 1\]\).*multi-label"):
         load_data(tmp_path / "go.parquet", modalities=pm.modalities)
+
+
+def test_images_held_in_memory(pm):
+    """``fit(X, y)`` with ``X`` an array of images (``keras.datasets``: N x H x W x 3 uint8, or
+    floats of 0-1, or N x H x W; torchvision's channels first) or a list of PIL images was an
+    internal error (the array's text taken for a file name). Each is read as the same image,
+    whatever the form; a vector of numbers (a numeric feature table) is told apart."""
+    rng = np.random.default_rng(0)
+    x = np.clip(rng.normal(0, 25, (8, 20, 24, 3)) + np.repeat([60, 190], 4)[:, None, None, None], 0, 255)
+    x = x.astype(np.uint8)
+    y = ["dark"] * 4 + ["bright"] * 4
+    data = load_data(x, y, modalities=pm.modalities)
+    assert data.modality == "image" and data.class_counts() == {"bright": 4, "dark": 4}
+    for same in (x / 255.0, x.astype(np.float32) / 255, np.moveaxis(x, -1, 1), [Image.fromarray(a) for a in x]):
+        assert held_inputs_as_files(list(same), "<x>")[0] == list(data.items)
+    assert np.array_equal(np.asarray(Image.open(data.items[0])), x[0])
+    gray = held_inputs_as_files(list(x[..., 0]), "<x>")[0]
+    assert np.array_equal(np.asarray(Image.open(gray[1])), x[1, ..., 0])
+    with pytest.raises(DataError, match=r"arrays of shape \(64,\).*numeric features"):
+        load_data(rng.random((8, 64)), y, modalities=pm.modalities)
