@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -24,6 +25,25 @@ from automl_tl.errors import (BackboneLeftOutWarning, ConfigError, DataError, No
 __all__ = ["AutoTransfer", "select_backbones"]
 
 log = logging.getLogger("automl_tl")
+
+
+def _quiet_tensorflow(method):
+    """``method`` with TensorFlow's retracing notices held back while it runs ("5 out of the last 7
+    calls ... triggered tf.function retracing": Keras' predict on each trial's new model, on texts
+    of varying lengths; advice to TensorFlow programmers, not a problem of the user's fit), as the
+    CLI holds them back; the ``tensorflow`` logger's level is restored after."""
+
+    @functools.wraps(method)
+    def quiet(*args, **kwargs):
+        logger = logging.getLogger("tensorflow")
+        before = logger.level
+        logger.setLevel(max(before, logging.ERROR))
+        try:
+            return method(*args, **kwargs)
+        finally:
+            logger.setLevel(before)
+
+    return quiet
 
 
 def _left_out(msg: str) -> None:
@@ -270,6 +290,7 @@ class AutoTransfer:
                          modality=modality, labels=labels, timings=clock.laps)
 
     # ------------------------------------------------------------------ fit
+    @_quiet_tensorflow
     def fit(self, X, y=None) -> "AutoTransfer":
         from automl_tl.artifacts import atomic_write_json, load_predictor
         from automl_tl.pruners import PRUNERS, make_pruner
@@ -455,6 +476,7 @@ class AutoTransfer:
             raise DataError(f"{len(skips)} of {len(items)} inputs cannot be used: {detail}")
         return cleaned
 
+    @_quiet_tensorflow
     def predict_proba(self, X) -> np.ndarray:
         self._check_fitted()
         return self.predictor_.predict_proba(self._usable(X), batch_size=self.batch_size)
