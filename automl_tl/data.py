@@ -123,17 +123,19 @@ def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, m
         if not path.exists():
             raise DataError(f"{path}: no such file or folder. Give a folder with one sub-folder per "
                             f"class, or a table ({', '.join(TABLE_SUFFIXES)}).")
-        saved = _saved_dataset(path) if path.is_dir() else None
-        if path.is_dir() and saved is None:
-            return _from_folder(path, modalities=modalities, modality=modality, progress=progress)
+        saved = None
+        if path.is_dir():
+            saved = _saved_dataset(path)
+            saved = (*saved, path) if saved is not None else _split_tables(path)
+            if saved is None:
+                return _from_folder(path, modalities=modalities, modality=modality, progress=progress)
         if saved is not None or path.suffix.lower() in TABLE_SUFFIXES:
-            frame = saved if saved is not None else _read_table(
-                path, (text_column, label_column, path_column, group_column, split_column))
-            return _from_frame(frame, str(path), path if saved is not None else path.parent,
-                               modalities=modalities, modality=modality,
+            frame, splits, base = saved or (_read_table(
+                path, (text_column, label_column, path_column, group_column, split_column)), None, path.parent)
+            return _from_frame(frame, str(path), base, modalities=modalities, modality=modality,
                                text_column=text_column, label_column=label_column,
                                path_column=path_column, group_column=group_column,
-                               split_column=split_column, progress=progress)
+                               split_column=split_column or splits, progress=progress)
         hint = (" Save the sheet as CSV (File > Save As > .csv) and give that."
                 if path.suffix.lower() in (".xlsx", ".xls", ".ods", ".numbers") else "")
         raise DataError(f"{path}: not a folder and not a table ({', '.join(TABLE_SUFFIXES)}).{hint}")
@@ -371,12 +373,13 @@ def _held_file(value) -> tuple[bytes | None, str | None]:
     return _image_png(value), None
 
 
-def held_inputs_as_files(values: Sequence, where: str, *, strict: bool = True):
+def held_inputs_as_files(values: Sequence, where: str, *, strict: bool = True, shown_as: str | None = None):
     """``(paths, shown)`` for ``values`` when they are inputs held in memory (:func:`_held_file`):
     each written once, named by its content, under the cache folder (automl-tl's image and audio
     plugins read files; ``AUTOML_TL_CACHE_DIR`` moves it), ``shown`` the name each had; None
     when the first value is not such an input. ``strict``: any other value among them is an
-    error (inputs given as a list; a table's column is only converted when it holds them)."""
+    error (inputs given as a list; a table's column is only converted when it holds them).
+    ``shown_as``: what a value without a name is shown as, before its number (``where #``)."""
     from automl_tl.atomic import atomic_write_bytes
     from automl_tl.cache import default_cache_dir
 
@@ -392,7 +395,7 @@ def held_inputs_as_files(values: Sequence, where: str, *, strict: bool = True):
     paths, shown, written = [], [], 0
     for row, value in enumerate(values, start=1):
         data, name = _held_file(value)
-        shown.append(name or f"{where} #{row}")
+        shown.append(name or f"{shown_as or where + ' #'}{row}")
         if data is None:
             if strict and not isinstance(value, dict):
                 raise DataError(f"{where}: input {row} is a {type(value).__name__}, not an image like the "
@@ -404,8 +407,9 @@ def held_inputs_as_files(values: Sequence, where: str, *, strict: bool = True):
             atomic_write_bytes(target, data)
             written += 1
         paths.append(str(target))
-    _log.info("%s: %d inputs held in memory, read from files under %s (%d written now)", where, len(paths),
-              folder, written)
+    # said once, when it writes (the first run over a dataset); a later run reads what is there
+    (_log.info if written else _log.debug)("%s: %d inputs held in memory, read from files under %s (%d written "
+                                           "now)", where, len(paths), folder, written)
     return paths, shown
 
 
@@ -414,7 +418,8 @@ def with_embedded_files(frame, where: str):
     column of file paths; ``frame.attrs["shown"][column]``: the name each had (what predict
     shows, not the cache's)."""
     for column in list(frame.columns):
-        got = held_inputs_as_files(frame[column].tolist(), f"{where} column {column!r}", strict=False)
+        got = held_inputs_as_files(frame[column].tolist(), f"{where} column {column!r}", strict=False,
+                                   shown_as=f"{Path(where).name} row ")
         if got is not None:
             frame[column] = got[0]
             frame.attrs.setdefault("shown", {})[column] = got[1]
@@ -422,10 +427,11 @@ def with_embedded_files(frame, where: str):
 
 
 def _saved_dataset(root: Path):
-    """A folder written by Hugging Face ``datasets``' ``save_to_disk`` as one DataFrame, else None:
-    a ``Dataset`` (``state.json`` naming its ``.arrow`` files) as its rows; a ``DatasetDict``
-    (``dataset_dict.json`` naming its splits, one such folder each) with a ``split`` column saying
-    each row's split (``train`` / ``validation`` / ``test``: read as a split column is)."""
+    """A folder written by Hugging Face ``datasets``' ``save_to_disk`` as ``(frame, split column)``,
+    else None: a ``Dataset`` (``state.json`` naming its ``.arrow`` files) as its rows (no split
+    column); a ``DatasetDict`` (``dataset_dict.json`` naming its splits, one such folder each) with
+    a column saying each row's split (``train`` / ``validation`` / ``test``: read as a split column
+    is)."""
     import json
 
     import pandas as pd
@@ -440,7 +446,7 @@ def _saved_dataset(root: Path):
         return pd.concat([_read_table_as(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
     if (root / "state.json").is_file() and any(root.glob("*.arrow")):
-        return one(root)
+        return one(root), None
     if not (root / "dataset_dict.json").is_file():
         return None
     try:
@@ -450,12 +456,68 @@ def _saved_dataset(root: Path):
                         f"({type(exc).__name__}: {exc}).") from exc
     _log.info("%s: a saved Hugging Face DatasetDict: splits %s (test rows are left out of the search)", root,
               listed([str(n) for n in splits]))
-    frames = []
-    for name in splits:
-        frame = one(root / name)
-        column = next(c for c in ("split", "__split", "automl_tl_split") if c not in frame.columns)
-        frames.append(frame.assign(**{column: name}))
-    return pd.concat(frames, ignore_index=True)
+    return _concat_splits([(name, one(root / name)) for name in splits])
+
+
+def _concat_splits(parts):
+    """``(frame, column)``: the splits' frames ``[(split name, frame), ...]`` as one, ``column``
+    saying each row's split (``split`` unless a table has a column of that name)."""
+    import pandas as pd
+
+    taken = {str(c) for _, frame in parts for c in frame.columns}
+    column = next(c for c in ("split", "split_", "automl_tl_split") if c not in taken)
+    return pd.concat([frame.assign(**{column: name}) for name, frame in parts], ignore_index=True), column
+
+
+#: a table named by its split: ``train.csv``, ``test.jsonl``, the Hub's ``train-00000-of-00002.parquet``
+_SPLIT_TABLE = re.compile(r"^(?P<split>[A-Za-z]+)(?:-\d+-of-\d+)?$")
+
+
+def _tables_by_split(root: Path):
+    """``(folder, {split: [table, ...]})`` for a folder of tables by split, as a Hugging Face dataset
+    repository holds them (``data/train-00000-of-00002.parquet``, ``data/test-...``; or
+    ``plain_text/train/0000.parquet`` as the Hub's Parquet conversion) or as a text dataset often
+    comes (``train.csv`` and ``test.csv``). Looked for in ``root`` and, when ``root`` holds
+    no table and one sub-folder, in that. None unless every table there is named by its split (a
+    ``sample_submission.csv`` beside them: a Kaggle folder, which says which table to give) and
+    one is a training split."""
+    def tables(folder: Path) -> list[Path]:
+        return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in TABLE_SUFFIXES
+                      and not f.name.startswith("."))
+
+    def by_split(folder: Path) -> dict[str, list[Path]] | None:
+        found: dict[str, list[Path]] = {}
+        for f in tables(folder):
+            m = _SPLIT_TABLE.match(f.stem)
+            if not m or m.group("split").lower() not in _SPLIT_FOLDERS:
+                return None
+            found.setdefault(m.group("split"), []).append(f)
+        for d in _class_dirs(folder):
+            inside = tables(d)
+            if d.name.lower() in _SPLIT_FOLDERS and inside and not _class_dirs(d):
+                found.setdefault(d.name, []).extend(inside)
+        return found if "train" in {_SPLIT_FOLDERS[n.lower()] for n in found} else None
+
+    folder, found = root, by_split(root)
+    subdirs = _class_dirs(root)
+    if found is None and not tables(root) and len(subdirs) == 1:
+        folder, found = subdirs[0], by_split(subdirs[0])
+    return None if found is None else (folder, found)
+
+
+def _split_tables(root: Path):
+    """``(frame, split column, folder)`` of the tables :func:`_tables_by_split` finds, else None."""
+    got = _tables_by_split(root)
+    if got is None:
+        return None
+    folder, found = got
+    _log.info("%s: tables by split: %s (test rows are left out of the search)", folder,
+              ", ".join(f"{name} ({len(files)} file{'s' * (len(files) > 1)})" for name, files in found.items()))
+    import pandas as pd
+
+    frame, column = _concat_splits([(name, pd.concat([_read_table(f) for f in files], ignore_index=True))
+                                    for name, files in found.items()])
+    return frame, column, folder
 
 
 def _csv_delimiter(path: Path) -> str:
@@ -949,7 +1011,14 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
             raise DataError(f"{path}: a saved Hugging Face DatasetDict of {len(splits)} splits ({listed(splits)}): "
                             f"give the folder of the split to classify (automl-tl predict RUN "
                             f"{path / ('test' if 'test' in splits else splits[0] if splits else 'test')}).")
-        saved = _saved_dataset(path) if is_dir else None
+        by_split = _tables_by_split(path) if is_dir and not (path / "state.json").is_file() else None
+        if by_split is not None and not any(is_file_of_modality(f) for f in path.rglob("*")):
+            folder, found = by_split
+            test = next((files for name, files in found.items() if _SPLIT_FOLDERS[name.lower()] == "test"),
+                        next(iter(found.values())))
+            raise DataError(f"{path}: a dataset of tables by split ({listed(sorted(found))}): give the table(s) "
+                            f"to classify (automl-tl predict RUN {' '.join(map(str, test[:3]))}).")
+        saved = (_saved_dataset(path) or (None,))[0] if is_dir else None
         if is_table or saved is not None:
             fit_inputs, fit_labels = fit_columns or (None, None)
             # a one-column table of texts to classify: a name of two words is more likely its

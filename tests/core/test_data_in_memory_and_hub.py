@@ -132,3 +132,34 @@ def test_images_held_in_memory(pm):
     assert np.array_equal(np.asarray(Image.open(gray[1])), x[1, ..., 0])
     with pytest.raises(DataError, match=r"arrays of shape \(64,\).*numeric features"):
         load_data(rng.random((8, 64)), y, modalities=pm.modalities)
+
+
+def test_tables_by_split(pm, tmp_path):
+    """A Hugging Face dataset repository (``data/train-00000-of-00002.parquet``, ...,
+    ``validation-...``, ``test-...``) and the common ``train.csv`` + ``test.csv`` folder: the first
+    was "none of the 4 files is an image ...", the second "found 2 files but no class sub-folders".
+    Each table's split is its name's: train and validation fitted (validation as the fixed split),
+    test left out; predict given the folder names the test table to give."""
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "README.md").write_text("# a dataset card\n")
+    rows = _text_rows()
+    pq.write_table(_table(rows[:6]), repo / "data" / "train-00000-of-00002.parquet")
+    pq.write_table(_table(rows[6:]), repo / "data" / "train-00001-of-00002.parquet")
+    pq.write_table(_table(rows[::2]), repo / "data" / "validation-00000-of-00001.parquet")
+    pq.write_table(_table(_text_rows(labelled=False)), repo / "data" / "test-00000-of-00001.parquet")
+    data = load_data(repo, modalities=pm.modalities)
+    assert data.class_counts() == {"neg": 7, "pos": 8}
+    assert sorted(data.split) == ["train"] * 10 + ["val"] * 5
+    with pytest.raises(DataError, match=r"tables by split \(test, train, validation\).*test-00000-of-00001"):
+        prediction_inputs([str(repo)], pm.modalities.get("text"))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    frame = pd.DataFrame(rows).assign(label=lambda f: f["label"].map({0: "neg", 1: "pos"}))
+    frame.to_csv(plain / "train.csv", index=False)
+    frame.to_csv(plain / "test.csv", index=False)
+    data = load_data(plain, modalities=pm.modalities)
+    assert data.class_counts() == {"neg": 5, "pos": 5} and data.split is None
+    (plain / "sample_submission.csv").write_text("id,label\n1,pos\n")  # a Kaggle folder: not read as splits
+    with pytest.raises(DataError):
+        load_data(plain, modalities=pm.modalities)
