@@ -1170,8 +1170,24 @@ def _labels_from_names(root: Path, files, modalities, modality, progress) -> Lab
     return _checked(mod, items, labels, None, str(root), skips, progress)
 
 
+#: files beside a dataset's folders that are about it, not in it
+_NOT_INPUTS = {"README", "LICENSE", "LICENCE", "COPYING", "CITATION", "NOTICE", "AUTHORS"}
+
+
 def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
     subdirs = _class_dirs(root, say=True)
+    known = {e.lower() for n in ([modality] if modality else modalities.names()) for e in modalities.get(n).extensions}
+
+    def inputs_beside(folder: Path) -> bool:  # a README.txt or LICENSE beside the data is not an input
+        return any(f.is_file() and f.suffix.lower() in known and f.stem.upper() not in _NOT_INPUTS
+                   for f in folder.iterdir())
+
+    # one folder inside, as an archive often unpacks (flowers/flowers/daisy/...): the classes are
+    # its sub-folders (was "only one class")
+    while len(subdirs) == 1 and len(inner := _class_dirs(subdirs[0])) >= 2 and not inputs_beside(root):
+        _log.info("%s: one folder inside, %s/: its %d sub-folders are read as the classes (or splits)", root,
+                  subdirs[0].name, len(inner))
+        root, subdirs = subdirs[0], _class_dirs(subdirs[0], say=True)
     if not subdirs:
         files = [f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")]
         if not files:

@@ -709,3 +709,20 @@ def test_a_folder_named_unlabelled_is_not_a_class(pm, tmp_path, caplog):
         data = _load(pm, tmp_path / "acl")
     assert data.class_counts() == {"neg": 3, "pos": 3}
     assert any("unsup/ is left out" in r.getMessage() for r in caplog.records)
+
+
+def test_one_folder_inside_holding_the_classes(pm, tmp_path, caplog):
+    """An archive unpacked as flowers/flowers/daisy/...: "only one class ('flowers')". With one
+    folder inside and nothing else to read, that folder's sub-folders are the classes."""
+    for c in ("daisy", "rose"):
+        for i in range(3):
+            _png(tmp_path / "flowers" / "flowers" / c / f"{i}.png", 40 * i + (c == "rose") * 9)
+    (tmp_path / "flowers" / "LICENSE.txt").write_text("CC-BY\n")  # not an input of the images found
+    with caplog.at_level("INFO", logger="automl_tl"):
+        data = _load(pm, tmp_path / "flowers")
+    assert data.class_counts() == {"daisy": 3, "rose": 3}
+    assert any("one folder inside, flowers/" in r.getMessage() for r in caplog.records)
+    for i in range(3):
+        _png(tmp_path / "one" / "cat" / "indoor" / f"{i}.png", 40 * i)
+    with pytest.raises(DataError, match="only one class"):  # one sub-folder inside: still one class
+        _load(pm, tmp_path / "one")
