@@ -162,20 +162,35 @@ def _guess_inline_modality(items, modalities) -> str | None:
     return None
 
 
-def _warn_non_utf8(path: Path) -> None:
-    """Say which lines hold bytes that are not UTF-8 (they are read as U+FFFD, not refused)."""
-    bad = []
+def _table_encoding(path: Path, say: bool = True) -> str:
+    """The encoding to read a text table with: UTF-8, unless more of its lines with other than
+    ASCII bytes fail as UTF-8 than pass (a Latin-1 or Windows-1252 file: Kaggle's SMS spam table,
+    where every accented letter and pound sign became U+FFFD): then :func:`_legacy_text`'s. ``say``:
+    warn which lines are not UTF-8 (read as U+FFFD) or which encoding the table was read with."""
+    bad, good = [], 0
     with open(path, "rb") as fh:
         for number, line in enumerate(fh, start=1):
+            if line.isascii():
+                continue
             try:
                 line.decode("utf-8")
+                good += 1
             except UnicodeDecodeError:
                 bad.append(number)
-    if bad:
-        shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+    if not bad:
+        return "utf-8"
+    shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+    if len(bad) > good:
+        encoding = _legacy_text(path.read_bytes())[1]
+        if say:
+            _log.warning("%s: not UTF-8 (%d line(s) are not, lines %s): read as %s. If its accented letters read "
+                         "wrong, save it as UTF-8", path, len(bad), shown, encoding)
+        return {"Windows-1252": "cp1252", "Latin-1": "latin-1"}[encoding]
+    if say:
         _log.warning(
             "%s: %d line(s) hold bytes that are not UTF-8 (lines %s); they were replaced by \ufffd. "
             "Save the table as UTF-8 to keep those characters.", path, len(bad), shown)
+    return "utf-8"
 
 
 def _read_table(path: Path, named: Sequence[str | None] = (), texts: bool = False):
@@ -253,11 +268,10 @@ def _read_table_as(path: Path, header: int | None = 0):
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
-            if header is not None:
-                _warn_non_utf8(path)
+            encoding = _table_encoding(path, say=header is not None)  # said once: not again on a re-read
 
             def read(sep):
-                return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=True, encoding="utf-8",
+                return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=True, encoding=encoding,
                                    encoding_errors="replace", header=header)
 
             if suffix == ".tsv":
@@ -996,7 +1010,7 @@ def prediction_inputs(sources: Sequence[str], modality, column: str | None = Non
     def entry(p: Path, truth: str | None) -> PredictionInput:
         if not modality.inline:
             return PredictionInput(str(p), truth)
-        return PredictionInput(p.read_text(encoding="utf-8", errors="surrogateescape"), truth, str(p))
+        return PredictionInput(read_text_file(p)[0], truth, str(p))
 
     for src in sources:
         path = Path(str(src))
@@ -1073,16 +1087,54 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+#: bytes below 0x20 that no text holds (tab, line feed, form feed and carriage return it may)
+_TEXT_CONTROLS = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
+
+
+def _legacy_text(data: bytes) -> tuple[str, str]:
+    """``(text, encoding)`` of bytes that are not UTF-8: Windows-1252, the legacy encoding of most
+    older Western corpora (a superset of Latin-1's letters), else Latin-1, which reads any byte.
+    Why not a detector: charset_normalizer read short French reviews as cp1006 (Urdu) and cp1250,
+    German as cp1250; a fixed rule is right where the data is Western and says which it used."""
+    try:
+        return data.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "Latin-1"
+
+
+def read_text_file(path) -> tuple[str, str | None]:
+    """The text of a file, and the encoding it was read with when that is not UTF-8
+    (:func:`_legacy_text`): every Latin-1 file of an older corpus (20 Newsgroups) was skipped as
+    "not valid UTF-8"."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        if data[:4096].translate(None, _TEXT_CONTROLS) != data[:4096]:  # control bytes: not a text (an image)
+            return data.decode("utf-8", errors="surrogateescape"), None  # for the modality to skip as such
+        return _legacy_text(data)
+
+
 def _read_text_files(paths, skips) -> tuple[list[int], list[str]]:
-    """Contents of text files (bad bytes kept as surrogates, for the modality to judge); an
-    unreadable file is a counted skip. Returns the kept indices and the texts."""
-    keep, texts = [], []
+    """Contents of text files (:func:`read_text_file`); an unreadable file is a counted skip.
+    Returns the kept indices and the texts; files not in UTF-8 are said in one line, with the
+    first one's text as read, so that a wrong guess shows."""
+    keep, texts, legacy = [], [], []
     for i, p in enumerate(paths):
         try:
-            texts.append(Path(p).read_text(encoding="utf-8", errors="surrogateescape"))
-            keep.append(i)
+            text, encoding = read_text_file(p)
         except OSError as exc:
             skips.append(Skip(item=str(p), reason=f"unreadable: {exc}"))
+            continue
+        texts.append(text)
+        keep.append(i)
+        if encoding:
+            legacy.append((p, encoding, text))
+    if legacy:
+        first, _, text = legacy[0]
+        _log.warning("%d text file(s) are not UTF-8: read as %s (%s: %r). If that reads wrong, save them as UTF-8",
+                     len(legacy), " or ".join(sorted({e for _, e, _ in legacy})), f"{Path(first).parent.name}/{Path(first).name}",
+                     " ".join(text.split())[:60])
     return keep, texts
 
 

@@ -199,11 +199,12 @@ def test_folder_of_text_files_reads_their_content(pm, tmp_path):
         (tmp_path / label).mkdir()
         for i, w in enumerate(words):
             (tmp_path / label / f"{i}.txt").write_text(w)
-    (tmp_path / "neg" / "3.txt").write_bytes(b"caf\xe9 latin-1")
+    (tmp_path / "neg" / "3.txt").write_bytes(b"caf\xe9 latin-1 \x93quoted\x94")  # Windows-1252
     data = _load(pm, tmp_path)
     assert data.modality == "text"
     assert "great fun" in data.items and not any(str(tmp_path) in x for x in data.items)
-    assert data.skip_summary()["count"] == 1  # the non-UTF-8 file: a counted skip
+    # a file not in UTF-8 (older corpora: Latin-1, Windows-1252) is read, not skipped
+    assert "caf\u00e9 latin-1 \u201cquoted\u201d" in data.items and data.skip_summary()["count"] == 0
 
 
 def test_table_of_text_file_paths_reads_content(pm, tmp_path):
@@ -283,8 +284,19 @@ def test_latin1_byte_in_a_table_is_read_and_named(pm, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="automl_tl"):
         data = load_data(str(tmp_path / "t.csv"), modalities=pm.modalities, text_column="text",
                          label_column="label")
-    assert len(data.items) == 6 and any("\ufffd" in t for t in data.items)
-    assert any("not UTF-8" in r.message and "lines 3" in r.message for r in caplog.records)
+    # its only line with other than ASCII is not UTF-8: the table is Latin-1 / Windows-1252
+    assert len(data.items) == 6 and "pantal\u00f3n roto" in data.items
+    assert any("not UTF-8" in r.message and "lines 3" in r.message and "Windows-1252" in r.message
+               for r in caplog.records)
+    # a UTF-8 table with one stray byte: UTF-8 it stays, the byte replaced and its line named
+    rows[1:1] = ["caf\u00e9 cr\u00e8me,a".encode(), "na\u00efve,b".encode()]
+    (tmp_path / "u.csv").write_bytes(b"\n".join(rows) + b"\n")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="automl_tl"):
+        data = load_data(str(tmp_path / "u.csv"), modalities=pm.modalities, text_column="text",
+                         label_column="label")
+    assert "caf\u00e9 cr\u00e8me" in data.items and any("\ufffd" in t for t in data.items)
+    assert any("replaced by" in r.message and "lines 5" in r.message for r in caplog.records)
 
 
 def test_a_run_dir_inside_the_data_folder_is_not_a_class(pm, image_folder):
