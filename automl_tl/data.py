@@ -114,7 +114,8 @@ def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, m
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):
-        return _from_frame(with_embedded_files(source.copy(), "<DataFrame>"), "<DataFrame>", None, modalities=modalities, modality=modality,
+        return _from_frame(with_embedded_files(source.copy(), "<DataFrame>"), "<DataFrame>", None,
+                           modalities=modalities, modality=modality,
                            text_column=text_column, label_column=label_column,
                            path_column=path_column, group_column=group_column,
                            split_column=split_column, progress=progress)
@@ -841,9 +842,9 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
     several = next((v for v in frame[label_col].head(1000) if isinstance(v, (list, tuple, np.ndarray))),
                    None) if label_col is not None else None
     if several is not None:  # a Hugging Face Sequence(ClassLabel) column: read as strings, "[0 1]" made a class
-        raise DataError(f"{where}: column {label_col!r} holds several labels per row (e.g. {np.asarray(several).tolist()}): "
-                        f"automl-tl learns one label per input (multi-class, not multi-label). Give a "
-                        f"column with one label per row (--label-column).")
+        raise DataError(f"{where}: column {label_col!r} holds several labels per row (e.g. "
+                        f"{np.asarray(several).tolist()}): automl-tl learns one label per input (multi-class, "
+                        f"not multi-label). Give a column with one label per row (--label-column).")
     inline_mods = [n for n in modalities.names() if modalities.get(n).inline]
     file_exts = {e.lower() for n in modalities.names() if not modalities.get(n).inline
                  for e in modalities.get(n).extensions}
