@@ -1134,8 +1134,8 @@ def _read_text_files(paths, skips) -> tuple[list[int], list[str]]:
     if legacy:
         first, _, text = legacy[0]
         _log.warning("%d text file(s) are not UTF-8: read as %s (%s: %r). If that reads wrong, save them as UTF-8",
-                     len(legacy), " or ".join(sorted({e for _, e, _ in legacy})), f"{Path(first).parent.name}/{Path(first).name}",
-                     " ".join(text.split())[:60])
+                     len(legacy), " or ".join(sorted({e for _, e, _ in legacy})),
+                     f"{Path(first).parent.name}/{Path(first).name}", " ".join(text.split())[:60])
     return keep, texts
 
 
