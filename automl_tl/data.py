@@ -8,6 +8,7 @@ is dropped silently.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -15,7 +16,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -388,17 +389,14 @@ def _held_file(value) -> tuple[bytes | None, str | None]:
     return _image_png(value), None
 
 
-def held_inputs_as_files(values: Sequence, where: str, *, strict: bool = True, shown_as: str | None = None):
+def held_inputs_as_files(values: Iterable, where: str, *, strict: bool = True, shown_as: str | None = None):
     """``(paths, shown)`` for ``values`` when they are inputs held in memory (:func:`_held_file`):
     each written once, named by its content, under the cache folder (automl-tl's image and audio
     plugins read files; ``AUTOML_TL_CACHE_DIR`` moves it), ``shown`` the name each had; None
     when the first value is not such an input. ``strict``: any other value among them is an
     error (inputs given as a list; a table's column is only converted when it holds them).
     ``shown_as``: what a value without a name is shown as, before its number (``where #``)."""
-    from automl_tl.atomic import atomic_write_bytes
-    from automl_tl.cache import default_cache_dir
-
-    sample = next((v for v in values[:100] if not _missing(v)), None)
+    sample = next((v for v in itertools.islice(values, 100) if not _missing(v)), None)
     if sample is None or not isinstance(sample, dict) and _held_file(sample)[0] is None:
         if strict and isinstance(sample, np.ndarray):
             raise DataError(f"{where}: the inputs are arrays of shape {sample.shape}: automl-tl takes images "
@@ -406,6 +404,10 @@ def held_inputs_as_files(values: Sequence, where: str, *, strict: bool = True, s
                             f"files as paths; a vector of numbers is a table of numeric features, which it "
                             f"does not classify.")
         return None
+    # imported here, past the check every table column goes through: automl_tl.cache imports Keras
+    from automl_tl.atomic import atomic_write_bytes
+    from automl_tl.cache import default_cache_dir
+
     folder = default_cache_dir() / "inputs"
     paths, shown, written = [], [], 0
     for row, value in enumerate(values, start=1):
@@ -433,7 +435,8 @@ def with_embedded_files(frame, where: str):
     column of file paths; ``frame.attrs["shown"][column]``: the name each had (what predict
     shows, not the cache's)."""
     for column in list(frame.columns):
-        got = held_inputs_as_files(frame[column].tolist(), f"{where} column {column!r}", strict=False,
+        # the column itself, not a list of it: a wide table (785 pixel columns) was copied cell by cell
+        got = held_inputs_as_files(frame[column], f"{where} column {column!r}", strict=False,
                                    shown_as=f"{Path(where).name} row ")
         if got is not None:
             frame[column] = got[0]
