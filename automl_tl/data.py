@@ -125,12 +125,9 @@ def load_data(source: Any, labels: Sequence[Any] | None = None, *, modalities, m
         if not path.exists():
             raise DataError(f"{path}: no such file or folder. Give a folder with one sub-folder per "
                             f"class, or a table ({', '.join(TABLE_SUFFIXES)}).")
-        saved = None
-        if path.is_dir():
-            saved = _saved_dataset(path)
-            saved = (*saved, path) if saved is not None else _split_tables(path)
-            if saved is None:
-                return _from_folder(path, modalities=modalities, modality=modality, progress=progress)
+        saved = (_saved_dataset(path) or _split_tables(path)) if path.is_dir() else None
+        if path.is_dir() and saved is None:
+            return _from_folder(path, modalities=modalities, modality=modality, progress=progress)
         if saved is not None or path.suffix.lower() in TABLE_SUFFIXES:
             frame, splits, base = saved or (_read_table(
                 path, (text_column, label_column, path_column, group_column, split_column)), None, path.parent)
@@ -445,11 +442,11 @@ def with_embedded_files(frame, where: str):
 
 
 def _saved_dataset(root: Path):
-    """A folder written by Hugging Face ``datasets``' ``save_to_disk`` as ``(frame, split column)``,
-    else None: a ``Dataset`` (``state.json`` naming its ``.arrow`` files) as its rows (no split
-    column); a ``DatasetDict`` (``dataset_dict.json`` naming its splits, one such folder each) with
-    a column saying each row's split (``train`` / ``validation`` / ``test``: read as a split column
-    is)."""
+    """A folder written by Hugging Face ``datasets``' ``save_to_disk`` as ``(frame, split column,
+    root)``, as :func:`_split_tables` gives its tables, else None: a ``Dataset`` (``state.json``
+    naming its ``.arrow`` files) as its rows (no split column); a ``DatasetDict``
+    (``dataset_dict.json`` naming its splits, one such folder each) with a column saying each
+    row's split (``train`` / ``validation`` / ``test``: read as a split column is)."""
     import json
 
     import pandas as pd
@@ -461,10 +458,10 @@ def _saved_dataset(root: Path):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{folder}: a saved Hugging Face dataset whose state.json cannot be read "
                             f"({type(exc).__name__}: {exc}).") from exc
-        return pd.concat([_read_table_as(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+        return pd.concat([_read_table(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
     if (root / "state.json").is_file() and any(root.glob("*.arrow")):
-        return one(root), None
+        return one(root), None, root
     if not (root / "dataset_dict.json").is_file():
         return None
     try:
@@ -474,7 +471,7 @@ def _saved_dataset(root: Path):
                         f"({type(exc).__name__}: {exc}).") from exc
     _log.info("%s: a saved Hugging Face DatasetDict: splits %s (test rows are left out of the search)", root,
               listed([str(n) for n in splits]))
-    return _concat_splits([(name, one(root / name)) for name in splits])
+    return *_concat_splits([(name, one(root / name)) for name in splits]), root
 
 
 def _concat_splits(parts):
