@@ -50,6 +50,9 @@ class LabelledData:
     split: tuple[str, ...] | None = None  # "train" / "val" per item, when the user fixed the split
     #: a table's (inputs, labels) column names: ``predict`` reads new tables by them
     columns: tuple[str, str] | None = None
+    #: the sources the items seem to come from (speakers, sessions), found when ``groups`` was not
+    #: given (:mod:`automl_tl.sources`); the run validates by them unless told not to
+    found: Any = None
 
     @property
     def classes(self) -> list[str]:
@@ -75,7 +78,7 @@ class LabelledData:
 
         return LabelledData(modality=self.modality, items=pick(self.items), labels=pick(self.labels),
                             source=self.source, groups=pick(self.groups), split=pick(self.split),
-                            columns=self.columns)
+                            columns=self.columns, found=None if self.found is None else self.found.subset(index))
 
     def _fingerprint_now(self) -> str:
         h = hashlib.sha256()
@@ -611,10 +614,6 @@ def _file_name_column(frame, exts, taken: set, where: str) -> str | None:
     return found[0]
 
 
-#: column names of a dataset's own cross-validation folds (ESC-50, UrbanSound8K: ``fold``)
-FOLD_COLUMNS = ("fold", "folds", "kfold", "cv_fold")
-
-
 #: column names that say which split a row belongs to, read as --split-column when their values do
 SPLIT_COLUMNS = ("split", "subset", "partition", "set", "data_split", "dataset_split")
 
@@ -631,18 +630,6 @@ def _split_column(frame, taken: set, where: str) -> str | None:
                       str(c), ", ".join(sorted(values)))
             return str(c)
     return None
-
-
-def _say_folds(frame, where: str) -> None:
-    """Point to a column of the dataset's own folds: its authors made them so that related
-    inputs (slices of one recording, photos of one object) share a fold; a random split mixes
-    them and validation scores what training saw."""
-    for c in frame.columns:
-        if _plain_name(str(c)) in FOLD_COLUMNS and 2 <= frame[c].nunique() <= 20:
-            _log.warning("%s: column %r holds the dataset's own folds; pass --group-column %s to keep each "
-                         "fold whole (a random split may put related inputs on both sides of validation)",
-                         where, str(c), str(c))
-            return
 
 
 def _all_numbers(values) -> bool:
@@ -896,8 +883,6 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         _log.info("%s: labels read from column %r (the only column besides the inputs)", where, label_col)
     groups_col = group_column  # named ones were checked and spelled as the table does, above
     split_col = split_column or _split_column(frame, {input_col, label_col, group_column}, where)
-    if groups_col is None and split_col is None:
-        _say_folds(frame, where)
     parts = None
     if split_col is not None:
         parts = [_SPLIT_FOLDERS.get(str(v).strip().lower()) for v in frame[split_col]]
@@ -928,6 +913,9 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
         if part == "test":
             continue
         rows.append((inp, label_str(lab), grp, part, pos + 2))
+    # the other columns, where a source may be named (speaker, session): automl_tl.sources
+    side_cols = [] if groups_col is not None else [
+        c for c in frame.columns if c not in {input_col, label_col, split_col}][:50]
 
     if text_column is not None:
         mod_name = modality or (inline_mods[0] if inline_mods else None)
@@ -971,8 +959,10 @@ def _from_frame(frame, where: str, base: Path | None, *, modalities, modality, t
             keep, items = _read_text_files(items, skips)
             rows = [rows[i] for i in keep]
     columns = None if where in ("<lists>",) else (str(input_col), str(label_col))
+    side = {str(c): [frame[c].iloc[r[4] - 2] for r in rows] for c in side_cols}
     return _checked(mod, items, [r[1] for r in rows], [r[2] for r in rows] if groups_col else None,
-                    where, skips, progress, [r[3] for r in rows] if parts and "val" in parts else None, columns)
+                    where, skips, progress, [r[3] for r in rows] if parts and "val" in parts else None, columns,
+                    side=side)
 
 
 class PredictionInput(NamedTuple):
@@ -1217,10 +1207,11 @@ def _labels_from_names(root: Path, files, modalities, modality, progress) -> Lab
     skips = [Skip(item=str(f), reason="no class in its name") for f in mine if f not in labelled]
     items = [str(f.resolve()) for f, _ in found]
     labels = [label for _, label in found]
+    paths = items
     if mod.inline:
         keep, items = _read_text_files(items, skips)
-        labels = [labels[i] for i in keep]
-    return _checked(mod, items, labels, None, str(root), skips, progress)
+        labels, paths = [labels[i] for i in keep], [paths[i] for i in keep]
+    return _checked(mod, items, labels, None, str(root), skips, progress, paths=paths)
 
 
 #: files beside a dataset's folders that are about it, not in it
@@ -1299,15 +1290,18 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
         items.append(str(f.resolve()))
         labels.append(label)
         parts.append(part)
+    paths = items
     if modalities.get(mod_name).inline:  # e.g. a folder of .txt files: the input is the content
         keep, items = _read_text_files(items, skips)
-        labels, parts = [labels[i] for i in keep], [parts[i] for i in keep]
+        labels, parts, paths = [labels[i] for i in keep], [parts[i] for i in keep], [paths[i] for i in keep]
     used = set(labels)
     for d, _ in sources:
         if d.name not in used:
             skips.append(Skip(item=str(d), reason="empty class folder: no usable files"))
     split = parts if layout is not None and "val" in layout else None
-    return _checked(modalities.get(mod_name), items, labels, None, str(root), skips, progress, split)
+    # the folder level below a class folder is read relative to the folder that holds the classes
+    return _checked(modalities.get(mod_name), items, labels, None, str(root), skips, progress, split,
+                    paths=paths, root=str(root.resolve()))
 
 
 def _labelling_tables(root: Path, class_names: set[str]) -> list[Path]:
@@ -1331,16 +1325,26 @@ def _labelling_tables(root: Path, class_names: set[str]) -> list[Path]:
     return sorted(found, key=lambda f: ("train" not in f.name.lower(), -f.stat().st_size, f.name))
 
 
-def _checked(mod, items, labels, groups, where, skips, progress, split=None, columns=None) -> LabelledData:
+def _checked(mod, items, labels, groups, where, skips, progress, split=None, columns=None, *,
+             paths=None, side=None, root=None) -> LabelledData:
+    """The usable items (the modality's check), and the sources they seem to come from when no
+    groups were given: from ``side`` (the table's other columns), else the ``paths`` of the files
+    the items were read from (a folder level below ``root``'s classes, a part of the names)."""
+    from automl_tl.sources import detect
+
     result = mod.check(items, progress=progress)
     skips = list(skips) + list(result.skips)
 
     def kept(values):
         return tuple(values[i] for i in result.keep) if values is not None else None
 
+    found = None
+    if groups is None and split is None:
+        found = detect(kept(paths) or tuple(result.items), kept(labels), root=root,
+                       columns={c: kept(v) for c, v in (side or {}).items()}, modality=mod.name)
     data = LabelledData(modality=mod.name, items=tuple(result.items), labels=kept(labels),
                         source=where, skips=tuple(skips), groups=kept(groups), split=kept(split),
-                        columns=columns)
+                        columns=columns, found=found)
     validate(data)
     return data
 
@@ -1385,7 +1389,7 @@ def validate(data: LabelledData) -> None:
 
 
 # ---------------------------------------------------------------------------------------- split
-def evaluation_plan(data: LabelledData, y, *, val_fraction: float = 0.2, seed: int = 0):
+def evaluation_plan(data: LabelledData, y, *, val_fraction: float = 0.2, seed: int = 0, quiet: bool = False):
     """The run's folds for ``data`` (:func:`automl_tl.evaluation.make_plan`): stratified k-fold
     on small data, grouped when ``data.groups`` is set, exactly the user's split when
     ``data.split`` is set; ``plan.train`` / ``plan.val`` is the hold-out split."""
@@ -1405,14 +1409,16 @@ def evaluation_plan(data: LabelledData, y, *, val_fraction: float = 0.2, seed: i
     # StratifiedGroupKFold took 6 s over 60 000 groups of one).
     from automl_tl.evaluation import EvaluationPlan
 
-    _say_conflicts(data, ids, y)
+    if not quiet:
+        _say_conflicts(data, ids, y)
     firsts = np.unique(ids, return_index=True)[1]  # ids count up from 0 in order of first appearance
     plan = make_plan(np.asarray(y)[firsts], val_fraction=val_fraction, seed=seed)  # over distinct inputs
     folds = tuple((np.flatnonzero(np.isin(ids, tr)), np.flatnonzero(np.isin(ids, va))) for tr, va in plan.folds)
     why = (f"{copies} input{'s are exact copies' if copies > 1 else ' is an exact copy'} of another: "
            f"each set of copies stays on one side of every split (else a copy in validation scores "
            f"what was learned from its twin)")
-    _log.info("%s: %s", data.source, why)
+    if not quiet:
+        _log.info("%s: %s", data.source, why)
     return EvaluationPlan(folds=folds, kind=plan.kind, reason=f"{plan.reason}; {why}")
 
 
