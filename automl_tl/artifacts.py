@@ -247,6 +247,18 @@ class Predictor:
                                      f"Rerun `automl-tl fit` to rebuild the model.") from exc
             self.members = [Predictor(base / f, plugin_manager=pm) for f in folders]
             self.weights = weights
+        # the temperature fitted on the delivered model's out-of-fold probabilities (automl_tl.calibration);
+        # 1 for runs of earlier versions, which have no such entry
+        self.temperature = 1.0
+        cal = self.config.get("calibration")
+        if cal:
+            try:
+                self.temperature = float(cal["temperature"]) if cal.get("applied", True) else 1.0
+                if not (np.isfinite(self.temperature) and self.temperature > 0):
+                    raise ValueError(f"temperature {self.temperature} is not a positive number")
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise NotFittedError(f"{cfg_path}: its calibration entry is damaged ({type(exc).__name__}: {exc}). "
+                                     f"Rerun `automl-tl fit` to rebuild the model.") from exc
 
     def check_inputs(self, items) -> tuple[list, list, list]:
         """The same checks as training: kept indices, the kept inputs as cleaned by the modality
@@ -255,13 +267,21 @@ class Predictor:
         return list(result.keep), list(result.items), list(result.skips)
 
     def predict_proba(self, items, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities: the ensemble's average, calibrated with the saved temperature
+        (which keeps each item's most probable class, so :meth:`predict` is unchanged by it)."""
+        from automl_tl.calibration import apply_temperature
+
+        return apply_temperature(self._averaged(list(items), batch_size), self.temperature)
+
+    def _averaged(self, items: list, batch_size: int) -> np.ndarray:
+        """The uncalibrated probabilities: the temperature was fitted on the average of all
+        members, so it applies once, to the average, never to a member's own."""
         from automl_tl.batching import predict_proba_items
 
-        items = list(items)
         p = self.weights[0] * predict_proba_items(self.model, self.adapter, items, batch_size,
                                                   featurize=self._featurize, n_classes=len(self.labels))
         for w, m in zip(self.weights[1:], self.members):
-            p = p + w * m.predict_proba(items, batch_size)
+            p = p + w * m._averaged(items, batch_size)
         return p / sum(self.weights)
 
     def predict(self, items) -> list[str]:

@@ -31,6 +31,7 @@ import numpy as np
 
 from automl_tl.artifacts import STUDY_NAME, SUMMARY_ATTR, remove_leftovers, save_model, write_views
 from automl_tl.costs import CostModel
+from automl_tl.calibration import Calibration, calibrate
 from automl_tl.atomic import json_default
 from automl_tl.schema import ATTR, SCHEMA_VERSION, TASK_KEYS, retry_links, task_changes
 from automl_tl.errors import ConfigError, TrialFailed
@@ -693,6 +694,7 @@ class Search:
         n_all = len(self.ctx.y)
         info: dict[str, Any] = {"trial": sel.trial, "refit": False, "n_train": int(len(self.ctx.plan.train))}
         result = None
+        calibration = None  # of the model saved last
         if getattr(self, "refit", True):
             left = None if deadline is None else deadline - time.monotonic() - SAVE_MARGIN_S
             predicted = self.costs.refit(cfg, epochs, t)
@@ -715,7 +717,7 @@ class Search:
                     info["refit_reason"] = f"not refitted: the refit failed ({type(exc).__name__}: {exc})"
                 else:
                     result = _Result(head=head, backbone=backbone)
-                    self._save(sel.trial, result, refitted=True)  # saved before anything else can fail
+                    calibration = self._save(sel.trial, result, refitted=True)  # saved before anything else can fail
                     info |= {"refit": True, "n_train": n_all, "refit_seconds": round(time.perf_counter() - t0, 1),
                              "refit_reason": f"refitted on all {n_all} labelled items with the epochs "
                                              f"trial {sel.trial} needed"}
@@ -728,7 +730,11 @@ class Search:
             if result is None:  # selected from an earlier process: rebuild on the training split
                 head, backbone = train_final(cfg, replace(self.ctx, seed=self.seed), self.ctx.plan.train, epochs=epochs)
                 result = _Result(head=head, backbone=backbone)
-            self._save(sel.trial, result, refitted=info["refit"], members=members, ens=ens)
+            calibration = self._save(sel.trial, result, refitted=info["refit"], members=members, ens=ens)
+        elif calibration is None:  # the model saved during the search is delivered: what it was saved with
+            calibration = self._calibration(sel.trial)
+        if calibration is not None:
+            info["calibration"] = calibration.to_dict()
         spec = self.space.specs[cfg.backbone]
         info["kind"] = ("ensemble" if members else
                         "classical baseline" if getattr(spec, "classical", False) else "transfer learning")
@@ -809,18 +815,40 @@ class Search:
         return {"model": model, "adapter": adapter, "config": config}
 
     def _save(self, number: int, result, *, refitted: bool, members: Sequence[tuple[int, Any]] = (),
-              ens: Ensemble | None = None) -> None:
+              ens: Ensemble | None = None) -> Calibration | None:
         """Save trial ``number``'s model as the run's; with ``members`` (and the ``ens`` that chose
-        them), as an ensemble whose other members are saved beside it."""
+        them), as an ensemble whose other members are saved beside it. The saved model carries
+        the calibration of what it delivers (the ensemble's, not a member's): returned."""
         main = self._deliverable(number, result, refitted)
         config = main["config"]
         if members:
             config["ensemble"] = ens.to_dict()
+        calibration = self._calibration(number, ens if members else None)
+        if calibration is not None:  # the top-level model's only: Predictor applies it after averaging
+            config["calibration"] = calibration.to_dict()
         save_model(self.run_dir, model=main["model"], config=config, labels=self.labels, adapter=main["adapter"],
                    val_predictions=self._predictions(number, ens if members else None),
                    members=[self._deliverable(n, r, refitted) for n, r in members],
                    name=f"trial-{number}{'-refit' if refitted else ''}{'-ensemble' if members else ''}")
         self._saved_trial = number
+        return calibration
+
+    def _calibration(self, number: int, ens: Ensemble | None = None) -> Calibration | None:
+        """The temperature for the delivered probabilities (:func:`automl_tl.calibration.calibrate`),
+        fitted on the ensemble ``ens``'s averaged out-of-fold probabilities, else on trial
+        ``number``'s; None where the trial recorded none (runs of earlier versions).
+
+        Under cross-validation those probabilities come from the fold models while the delivered
+        model may be refitted on all items: the standard practice (the fold models stand in for
+        it, as they do for its score), since only out-of-fold probabilities are of items the model
+        did not learn from; the model's own probabilities on its training items are overconfident."""
+        if ens is not None:
+            index, proba = ens.index, ens.proba
+        else:
+            index, _, _, proba = self._predicted(number)
+        if index is None or proba is None or len(index) == 0:
+            return None
+        return calibrate(proba, np.asarray(self.ctx.y)[np.asarray(index)], seed=self.seed)
 
     def _predictions(self, number: int, ens: Ensemble | None = None) -> list[dict] | None:
         """Validation predictions for ``val_predictions.csv``: trial ``number``'s, or the

@@ -401,7 +401,12 @@ def test_a_delivered_ensemble_is_saved_whole_and_predicts_the_average_of_its_mem
     both = load_predictor(tmp_path / "run")
     p_member = load_predictor(folder / "members" / "0").predict_proba(items)
     p_main = predict_proba_items(both.model, both.adapter, items, featurize=both._featurize, n_classes=len(both.labels))
-    np.testing.assert_allclose(both.predict_proba(items), (p_main + p_member) / 2, atol=1e-6)
+    # the average of the members, then the run's temperature (automl_tl.calibration), applied once
+    from automl_tl.calibration import apply_temperature
+
+    temperature = both.temperature
+    np.testing.assert_allclose(both.predict_proba(items), apply_temperature((p_main + p_member) / 2, temperature),
+                               atol=1e-6)
     out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "predict", str(tmp_path / "run"), *items, "--json"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
