@@ -83,8 +83,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                                          "folder, or from the current folder when they name files "
                                          "only there)")
     g.add_argument("--label-column", help="column holding the labels (default: label/class/target)")
-    g.add_argument("--group-column", help="column of group ids (e.g. speaker): validation groups "
-                                          "never appear in training")
+    g.add_argument("--group-column", help="column of group ids (e.g. speaker, patient): each validation "
+                                          "fold holds out whole groups, so the estimate is of new ones "
+                                          "(default: a grouping found in a column named like a source, a "
+                                          "folder level below the class folders, or the file names)")
+    g.add_argument("--no-groups", dest="detect_groups", action="store_false",
+                   help="validate on random folds even when the items seem to come from a few sources "
+                        "(speakers, sessions) that a column, a folder level or the file names name")
     g.add_argument("--split-column", help="column saying train, val or test for each row: a fixed "
                                           "validation split instead of a random stratified one, test "
                                           "rows left out (default: a column named split or subset "
@@ -250,6 +255,7 @@ def _estimator(args, **extra):
                         label_column=getattr(args, "label_column", None),
                         path_column=getattr(args, "path_column", None),
                         group_column=getattr(args, "group_column", None),
+                        detect_groups=getattr(args, "detect_groups", True),
                         split_column=getattr(args, "split_column", None), **extra)
 
 

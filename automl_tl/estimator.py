@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -112,6 +112,7 @@ class AutoTransfer:
                  weights: Mapping[str, str] | None = None, modality: str | None = None,
                  text_column: str | None = None, label_column: str | None = None,
                  path_column: str | None = None, group_column: str | None = None,
+                 detect_groups: bool = True,
                  split_column: str | None = None, strategies: Sequence[str] | None = None, cache_dir: str | None = None,
                  batch_size: int = 32, progress: bool = False, report: bool = True,
                  refit: bool | None = None, patience: int = 15, ensemble: bool = True,
@@ -130,6 +131,8 @@ class AutoTransfer:
         self.label_column = label_column
         self.path_column = path_column
         self.group_column = group_column
+        #: validate by the sources found in the data (automl_tl.sources) when no group_column is given
+        self.detect_groups = detect_groups
         self.split_column = split_column
         self.strategies = strategies
         self.cache_dir = cache_dir
@@ -149,7 +152,7 @@ class AutoTransfer:
     # ------------------------------------------------------------------ sklearn protocol
     _PARAMS = ("backbones", "trials", "time_budget", "metric", "seed", "run_dir", "storage",
                "val_fraction", "weights", "modality", "text_column", "label_column", "path_column",
-               "group_column", "split_column", "strategies", "cache_dir", "batch_size", "progress", "report",
+               "group_column", "detect_groups", "split_column", "strategies", "cache_dir", "batch_size", "progress", "report",
                "refit", "patience", "ensemble", "warm_start", "pruner", "plugin_manager")
 
     def get_params(self, deep: bool = True) -> dict:
@@ -231,6 +234,7 @@ class AutoTransfer:
                  "recommended": r.get("recommended")}
                 for d, r in nearest(meta, read_records(), 3, exclude_fingerprint=prep.data.fingerprint())]
         return {"profile": prof.to_dict(), "recommendations": out, "baseline": baseline, "nearest_tasks": near,
+                "groups": prep.groups,
                 "left_out": prep.left_out, "metric": self.metric, "seconds": round(time.perf_counter() - t0, 1)}
 
     def _prepare(self, X, y=None, *, deadline: float | None = None, on_data=None) -> "_Prepared":
@@ -242,6 +246,7 @@ class AutoTransfer:
         from dataclasses import replace
 
         from automl_tl.cache import EmbeddingCache
+        from automl_tl import grouping
         from automl_tl.data import evaluation_plan
         from automl_tl.probe import probe_candidates
         from automl_tl.profile import profile_data
@@ -254,6 +259,8 @@ class AutoTransfer:
         data = self._load(X, y)
         if on_data is not None:
             on_data(data)
+        # validate the way the model will be used: on new sources when the items come from a few
+        data, groups = grouping.resolve(data, detect=self.detect_groups, column=self.group_column)
         clock.lap("load")
         specs, weights, left_out = select_backbones(pm, data.modality, self.backbones, self.weights)
         cache = EmbeddingCache(self.cache_dir)
@@ -277,6 +284,15 @@ class AutoTransfer:
                            seed=self.seed, batch_size=self.batch_size, progress=self.progress,
                            strategies=pm.strategies.as_dict())
         probes = probe_candidates(ctx, specs, deadline=deadline, log=log)
+        if not groups["used"] and self.detect_groups and data.groups is None and data.split is None \
+                and not groups.get("confounded") and (found := grouping.clusters(ctx, probes)) is not None:
+            # the last resort: near-duplicates in the best frozen features; the probe again on
+            # folds that keep each cluster whole (the features are cached: a logistic regression each)
+            data, groups = grouping.resolve(replace(data, found=found), detect=True)
+            plan = evaluation_plan(data, y_int, val_fraction=self.val_fraction, seed=self.seed)
+            ctx = replace(ctx, data=data, plan=plan, probes={})
+            probes = probe_candidates(ctx, specs, deadline=deadline, log=log)
+        groups = grouping.compare(ctx, probes, groups, seed=self.seed, val_fraction=self.val_fraction)
         clock.lap("probe")
         backbones = {name: dict(info) | {"probe": next((p for p in probes if p["backbone"] == name
                                                         and "score" in p), None)}
@@ -287,7 +303,7 @@ class AutoTransfer:
         rec = replace(rec, reason=f"{rec.reason} {_probe_evidence(probes, spec.name)}".strip())
         return _Prepared(data=data, profile=prof, recommendation=rec, rec_options=rec_options,
                          specs=specs, weights=weights, left_out=left_out, ctx=ctx, probes=probes,
-                         modality=modality, labels=labels, timings=clock.laps)
+                         modality=modality, labels=labels, timings=clock.laps, groups=groups)
 
     # ------------------------------------------------------------------ fit
     @_quiet_tensorflow
@@ -316,7 +332,10 @@ class AutoTransfer:
         def task_of(data) -> dict:
             return {"modality": data.modality, "source": data.source, "metric": self.metric,
                     "seed": self.seed, "val_fraction": self.val_fraction,
-                    "data_fingerprint": data.fingerprint(), "labels_fingerprint": data.labels_fingerprint()}
+                    "data_fingerprint": data.fingerprint(), "labels_fingerprint": data.labels_fingerprint(),
+                    # the folds follow the grouping: a search resumed under another scores differently
+                    "groups": (f"column {self.group_column}" if self.group_column else
+                               "found" if self.detect_groups else "none")}
 
         def check_early(data) -> None:  # a run directory that will be refused: say so before the probe
             run_dir = Path(self.run_dir or default_run_dir(data.source))
@@ -339,7 +358,7 @@ class AutoTransfer:
             "profile": prof.to_dict(), "recommendation": rec.to_dict(), "probe": list(prep.probes),
             "candidates": [s.summary() | {"weights": prep.weights[s.name].to_dict()} for s in prep.specs],
             "left_out": left_out_of(prep), "strategy_table": self._pm().strategy_table.to_dict(),
-            "baseline": _baseline(prep.probes, self.metric), "refit": refit,
+            "baseline": _baseline(prep.probes, self.metric), "refit": refit, "groups": prep.groups,
             "time_budget": budget, "timings": dict(prep.timings), "pruner": self.pruner,
             "forward_seconds": {"probe": round(float(ctx.cache.stats.get("forward_seconds", 0.0)), 2)},
         }
@@ -365,6 +384,8 @@ class AutoTransfer:
         self.study_ = search.study
         self.profile_ = prof
         self.recommendation_ = rec
+        #: how validation was grouped (the sources found or given) and what to expect on new data
+        self.groups_ = dict(prep.groups)
         self.classes_ = np.array(prep.labels)
         self.skipped_ = list(data.skips)
         self.search_seconds_ = time.perf_counter() - t0
@@ -615,6 +636,7 @@ class _Prepared:
     modality: Any
     labels: list
     timings: dict  # seconds per step before the search: load, profile, probe
+    groups: dict = field(default_factory=dict)  # how validation is grouped (automl_tl.grouping)
 
 
 class _Clock:

@@ -63,7 +63,7 @@ class ATTR:
 #: what a resumed run, and every worker of one shared search, must keep: summary["task"] keys
 #: and what a user changes to change them
 TASK_KEYS = {"data_fingerprint": "the input files", "labels_fingerprint": "the labels", "metric": "--metric",
-             "seed": "--seed", "val_fraction": "--val-fraction"}
+             "seed": "--seed", "val_fraction": "--val-fraction", "groups": "the grouping (--group-column, --no-groups)"}
 
 
 def task_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

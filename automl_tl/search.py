@@ -37,6 +37,7 @@ from automl_tl.schema import ATTR, SCHEMA_VERSION, TASK_KEYS, retry_links, task_
 from automl_tl.errors import ConfigError, TrialFailed
 from automl_tl.pruners import DEFAULT_PRUNER, make_pruner
 from automl_tl.evaluation import Candidate, Ensemble, Selection, complexity, ensemble, select
+from automl_tl.grouping import on_new_data
 from automl_tl.fates import Fate, fate_of, interrupted, watch_interrupts
 from automl_tl.killpoints import kill_point
 from automl_tl.workers import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, identity, is_gone
@@ -895,6 +896,8 @@ class Search:
             "transferability": self.transferability(),
             "labels": self.labels, "finished": finished, "stop": self.stop or None,
             "delivered": self.delivered or None, "evaluation": self.ctx.plan.to_dict(),
+            "on_new_data": on_new_data(self.summary_base.get("groups"), sel.to_dict() if sel else None,
+                                       self.delivered, self.ctx.plan.to_dict(), self.ctx.metric),
             "timings": dict(self.summary_base.get("timings") or {}) | self.timings,
             # of those, the backbones' embedding passes in this process: the probe's, and all
             "forward_seconds": dict(self.summary_base.get("forward_seconds") or {}) | {

@@ -616,6 +616,16 @@ def _headline(run: _Run, rec: dict[str, Any], strat: dict[str, Any], sections: d
     return headline
 
 
+def _on_new_data(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """summary.json's estimate on new data, with the calibration's reliability bins for the diagram."""
+    nd = summary.get("on_new_data")
+    if not nd:
+        return None
+    cal = ((summary.get("delivered") or {}).get("calibration")) or {}
+    bins = {k: cal[k] for k in ("bins_before", "bins_after") if cal.get(k)}
+    return dict(nd) | ({"reliability": bins} if bins else {})
+
+
 def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any]:
     """Every number of a run's report (what report.json holds), one section builder after another."""
     run = _run_context(data)
@@ -660,6 +670,7 @@ def build_from_data(data: RunData, *, importances: bool = True) -> dict[str, Any
         "importances": imp,
         "baseline": sections["baseline"],
         "delivered": delivered,
+        "on_new_data": _on_new_data(run.summary),
         "stop": sections["stop"],
         "evaluation": evaluation,
         "probe": probe_part(run.summary),

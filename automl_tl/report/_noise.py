@@ -18,6 +18,8 @@ __all__ = ["EPS", "band", "compare", "tied_strategies", "strategy_verdict", "str
 
 EPS = 1e-12
 HELD, HELD_NOISE, NOT_HELD = "held", "held (a tie within noise)", "did not hold"
+#: the recommended strategy won, but no other strategy completed a trial: nothing to compare with
+NOT_TESTED = "not tested"
 
 
 def band(*ses: Any, fallback: Any = None) -> float | None:
@@ -65,6 +67,11 @@ def strategy_verdict(best: dict | None, rec_strategy: str | None, per_strategy: 
                            "rec_best_trial": None}
     if best is None or not rec_strategy:
         return out
+    others = sorted(s["strategy"] for s in per_strategy if s["strategy"] != rec_strategy and s.get("n_complete"))
+    out["compared_with"] = others
+    if best["strategy"] == rec_strategy and not others:
+        out.update(verdict=NOT_TESTED, rec_best_trial=best["trial"])
+        return out
     if best["strategy"] == rec_strategy:
         out.update(held=True, verdict=HELD, gap=0.0, se=band(best.get("score_se"), fallback=fallback), rec_best_trial=best["trial"])
         return out
@@ -85,6 +92,9 @@ def strategy_verdict(best: dict | None, rec_strategy: str | None, per_strategy: 
 
 def strategy_sentence(v: dict[str, Any], best: dict, rec_strategy: str, tied: list[str], per_strategy: list[dict], point: float) -> str | None:
     """The headline sentence of the strategy-table verdict ``v`` (from :func:`strategy_verdict`)."""
+    if v.get("verdict") == NOT_TESTED:
+        return (f"The strategy table was not tested: every completed trial used the recommended strategy "
+                f"({rec_strategy}), so there is nothing to compare it with.")
     if v["held"] is None:
         return None
     winner = best["strategy"]
@@ -93,7 +103,8 @@ def strategy_sentence(v: dict[str, Any], best: dict, rec_strategy: str, tied: li
     rs = next((s for s in per_strategy if s["strategy"] == rec_strategy), None)
     se_txt = f"one standard error ({fmt_points(v['se'], point)})" if v["se"] is not None else "one standard error"
     if v["held"] and winner == rec_strategy:
-        return f"The strategy table held: the recommended strategy ({rec_strategy}) won{tie}."
+        return (f"The strategy table held: the recommended strategy ({rec_strategy}) won{tie}, compared with "
+                f"{', '.join(v.get('compared_with') or []) or 'no other strategy'}.")
     if v["held"] and not v["within_noise"]:
         return f"The strategy table held: the recommended strategy ({rec_strategy}) tied with the winner ({winner}) at {fmt_score(best['score'])}."
     if v["held"] and v.get("paired"):

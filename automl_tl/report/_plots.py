@@ -218,6 +218,31 @@ def _confusion(report: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
+def _reliability(report: dict[str, Any]) -> bytes | None:
+    """Accuracy against confidence per bin of the delivered model's out-of-fold probabilities,
+    before and after calibration (a calibrated model sits on the diagonal)."""
+    bins = ((report.get("on_new_data") or {}).get("reliability")) or {}
+    if not bins:
+        return None
+    fig = _fig(5.2, 4.4)
+    ax = fig.add_subplot(111)
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="calibrated")
+    for (key, label), color in zip((("bins_before", "before"), ("bins_after", "after scaling")), _PALETTE):
+        b = bins.get(key)
+        if not b:
+            continue
+        pts = [(c, a, n) for c, a, n in zip(b["confidence"], b["accuracy"], b["count"]) if n and c is not None and a is not None]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=color, label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top class probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Reliability (out-of-fold items)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    return _png(fig)
+
+
 def run_plots(report: dict[str, Any]) -> dict[str, bytes]:
     """name -> PNG bytes for every figure the report can draw; a figure that fails is skipped (noted)."""
     out: dict[str, bytes] = {}
@@ -227,6 +252,7 @@ def run_plots(report: dict[str, Any]) -> dict[str, bytes]:
         ("curves", _curves),
         ("importances", _importances),
         ("confusion", _confusion),
+        ("reliability", _reliability),
     ):
         try:
             png = fn(report)

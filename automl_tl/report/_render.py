@@ -316,6 +316,62 @@ def _delivered_html(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
     return f'<section id="delivered"><h2>What was delivered and why</h2>{body}</section>'
 
 
+_GAP_HEAD = [("backbone", False), ("random folds", True), ("grouped folds (new sources)", True), ("gap", True)]
+
+
+def _new_data_sentences(nd: dict[str, Any]) -> list[str]:
+    """What to expect on new data: the estimate, the unit that is new, the grouping, the gap, the calibration."""
+    out = [nd.get("sentence", "").capitalize() + "."] if nd.get("sentence") else []
+    g = nd.get("grouping") or {}
+    if g.get("confounded"):
+        out.append(f"Seen from one {nd.get('unit') if nd.get('grouped') else 'source'} only: class(es) "
+                   f"{', '.join(map(str, g['confounded'][:8]))}; how they are recognised from a new one is not measured.")
+    if nd.get("gap_sentence"):
+        out.append(nd["gap_sentence"][:1].upper() + nd["gap_sentence"][1:] + ".")
+    cal = nd.get("calibration")
+    if cal and cal.get("ece_before") is not None:
+        if cal.get("applied"):
+            out.append(f"Probabilities calibrated by temperature scaling (T = {cal['temperature']:.3g}): expected "
+                       f"calibration error {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after, on "
+                       f"{cal.get('n_items')} out-of-fold items.")
+        else:
+            out.append(f"Probabilities not rescaled ({cal.get('reason', '')}); expected calibration error "
+                       f"{cal['ece_before']:.3f} on {cal.get('n_items')} out-of-fold items.")
+    return out
+
+
+def _gap_rows(nd: dict[str, Any]) -> list[list[str]]:
+    return [[str(x["backbone"]) + (" (classical)" if x.get("classical") else ""),
+             fmt_interval(x.get("random"), x.get("random_se")), fmt_interval(x.get("grouped"), x.get("grouped_se")),
+             f"{x.get('gap', 0):+.3f}" + (" (memorises the sources)" if x.get("leaks") else "")]
+            for x in nd.get("random_vs_grouped") or []]
+
+
+def _html_new_data(r: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    """The "on new data" section: the estimate for new items or new sources, and the calibration."""
+    nd = r.get("on_new_data")
+    if not nd:
+        return ('<section id="new-data"><h2>On new data</h2><p class="muted">Not recorded: this run predates the '
+                'estimate on new data (summary.json has no on_new_data).</p></section>')
+    body = _html_list(_new_data_sentences(nd), "headline")
+    if nd.get("random_vs_grouped"):
+        body += "<h3>Random folds against folds that hold out whole sources</h3>" + _text_table(_GAP_HEAD, _gap_rows(nd))
+    body += img(pngs.get("reliability"), "reliability diagram of the delivered model's out-of-fold probabilities")
+    return f'<section id="new-data"><h2>On new data</h2>{body}</section>'
+
+
+def _md_new_data(r: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """The "on new data" section: the estimate for new items or new sources, and the calibration."""
+    L = ["## On new data", ""]
+    nd = r.get("on_new_data")
+    if not nd:
+        return L + ["_Not recorded: this run predates the estimate on new data._", ""]
+    L += _md_list(_new_data_sentences(nd)) + [""]
+    if nd.get("random_vs_grouped"):
+        L += [_md_text_table(_GAP_HEAD, _gap_rows(nd)), ""]
+    return L + _md_image(images, "reliability", "reliability diagram")
+
+
 def _lb_flags(r: dict[str, Any]) -> str:
     flags = (("delivered", r.get("delivered")), ("within 1 SE of the top", r.get("within_se") and not r.get("delivered")),
              ("recommended", r["recommended"]), ("Pareto", r["pareto"]), ("not started", r.get("not_started")))
@@ -343,6 +399,7 @@ def _html_title(r: dict[str, Any], _pngs: dict[str, bytes]) -> str:
 _NAV = [
     ("verdict", "Verdict"),
     ("delivered", "Delivered & why"),
+    ("new-data", "On new data"),
     ("profile", "Dataset & recommendation"),
     ("leaderboard", "Leaderboard"),
     ("matrix", "Strategy × backbone"),
@@ -748,6 +805,7 @@ _SECTIONS: list[tuple[Callable[[dict, dict], str] | None, Callable[[dict, dict],
     (_html_nav, None),
     (_html_verdict, _md_verdict),
     (_delivered_html, _delivered_md),
+    (_html_new_data, _md_new_data),
     (_html_profile, _md_profile),
     (_html_leaderboard, _md_leaderboard),
     (_html_matrix, _md_matrix),
