@@ -285,13 +285,17 @@ class AutoTransfer:
                            strategies=pm.strategies.as_dict())
         probes = probe_candidates(ctx, specs, deadline=deadline, log=log)
         if not groups["used"] and self.detect_groups and data.groups is None and data.split is None \
-                and not groups.get("confounded") and (found := grouping.clusters(ctx, probes)) is not None:
+                and not groups.get("confounded"):
             # the last resort: near-duplicates in the best frozen features; the probe again on
             # folds that keep each cluster whole (the features are cached: a logistic regression each)
-            data, groups = grouping.resolve(replace(data, found=found), detect=True)
-            plan = evaluation_plan(data, y_int, val_fraction=self.val_fraction, seed=self.seed)
-            ctx = replace(ctx, data=data, plan=plan, probes={})
-            probes = probe_candidates(ctx, specs, deadline=deadline, log=log)
+            found = grouping.clusters(ctx, probes)
+            if found is None:
+                groups["reason"] += ", and the frozen features hold no tight clusters of near-duplicates"
+            else:
+                data, groups = grouping.resolve(replace(data, found=found), detect=True)
+                plan = evaluation_plan(data, y_int, val_fraction=self.val_fraction, seed=self.seed)
+                ctx = replace(ctx, data=data, plan=plan, probes={})
+                probes = probe_candidates(ctx, specs, deadline=deadline, log=log)
         groups = grouping.compare(ctx, probes, groups, seed=self.seed, val_fraction=self.val_fraction)
         clock.lap("probe")
         backbones = {name: dict(info) | {"probe": next((p for p in probes if p["backbone"] == name
