@@ -433,8 +433,12 @@ class Search:
             return None
         sel = self.selection()
         if sel is not None and sel.top_score >= 1.0 - 1e-12:
+            # saturated under the estimate that matches deployment: with sources, the folds that hold
+            # them out (automl_tl.grouping), so a baseline that memorises the sources never stops it
+            groups = self.summary_base.get("groups") or {}
+            on = f"validation on new {groups['units']}" if groups.get("used") else "validation"
             return self._early({"kind": "saturated",
-                                "reason": f"validation is saturated: trial {sel.top_trial} scores "
+                                "reason": f"{on} is saturated: trial {sel.top_trial} scores "
                                           f"{sel.top_score:.4f}, no trial can score higher on this data"},
                                trials, deadline)
         if self._stagnant() >= self.patience:

@@ -167,6 +167,7 @@ def run_cli(task: dict, tmp: Path, seed: int, keep: Path | None = None, extra: S
 
     est = AutoTransfer.load(run)
     acc = est.score(task["test_items"], task["test_labels"])
+    ece = _calibration_on_test(est, task)
     if keep is not None:  # the run's records, for reading what the search did
         import shutil
 
@@ -176,7 +177,7 @@ def run_cli(task: dict, tmp: Path, seed: int, keep: Path | None = None, extra: S
     summary = json.loads((run / "summary.json").read_text())
     cfg = est.best_config_
     members = [m.config for m in est.predictor_.members]
-    return {"test": round(acc, 4), "fit_s": round(wall, 1), "val": round(est.best_score_, 4),
+    return {"test": round(acc, 4), "fit_s": round(wall, 1), "val": round(est.best_score_, 4), **ece,
             "delivered": f"{cfg['backbone']} / {cfg['strategy']} / "
                          f"{'linear' if not cfg.get('head_units') else str(cfg['head_units']) + ' units'}"
                          + "".join(f" + {m['backbone']} probe" for m in members),
@@ -188,6 +189,22 @@ def run_cli(task: dict, tmp: Path, seed: int, keep: Path | None = None, extra: S
             "trials": summary.get("counts"), "fine_tuning": _fine_tuning(run), "probe": summary.get("probe"),
             "candidates": [c["name"] for c in summary.get("candidates", []) if not c.get("classical")],
             "input_configs": {n: i["input_config"] for n, i in summary["profile"]["backbones"].items()}}
+
+
+def _calibration_on_test(est, task: dict) -> dict:
+    """Expected calibration error of ``predict_proba`` on the test items, and of the same model's
+    probabilities before its temperature (``Predictor._averaged``): scaling must not make it worse."""
+    from automl_tl.calibration import expected_calibration_error
+
+    labels = list(est.predictor_.labels)
+    keep = [i for i, t in enumerate(task["test_labels"]) if str(t) in labels]
+    items = [task["test_items"][i] for i in keep]
+    y = np.array([labels.index(str(task["test_labels"][i])) for i in keep])
+    after = est.predict_proba(items)
+    before = est.predictor_._averaged(list(est._usable(items)), est.batch_size)
+    return {"ece": round(float(expected_calibration_error(after, y)), 4),
+            "ece_uncalibrated": round(float(expected_calibration_error(before, y)), 4),
+            "temperature": round(float(est.predictor_.temperature), 4)}
 
 
 def _fine_tuning(run: Path) -> dict:
@@ -280,11 +297,13 @@ def main() -> None:
 
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print("\n| task | seed | budget | fit s | automl-tl test | delivered | frozen LR, best backbone on test | delta |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| task | seed | budget | fit s | automl-tl test | ECE (before scaling) | delivered | "
+          "frozen LR, best backbone on test | delta |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         best = r.get("frozen_lr_best") or {}
         print(f"| {r['task']} | {r['seed']} | {r['budget']} | {r.get('fit_s')} | {r.get('test', r.get('error'))} | "
+              f"{r.get('ece')} ({r.get('ece_uncalibrated')}) | "
               f"{r.get('delivered', '')}{' (refit)' if r.get('refit') else ''} | "
               f"{best.get('test', '')} ({best.get('backbone', '')}) | {r.get('delta_vs_best')} |")
 
