@@ -17,7 +17,7 @@ import numpy as np
 from automl_tl.atomic import DIR_MODE, atomic_write_json, atomic_write_text
 from automl_tl.killpoints import kill_point
 from automl_tl.workers import pid_alive
-from automl_tl.errors import NotFittedError
+from automl_tl.errors import NO_SPACE_ERRNOS, NoSpaceError, NotFittedError
 from automl_tl.schema import LEADERBOARD_COLUMNS, STUDY_NAME, trial_rows
 
 __all__ = ["atomic_write_text", "atomic_write_json", "write_leaderboard", "leaderboard_rows",
@@ -74,9 +74,10 @@ def model_folder(run_dir) -> Path:
 
 
 def _write_model(folder: Path, *, model, adapter, labels: Sequence[str], config: Mapping[str, Any]) -> None:
-    model.save(folder / "model.keras")
+    # the assets first: when the disk fills during model.save, their size is known (save_model's message)
     (folder / "assets").mkdir()
     adapter.save_assets(str(folder / "assets"))
+    model.save(folder / "model.keras")
     atomic_write_json(folder / "labels.json", list(labels))
     atomic_write_json(folder / "config.json", dict(config))
 
@@ -95,12 +96,16 @@ def save_model(run_dir, *, model, config: Mapping[str, Any], labels: Sequence[st
     (``models/<name>.<pid>.<n>``), and then one symbolic link, ``current``, is swapped to it
     (``os.replace`` of a link is atomic). The run directory's ``model.keras`` etc. are fixed links
     into ``current/``, so they change together. POSIX renames of several files cannot be made
-    atomic together, hence the links. Returns the model's folder."""
+    atomic together, hence the links. Returns the model's folder.
+
+    A full disk raises :class:`NoSpaceError` (exit 2) saying about how much the model needs; the
+    staging folder is removed and ``current`` still points to the model saved before."""
     run_dir = Path(run_dir)
     models = run_dir / MODELS_DIR
-    models.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging.{os.getpid()}.", dir=models))
+    staging = full = None
     try:
+        models.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".staging.{os.getpid()}.", dir=models))
         os.chmod(staging, DIR_MODE)  # mkdtemp makes it private; a model folder is like any other
         config = dict(config)
         if members:
@@ -119,14 +124,49 @@ def save_model(run_dir, *, model, config: Mapping[str, Any], labels: Sequence[st
         kill_point("model-save")
         final = models / f"{name}.{os.getpid()}.{staging.name.rsplit('.', 1)[-1]}"
         os.rename(staging, final)
+        kill_point("model-swap")
+        _swap_link(run_dir / CURRENT, Path(MODELS_DIR) / final.name)
+        for f in MODEL_FILES:
+            _link_into_current(run_dir, f)
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        full, needed = exc, _bytes_needed(staging, [model] + [m["model"] for m in members])
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    kill_point("model-swap")
-    _swap_link(run_dir / CURRENT, Path(MODELS_DIR) / final.name)
-    for f in MODEL_FILES:
-        _link_into_current(run_dir, f)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    if full is not None:  # said once the staging folder is gone: the free space is what is left
+        raise NoSpaceError(run_dir, needed=needed, hint="free some space there and run the same command again: "
+                                                        "the finished trials are kept and the search resumes") from full
     remove_leftovers(run_dir)
     return final
+
+
+def _bytes_needed(staging: Path | None, models: Sequence[Any]) -> int:
+    """About the bytes a model set takes on disk, when the disk filled while it was written: its
+    weights (from their shapes and types) and its configuration (a TF-IDF vocabulary lives there)
+    plus the assets written so far (they are written first), and no less than all that was
+    written; plus 64 KiB for its small files."""
+    def size(folder: Path) -> int:
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+
+    weights = 0
+    for m in models:
+        try:
+            weights += len(m.to_json())
+        except Exception:  # noqa: BLE001 - an estimate: a model whose config does not serialise counts its weights
+            pass
+        for v in getattr(m, "weights", []):
+            try:
+                itemsize = np.dtype(str(v.dtype)).itemsize
+            except TypeError:
+                itemsize = 4
+            weights += int(np.prod(v.shape)) * itemsize
+    if staging is None or not staging.is_dir():
+        return weights + (1 << 16)
+    folders = [staging, *staging.glob(f"{MEMBERS_DIR}/*")]
+    assets = sum(size(f / "assets") for f in folders if (f / "assets").is_dir())
+    return max(weights + assets, size(staging)) + (1 << 16)
 
 
 def _swap_link(link: Path, target: Path) -> None:

@@ -758,6 +758,7 @@ def _dispatch(args, interrupted) -> int:
     except AutoMLTLError as exc:
         if args.debug:
             raise
+        exc = _disk_full(exc, args) or exc
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", EXIT_INPUT) if exc.exit_code != 1 else EXIT_INPUT
     except KeyboardInterrupt:
@@ -767,9 +768,49 @@ def _dispatch(args, interrupted) -> int:
             return _interrupted()
         if args.debug:
             raise
+        full = _disk_full(exc, args)
+        if full is not None:
+            print(f"error: {full}", file=sys.stderr)
+            return full.exit_code
         print(f"internal error: {type(exc).__name__}: {exc}\n(this is a bug; rerun with --debug for "
               f"the traceback and report it)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _disk_full(exc: BaseException, args):
+    """A full disk anywhere in ``exc``'s chain (``OSError`` ENOSPC or EDQUOT, SQLite's "database or
+    disk is full"), whatever raised it, as a :class:`~automl_tl.errors.NoSpaceError` (exit 2) naming
+    the folder: the file the error names, else whichever folder this command writes to (the run
+    directory, the embedding cache, an output) has the least space left. None for other errors,
+    and for a NoSpaceError already (it says more: about how much was needed)."""
+    from automl_tl.errors import NoSpaceError, no_space_cause
+
+    cause = no_space_cause(exc)
+    if cause is None or isinstance(exc, NoSpaceError):
+        return None
+    rerun = "free some space there and run the same command again: the finished trials are kept"
+    folders = []  # (folder, what to do)
+    if args.command == "fit":
+        from automl_tl.estimator import default_run_dir
+
+        folders.append((Path(args.run_dir or default_run_dir(args.data)), rerun))
+    elif getattr(args, "run_dir", None) and args.command in ("demo", "report"):
+        folders.append((Path(args.run_dir), rerun))
+    if args.command in ("fit", "profile", "recommend", "demo"):
+        from automl_tl.cache import CACHE_ENV, default_cache_dir
+
+        folders.append((Path(getattr(args, "cache_dir", None) or default_cache_dir()),
+                        f"free some space there, or give --cache-dir (or {CACHE_ENV}) a folder on another disk"))
+    for name in ("out", "output"):
+        if getattr(args, name, None):
+            folders.append((Path(getattr(args, name)), "free some space there, or write elsewhere"))
+    named = getattr(cause, "filename", None)
+    if named:
+        named = os.path.abspath(os.fsdecode(named))
+        inside = [(f, hint) for f, hint in folders if Path(named).is_relative_to(f.absolute())]
+        return NoSpaceError(named, hint=(inside or [(None, "free some space there")])[0][1])
+    candidates = [NoSpaceError(f, hint=hint) for f, hint in folders] or [NoSpaceError(Path.cwd())]
+    return min(candidates, key=lambda e: e.free if e.free is not None else float("inf"))
 
 
 if __name__ == "__main__":

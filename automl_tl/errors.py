@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+
 __all__ = [
     "AutoMLTLError",
     "DataError",
@@ -10,6 +14,9 @@ __all__ = [
     "WeightsUnavailableError",
     "TrialFailed",
     "NotFittedError",
+    "NoSpaceError",
+    "NO_SPACE_ERRNOS",
+    "no_space_cause",
     "BackboneLeftOutWarning",
 ]
 
@@ -48,6 +55,89 @@ class NotFittedError(AutoMLTLError):
     """A model or run directory was used before anything was fitted or saved there."""
 
     exit_code = 2
+
+
+#: the errno values of a full disk: no space left, or the user's disk quota used up
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class NoSpaceError(DataError):
+    """A disk automl-tl writes to (the run directory, the embedding cache) is full: the user's to
+    fix by freeing space or writing elsewhere (exit 2). The message names the device, the folder,
+    about how much was needed and how much is free, and ``hint``, what to do."""
+
+    def __init__(self, path, *, needed: int | None = None, hint: str = "free some space there") -> None:
+        self.path, self.needed = str(path), needed
+        self.free = _free_bytes(self.path)
+        self.device = _device_of(self.path)
+        sizes = [f"needs about {_mb(needed)}" if needed else "", f"{_mb(self.free)} free" if self.free is not None else ""]
+        sizes = ", ".join(s for s in sizes if s)
+        super().__init__(f"no space left on {self.device} at {self.path}" + (f" ({sizes})" if sizes else "")
+                         + f": {hint}")
+
+
+#: SQLite's result code for "database or disk is full" (``sqlite3.SQLITE_FULL``)
+_SQLITE_FULL = 13
+
+
+def no_space_cause(exc: BaseException | None) -> BaseException | None:
+    """The full-disk error in ``exc``'s chain (itself, its cause or context, or the driver's error
+    a SQLAlchemy error wraps): an ``OSError`` whose errno is in :data:`NO_SPACE_ERRNOS`, or
+    SQLite's "database or disk is full"; None where there is none."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return exc
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return exc
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "orig", None)
+    return None
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n < 10e6 else f"{n / 1e6:.0f} MB"
+
+
+def _existing(path: str) -> str:
+    """``path`` or its nearest existing parent (a run directory may not be made yet)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def _free_bytes(path: str) -> int | None:
+    try:
+        return shutil.disk_usage(_existing(path)).free
+    except OSError:
+        return None
+
+
+def _device_of(path: str) -> str:
+    """The device (file system) holding ``path``, as ``/proc/self/mounts`` names it ("/dev/sda1",
+    "tmpfs"), with its mount point; the mount point alone where there is no such file."""
+    real = os.path.realpath(_existing(path))
+    best = ("", "")
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) < 2:
+                    continue
+                # the file escapes spaces, tabs and backslashes in paths as octal (\040)
+                device, mount = (f.encode().decode("unicode_escape") for f in fields[:2])
+                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best[1]):
+                    best = (device, mount)
+    except OSError:
+        pass
+    if best[1]:
+        return f"{best[0]} (mounted at {best[1]})"
+    mount = real
+    while not os.path.ismount(mount):
+        mount = os.path.dirname(mount)
+    return mount
 
 
 class TrialFailed(AutoMLTLError):

@@ -166,6 +166,9 @@ class Candidate:
     pred: np.ndarray | None = None
     p_true: np.ndarray | None = None
     proba: np.ndarray | None = None
+    #: the part of ``se`` that comes from scoring on few held-out sources (grouping.spread_term);
+    #: a paired comparison on the items of those sources carries it too
+    spread: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,7 +270,9 @@ def select(candidates: Sequence[Candidate], *, y=None, metric: Callable | None =
         if pg is None:
             return False
         paired_any = True
-        return pg[0] <= pg[1] + 1e-12
+        # on the items of one or two held-out sources, the gap between two models also varies with
+        # the source: a trial scored there carries the spread between sources
+        return pg[0] <= float(np.hypot(pg[1], max(top.spread, c.spread))) + 1e-12
 
     ordered = sorted(cands, key=lambda c: (c.complexity, cost_tier(c.seconds), -c.score, c.trial))
     tied = [c for c in ordered if ties(c)]

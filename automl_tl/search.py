@@ -37,7 +37,7 @@ from automl_tl.schema import ATTR, SCHEMA_VERSION, TASK_KEYS, retry_links, task_
 from automl_tl.errors import ConfigError, TrialFailed
 from automl_tl.pruners import DEFAULT_PRUNER, make_pruner
 from automl_tl.evaluation import Candidate, Ensemble, Selection, complexity, ensemble, select
-from automl_tl.grouping import on_new_data
+from automl_tl.grouping import on_new_data, spread_term
 from automl_tl.fates import Fate, fate_of, interrupted, watch_interrupts
 from automl_tl.killpoints import kill_point
 from automl_tl.workers import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, identity, is_gone
@@ -293,14 +293,23 @@ class Search:
             a = t.user_attrs
             spec = self.space.specs.get(t.params.get("backbone"))
             index, pred, p_true, proba = self._predicted(t.number)
+            se, spread = float(a.get("score_se", float("nan"))), self._spread(index)
             out.append(Candidate(
-                trial=t.number, score=float(t.value), se=float(a.get("score_se", float("nan"))),
+                trial=t.number, score=float(t.value), se=float(np.hypot(se, spread)), spread=spread,
                 seconds=float(a.get("seconds", 0.0)),
                 complexity=complexity(self._rank(a.get("strategy", FEATURE_EXTRACTION)), t.params.get("head_units", 0),
                                       bool(getattr(spec, "classical", False)),
                                       unfreeze_blocks=t.params.get("unfreeze_blocks")),
                 index=index, pred=pred, p_true=p_true, proba=proba))
         return out
+
+    def _spread(self, index) -> float:
+        """The between-source part of the standard error of a score measured on the items ``index``
+        (:func:`automl_tl.grouping.spread_term`): none without groups or over enough sources."""
+        spread = float((self.summary_base.get("groups") or {}).get("spread") or 0.0)
+        if not spread or index is None or self.ctx.data.groups is None:
+            return 0.0
+        return spread_term(spread, len(set(np.asarray(self.ctx.data.groups)[np.asarray(index)].tolist())))
 
     def _rank(self, strategy: str) -> int:
         s = self.space.strategies.get(strategy)

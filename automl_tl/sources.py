@@ -100,7 +100,9 @@ def _words(name: str) -> list[str]:
 
 
 def _unit_of(column: str) -> str | None:
+    """The unit a name says its values are (``speaker_id``: speakers; a folder ``session3``: sessions)."""
     for w in _words(column):
+        w = w.rstrip("0123456789") or w
         if w in SOURCE_WORDS:
             return SOURCE_WORDS[w]
         if w.endswith("s") and w[:-1] in SOURCE_WORDS:  # "speakers", "sessions"

@@ -205,3 +205,35 @@ def test_cli_group_column_missing_or_single_is_exit_2(tmp_path):
     r = _cli("fit", table, "--group-column", "site", "--trials", "1", "--run-dir", tmp_path / "r2")
     assert r.returncode == 2, r.stderr
     assert "holds one group ('one')" in r.stderr
+
+
+# ------------------------------------------------------------------ a score on one held-out source
+def test_a_score_on_one_held_out_source_must_beat_the_probes_by_more_than_sources_differ():
+    """A fine-tuned trial scored on the one session of the hold-out split, against a probe
+    cross-validated over every session: on that session's 60 items the fine-tuned one is ahead by
+    9 points, beyond the items' own noise, but sessions differ by 12 points (the probe's per-session
+    spread), so it is a tie and the simpler probe is delivered."""
+    from automl_tl.evaluation import Candidate, complexity, select
+    from automl_tl.metrics import metric_function
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 240)
+    session0 = np.arange(60)
+    right = np.zeros(240, bool)
+    right[:50] = True  # the probe: 50 of session 0's 60 items, 142 of the other 180 (0.80 in all)
+    right[60 + rng.permutation(180)[:142]] = True
+    probe_pred = np.where(right, y, (y + 1) % 3)
+    tuned_right = right[:60].copy()
+    tuned_right[50:55] = True  # the fine-tuned trial: 55 of session 0's 60 (0.917)
+    tuned_pred = np.where(tuned_right, y[session0], (y[session0] + 1) % 3)
+    metric = metric_function("accuracy")
+    probe = Candidate(trial=0, score=float(metric(y, probe_pred)), se=0.025, complexity=complexity(0, 0, False),
+                      index=np.arange(240), pred=probe_pred)
+    spread = grouping.spread_term(0.12, 1)
+    assert spread == pytest.approx(0.12) and grouping.spread_term(0.12, 3) == 0.0
+    tuned = dict(trial=1, score=float(metric(y[session0], tuned_pred)), complexity=complexity(1, 0, False),
+                 index=session0, pred=tuned_pred)
+    # without the spread the fine-tuned trial wins on its one session
+    assert select([probe, Candidate(se=0.03, **tuned)], y=y, metric=metric).trial == 1
+    sel = select([probe, Candidate(se=float(np.hypot(0.03, spread)), spread=spread, **tuned)], y=y, metric=metric)
+    assert sel.trial == 0 and sel.top_trial == 1
