@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from automl_tl.errors import DataError
-from automl_tl.sources import FoundGroups, confounded_classes, from_features
+from automl_tl.sources import FoundGroups, confounded_classes, from_features, unit_of
 
 __all__ = ["resolve", "clusters", "compare", "on_new_data", "spread_term", "GAP_SE", "MIN_HELD_OUT"]
 
@@ -56,7 +56,7 @@ def resolve(data, *, detect: bool = True, column: str | None = None) -> tuple[An
     given = data.groups is not None
     if given:
         found = FoundGroups(groups=tuple(data.groups), detector="given", how=f"column {column!r}" if column
-                            else "the groups given", unit="groups")
+                            else "the groups given", unit=unit_of(column or "") or "groups")
     elif detect and data.found is not None and data.split is None:
         found = data.found
     else:

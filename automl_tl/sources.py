@@ -33,7 +33,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["FoundGroups", "from_columns", "from_folder_level", "from_file_names", "from_features",
-           "detect", "confounded_classes", "SOURCE_WORDS"]
+           "detect", "confounded_classes", "unit_of", "SOURCE_WORDS"]
 
 #: a column whose name holds one of these words names a source; the value is the unit's plural
 SOURCE_WORDS = {
@@ -99,7 +99,7 @@ def _words(name: str) -> list[str]:
     return [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
 
 
-def _unit_of(column: str) -> str | None:
+def unit_of(column: str) -> str | None:
     """The unit a name says its values are (``speaker_id``: speakers; a folder ``session3``: sessions)."""
     for w in _words(column):
         w = w.rstrip("0123456789") or w
@@ -141,7 +141,7 @@ def from_columns(columns: Mapping[str, Sequence], labels: Sequence[str]) -> Foun
     """A column named like a source, or an id column whose values start with a recurring prefix.
     ``columns``: the table's other columns (not the inputs, labels or split), one value per item."""
     for name, values in columns.items():
-        unit = _unit_of(name)
+        unit = unit_of(name)
         if unit is None:
             continue
         vals = tuple("" if v is None else str(v) for v in values)
@@ -175,7 +175,7 @@ def from_folder_level(items: Sequence[str], labels: Sequence[str], root: str | P
     if not values or not _plausible(values, labels, recur=False):
         return None
     return FoundGroups(groups=tuple(values), detector="folder", how="the folder level below the class folders",
-                       unit=_unit_of(Counter(values).most_common(1)[0][0]) or unit)
+                       unit=unit_of(Counter(values).most_common(1)[0][0]) or unit)
 
 
 _SPLIT = re.compile(r"[_\s]+")
