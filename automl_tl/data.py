@@ -1155,19 +1155,34 @@ def _modality_of_paths(paths, modalities, where) -> str:
 _UNLABELLED_FOLDERS = {"unsup", "unsupervised", "unlabeled", "unlabelled"}
 
 
-def _class_dirs(root: Path, *, say: bool = False) -> list[Path]:
+def _class_dirs(root: Path, *, say: bool = False, within: Path | None = None) -> list[Path]:
     """The sub-folders of ``root`` that may be classes; ``say``: warn about each one left out
-    because its name says it is unlabelled."""
+    because its name says it is unlabelled, or because it is a link to a folder outside the data
+    folder ``within`` (default ``root``)."""
     from automl_tl.schema import RUN_MARKERS
 
     # a run directory written inside the data folder is not a class (its files are ours, not data)
     dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
                   and not any((d / m).exists() for m in RUN_MARKERS))
-    unlabelled = [d for d in dirs if d.name.lower() in _UNLABELLED_FOLDERS]
+    # a link to a folder elsewhere (data/etc -> /etc) would be walked as a class, every file below
+    # it listed as skipped; a link to a folder inside the data folder is read like any class
+    top = (within or root).resolve()
+    outside = []
+    for d in dirs:
+        try:
+            inside = d.resolve().is_relative_to(top)
+        except (OSError, RuntimeError):  # a loop of links
+            inside = False
+        if not inside:
+            outside.append(d)
+            if say:
+                _log.warning("class %r is a link to %s (outside the data folder): left out (to train on it, "
+                             "make %s a folder of its files, or of links to them)", d.name, os.path.realpath(d), d)
+    unlabelled = [d for d in dirs if d.name.lower() in _UNLABELLED_FOLDERS and d not in outside]
     for d in unlabelled if say else ():
         _log.warning("%s/ is left out: its name says its files have no label (rename it to train on it as "
                      "a class)", d)
-    return [d for d in dirs if d not in unlabelled]
+    return [d for d in dirs if d not in unlabelled and d not in outside]
 
 
 def _split_layout(root: Path, subdirs: list[Path]) -> dict[str, Path] | None:
@@ -1219,7 +1234,8 @@ _NOT_INPUTS = {"README", "LICENSE", "LICENCE", "COPYING", "CITATION", "NOTICE", 
 
 
 def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
-    subdirs = _class_dirs(root, say=True)
+    top = root  # the data folder: a class folder that is a link to a folder outside it is left out
+    subdirs = _class_dirs(root, say=True, within=top)
     known = {e.lower() for n in ([modality] if modality else modalities.names()) for e in modalities.get(n).extensions}
 
     def inputs_beside(folder: Path) -> bool:  # a README.txt or LICENSE beside the data is not an input
@@ -1228,10 +1244,10 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
 
     # one folder inside, as an archive often unpacks (flowers/flowers/daisy/...): the classes are
     # its sub-folders (was "only one class")
-    while len(subdirs) == 1 and len(inner := _class_dirs(subdirs[0])) >= 2 and not inputs_beside(root):
+    while len(subdirs) == 1 and len(inner := _class_dirs(subdirs[0], within=top)) >= 2 and not inputs_beside(root):
         _log.info("%s: one folder inside, %s/: its %d sub-folders are read as the classes (or splits)", root,
                   subdirs[0].name, len(inner))
-        root, subdirs = subdirs[0], _class_dirs(subdirs[0], say=True)
+        root, subdirs = subdirs[0], _class_dirs(subdirs[0], say=True, within=top)
     if not subdirs:
         files = [f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")]
         if not files:
@@ -1255,7 +1271,7 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
         # data already split: train/ (and val/ as the fixed validation split) are searched; test/
         # is left for the user's own final evaluation, never seen by the search
         sources = [(d, part) for part in ("train", "val") if part in layout
-                   for d in _class_dirs(layout[part], say=True)]
+                   for d in _class_dirs(layout[part], say=True, within=top)]
         if "test" in layout:
             _log.warning("%s: %s/ is left out of the search (it stays yours for a final test: "
                          "automl-tl predict RUN %s)", root, layout["test"].name, layout["test"])
@@ -1266,6 +1282,8 @@ def _from_folder(root: Path, *, modalities, modality, progress) -> LabelledData:
     by_modality = Counter()
     candidates = []
     for d, part in sources:
+        # rglob follows the class folder itself (a link into the data folder works), not the links
+        # to folders below it: a link there to /etc is not walked
         for f in sorted(d.rglob("*")):
             if not f.is_file() or f.name.startswith("."):
                 continue

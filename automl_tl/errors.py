@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 
 __all__ = [
@@ -70,8 +71,8 @@ class NoSpaceError(DataError):
         self.path, self.needed = str(path), needed
         self.free = _free_bytes(self.path)
         self.device = _device_of(self.path)
-        sizes = [f"needs about {_mb(needed)}" if needed else "", f"{_mb(self.free)} free" if self.free is not None else ""]
-        sizes = ", ".join(s for s in sizes if s)
+        sizes = ", ".join(([f"needs about {_mb(needed)}"] if needed else [])
+                          + ([f"{_mb(self.free)} free"] if self.free is not None else []))
         super().__init__(f"no space left on {self.device} at {self.path}" + (f" ({sizes})" if sizes else "")
                          + f": {hint}")
 
@@ -125,8 +126,8 @@ def _device_of(path: str) -> str:
                 fields = line.split()
                 if len(fields) < 2:
                     continue
-                # the file escapes spaces, tabs and backslashes in paths as octal (\040)
-                device, mount = (f.encode().decode("unicode_escape") for f in fields[:2])
+                # the file escapes spaces, tabs, newlines and backslashes in paths as octal (\040)
+                device, mount = (re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), f) for f in fields[:2])
                 inside = real == mount or real.startswith(mount.rstrip("/") + "/")
                 if inside and len(mount) >= len(best[1]):
                     best = (device, mount)
