@@ -16,6 +16,7 @@ __all__ = [
     "TrialFailed",
     "NotFittedError",
     "NoSpaceError",
+    "DatabaseUnreachableError",
     "NO_SPACE_ERRNOS",
     "no_space_cause",
     "BackboneLeftOutWarning",
@@ -139,6 +140,11 @@ def _device_of(path: str) -> str:
     while not os.path.ismount(mount):
         mount = os.path.dirname(mount)
     return mount
+
+
+class DatabaseUnreachableError(ConfigError):
+    """The database of a shared search (``--storage``) did not answer for the whole time a worker
+    waits for it (exit 2). The message names the host and port, never the password."""
 
 
 class TrialFailed(AutoMLTLError):

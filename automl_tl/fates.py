@@ -7,6 +7,7 @@ instance of gives the fate:
 ================================  ===============================================================
 out of memory                     retry the trial once with half the batch, then FAIL with reason
 interrupted (Ctrl-C)              FAIL the trial as interrupted, queue it again, stop: exit 130
+a full disk                       FAIL the trial, queue it again (not counted), stop: exit 2
 the user's data or settings       stop the run: exit 2 with the error's own message
 a broken plugin                   stop the run: exit 3
 a bad configuration               FAIL the trial with its reason; the search goes on
@@ -23,6 +24,12 @@ the main thread is, and C code it lands in (TensorFlow's, NumPy's) may turn it i
 (seen: ``SystemError: Objects/listobject.c: bad argument to internal function``). So while a search
 runs, :func:`watch_interrupts` remembers that SIGINT arrived, and from then on every exception is
 "interrupted" whatever its type.
+
+A full disk is known by type (:class:`~automl_tl.errors.NoSpaceError`) or by the errno of an
+``OSError`` in the exception's chain (:func:`~automl_tl.errors.no_space_cause`: ENOSPC, EDQUOT,
+SQLite's "disk is full"), whatever library raised it: the trial did not fail on its merits, so it
+is queued again like an interrupted one and does not count against the trial budget; the run
+stops, and after space is freed the same command runs it.
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ import signal
 import sys
 import threading
 
-from automl_tl.errors import AutoMLTLError, ConfigError, DataError, NotFittedError, PluginError, TrialFailed, \
-    WeightsUnavailableError
+from automl_tl.errors import AutoMLTLError, ConfigError, DataError, NoSpaceError, NotFittedError, PluginError, \
+    TrialFailed, WeightsUnavailableError, no_space_cause
 
 __all__ = ["Fate", "fate_of", "FATES", "watch_interrupts", "interrupted"]
 
@@ -42,6 +49,7 @@ __all__ = ["Fate", "fate_of", "FATES", "watch_interrupts", "interrupted"]
 class Fate(enum.Enum):
     RETRY_SMALLER_BATCH = "retry with half the batch, then fail"
     INTERRUPT = "fail as interrupted, queue again, stop the run (exit 130)"
+    NO_SPACE = "fail, queue again (not counted), stop the run (exit 2)"
     STOP = "stop the run (the error's exit code)"
     FAIL = "fail this trial; the search goes on"
 
@@ -69,6 +77,7 @@ def _bad_configuration_types() -> tuple[type, ...]:
 FATES = (
     ("out of memory", _out_of_memory_types, Fate.RETRY_SMALLER_BATCH),
     ("interrupted", lambda: (KeyboardInterrupt,), Fate.INTERRUPT),
+    ("a full disk", lambda: (NoSpaceError,), Fate.NO_SPACE),  # before DataError, its base
     ("the user's data or settings", lambda: (DataError, ConfigError, WeightsUnavailableError, NotFittedError),
      Fate.STOP),
     ("a broken plugin", lambda: (PluginError,), Fate.STOP),
@@ -112,9 +121,12 @@ def watch_interrupts():
 
 def fate_of(exc: BaseException) -> tuple[str, Fate]:
     """``(what it is, its fate)`` for ``exc`` (the first matching row of :data:`FATES`; any
-    exception once a Ctrl-C arrived is "interrupted")."""
+    exception once a Ctrl-C arrived is "interrupted"; one with a full disk in its chain is "a full
+    disk")."""
     if interrupted() and not isinstance(exc, SystemExit):
         return "interrupted", Fate.INTERRUPT
+    if isinstance(exc, Exception) and no_space_cause(exc) is not None:
+        return "a full disk", Fate.NO_SPACE  # an OSError's errno, not its text (see the module)
     for what, types, fate in FATES:
         if isinstance(exc, types()):
             return what, fate

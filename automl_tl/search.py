@@ -87,6 +87,138 @@ def storage_url(run_dir: Path, storage: str | None) -> str:
     return storage
 
 
+#: how long a worker waits for its database server to come back (a restart, a failover, a
+#: network cut) before it stops with "cannot reach the database" (exit 2); seconds
+DB_WAIT_S = float(os.environ.get("AUTOML_TL_DB_WAIT_S", "120"))
+#: the first wait between tries, doubled after each up to the last
+DB_BACKOFF_S = (0.5, 10.0)
+
+
+def database_address(url: str) -> str:
+    """``HOST:PORT`` of a server URL (never its password)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        u = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: say nothing of its parts
+        return "the --storage URL"
+    return f"{u.host or 'localhost'}:{u.port or {'postgresql': 5432, 'mysql': 3306}.get(u.get_backend_name(), '')}"
+
+
+def _hide_password(url: str, text: str | None = None) -> str:
+    """``url`` with its password as ``***``; with ``text``, that text with the password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        u = make_url(url)
+    except Exception:  # noqa: BLE001 - unreadable: show none of it
+        shown = url.split("://", 1)[0] + "://..." if "@" in url else url
+        return shown if text is None else text.replace(url, shown)
+    if text is None:
+        return u.render_as_string(hide_password=True)
+    return text.replace(u.password, "***") if u.password else text
+
+
+def _connection_lost(exc: BaseException | None) -> BaseException | None:
+    """The driver's error (or SQLAlchemy's) when ``exc``'s chain holds a lost or refused database
+    connection: SQLAlchemy's ``OperationalError`` or ``InterfaceError`` (the driver's, e.g.
+    psycopg's ``AdminShutdown``, under them), or one SQLAlchemy marks as a disconnect. Optuna wraps a failed commit in a
+    ``StorageInternalError`` ("invalid data in the commit") whose cause is one of these. None
+    for any other error."""
+    import sqlalchemy.exc as sa
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (sa.OperationalError, sa.InterfaceError)) or getattr(exc, "connection_invalidated", False):
+            return getattr(exc, "orig", None) or exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _database_gone(exc: BaseException | None):
+    """The :class:`~automl_tl.errors.DatabaseUnreachableError` in ``exc``'s chain, or None."""
+    from automl_tl.errors import DatabaseUnreachableError
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DatabaseUnreachableError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class _Reconnecting:
+    """Retries a database server's storage calls while the server is away, for :data:`DB_WAIT_S`.
+
+    Optuna's public API has no retry on a lost connection: this wraps each public method of the
+    ``RDBStorage`` instance (the one place that does). A call whose connection is lost is tried
+    again with backoff; the engine's ``pool_pre_ping`` replaces the dead connections. A failed
+    commit was rolled back by the server, so trying it again does it once. Once the wait is spent
+    the call raises :class:`~automl_tl.errors.DatabaseUnreachableError`, and so does every later
+    call at once (the run is ending: nothing waits twice). A heartbeat that cannot be written is
+    skipped (the next one is tried; a worker away longer than the grace period has its trial
+    retried by another, as for any silent worker)."""
+
+    #: private methods of the RDBStorage that Optuna's own wrapper of it (``_CachedStorage``) and
+    #: its heartbeat call (Optuna 4 and 5): wrapped too, or a lost connection there is not waited for
+    CALLED_BY_OPTUNA = ("_create_new_trial", "_get_trials", "_get_best_trial_id", "_get_stale_trial_ids",
+                        "_set_trial_param")
+
+    def __init__(self, url: str, wait_s: float | None = None) -> None:
+        self.address, self.gone = database_address(url), False
+        self.wait_s = DB_WAIT_S if wait_s is None else wait_s
+
+    def wrap(self, storage) -> None:
+        """Replace ``storage``'s public methods by ones that wait for the server."""
+        import inspect
+
+        for name in dir(storage):
+            method = getattr(storage, name, None)
+            if (not name.startswith("_") or name in self.CALLED_BY_OPTUNA) and inspect.ismethod(method) \
+                    and name not in ("remove_session", "upgrade"):
+                setattr(storage, name, self._wrap(name, method))
+
+    def unreachable(self, exc: BaseException | None = None):
+        from automl_tl.errors import DatabaseUnreachableError
+
+        self.gone = True
+        why = f" ({type(exc).__name__})" if exc is not None else ""
+        return DatabaseUnreachableError(
+            f"cannot reach the database at {self.address}{why}: tried for {self.wait_s:.0f} s "
+            f"(AUTOML_TL_DB_WAIT_S). Start the server (or check --storage), then run the same command "
+            f"again: the finished trials are kept and the interrupted one is run again")
+
+    def _wrap(self, name, method):
+        def call(*args, **kwargs):
+            if self.gone:
+                if name == "record_heartbeat":
+                    return None  # never an error in Optuna's heartbeat thread
+                raise self.unreachable()
+            start, pause, said = time.monotonic(), DB_BACKOFF_S[0], False
+            while True:
+                try:
+                    return method(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - only a lost connection is tried again
+                    lost = _connection_lost(exc)
+                    if lost is None:
+                        raise
+                    if name == "record_heartbeat":
+                        return None  # the next beat is tried; see the class
+                    left = start + self.wait_s - time.monotonic()
+                    if left <= 0:
+                        raise self.unreachable(lost) from None
+                    if not said:
+                        log.warning("the database at %s does not answer (%s); trying again for up to %.0f s",
+                                    self.address, type(lost).__name__, left)
+                        said = True
+                    time.sleep(min(pause, left))
+                    pause = min(2 * pause, DB_BACKOFF_S[1])
+
+        return call
+
+
 # proposals in a row that repeat a finished deterministic trial before the search calls its space
 # exhausted (a probe-only space, e.g. one classical featurizer, has a single configuration)
 MAX_REPEATS = 10
@@ -153,19 +285,33 @@ class Search:
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: one line from our log, tracebacks in the study
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         url = storage_url(self.run_dir, self.storage)
-        try:
-            # two processes on one SQLite file wait for each other's writes instead of failing
-            # with "database is locked" after SQLite's default 5 s
-            engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
-            # Optuna's heartbeat fails the trial of a worker that stopped beating (killed, machine
-            # gone) after the grace period; our callback queues it again as a retry that names it
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
-                heartbeat_stale_trial_callback=self.on_stale)
-        except Exception as exc:  # noqa: BLE001 - bad URL, driver missing, server down
-            raise ConfigError(f"cannot open the Optuna storage {url!r}: {exc}. Use a SQLAlchemy URL "
-                              f"such as sqlite:///study.db or postgresql://user:pw@host/db "
-                              f"(pip install 'automl-tl[postgres]').") from exc
+        server = not url.startswith("sqlite")
+        # two processes on one SQLite file wait for each other's writes instead of failing
+        # with "database is locked" after SQLite's default 5 s; a server's connections are
+        # checked before use, so those a restart broke are replaced (see _Reconnecting)
+        engine = {"pool_pre_ping": True} if server else {"connect_args": {"timeout": 120}}
+        start, pause = time.monotonic(), DB_BACKOFF_S[0]
+        while True:
+            try:
+                # Optuna's heartbeat fails the trial of a worker that stopped beating (killed, machine
+                # gone) after the grace period; our callback queues it again as a retry that names it
+                storage = optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
+                    heartbeat_stale_trial_callback=self.on_stale)
+                break
+            except Exception as exc:  # noqa: BLE001 - bad URL, driver missing, server down
+                if server and _connection_lost(exc) is not None:  # the server is away: wait for it, bounded
+                    if time.monotonic() - start < DB_WAIT_S:
+                        time.sleep(pause)
+                        pause = min(2 * pause, DB_BACKOFF_S[1])
+                        continue
+                    raise _Reconnecting(url).unreachable(_connection_lost(exc)) from None
+                shown = _hide_password(url)
+                raise ConfigError(f"cannot open the Optuna storage {shown!r}: {_hide_password(url, str(exc))}. Use a "
+                                  f"SQLAlchemy URL such as sqlite:///study.db or postgresql://user:pw@host/db "
+                                  f"(pip install 'automl-tl[postgres]').") from exc
+        if server:
+            _Reconnecting(url).wrap(storage)
         # Exactly one process creates the study (the storage's unique study name decides), and
         # only it queues the starting trials: two workers starting together queue them once.
         try:
@@ -198,7 +344,8 @@ class Search:
         differ = task_changes(study.user_attrs.get("task") or {}, task)
         if differ:
             raise ConfigError(
-                f"the study in {self.storage or 'this run directory'} searches another task ({', '.join(differ)} "
+                f"the study in {_hide_password(self.storage) if self.storage else 'this run directory'} searches "
+                f"another task ({', '.join(differ)} "
                 f"differ): every worker of one search must use the same data, labels, --seed, --val-fraction "
                 f"and --metric; give a new database (or run directory) for a new task")
 
@@ -249,9 +396,10 @@ class Search:
         Search._retry(study, trial)
 
     @staticmethod
-    def _retry(study, t) -> None:
-        """Queue ``t``'s parameters again unless ``t`` was itself a retry (one retry per trial)."""
-        if t.user_attrs.get("retry_of") is None and t.params:
+    def _retry(study, t, *, always: bool = False) -> None:
+        """Queue ``t``'s parameters again unless ``t`` was itself a retry (one retry per trial);
+        ``always``: a retry too (a trial stopped by a full disk did not fail on its merits)."""
+        if (always or t.user_attrs.get("retry_of") is None) and t.params:
             study.enqueue_trial(dict(t.params), user_attrs={
                 "retry_of": t.number, "recommended": bool(t.user_attrs.get("recommended", False))})
 
@@ -396,6 +544,13 @@ class Search:
                     raise
                 log.warning("trial %d was failed by another worker (no heartbeat for %d s) and queued "
                             "again; this worker goes on (%s)", self._current, GRACE_PERIOD_S, type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - the database gone is said as such
+                gone = _database_gone(exc)
+                if gone is None:
+                    raise
+                # Optuna's _run_trial masks it (an UnboundLocalError from its `finally` when even
+                # reading the trial fails): the worker stops with the error that says why
+                raise gone from None
             self._raise_if_interrupted()
             if self._over_budget:
                 self.stop = {"kind": "trials", "reason": f"the trial budget ({trials}) is used"}
@@ -639,15 +794,19 @@ class Search:
                     reason = f"out of memory (also at batch size {ctx.batch_size}): {reason}"
                 elif fate is Fate.INTERRUPT:
                     reason = "interrupted: stopped (Ctrl-C) before this trial finished"
+                elif fate is Fate.NO_SPACE:
+                    reason = f"interrupted: a full disk stopped the run before this trial finished ({reason})"
                 elif isinstance(exc, TrialFailed):
                     reason = str(exc)
                 self._fail(trial, cfg, reason, t0, history, exc)
                 if fate is Fate.INTERRUPT:  # Optuna marks it FAIL; queue it again, once
                     self._retry(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+                if fate is Fate.NO_SPACE:  # queued again whatever it was (a retry too): it never counts
+                    self._retry(self.study, self.study.get_trials(deepcopy=False)[trial.number], always=True)
                 if fate is Fate.INTERRUPT and not isinstance(exc, KeyboardInterrupt):
                     raise KeyboardInterrupt from exc  # a Ctrl-C that C code turned into another error
-                if fate in (Fate.INTERRUPT, Fate.STOP):
-                    raise
+                if fate in (Fate.INTERRUPT, Fate.STOP, Fate.NO_SPACE):
+                    raise  # a full disk: the command line names it (NoSpaceError's message, or cli._disk_full)
                 raise TrialFailed(reason) from exc
 
     def _fail(self, trial, cfg, reason, t0, history, exc):
@@ -724,7 +883,7 @@ class Search:
                     info["refit_reason"] = f"not refitted: {exc}; the search's model is delivered"
                 except BaseException as exc:  # noqa: BLE001 - the fates table decides
                     self._raise_if_interrupted()
-                    if fate_of(exc)[1] in (Fate.STOP, Fate.INTERRUPT):
+                    if fate_of(exc)[1] in (Fate.STOP, Fate.INTERRUPT, Fate.NO_SPACE):
                         raise
                     # out of memory, a bad configuration, anything else: the search's model is still good
                     log.warning("the refit failed (%s: %s); delivering the search's model", type(exc).__name__, exc)
@@ -799,7 +958,7 @@ class Search:
                 members.append((n, _Result(head=head, backbone=backbone)))
         except BaseException as exc:  # noqa: BLE001 - the fates table decides
             self._raise_if_interrupted()
-            if fate_of(exc)[1] in (Fate.STOP, Fate.INTERRUPT):
+            if fate_of(exc)[1] in (Fate.STOP, Fate.INTERRUPT, Fate.NO_SPACE):
                 raise
             log.warning("training the ensemble's members failed (%s: %s); delivering trial %d alone",
                         type(exc).__name__, exc, sel.trial)
