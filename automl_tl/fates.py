@@ -111,11 +111,24 @@ def watch_interrupts():
         _sigint.set()
         signal.default_int_handler(signum, frame)
 
+    previous_hook = sys.unraisablehook
+
+    def on_unraisable(unraisable):
+        # the KeyboardInterrupt raised where the interpreter happened to be: inside a weakref
+        # callback (SQLAlchemy's class registry) or a __del__, Python cannot raise it and prints
+        # "Exception ignored in: ..." with a traceback. The flag above already stops the run at the
+        # next check between trials (Search._raise_if_interrupted): nothing to print
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _sigint.is_set():
+            return
+        previous_hook(unraisable)
+
     signal.signal(signal.SIGINT, on_sigint)
+    sys.unraisablehook = on_unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = previous_hook
         _sigint.clear()
 
 
