@@ -18,7 +18,7 @@ from automl_tl.atomic import DIR_MODE, atomic_write_json, atomic_write_text
 from automl_tl.killpoints import kill_point
 from automl_tl.workers import pid_alive
 from automl_tl.errors import NO_SPACE_ERRNOS, NoSpaceError, NotFittedError
-from automl_tl.schema import LEADERBOARD_COLUMNS, STUDY_NAME, trial_rows
+from automl_tl.schema import LEADERBOARD_COLUMNS, STUDY_NAME, SUMMARY_ATTR, trial_rows
 
 __all__ = ["atomic_write_text", "atomic_write_json", "write_leaderboard", "leaderboard_rows",
            "write_views", "save_model", "remove_leftovers", "load_predictor", "MODEL_FILES", "Predictor", "LEADERBOARD_COLUMNS", "STUDY_NAME"]
@@ -35,10 +35,6 @@ def write_leaderboard(study, path) -> list[dict]:
     w.writerows(rows)
     atomic_write_text(path, buf.getvalue())
     return rows
-
-
-#: the study attribute that holds the last summary a worker wrote (without the counts)
-SUMMARY_ATTR = "summary"
 
 
 def write_views(study, run_dir, summary: Mapping[str, Any] | None = None) -> dict:

@@ -36,8 +36,9 @@ typical use:
 
 
 def _time_budget(text: str) -> float:
-    """Seconds of a duration: ``90`` (seconds), ``90s``, ``20m``, ``1.5h``, ``1h30m``, ``2 min``."""
-    from automl_tl.durations import seconds
+    """Seconds of a duration: ``90`` (seconds), ``90s``, ``20m``, ``1.5h``, ``1h30m``, ``2 min``
+    (:func:`automl_tl.budget.seconds`: the estimator reads ``time_budget`` with the same)."""
+    from automl_tl.budget import seconds
     from automl_tl.errors import ConfigError
 
     try:
@@ -618,7 +619,10 @@ def cmd_report(args) -> int:
     storage = None
     if args.storage:
         storage = _rebuild_views(Path(args.run_dir), args.storage)
-    paths = write_report(args.run_dir, args.out, storage=storage)
+    from automl_tl.plugin_manager import get_plugin_manager
+
+    # the run's summary describes its strategies; the registered ones describe what an older run does not
+    paths = write_report(args.run_dir, args.out, storage=storage, strategies=get_plugin_manager().strategies)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return EXIT_OK

@@ -14,6 +14,7 @@ __all__ = [
     "PluginError",
     "WeightsUnavailableError",
     "TrialFailed",
+    "RefitStopped",
     "NotFittedError",
     "NoSpaceError",
     "DatabaseUnreachableError",
@@ -149,6 +150,11 @@ class DatabaseUnreachableError(ConfigError):
 
 class TrialFailed(AutoMLTLError):
     """One search trial failed (NaN loss, out of memory, ...); the search records it and goes on."""
+
+
+class RefitStopped(Exception):
+    """A refit ran past the time budget; the search's model stays delivered. (Not an
+    :class:`AutoMLTLError`: the search catches it, a user never sees it.)"""
 
 
 class BackboneLeftOutWarning(UserWarning):

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from automl_tl.budget import NO_BUDGET, Budget, require_a_budget
 from automl_tl.killpoints import kill_point
 from automl_tl.errors import (BackboneLeftOutWarning, ConfigError, DataError, NotFittedError,
                               WeightsUnavailableError)
@@ -237,10 +238,10 @@ class AutoTransfer:
                 "groups": prep.groups,
                 "left_out": prep.left_out, "metric": self.metric, "seconds": round(time.perf_counter() - t0, 1)}
 
-    def _prepare(self, X, y=None, *, deadline: float | None = None, on_data=None) -> "_Prepared":
+    def _prepare(self, X, y=None, *, budget: Budget = NO_BUDGET, on_data=None) -> "_Prepared":
         """Everything before the search: data, profile, folds, the probe, the recommendation.
 
-        ``deadline`` (``time.monotonic()``): the probe starts no new embedding after it.
+        ``budget``: the probe starts no new embedding once it is past.
         ``on_data(data)`` is called once the data are loaded, before anything costly.
         """
         from dataclasses import replace
@@ -283,7 +284,7 @@ class AutoTransfer:
                            modality=modality, cache=cache, metric=self.metric, class_weight=class_weight,
                            seed=self.seed, batch_size=self.batch_size, progress=self.progress,
                            strategies=pm.strategies.as_dict())
-        probes = probe_candidates(ctx, specs, deadline=deadline, log=log)
+        probes = probe_candidates(ctx, specs, budget=budget, log=log)
         if not groups["used"] and self.detect_groups and data.groups is None and data.split is None \
                 and not groups.get("confounded"):
             # the last resort: near-duplicates in the best frozen features; the probe again on
@@ -295,7 +296,7 @@ class AutoTransfer:
                 data, groups = grouping.resolve(replace(data, found=found), detect=True)
                 plan = evaluation_plan(data, y_int, val_fraction=self.val_fraction, seed=self.seed)
                 ctx = replace(ctx, data=data, plan=plan, probes={})
-                probes = probe_candidates(ctx, specs, deadline=deadline, log=log)
+                probes = probe_candidates(ctx, specs, budget=budget, log=log)
         groups = grouping.compare(ctx, probes, groups, seed=self.seed, val_fraction=self.val_fraction)
         clock.lap("probe")
         backbones = {name: dict(info) | {"probe": next((p for p in probes if p["backbone"] == name
@@ -320,23 +321,19 @@ class AutoTransfer:
         from automl_tl.search import Search
         from automl_tl.knowledge import task_meta
         from automl_tl.metrics import metric_function
-        from automl_tl.durations import seconds
 
         now = time.monotonic()
         t_start = now if started is None else min(started, now)
-        if self.trials is None and self.time_budget is None:
-            raise ConfigError("give a trial budget (trials=N) or a time budget (time_budget=seconds)")
+        require_a_budget(self.trials, self.time_budget, trials_word="trials=N", time_word="time_budget=seconds")
         if self.pruner not in PRUNERS:
             raise ConfigError(f"unknown pruner {self.pruner!r}: choose one of {', '.join(PRUNERS)}")
         if self.trials is not None and self.trials < 1:
             raise ConfigError(f"trials must be at least 1, not {self.trials}")
-        budget = None if self.time_budget is None else seconds(self.time_budget)  # 600, "10m", "1h30m"
+        budget = Budget.of(self.time_budget, started=t_start)  # 600, "10m", "1h30m"; NO_BUDGET for None
         metric_function(self.metric)
         registry = self._pm().strategies
         strategies = {name: registry.get(name) for name in (self.strategies or registry.names())}
-        deadline = None if budget is None else t_start + budget
-        # the probe may use up to half of a time budget; the search and the refit get the rest
-        probe_deadline = None if deadline is None else t_start + 0.5 * budget
+
         def task_of(data) -> dict:
             return {"modality": data.modality, "source": data.source, "metric": self.metric,
                     "seed": self.seed, "val_fraction": self.val_fraction,
@@ -350,7 +347,8 @@ class AutoTransfer:
             _check_run_dir(run_dir, create=False)
             _check_resume(run_dir, task_of(data))
 
-        prep = self._prepare(X, y, deadline=probe_deadline, on_data=check_early)
+        # the probe may use up to half of a time budget; the search and the refit get the rest
+        prep = self._prepare(X, y, budget=budget.share(0.5), on_data=check_early)
         data, prof, rec, ctx = prep.data, prep.profile, prep.recommendation, prep.ctx
         run_dir = Path(self.run_dir or default_run_dir(data.source))
         _check_run_dir(run_dir)  # checked by check_early already; creates it now
@@ -359,15 +357,20 @@ class AutoTransfer:
         atomic_write_json(run_dir / "split.json", _split_record(data, plan))
         kill_point("start")
         space = search_space(prep, strategies)
-        refit, no_refit_reason = self._refit_decision(prof, deadline)
+        refit, no_refit_reason = self._refit_decision(prof, budget)
         summary_base = {
             "version": _version(),
             "task": task | {"n_train": int(len(plan.train)), "n_val": int(len(plan.val))},
             "profile": prof.to_dict(), "recommendation": rec.to_dict(), "probe": list(prep.probes),
             "candidates": [s.summary() | {"weights": prep.weights[s.name].to_dict()} for s in prep.specs],
+            # what each searched strategy declares, so a report needs no plugin installed to show it
+            "strategies": [{"name": name, "rank": int(s.rank), "fine_tunes": bool(s.fine_tunes),
+                            "description": str(s.description), "plugin": registry.plugin_of(name)}
+                           for name, s in strategies.items()],
             "left_out": left_out_of(prep), "strategy_table": self._pm().strategy_table.to_dict(),
             "baseline": _baseline(prep.probes, self.metric), "refit": refit, "groups": prep.groups,
-            "time_budget": budget, "timings": dict(prep.timings), "pruner": self.pruner,
+            "time_budget": budget.seconds if budget.limited else None, "timings": dict(prep.timings),
+            "pruner": self.pruner,
             # where the budget's clock started: seconds before fit() (the process's start-up)
             "clock": {"started": "process" if started is not None else "fit", "before_fit_s": round(now - t_start, 2)},
             "forward_seconds": {"probe": round(float(ctx.cache.stats.get("forward_seconds", 0.0)), 2)},
@@ -384,7 +387,7 @@ class AutoTransfer:
                         pruner=make_pruner(self.pruner, max_epochs=space.ft_epochs[1]))
         t0 = time.perf_counter()
         try:
-            search.run(trials=self.trials, deadline=deadline, refit=refit, progress=self.progress,
+            search.run(trials=self.trials, budget=budget, refit=refit, progress=self.progress,
                        no_refit_reason=no_refit_reason, ensemble=self.ensemble)
         except KeyboardInterrupt:
             if self.report:
@@ -453,12 +456,12 @@ class AutoTransfer:
             log.warning("the knowledge base could not be written (%s: %s); set AUTOML_TL_KNOWLEDGE to a "
                         "writable file to keep what this search found", type(exc).__name__, exc)
 
-    def _refit_decision(self, prof, deadline) -> tuple[bool, str]:
+    def _refit_decision(self, prof, budget: Budget) -> tuple[bool, str]:
         """Refit by default on small and medium data, and on large data when a time budget is
         given (what it leaves is used); ``refit=True`` / ``False`` decides alone."""
         if self.refit is not None:
             return bool(self.refit), "--no-refit"
-        if prof.size_category != "large" or deadline is not None:
+        if prof.size_category != "large" or budget.limited:
             return True, ""
         return False, (f"large data ({prof.median_per_class:.0f} per class) and no time budget: the "
                        f"hold-out items would add little for a whole retraining; pass --refit to refit")
@@ -469,7 +472,7 @@ class AutoTransfer:
         except ImportError:
             return
         try:
-            write_report(run_dir)
+            write_report(run_dir, strategies=self._pm().strategies)
         except Exception as exc:  # noqa: BLE001 - the model is saved; a report problem is reported
             log.warning("the report could not be written: %s: %s", type(exc).__name__, exc)
 

@@ -8,9 +8,10 @@ import math
 import keras
 import numpy as np
 
-from automl_tl.errors import TrialFailed
+from automl_tl.budget import NO_BUDGET, Budget
+from automl_tl.errors import RefitStopped, TrialFailed
 from automl_tl.metrics import metric_function
-from automl_tl.monitor import Deadline, ValidationMonitor, past
+from automl_tl.monitor import Deadline, ValidationMonitor
 
 __all__ = ["build_head", "fit_head", "is_sparse", "make_head", "refit_head", "probs"]
 
@@ -49,10 +50,10 @@ def build_head(dim: int, n_classes: int, units: int, dropout: float, seed: int =
 
 
 def fit_head(head, x, y, *, epochs, lr, class_weight, score_fn=None, history=None, patience=5,
-             seed=0, batch_size: int = 64, deadline: float | None = None) -> tuple[float, int]:
+             seed=0, batch_size: int = 64, budget: Budget = NO_BUDGET) -> tuple[float, int]:
     """Train the head on cached features. With ``score_fn``: early stopping on the validation
     score, best weights kept; returns ``(best score, best epoch)``. Without (a refit): exactly
-    ``epochs`` epochs; returns ``(nan, epochs run)``. Stops at ``deadline`` either way.
+    ``epochs`` epochs; returns ``(nan, epochs run)``. Stops when ``budget`` is past either way.
 
     On the TensorFlow backend this is a small compiled loop: Keras ``fit`` spends most of a
     cached trial in per-epoch overhead (a few hundred vectors per epoch), and a cached trial
@@ -62,12 +63,12 @@ def fit_head(head, x, y, *, epochs, lr, class_weight, score_fn=None, history=Non
     if keras.backend.backend() != "tensorflow":
         head.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
         if score_fn is None:
-            stop = Deadline(deadline)
+            stop = Deadline(budget)
             h = head.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
                          class_weight=dict(class_weight) if class_weight else None, callbacks=[stop])
             return float("nan"), len(h.history.get("loss", []))
         mon = ValidationMonitor(score_fn=score_fn, phase="head", history=history, patience=patience,
-                                deadline=deadline)
+                                budget=budget)
         head.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
                  class_weight=dict(class_weight) if class_weight else None, callbacks=[mon])
         return mon.best, mon.best_epoch
@@ -92,7 +93,7 @@ def fit_head(head, x, y, *, epochs, lr, class_weight, score_fn=None, history=Non
     rng = np.random.default_rng(seed)
     best, best_epoch, best_weights, wait, run = -math.inf, 0, None, 0, 0
     for epoch in range(epochs):
-        if past(deadline) and (best_weights is not None or score_fn is None):
+        if budget.past() and (best_weights is not None or score_fn is None):
             break
         order = rng.permutation(len(x))
         total = 0.0
@@ -126,7 +127,7 @@ def probs(model, x) -> np.ndarray:
 
 
 def make_head(cfg, ctx, feats, train, val=None, *, history=None,
-              epochs: int | None = None, seed: int = 0, deadline: float | None = None):
+              epochs: int | None = None, seed: int = 0, budget: Budget = NO_BUDGET):
     """The head of ``cfg`` trained on ``feats[train]``; returns ``(head, info)``.
 
     Linear head: logistic regression at the strength the probe chose over the run's folds.
@@ -143,24 +144,22 @@ def make_head(cfg, ctx, feats, train, val=None, *, history=None,
     head = build_head(x_tr.shape[1], ctx.n_classes, cfg.head_units, cfg.dropout or 0.0, seed=seed, x_train=x_tr)
     if val is None:
         _, run = fit_head(head, x_tr, ctx.y[train], epochs=int(epochs or cfg.head_epochs or 30),
-                          lr=cfg.head_lr or 1e-3, class_weight=ctx.class_weight, seed=seed, deadline=deadline)
+                          lr=cfg.head_lr or 1e-3, class_weight=ctx.class_weight, seed=seed, budget=budget)
         return head, {"head_epochs": run}
     metric = metric_function(ctx.metric)
     x_va, y_va = np.asarray(feats[val], dtype=np.float32), ctx.y[val]
     best, best_epoch = fit_head(head, x_tr, ctx.y[train], epochs=int(cfg.head_epochs or 30),
                                 lr=cfg.head_lr or 1e-3, class_weight=ctx.class_weight,
                                 score_fn=lambda m: metric(y_va, probs(m, x_va).argmax(1)),
-                                history=history, patience=ctx.patience, seed=seed, deadline=deadline)
+                                history=history, patience=ctx.patience, seed=seed, budget=budget)
     return head, {"head_epochs": best_epoch, "score": best}
 
 
-def refit_head(cfg, ctx, feats, index, *, epochs: int | None, seed: int = 0, deadline: float | None = None):
+def refit_head(cfg, ctx, feats, index, *, epochs: int | None, seed: int = 0, budget: Budget = NO_BUDGET):
     """The head of ``cfg`` retrained on ``feats[index]`` for the ``epochs`` its trial needed (a
-    refit); raises :class:`~automl_tl.training.RefitStopped` when the deadline cut a hidden-layer
+    refit); raises :class:`~automl_tl.errors.RefitStopped` when the time budget cut a hidden-layer
     head's epochs short. Returns ``(head, info)`` like :func:`make_head`."""
-    from automl_tl.training import RefitStopped
-
-    head, info = make_head(cfg, ctx, feats, index, epochs=epochs, seed=seed, deadline=deadline)
+    head, info = make_head(cfg, ctx, feats, index, epochs=epochs, seed=seed, budget=budget)
     if not cfg.linear_head and info["head_epochs"] < int(epochs or cfg.head_epochs or 30):
         raise RefitStopped("the head's refit ran out of time")
     return head, info

@@ -1,47 +1,56 @@
-"""Training callbacks: the validation monitor (best weights, early stopping, pruning, the time
-budget) and the deadline of a refit."""
+"""Training callbacks: the time budget (:class:`Deadline`: training stops after the batch in
+which the budget runs out) and, on top of it, the validation monitor (best weights, early
+stopping, pruning). Only :class:`Deadline` watches the clock."""
 
 from __future__ import annotations
 
 import math
-import time
 
 import keras
 
+from automl_tl.budget import NO_BUDGET, Budget
 from automl_tl.errors import TrialFailed
 
-__all__ = ["past", "ValidationMonitor", "Deadline"]
+__all__ = ["ValidationMonitor", "Deadline"]
 
 
-def past(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
+class Deadline(keras.callbacks.Callback):
+    """Stops training after the current batch once ``budget`` is past (``hit`` says so)."""
+
+    def __init__(self, budget: Budget = NO_BUDGET):
+        super().__init__()
+        self.budget = budget
+        self.hit = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.budget.past():
+            self.hit = True
+            self.model.stop_training = True
 
 
-class ValidationMonitor(keras.callbacks.Callback):
+class ValidationMonitor(Deadline):
     """Validation score each epoch, best-weights keeping, early stopping, NaN check, pruning,
-    and the time budget: past ``deadline`` training stops after the current batch, keeping the
-    best epoch so far.
+    and the time budget (:class:`Deadline`): past ``budget`` training stops after the current
+    batch, keeping the best epoch so far.
 
     The starting state is scored too (epoch 0), so fine-tuning never returns something worse than
     the head it started from.
     """
 
     def __init__(self, *, score_fn, phase, history, patience, trial=None,
-                 score_initial=False, deadline: float | None = None):
-        super().__init__()
+                 score_initial=False, budget: Budget = NO_BUDGET):
+        super().__init__(budget)
         self.score_fn = score_fn
         self.phase = phase
         self.history = history
         self.patience = patience
         self.trial = trial
         self.score_initial = score_initial
-        self.deadline = deadline
         self.best = -math.inf
         self.best_epoch = 0
         self.best_weights = None
         self.wait = 0
         self.epochs_run = 0
-        self.stopped_early = ""
 
     def on_train_begin(self, logs=None):
         if self.score_initial:
@@ -55,10 +64,10 @@ class ValidationMonitor(keras.callbacks.Callback):
         elif not initial:
             self.wait += 1
 
-    def on_train_batch_end(self, batch, logs=None):
-        if past(self.deadline):
-            self.stopped_early = "the time budget ran out"
-            self.model.stop_training = True
+    @property
+    def stopped_early(self) -> str:
+        """Why training stopped before its planned epochs ("" if it did not)."""
+        return "the time budget ran out" if self.hit else ""
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -85,16 +94,3 @@ class ValidationMonitor(keras.callbacks.Callback):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
 
-
-class Deadline(keras.callbacks.Callback):
-    """Stops training after the current batch once ``deadline`` has passed (refits)."""
-
-    def __init__(self, deadline: float | None):
-        super().__init__()
-        self.deadline = deadline
-        self.hit = False
-
-    def on_train_batch_end(self, batch, logs=None):
-        if past(self.deadline):
-            self.hit = True
-            self.model.stop_training = True

@@ -29,6 +29,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from automl_tl.budget import NO_BUDGET, Budget
+
 __all__ = ["C_GRID", "PROBE_ITEMS", "probe_sample", "ProbeResult", "linear_probe", "log_loss", "fit_logistic",
            "logistic_head", "one_blas_thread", "option_grid", "probe_candidates"]
 
@@ -240,14 +242,14 @@ def _proxies(ctx, backbone: str, options) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}"[:200]}
 
 
-def probe_candidates(ctx, specs, *, deadline: float | None = None, log=None,
+def probe_candidates(ctx, specs, *, budget: Budget = NO_BUDGET, log=None,
                      max_items: int = PROBE_ITEMS) -> list[dict]:
     """The linear probe of every candidate backbone and option combination, best first.
 
     Classical featurizers go first (they are cheap and they are the baseline), then pretrained
     backbones smallest first; every backbone's default options before any alternative, so a
-    tight time budget still ranks every backbone. Past ``deadline`` (``time.monotonic()``) no
-    new embedding is started; pairs left out are listed with ``"skipped"``. Data of more than
+    tight time budget still ranks every backbone. Once ``budget`` is past no new embedding is
+    started; pairs left out are listed with ``"skipped"``. Data of more than
     ``max_items`` items are probed on a stratified sample of that many (rows say ``n_items``).
     """
     from automl_tl.errors import AutoMLTLError
@@ -262,7 +264,7 @@ def probe_candidates(ctx, specs, *, deadline: float | None = None, log=None,
     queue += [(s, o) for s in order for o in grids[s.name][1:]]
     rows = []
     for i, (spec, options) in enumerate(queue):
-        if i and deadline is not None and time.monotonic() >= deadline:
+        if i and budget.past():
             rows.append({"backbone": spec.name, "options": options, "skipped": "the time budget for probing ran out"})
             continue
         t0 = time.perf_counter()

@@ -14,7 +14,7 @@ import json
 from typing import Any, Iterable, Mapping
 
 __all__ = ["SCHEMA_VERSION", "STUDY_NAME", "STATE_ORDER", "PARAM_COLUMNS", "NOISE_COLUMNS",
-           "LEADERBOARD_COLUMNS", "ATTR", "COUNT_KEYS", "RUN_MARKER", "RUN_MARKERS", "trial_row", "trial_rows", "trial_counts",
+           "LEADERBOARD_COLUMNS", "ATTR", "STUDY_ATTR", "SUMMARY_ATTR", "COUNT_KEYS", "RUN_MARKER", "RUN_MARKERS", "trial_row", "trial_rows", "trial_counts",
            "interrupted_reason", "retry_links", "TASK_KEYS", "task_changes"]
 
 SCHEMA_VERSION = 2
@@ -56,9 +56,23 @@ class ATTR:
     RETRY_OF = "retry_of"  # this trial re-runs an interrupted one
     RECOMMENDED = "recommended"
     PROBE = "probe"
+    TABLE_HEAD = "table_head"  # the strategy table's hidden-layer head, queued after its linear probe
+    WARM_START = "warm_start"  # the past task whose winner this queued trial is (its label)
+    WARM_START_DISTANCE = "warm_start_distance"  # how near that past task is
     BATCH_SIZE = "batch_size"  # the smaller batch an out-of-memory trial was retried with
     WORKER = "worker"  # the process that runs the trial: {"host", "pid", "ns"} (see automl_tl.workers)
 
+
+class STUDY_ATTR:
+    """User-attribute keys of the study itself."""
+
+    TASK = "task"  # what every worker must search alike (the keys of TASK_KEYS)
+    SUMMARY = "summary"  # the last summary a worker wrote (without the counts): the views' source
+    DELIVERED = "delivered"  # the delivered model: which trial, refitted or not, where, why
+
+
+#: the study attribute that holds the last summary a worker wrote (without the counts)
+SUMMARY_ATTR = STUDY_ATTR.SUMMARY
 
 #: what a resumed run, and every worker of one shared search, must keep: summary["task"] keys
 #: and what a user changes to change them

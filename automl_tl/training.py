@@ -11,6 +11,8 @@ from typing import Any, Collection, Mapping
 import keras
 import numpy as np
 
+from automl_tl.budget import NO_BUDGET, Budget
+from automl_tl.errors import RefitStopped  # noqa: F401 - importable from here, as before
 from automl_tl.metrics import metric_function
 
 __all__ = ["TrialConfig", "TrialContext", "TrialResult", "RefitStopped", "nested_layers", "design_trainable",
@@ -64,7 +66,7 @@ class TrialContext:
     batch_size: int = 32
     progress: bool = False
     patience: int = 5
-    deadline: float | None = None  # time.monotonic() by which a running trial stops
+    budget: Budget = NO_BUDGET  # the time a running trial has: it stops when that is past
     probes: dict = field(default_factory=dict)  # (backbone, options) -> ProbeResult, shared
     #: name -> TransferStrategy (the plugin manager's registry); empty: the registered ones
     strategies: Mapping[str, Any] = field(default_factory=dict)
@@ -144,10 +146,6 @@ class TrialResult:
     stopped_early: str = ""  # why training stopped before its planned epochs (time budget)
 
 
-class RefitStopped(Exception):
-    """A refit ran past the time budget; the search's model stays delivered."""
-
-
 def nested_layers(model) -> list:
     """Every layer inside ``model``, nested ones included. Keras 3 has no public API for this
     (``Model.layers`` lists direct children only, and layers held by a custom layer are not
@@ -222,11 +220,11 @@ def run_trial(cfg: TrialConfig, ctx: TrialContext, trial=None, history: list | N
 
 
 def train_final(cfg: TrialConfig, ctx: TrialContext, index, *, epochs: Mapping[str, Any] | None = None,
-                deadline: float | None = None):
+                budget: Budget = NO_BUDGET):
     """Train ``cfg`` on the items ``index`` (all labelled items for a refit) with the epochs its
     trial needed, no validation. Returns ``(head, fine-tuned backbone or None)``; raises
-    :class:`RefitStopped` if ``deadline`` passes first."""
-    return ctx.strategy(cfg.strategy).refit(cfg, ctx, index, epochs=dict(epochs or {}), deadline=deadline)
+    :class:`~automl_tl.errors.RefitStopped` if ``budget`` is past first."""
+    return ctx.strategy(cfg.strategy).refit(cfg, ctx, index, epochs=dict(epochs or {}), budget=budget)
 
 
 def freeze(backbone, spec, strategy: str, unfreeze_blocks: int | None = None, *, strategies=None) -> None:

@@ -9,6 +9,9 @@ from typing import Any, Mapping
 import keras
 import numpy as np
 
+from automl_tl.budget import NO_BUDGET, Budget
+from automl_tl.errors import RefitStopped
+
 __all__ = ["TransferStrategy", "FineTuning"]
 
 
@@ -54,9 +57,10 @@ class TransferStrategy:
         per-epoch scores to ``trial`` (Optuna's pruner) and append them to ``history``."""
         raise NotImplementedError
 
-    def refit(self, cfg, ctx, index, *, epochs: Mapping[str, Any], deadline: float | None):
+    def refit(self, cfg, ctx, index, *, epochs: Mapping[str, Any], budget: Budget):
         """Retrain ``cfg`` on the items ``index`` for the ``epochs`` its trial needed; return
-        ``(head, fine-tuned backbone or None)``."""
+        ``(head, fine-tuned backbone or None)``. Raise :class:`~automl_tl.errors.RefitStopped`
+        when ``budget`` (:class:`~automl_tl.budget.Budget`) runs out first."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -111,13 +115,13 @@ class FineTuning(TransferStrategy):
         return LayerwiseAdam(factors, learning_rate=lr) if factors else keras.optimizers.Adam(lr)
 
     # ------------------------------------------------------------------ training
-    def first_head(self, cfg, ctx, feats, train, val=None, *, history=None, epochs=None, deadline=None):
+    def first_head(self, cfg, ctx, feats, train, val=None, *, history=None, epochs=None, budget: Budget = NO_BUDGET):
         """The head fine-tuning starts from: ``(head, info)``."""
         from automl_tl.heads import build_head, make_head
 
         if self.head_start:
             return make_head(cfg, ctx, feats, train, val, history=history, epochs=epochs, seed=ctx.seed,
-                             deadline=deadline)
+                             budget=budget)
         x = np.asarray(feats[train], dtype=np.float32)
         return build_head(x.shape[1], ctx.n_classes, cfg.head_units, cfg.dropout or 0.0, seed=ctx.seed,
                           x_train=x), {}
@@ -150,7 +154,7 @@ class FineTuning(TransferStrategy):
         # head training on cached features takes seconds: only fine-tuning epochs are reported to
         # the pruner, so fine-tuning trials are compared with each other, epoch by epoch
         head, info = self.first_head(cfg, ctx, feats, train, None if cfg.linear_head else val,
-                                     history=history, deadline=ctx.deadline)
+                                     history=history, budget=ctx.budget)
         backbone, model, adapter = self.model(cfg, ctx, head)
         items = ctx.data.items
         val_items = [items[i] for i in val]
@@ -163,7 +167,7 @@ class FineTuning(TransferStrategy):
                           seed=ctx.seed)
         mon = ValidationMonitor(score_fn=full_score, phase="fine_tune", history=history,
                                 patience=max(1, ctx.patience // 2), trial=trial, score_initial=True,
-                                deadline=ctx.deadline)
+                                budget=ctx.budget)
         model.fit(ds, epochs=cfg.ft_epochs or 1, verbose=0, shuffle=False,
                   class_weight=dict(ctx.class_weight) if ctx.class_weight else None, callbacks=[mon])
         probs = predict_proba_items(model, adapter, val_items, ctx.batch_size)
@@ -174,16 +178,15 @@ class FineTuning(TransferStrategy):
                            epochs={"head": info.get("head_epochs"), "fine_tune": mon.best_epoch},
                            C=info.get("C"), stopped_early=mon.stopped_early)
 
-    def refit(self, cfg, ctx, index, *, epochs: Mapping[str, Any], deadline: float | None):
+    def refit(self, cfg, ctx, index, *, epochs: Mapping[str, Any], budget: Budget):
         from automl_tl.batching import make_dataset, train_batch_size
         from automl_tl.heads import refit_head
         from automl_tl.monitor import Deadline
-        from automl_tl.training import RefitStopped
 
         feats = ctx.features(cfg.backbone, cfg.options)
         keras.utils.set_random_seed(ctx.seed)
         if self.head_start:
-            head, _ = refit_head(cfg, ctx, feats, index, epochs=epochs.get("head"), seed=ctx.seed, deadline=deadline)
+            head, _ = refit_head(cfg, ctx, feats, index, epochs=epochs.get("head"), seed=ctx.seed, budget=budget)
         else:
             head, _ = self.first_head(cfg, ctx, feats, index)
         n_ft = int(epochs.get("fine_tune") or 0)
@@ -194,7 +197,7 @@ class FineTuning(TransferStrategy):
         ds = make_dataset([items[i] for i in index], ctx.y[index], adapter,
                           train_batch_size(ctx.batch_size, ctx.input_configs[cfg.backbone]), shuffle=True,
                           seed=ctx.seed)
-        stop = Deadline(deadline)
+        stop = Deadline(budget)
         model.fit(ds, epochs=n_ft, verbose=0, shuffle=False,
                   class_weight=dict(ctx.class_weight) if ctx.class_weight else None, callbacks=[stop])
         if stop.hit:

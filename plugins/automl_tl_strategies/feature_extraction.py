@@ -23,7 +23,6 @@ class FeatureExtraction(TransferStrategy):
     def run(self, cfg, ctx, *, trial=None, history: list):
         from automl_tl.heads import make_head, probs as head_probs
         from automl_tl.metrics import metric_function
-        from automl_tl.monitor import past
         from automl_tl.training import TrialResult
 
         t0 = time.perf_counter()
@@ -41,11 +40,11 @@ class FeatureExtraction(TransferStrategy):
         cv = plan.kind == "cv"
         head, probs, index, epochs, stopped = None, [], [], [], ""
         for k, (tr, va) in enumerate(plan.folds):
-            if k and past(ctx.deadline):
+            if k and ctx.budget.past():
                 stopped = f"the time budget ran out after {k} of {plan.k} folds"
                 break
             fold_head, info = make_head(cfg, ctx, feats, tr, None if cv else va, history=history if k == 0 else [],
-                                        epochs=cfg.head_epochs, seed=ctx.seed + k, deadline=ctx.deadline)
+                                        epochs=cfg.head_epochs, seed=ctx.seed + k, budget=ctx.budget)
             head = head or fold_head  # fold 0 trains on the hold-out split's training items
             probs.append(head_probs(fold_head, feats[va]))
             index.append(va)
@@ -58,9 +57,9 @@ class FeatureExtraction(TransferStrategy):
                            val_index=index, epochs={"head": max(1, int(round(float(np.mean(epochs)))))},
                            stopped_early=stopped)
 
-    def refit(self, cfg, ctx, index, *, epochs, deadline):
+    def refit(self, cfg, ctx, index, *, epochs, budget):
         from automl_tl.heads import refit_head
 
         feats = ctx.features(cfg.backbone, cfg.options)
-        head, _ = refit_head(cfg, ctx, feats, index, epochs=epochs.get("head"), seed=ctx.seed, deadline=deadline)
+        head, _ = refit_head(cfg, ctx, feats, index, epochs=epochs.get("head"), seed=ctx.seed, budget=budget)
         return head, None

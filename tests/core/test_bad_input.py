@@ -445,7 +445,7 @@ def test_time_budgets_are_read_as_people_write_them():
             _time_budget(bad)
     # the Python API reads them the same way (time_budget="10m" was a TypeError deep in fit)
     from automl_tl import AutoTransfer
-    from automl_tl.durations import seconds
+    from automl_tl.budget import seconds
     from automl_tl.errors import ConfigError
 
     assert [seconds(v) for v in (90, 2.5, "10m", "1h30m")] == [90, 2.5, 600, 5400]

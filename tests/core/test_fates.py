@@ -46,8 +46,8 @@ class _Flaky:
                     raise todo.pop(0)
                 return FeatureExtraction().run(cfg, ctx, trial=trial, history=history)
 
-            def refit(self, cfg, ctx, index, *, epochs, deadline):
-                return FeatureExtraction().refit(cfg, ctx, index, epochs=epochs, deadline=deadline)
+            def refit(self, cfg, ctx, index, *, epochs, budget):
+                return FeatureExtraction().refit(cfg, ctx, index, epochs=epochs, budget=budget)
 
         registry.add(Flaky())
 

@@ -47,7 +47,7 @@ def test_a_trial_stopped_by_a_full_disk_is_queued_again_not_counted(small_disk, 
     (taken from memory and disk, as after a restart) and they fit in no memory: NoSpaceError inside
     the trial. Exit 2 with its message; space freed, the same command completes every trial."""
     import automl_tl.cache as cache_module
-    import automl_tl.search as search_module
+    import automl_tl.search.loop as search_module  # where the search calls run_trial
     from automl_tl.cli import main
 
     data, run, trials = _texts(tmp_path / "texts.csv"), tmp_path / "run", 3

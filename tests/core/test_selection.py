@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from automl_tl import AutoTransfer
+from automl_tl.budget import NO_BUDGET, Budget
 from automl_tl.evaluation import Candidate, bootstrap_se, complexity, make_plan, select
 from automl_tl.probe import fit_logistic, linear_probe, logistic_head
 
@@ -374,7 +375,7 @@ def test_a_delivered_ensemble_is_saved_whole_and_predicts_the_average_of_its_mem
     import subprocess
     import sys
 
-    import automl_tl.search as search_mod
+    import automl_tl.search.delivery as search_mod  # where the delivery calls ensemble
     from automl_tl.artifacts import load_predictor
     from automl_tl.evaluation import Ensemble
 
@@ -482,7 +483,7 @@ def test_a_running_fine_tune_stops_at_the_deadline_keeping_its_best_epoch(tmp_pa
     prep = est._prepare(str(image_folder))
     cfg = TrialConfig(backbone="mobilenetv2", strategy="fine_tune_all", backbone_lr=1e-4, ft_epochs=4,
                       options={"features": "final"})
-    ctx = replace(prep.ctx, deadline=time.monotonic())  # already past: stop after the first batch
+    ctx = replace(prep.ctx, budget=Budget(seconds=0.0, started=time.monotonic()))  # past: stop after the first batch
     result = run_trial(cfg, ctx)
     assert result.stopped_early == "the time budget ran out"
     assert sum(1 for h in result.history if h["phase"] == "fine_tune") == 1
@@ -495,12 +496,12 @@ def test_refit_by_default_on_small_and_medium_data_and_under_a_time_budget():
     large = SimpleNamespace(size_category="large", median_per_class=1500.0)
     small = SimpleNamespace(size_category="small", median_per_class=40.0)
     auto = AutoTransfer()
-    assert auto._refit_decision(small, None) == (True, "")
-    assert auto._refit_decision(large, deadline=123.0) == (True, "")
-    refit, why = auto._refit_decision(large, None)
+    assert auto._refit_decision(small, NO_BUDGET) == (True, "")
+    assert auto._refit_decision(large, budget=Budget.of(123.0)) == (True, "")
+    refit, why = auto._refit_decision(large, NO_BUDGET)
     assert refit is False and "--refit" in why and "1500 per class" in why
-    assert AutoTransfer(refit=True)._refit_decision(large, None)[0] is True
-    assert AutoTransfer(refit=False)._refit_decision(small, None)[0] is False
+    assert AutoTransfer(refit=True)._refit_decision(large, NO_BUDGET)[0] is True
+    assert AutoTransfer(refit=False)._refit_decision(small, NO_BUDGET)[0] is False
 
 
 def test_a_minority_class_the_model_mostly_misses_is_noted(tmp_path):
