@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from automl_tl.errors import AutoMLTLError, ConfigError
-from automl_tl.report._build import _strategy_key, build_report
+from automl_tl.report._build import build_report
+from automl_tl.report._declared import order_strategies
 from automl_tl.report._fmt import esc, fmt_interval, fmt_points, fmt_seconds, fmt_value, md
+from automl_tl.report._html import html_table, img, page
 from automl_tl.report._io import jsonable
 from automl_tl.report._plots import compare_plot
-from automl_tl.report._render import _md_table, _table, img, page
+from automl_tl.report._render_md import md_table
 from automl_tl.report._write import write_files
 
 __all__ = ["build_comparison", "write_comparison"]
@@ -45,6 +47,7 @@ def _run_row(report: dict[str, Any], label: str) -> dict[str, Any]:
         "best_seconds": best["seconds"] if best else None,
         "strategy_scores": scores,
         "strategy_seconds": {s["strategy"]: s["seconds"] for s in report["strategies"]},
+        "strategy_ranks": {s["strategy"]: s.get("rank") for s in report["strategies"]},
         "recommended_score": report["recommended"]["score"],
         "regret": report["regret"],
         "regret_points": report["regret_points"],
@@ -77,12 +80,12 @@ def _noise_fields(report: dict[str, Any], v: dict, b: dict, d: dict) -> dict[str
     }
 
 
-def _read_runs(run_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[str]]:
+def _read_runs(run_dirs: list[Path], strategies: Iterable[Any] | None) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[str]]:
     """(rows, skipped, warnings): one row per readable run, the unreadable ones skipped, the runs' own warnings."""
     rows, skipped, warnings = [], [], []
     for i, rd in enumerate(run_dirs):
         try:
-            rep = build_report(rd, importances=False)
+            rep = build_report(rd, importances=False, strategies=strategies)
         except AutoMLTLError as exc:
             skipped.append({"run_dir": str(rd), "reason": str(exc)})
             continue
@@ -168,13 +171,30 @@ def _disagreements(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     return disagreements, sentences
 
 
-def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
-    """The comparison across runs: the empirical strategy table, its bands, the disagreements and the headline."""
+def _strategy_order(rows: list[dict[str, Any]]) -> list[str]:
+    """Every strategy of the runs and every recommended one, simplest first by what they declare, then
+    in the order the runs (smallest first) show them."""
+    seen: dict[str, int] = {}
+    ranks: dict[str, int] = {}
+    for r in rows:
+        for s in [*r["strategy_scores"], r["recommended_strategy"]]:
+            if s:
+                seen.setdefault(s, len(seen))
+        for s, rank in (r.get("strategy_ranks") or {}).items():
+            if rank is not None:
+                ranks.setdefault(s, rank)
+    return order_strategies(seen, {s: {"rank": rank} for s, rank in ranks.items()}, seen)
+
+
+def build_comparison(run_dirs: Iterable[str | Path], *, strategies: Iterable[Any] | None = None) -> dict[str, Any]:
+    """The comparison across runs: the empirical strategy table, its bands, the disagreements and the headline.
+
+    ``strategies``: the registered strategies, for what a run did not record of its own (see :func:`build_report`)."""
     run_dirs = [Path(p) for p in run_dirs]
     if not run_dirs:
         raise ConfigError("compare needs at least one run directory (ideally one per dataset size).")
-    rows, skipped, warnings = _read_runs(run_dirs)
-    strategies = sorted({s for r in rows for s in r["strategy_scores"]} | {r["recommended_strategy"] for r in rows if r["recommended_strategy"]}, key=_strategy_key)
+    rows, skipped, warnings = _read_runs(run_dirs, strategies)
+    order = _strategy_order(rows)
     metrics = sorted({r["metric"] for r in rows})
     _consistency_warnings(rows, metrics, warnings)
     table = _strategy_table(rows)
@@ -186,7 +206,7 @@ def build_comparison(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
             "report_version": 1,
             "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "metric": metrics[0] if len(metrics) == 1 else " / ".join(metrics),
-            "strategies": strategies,
+            "strategies": order,
             "runs": rows,
             "strategy_table": table,
             "bands": bands,
@@ -247,11 +267,11 @@ def _render_html(c: dict[str, Any], png: bytes | None) -> str:
         rows.append((cells, ""))
     parts.append(
         '<section id="table"><h2>Empirical strategy table</h2><p class="small muted">One row per run, by dataset size. Columns per strategy: the best score ± one standard error that strategy reached in that run (★ = winner, rec. = what the strategy table recommended). Regret: best score minus the recommended configuration\'s score. A recommended strategy within one standard error of the winner is a tie within noise, not a disagreement.</p>'
-        + _table(head, rows)
+        + html_table(head, rows)
         + "</section>"
     )
     parts.append('<section id="plot"><h2>Best score per strategy vs dataset size</h2>' + (img(png, "best score per strategy by dataset size") or '<p class="muted">No dataset sizes known, nothing to plot.</p>') + "</section>")
-    det = _table(
+    det = html_table(
         [("run", False), ("directory", False), ("trials", True), ("complete", True), ("compute", True), ("best trial", True), ("best backbone", False)],
         [([esc(r["label"]), f"<code>{esc(r['run_dir'])}</code>", esc(r["counts"]["total"]), esc(r["counts"]["complete"]), esc(fmt_seconds(r["total_seconds"])), esc(fmt_value(r["best_trial"])), esc(fmt_value(r["best_backbone"]))], "") for r in c["runs"]],
     )
@@ -275,7 +295,7 @@ def _render_md(c: dict[str, Any], images: dict[str, str]) -> str:
         agrees = "tie within noise" if r["agrees"] and r.get("within_noise") else {True: "yes", False: "DISAGREED", None: "—"}[r["agrees"]]
         row += [fmt_points(r["regret"], r["point"]) if r["regret"] is not None else "—", fmt_interval(r["baseline_score"], r.get("baseline_se")), agrees]
         rows.append(row)
-    L.append(_md_table(["run", "samples", "recommended", "winner", "best", *c["strategies"], "regret", "baseline", "agrees"], rows))
+    L.append(md_table(["run", "samples", "recommended", "winner", "best", *c["strategies"], "regret", "baseline", "agrees"], rows))
     L.append("")
     if "compare" in images:
         L += [f"![best score per strategy vs dataset size]({images['compare']})", ""]
@@ -284,9 +304,10 @@ def _render_md(c: dict[str, Any], images: dict[str, str]) -> str:
     return "\n".join(L) + "\n"
 
 
-def write_comparison(run_dirs: Iterable[str | Path], out_dir: str | Path) -> dict[str, Path]:
+def write_comparison(run_dirs: Iterable[str | Path], out_dir: str | Path, *,
+                     strategies: Iterable[Any] | None = None) -> dict[str, Path]:
     """Write compare.html (self-contained), compare.md (+ compare_files/*.png) and compare.json into ``out_dir``."""
-    c = build_comparison(run_dirs)
+    c = build_comparison(run_dirs, strategies=strategies)
     pngs: dict[str, bytes] = {}
     try:
         png = compare_plot(c)

@@ -67,10 +67,12 @@ def fmt_value(x: Any) -> str:
 
 
 def describe_config(t: dict[str, Any]) -> str:
+    """"backbone with strategy", and how many blocks it unfroze where the trial searched that
+    (whichever strategy it is: only a strategy that suggests ``unfreeze_blocks`` records it)."""
     bb = t.get("backbone") or "?"
     st = t.get("strategy") or "?"
     out = f"{bb} with {st}"
-    if t.get("unfreeze_blocks") not in (None, "", 0) and "all" not in str(st) and "top" in str(st):
+    if t.get("unfreeze_blocks") not in (None, "", 0):
         out += f" ({t['unfreeze_blocks']} blocks unfrozen)"
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from automl_tl.killpoints import kill_point
 from automl_tl.report._build import build_report
@@ -36,15 +36,17 @@ def write_files(out_dir: Path, stem: str, report: dict[str, Any], pngs: dict[str
     return {"html": html_path, "md": md_path, "json": json_path}
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, storage: str | None = None) -> dict[str, Path]:
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, storage: str | None = None,
+                 strategies: Iterable[Any] | None = None) -> dict[str, Path]:
     """Write report.html (self-contained), report.md (+ report_files/*.png) and report.json.
 
     ``out_dir`` defaults to ``run_dir``; ``storage``, a SQLAlchemy URL, reads the trials from that
-    study instead of the run's ``study.db``. Returns ``{"html": ..., "md": ..., "json": ...}``.
+    study instead of the run's ``study.db``; ``strategies``, the registered strategies, describes those
+    the run did not record (:mod:`automl_tl.report._declared`). Returns ``{"html": ..., "md": ..., "json": ...}``.
     """
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir
-    report = build_report(run_dir, storage=storage)
+    report = build_report(run_dir, storage=storage, strategies=strategies)
     pngs = run_plots(report)  # may append plot failures to report["warnings"]
     html = render_html(report, pngs)
     return write_files(out, "report", report, pngs, html, render_markdown)
