@@ -9,9 +9,8 @@ from automl_tl.errors import (
     TrialFailed,
     WeightsUnavailableError,
 )
+from automl_tl._version import __version__
 from automl_tl.hookspecs import hookimpl, hookspec
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AutoMLTLError",

@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from automl_tl._version import __version__
 from automl_tl.pruners import DEFAULT_PRUNER, PRUNERS
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_PLUGIN = 0, 1, 2, 3
@@ -107,7 +108,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="automl-tl", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"automl-tl {_version()}")
+    parser.add_argument("--version", action="version", version=f"automl-tl {__version__}")
     parser.add_argument("--debug", action="store_true", help="print full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -241,11 +242,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="run directory (default runs/demo-<modality>; runs/demo for images)")
     return parser
 
-
-def _version() -> str:
-    from automl_tl import __version__
-
-    return __version__
 
 
 def _estimator(args, **extra):

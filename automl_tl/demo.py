@@ -96,7 +96,7 @@ def make_text_demo(out, *, per_class: int = 150, seed: int = 0) -> Path:
 def make_audio_demo(out, *, voices=("en-us", "en-gb", "en-gb-scotland", "en-us+f2", "en-gb-x-rp", "en-029"),
                     speeds=(140, 180), pitches=(40, 60)) -> Path:
     """Spoken digits 0-9 (espeak-ng) under ``out``, with ``out/metadata.csv`` (path,label,voice)."""
-    from automl_tl_audio.spoken_digits import make_dataset
+    from automl_tl.spoken_digits import make_dataset
 
     try:
         make_dataset(out, voices=list(voices), speeds=list(speeds), pitches=list(pitches))

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from automl_tl._version import __version__
 from automl_tl.budget import NO_BUDGET, Budget, require_a_budget
 from automl_tl.killpoints import kill_point
 from automl_tl.errors import (BackboneLeftOutWarning, ConfigError, DataError, NotFittedError,
@@ -359,7 +360,7 @@ class AutoTransfer:
         space = search_space(prep, strategies)
         refit, no_refit_reason = self._refit_decision(prof, budget)
         summary_base = {
-            "version": _version(),
+            "version": __version__,
             "task": task | {"n_train": int(len(plan.train)), "n_val": int(len(plan.val))},
             "profile": prof.to_dict(), "recommendation": rec.to_dict(), "probe": list(prep.probes),
             "candidates": [s.summary() | {"weights": prep.weights[s.name].to_dict()} for s in prep.specs],
@@ -579,11 +580,6 @@ def default_run_dir(source: str) -> Path:
     name = Path(str(source)).stem if not str(source).startswith("<") else "dataframe"
     return Path("runs") / (name or "run")
 
-
-def _version() -> str:
-    from automl_tl import __version__
-
-    return __version__
 
 
 def _check_run_dir(run_dir: Path, *, create: bool = True) -> None:

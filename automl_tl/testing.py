@@ -42,6 +42,13 @@ def require_module(name: str, hint: str = ""):
         missing(f"{name} is not installed{': ' + hint if hint else ''} ({exc})")
 
 
+def registered_strategies() -> dict:
+    """Name -> strategy, as the installed plugins register them (what a fit searches by default)."""
+    from automl_tl.plugin_manager import get_plugin_manager
+
+    return get_plugin_manager().strategies.as_dict()
+
+
 def check_backbone(spec, items: Sequence[Any], input_config: dict, tmp_path) -> None:
     """Random-weight checks any registered backbone must pass."""
     import keras
@@ -82,7 +89,7 @@ def check_backbone(spec, items: Sequence[Any], input_config: dict, tmp_path) -> 
     if spec.fine_tunable:
         counts = []
         for strategy, n in (("feature_extraction", None), ("fine_tune_top", 1), ("fine_tune_all", None)):
-            freeze(model, spec, strategy, n)
+            freeze(model, spec, strategy, n, strategies=registered_strategies())
             counts.append(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
         assert counts[0] == 0 and 0 < counts[1] < counts[2], f"{spec.name}: trainable counts {counts}"
     save_dir = tmp_path / f"assets-{spec.name}"

@@ -117,16 +117,13 @@ class TrialContext:
         return self.probes[key]
 
     def strategy(self, name: str):
-        """The registered strategy called ``name``."""
-        if self.strategies:
-            from automl_tl.errors import ConfigError
+        """The strategy called ``name`` among those the run searches (``strategies``, passed in by
+        whoever builds the context: the registry is handed down, never looked up from here)."""
+        from automl_tl.errors import ConfigError
 
-            if name not in self.strategies:
-                raise ConfigError(f"unknown strategy {name!r}; registered: {', '.join(self.strategies)}")
-            return self.strategies[name]
-        from automl_tl.plugin_manager import get_plugin_manager
-
-        return get_plugin_manager().strategies.get(name)
+        if name not in self.strategies:
+            raise ConfigError(f"unknown strategy {name!r}; registered: {', '.join(self.strategies) or 'none'}")
+        return self.strategies[name]
 
 
 @dataclass(kw_only=True)
@@ -227,13 +224,10 @@ def train_final(cfg: TrialConfig, ctx: TrialContext, index, *, epochs: Mapping[s
     return ctx.strategy(cfg.strategy).refit(cfg, ctx, index, epochs=dict(epochs or {}), budget=budget)
 
 
-def freeze(backbone, spec, strategy: str, unfreeze_blocks: int | None = None, *, strategies=None) -> None:
+def freeze(backbone, spec, strategy: str, unfreeze_blocks: int | None = None, *, strategies) -> None:
     """Set which variables of ``backbone`` train, as the registered ``strategy`` does in a trial
-    (tests, benchmarks, notebooks). ``strategies``: name -> strategy (default: the plugins')."""
-    if strategies is None:
-        from automl_tl.plugin_manager import get_plugin_manager
-
-        strategies = get_plugin_manager().strategies.as_dict()
+    (tests, benchmarks, notebooks). ``strategies``: name -> strategy, e.g.
+    ``get_plugin_manager().strategies.as_dict()`` (handed in: the core looks no registry up)."""
     s = strategies[strategy]
     if not s.fine_tunes:
         set_trainable(backbone, None)

@@ -125,6 +125,7 @@ def bench_fine_tune(args, tmp, res):
     import keras
 
     from automl_tl.batching import batch_order, make_dataset
+    from automl_tl.plugin_manager import get_plugin_manager
     from automl_tl.training import assemble, freeze
 
     folder, data, spec, weights = _image_setup(args, tmp)
@@ -137,7 +138,7 @@ def bench_fine_tune(args, tmp, res):
 
     def model():
         backbone = spec.build(weights, cfg)
-        freeze(backbone, spec, "fine_tune_all")
+        freeze(backbone, spec, "fine_tune_all", strategies=get_plugin_manager().strategies.as_dict())
         head = keras.Sequential([keras.Input(backbone.output.shape[1:]), keras.layers.Dense(len(labels),
                                                                                            activation="softmax")])
         m = assemble(backbone, head)

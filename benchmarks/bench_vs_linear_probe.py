@@ -125,7 +125,7 @@ def task_digits(tmp: Path, seed: int, args):
 
 def task_speech(digits, train_voices: int, budget: str):
     def make(tmp: Path, seed: int, args):
-        from automl_tl_audio.spoken_digits import DEFAULT_VOICES, make_dataset
+        from automl_tl.spoken_digits import DEFAULT_VOICES, make_dataset
 
         voices = list(DEFAULT_VOICES)[: train_voices + 3]
         rows = make_dataset(tmp / "clips", voices=voices, speeds=[140, 175], pitches=[40, 60], digits=digits)

@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     if args.method:
         return _child(args)
     if args.data is None:
-        from automl_tl_audio.spoken_digits import make_dataset
+        from automl_tl.spoken_digits import make_dataset
 
         t0 = time.perf_counter()
         make_dataset(args.out)

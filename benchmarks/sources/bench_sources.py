@@ -18,7 +18,7 @@ so the grouping must be found in the data's own layout), the TEST sources are on
 Tasks (all offline; the files are written under ``--work``):
 
 * ``speech``: espeak-ng spoken digits, 10 classes, laid out ``<digit>/<voice>_<speed>_<pitch>.wav``
-  (``automl_tl_audio.spoken_digits``; its metadata.csv is deleted, so the voice is only in the
+  (``automl_tl.spoken_digits``; its metadata.csv is deleted, so the voice is only in the
   file names). 12 voices shuffled by the seed: 4 train voices, 3 test voices; 3 speeds x 2 pitches
   per voice and digit (240 clips to train, 180 to test).
 * ``images``: Fashion-MNIST (Debian's ``dataset-fashion-mnist``), 5 classes, each image drawn
@@ -92,7 +92,7 @@ GROUP_WORDS = re.compile(r"\b(group|speaker|voice|session|author|sources?\b|new 
 
 # ------------------------------------------------------------------------------ tasks
 def task_speech(work: Path, seed: int) -> dict:
-    from automl_tl_audio.spoken_digits import DEFAULT_VOICES, make_dataset, voice_id
+    from automl_tl.spoken_digits import DEFAULT_VOICES, make_dataset, voice_id
 
     voices = [DEFAULT_VOICES[i] for i in np.random.default_rng(seed).permutation(len(DEFAULT_VOICES))]
     train_voices, test_voices = voices[:4], voices[4:7]

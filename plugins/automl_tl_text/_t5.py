@@ -31,8 +31,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from automl_tl_text._backbones import T5_BASE, T5_SMALL, t5_arch, t5_n_params
-from automl_tl_text._backbones import t5_full_arch as _full
+from automl_tl_text._t5_arch import T5_BASE, T5_SMALL, t5_arch, t5_n_params
+from automl_tl_text._t5_arch import t5_full_arch as _full
 
 __all__ = ["T5_SMALL", "T5_BASE", "t5_arch", "t5_n_params", "build_t5_encoder", "load_t5_weights",
            "T5RMSNorm", "T5RelativeAttentionBias", "T5EncoderLayer"]

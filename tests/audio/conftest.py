@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _load_digits_module():
-    import automl_tl_audio.spoken_digits as mod
+    import automl_tl.spoken_digits as mod
 
     return mod
 

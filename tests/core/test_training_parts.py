@@ -8,6 +8,7 @@ import pytest
 
 from automl_tl import AutoTransfer, hookimpl
 from automl_tl.cli import main
+from automl_tl.testing import registered_strategies
 from automl_tl.training import freeze
 
 
@@ -22,7 +23,7 @@ def test_strategies_train_different_weights(pm, name):
     counts = {}
     for strategy, n in (("feature_extraction", None), ("fine_tune_top", 1), ("fine_tune_top", 2),
                         ("fine_tune_all", None)):
-        freeze(model, spec, strategy, n)
+        freeze(model, spec, strategy, n, strategies=registered_strategies())
         counts[(strategy, n)] = _n_trainable(model)
     assert counts[("feature_extraction", None)] == 0
     assert 0 < counts[("fine_tune_top", 1)] < counts[("fine_tune_top", 2)] < counts[("fine_tune_all", None)]
@@ -38,7 +39,7 @@ def test_top_blocks_change_bottom_blocks_do_not(pm):
     spec = pm.backbones.get("mobilenetv2")
     model = spec.build(spec.resolve_weights(), {"image_size": 64})
     blocks = spec.blocks(model)
-    freeze(model, spec, "fine_tune_top", 2)
+    freeze(model, spec, "fine_tune_top", 2, strategies=registered_strategies())
     head = keras.layers.Dense(2)
     full = keras.Sequential([model, head])
     full.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))

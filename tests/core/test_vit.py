@@ -136,6 +136,7 @@ def test_small_variant_loads_a_classifier_checkpoint(tmp_path, tiny_checkpoint, 
 def test_save_load_round_trip_and_blocks(tmp_path, tiny_checkpoint, specs):
     import keras
 
+    from automl_tl.testing import registered_strategies
     from automl_tl.training import freeze
 
     folder, _, _ = tiny_checkpoint
@@ -146,9 +147,9 @@ def test_save_load_round_trip_and_blocks(tmp_path, tiny_checkpoint, specs):
         ["vit_embedding"], ["vit_layer_0"], ["vit_layer_1", "vit_final_norm"]]
     ids = [id(v) for b in blocks for l in b for v in l.weights]
     assert len(ids) == len(set(ids)) == len(model.weights)   # every weight in exactly one block
-    freeze(model, spec, "fine_tune_top", 1)                   # top 1 = the last transformer layer
+    freeze(model, spec, "fine_tune_top", 1, strategies=registered_strategies())                   # top 1 = the last transformer layer
     assert {id(v) for v in model.trainable_weights} == {id(v) for l in blocks[-1] for v in l.weights}
-    freeze(model, spec, "fine_tune_all")
+    freeze(model, spec, "fine_tune_all", strategies=registered_strategies())
     x = _images(2, 40, n=2).astype("float32")
     path = tmp_path / "vit.keras"
     model.save(path)

@@ -12,10 +12,11 @@ FAMILIES = ["minilm-l6", "distilbert-base-uncased", "roberta-base"]
 
 def _freeze(backbone, spec, strategy, n=None):
     """The engine's freezing rule (automl_tl.training.freeze, as each registered strategy does it)."""
+    from automl_tl.testing import registered_strategies
     from automl_tl.training import freeze
 
     name = {"frozen": "feature_extraction", "top": "fine_tune_top", "all": "fine_tune_all"}[strategy]
-    return freeze(backbone, spec, name, n)
+    return freeze(backbone, spec, name, n, strategies=registered_strategies())
 
 
 @pytest.mark.parametrize("name", FAMILIES)

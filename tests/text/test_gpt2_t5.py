@@ -179,7 +179,7 @@ def test_t5_parity_through_spec(pm, t5_folder):
 
 def test_t5_sequence_parity_and_param_count(t5_folder):
     """Every token's state (not only the mean), and the encoder's parameter count, equal HF's."""
-    from automl_tl_text._backbones import t5_arch, t5_n_params
+    from automl_tl_text._t5_arch import t5_arch, t5_n_params
     from automl_tl_text._t5 import build_t5_encoder, load_t5_weights
 
     folder, hf = t5_folder
@@ -218,6 +218,7 @@ def test_real_sizes_match_transformers(pm):
 
 @pytest.mark.parametrize("name,extra", [("gpt2", ["layer_norm"]), ("t5-small-encoder", ["final_layer_norm"])])
 def test_blocks_top_n_holds_the_final_norm(pm, name, extra):
+    from automl_tl.testing import registered_strategies
     from automl_tl.training import freeze
 
     spec = pm.backbones.get(name)
@@ -232,7 +233,7 @@ def test_blocks_top_n_holds_the_final_norm(pm, name, extra):
         assert [l.name for l in blocks[1]] == ["transformer_layer_0", "relative_attention_bias"]
     ids = [id(v) for b in blocks for l in b for v in l.weights]
     assert len(ids) == len(set(ids)) == len(model.weights)
-    freeze(model, spec, "fine_tune_top", 1)
+    freeze(model, spec, "fine_tune_top", 1, strategies=registered_strategies())
     assert {id(v) for v in model.trainable_weights} == {id(v) for l in blocks[-1] for v in l.weights}
 
 
