@@ -21,6 +21,8 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from automl_tl.fates import checkpoint
+
 __all__ = ["iter_batches", "batch_order", "map_batches", "pad_rows", "make_dataset", "ItemBatches", "decode_workers",
            "predict_proba_items", "train_batch_size"]
 
@@ -90,6 +92,7 @@ def iter_batches(items: Sequence[Any], adapter, batch_size: int, *, workers: int
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         ahead = collections.deque(pool.submit(decode, idx) for idx in batches[:workers + 1])
         for k, idx in enumerate(batches):
+            checkpoint()  # a Ctrl-C stops the pass here, between batches
             batch = ahead.popleft().result()
             if k + workers + 1 < len(batches):
                 ahead.append(pool.submit(decode, batches[k + workers + 1]))

@@ -25,6 +25,13 @@ the main thread is, and C code it lands in (TensorFlow's, NumPy's) may turn it i
 runs, :func:`watch_interrupts` remembers that SIGINT arrived, and from then on every exception is
 "interrupted" whatever its type.
 
+Inside :func:`safe_points` (the search's trials and delivery) the first Ctrl-C raises nothing: it
+is recorded, and the engine stops at the next safe point, :func:`checkpoint` (after a training
+batch, an embedding batch, between trials), so the ``KeyboardInterrupt`` starts where the engine
+can take it, never inside a weakref callback or a library's C code. A second Ctrl-C, or
+``AUTOML_TL_INTERRUPT_GRACE_S`` seconds (default 10) without a safe point (a long step with none),
+raises at once as Python's own handler does.
+
 A full disk is known by type (:class:`~automl_tl.errors.NoSpaceError`) or by the errno of an
 ``OSError`` in the exception's chain (:func:`~automl_tl.errors.no_space_cause`: ENOSPC, EDQUOT,
 SQLite's "disk is full"), whatever library raised it: the trial did not fail on its merits, so it
@@ -34,8 +41,10 @@ stops, and after space is freed the same command runs it.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import enum
+import os
 import signal
 import sys
 import threading
@@ -43,7 +52,7 @@ import threading
 from automl_tl.errors import AutoMLTLError, ConfigError, DataError, NoSpaceError, NotFittedError, PluginError, \
     TrialFailed, WeightsUnavailableError, no_space_cause
 
-__all__ = ["Fate", "fate_of", "FATES", "watch_interrupts", "interrupted"]
+__all__ = ["Fate", "fate_of", "FATES", "watch_interrupts", "interrupted", "safe_points", "checkpoint"]
 
 
 class Fate(enum.Enum):
@@ -89,6 +98,7 @@ FATES = (
 
 
 _sigint = threading.Event()
+_safe = {"depth": 0, "timer": None}  # safe_points() blocks open, the grace timer of a deferred Ctrl-C
 
 
 def interrupted() -> bool:
@@ -96,11 +106,44 @@ def interrupted() -> bool:
     return _sigint.is_set()
 
 
+def checkpoint() -> None:
+    """A safe point: raise ``KeyboardInterrupt`` here if a Ctrl-C was recorded (cheap: one flag)."""
+    if _sigint.is_set():
+        _cancel_grace()
+        raise KeyboardInterrupt("interrupted")
+
+
+def _grace_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get("AUTOML_TL_INTERRUPT_GRACE_S", "10")))
+    except ValueError:
+        return 10.0
+
+
+def _cancel_grace() -> None:
+    timer, _safe["timer"] = _safe["timer"], None
+    if timer is not None:
+        timer.cancel()
+
+
+@contextlib.contextmanager
+def safe_points():
+    """Inside this block a first Ctrl-C waits for the next :func:`checkpoint` (see the module)."""
+    _safe["depth"] += 1
+    try:
+        yield
+    finally:
+        _safe["depth"] -= 1
+        if not _safe["depth"]:
+            _cancel_grace()
+
+
 @contextlib.contextmanager
 def watch_interrupts():
-    """Remember a Ctrl-C that arrives in the block (it still raises ``KeyboardInterrupt`` at once,
-    as Python's own handler does). Only the main thread can install a handler; elsewhere, or when
-    the caller installed its own handler, this does nothing."""
+    """Remember a Ctrl-C that arrives in the block: it raises ``KeyboardInterrupt`` at once, as
+    Python's own handler does, except the first one inside :func:`safe_points`, which waits for the
+    next :func:`checkpoint`. Only the main thread can install a handler; elsewhere, or when the
+    caller installed its own handler, this does nothing."""
     if threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield  # an outer block (or the caller's own handler) is watching
@@ -108,16 +151,26 @@ def watch_interrupts():
     _sigint.clear()
 
     def on_sigint(signum, frame):
+        first = not _sigint.is_set()
         _sigint.set()
+        if first and _safe["depth"] and _safe["timer"] is None:
+            # recorded; the engine raises at its next safe point. If none comes in the grace
+            # period, the timer interrupts the main thread again, which raises below
+            timer = threading.Timer(_grace_seconds(), _thread.interrupt_main)
+            timer.daemon = True
+            _safe["timer"] = timer
+            timer.start()
+            return
+        _cancel_grace()
         signal.default_int_handler(signum, frame)
 
     previous_hook = sys.unraisablehook
 
     def on_unraisable(unraisable):
-        # the KeyboardInterrupt raised where the interpreter happened to be: inside a weakref
-        # callback (SQLAlchemy's class registry) or a __del__, Python cannot raise it and prints
-        # "Exception ignored in: ..." with a traceback. The flag above already stops the run at the
-        # next check between trials (Search._raise_if_interrupted): nothing to print
+        # the KeyboardInterrupt raised where the interpreter happened to be (outside safe_points,
+        # or forced): inside a weakref callback (SQLAlchemy's class registry) or a __del__, Python
+        # cannot raise it and prints "Exception ignored in: ..." with a traceback. The flag above
+        # already stops the run at the next safe point: nothing to print
         if isinstance(unraisable.exc_value, KeyboardInterrupt) and _sigint.is_set():
             return
         previous_hook(unraisable)
@@ -127,6 +180,7 @@ def watch_interrupts():
     try:
         yield
     finally:
+        _cancel_grace()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.unraisablehook = previous_hook
         _sigint.clear()

@@ -10,6 +10,7 @@ import keras
 
 from automl_tl.budget import NO_BUDGET, Budget
 from automl_tl.errors import TrialFailed
+from automl_tl.fates import checkpoint
 
 __all__ = ["ValidationMonitor", "Deadline"]
 
@@ -23,6 +24,7 @@ class Deadline(keras.callbacks.Callback):
         self.hit = False
 
     def on_train_batch_end(self, batch, logs=None):
+        checkpoint()  # a Ctrl-C stops training here, between batches
         if self.budget.past():
             self.hit = True
             self.model.stop_training = True

@@ -15,7 +15,7 @@ import numpy as np
 
 from automl_tl.budget import NO_BUDGET, Budget, require_a_budget
 from automl_tl.errors import TrialFailed
-from automl_tl.fates import Fate, fate_of, interrupted, watch_interrupts
+from automl_tl.fates import Fate, fate_of, interrupted, safe_points, watch_interrupts
 from automl_tl.killpoints import kill_point
 from automl_tl.schema import ATTR
 from automl_tl.search.admission import MAX_REPEATS
@@ -60,7 +60,7 @@ class LoopMixin:
         t_start = time.monotonic()
         self._not_started_in_a_row = 0
         self._repeats_in_a_row = 0
-        with watch_interrupts():
+        with watch_interrupts(), safe_points():  # a Ctrl-C stops the trial at its next batch
             try:
                 self._loop(bar)
             finally:

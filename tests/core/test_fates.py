@@ -143,3 +143,97 @@ def test_a_ctrl_c_that_lands_in_a_weakref_callback_prints_no_traceback(capfd):
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Exception ignored" not in err
     assert sys.unraisablehook is before  # outside the block, unraisable errors are reported as before
+
+
+def _with_pythons_handler(fn):
+    """Run ``fn`` with Python's own SIGINT handler (a background process starts with SIGINT ignored)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return fn()
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _deliver_sigint():
+    """Send SIGINT to this process and give the handler its chance (between bytecodes)."""
+    import os
+    import signal
+    import time
+
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(50):
+        time.sleep(0.01)
+
+
+def test_inside_safe_points_a_ctrl_c_waits_for_the_next_checkpoint_and_a_second_one_does_not(monkeypatch):
+    """Issue 35: the handler records the signal; the engine stops at its next safe point (a batch,
+    a trial), so the KeyboardInterrupt never starts in a weakref callback or in C code. A second
+    Ctrl-C raises at once; so does the first one outside the engine's safe points."""
+    from automl_tl.fates import checkpoint, interrupted, safe_points, watch_interrupts
+
+    monkeypatch.setenv("AUTOML_TL_INTERRUPT_GRACE_S", "60")
+
+    def body():
+        with watch_interrupts():
+            checkpoint()  # nothing recorded: a no-op
+            with safe_points():
+                _deliver_sigint()  # recorded, not raised
+                assert interrupted()
+                with pytest.raises(KeyboardInterrupt):
+                    checkpoint()
+                with pytest.raises(KeyboardInterrupt):
+                    _deliver_sigint()  # the second one raises where it lands
+        assert not interrupted()
+        with watch_interrupts():
+            with pytest.raises(KeyboardInterrupt):
+                _deliver_sigint()  # outside safe points: at once, as Python's own handler
+    _with_pythons_handler(body)
+
+
+def test_a_ctrl_c_with_no_safe_point_in_sight_raises_after_the_grace_period(monkeypatch):
+    import time
+
+    from automl_tl.fates import interrupted, safe_points, watch_interrupts
+
+    monkeypatch.setenv("AUTOML_TL_INTERRUPT_GRACE_S", "0.5")
+
+    def body():
+        with watch_interrupts(), safe_points():
+            t0 = time.monotonic()
+            with pytest.raises(KeyboardInterrupt):
+                _deliver_sigint()
+                while time.monotonic() - t0 < 30:  # a long step without a checkpoint
+                    time.sleep(0.01)
+            assert interrupted() and 0.4 < time.monotonic() - t0 < 30
+    _with_pythons_handler(body)
+
+
+def test_training_stops_at_the_batch_after_a_ctrl_c():
+    """The training callback is a safe point: a Ctrl-C recorded mid-epoch stops fit() after the
+    batch it arrived in, as a KeyboardInterrupt."""
+    import keras
+    import numpy as np
+
+    from automl_tl.fates import safe_points, watch_interrupts
+    from automl_tl.monitor import Deadline
+
+    seen = []
+
+    class SignalAtBatch3(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(batch)
+            if batch == 3:
+                _deliver_sigint()
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((64, 4), "float32"), np.zeros((64, 2), "float32")
+
+    def body():
+        with watch_interrupts(), safe_points():
+            with pytest.raises(KeyboardInterrupt):
+                model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[SignalAtBatch3(), Deadline()])
+    _with_pythons_handler(body)
+    assert seen == [0, 1, 2, 3]
