@@ -17,7 +17,11 @@ case "${1:-}" in
     [ "$(id -u)" = 0 ] && chown postgres: "$dir" && chmod 700 "$dir"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
-    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "-k $dir -h 127.0.0.1 -p $port -F" start >/dev/null
+    if ! as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "-k $dir -h 127.0.0.1 -p $port -F" start >/dev/null; then
+      echo "pg-throwaway: the server did not start; its log ($dir/log) ends:" >&2
+      tail -n 20 "$dir/log" >&2 || true
+      exit 1
+    fi
     as_owner "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres automl_tl >/dev/null
     echo "export AUTOML_TL_PG_DIR=$dir"
     echo "export AUTOML_TL_TEST_POSTGRES=postgresql://postgres@127.0.0.1:$port/automl_tl"
