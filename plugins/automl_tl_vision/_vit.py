@@ -254,11 +254,22 @@ def register_layers():
     pooling layers are this plugin's (KerasHub preprocesses outside the model, in numpy-side
     image converters, and pools in its task heads).
     """
+    from types import SimpleNamespace
+
     import keras
-    from keras import ops
-    from keras_hub.src.models.vit.vit_layers import ViTEncoderBlock, ViTPatchingAndEmbedding
 
     register = keras.saving.register_keras_serializable(package="automl_tl_vision")
+    ViTEmbedding, ViTLayer = _keras_hub_layers(register)
+    ViTPreprocess, ViTPooling = _own_layers(register)
+    return SimpleNamespace(ViTEmbedding=ViTEmbedding, ViTLayer=ViTLayer, ViTPreprocess=ViTPreprocess,
+                           ViTPooling=ViTPooling)
+
+
+def _keras_hub_layers(register):
+    """KerasHub's embedding and transformer layer, made serialisable on their own (see
+    :func:`register_layers`); registered with ``register``."""
+    import keras
+    from keras_hub.src.models.vit.vit_layers import ViTEncoderBlock, ViTPatchingAndEmbedding
 
     @register
     class ViTEmbedding(ViTPatchingAndEmbedding):
@@ -279,6 +290,15 @@ def register_layers():
             config = super().get_config()
             config.pop("key_dim", None)   # derived from hidden_dim / num_heads, not an argument
             return config
+
+    return ViTEmbedding, ViTLayer
+
+
+def _own_layers(register):
+    """This plugin's preprocessing and pooling layers (see :func:`register_layers`); registered
+    with ``register``."""
+    import keras
+    from keras import ops
 
     @register
     class ViTPreprocess(keras.layers.Layer):
@@ -329,10 +349,7 @@ def register_layers():
         def get_config(self):
             return super().get_config() | {"mode": self.mode}
 
-    from types import SimpleNamespace
-
-    return SimpleNamespace(ViTEmbedding=ViTEmbedding, ViTLayer=ViTLayer, ViTPreprocess=ViTPreprocess,
-                           ViTPooling=ViTPooling)
+    return ViTPreprocess, ViTPooling
 
 
 class _ViTModelKeys:
