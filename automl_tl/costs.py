@@ -8,7 +8,6 @@ from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
-from automl_tl.strategies import FEATURE_EXTRACTION
 from automl_tl.training import TrialConfig
 
 __all__ = ["CostModel"]
@@ -36,8 +35,9 @@ class CostModel:
 
     def __init__(self, *, seconds_per_item: Mapping[str, float], n_train: int, n_val: int, n_all: int,
                  k_folds: int, feature_dims: Mapping[str, int] | None = None,
-                 frozen: Collection[str] = (FEATURE_EXTRACTION,)) -> None:
-        """``frozen``: the strategies that do not fine-tune (their trials cost a head's training)."""
+                 frozen: Collection[str] = ()) -> None:
+        """``frozen``: the names of the strategies that do not fine-tune (their trials cost a
+        head's training): those that declare ``fine_tunes=False`` (the search passes them)."""
         self.per_item = dict(seconds_per_item)
         self.dims = dict(feature_dims or {})
         self.n_train, self.n_val, self.n_all, self.k = n_train, n_val, n_all, k_folds

@@ -135,13 +135,15 @@ class PluginManager:
     def strategies(self):
         """The :class:`~automl_tl.strategies.StrategyRegistry` the plugins filled."""
         if self._strategies is None:
-            from automl_tl.strategies import FEATURE_EXTRACTION, StrategyRegistry
+            from automl_tl.strategies import StrategyRegistry
 
             reg = StrategyRegistry()
             self._call_with_registrar("automl_tl_register_strategies", reg)
-            if FEATURE_EXTRACTION not in reg:
-                raise PluginError(f"no strategy named {FEATURE_EXTRACTION!r} is registered: the engine's "
-                                  f"linear probe needs it (is the built-in automl_tl_strategies plugin installed?)")
+            if reg.probe() is None:
+                raise PluginError("no registered strategy declares probe_equivalent (a linear head on its "
+                                  "frozen features is the linear probe): the engine's probe trials need one "
+                                  "(the built-in feature_extraction does: is the automl_tl_strategies plugin "
+                                  "installed?)")
             self._strategies = reg
         return self._strategies
 
@@ -153,6 +155,7 @@ class PluginManager:
             table = StrategyTable.default()
             self._call_with_registrar("automl_tl_adjust_strategy_table", table)
             table.validate(self.strategies.names())
+            table.bind(self.strategies)
             self._strategy_table = table
         return self._strategy_table
 

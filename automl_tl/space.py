@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from automl_tl.strategies import FEATURE_EXTRACTION
 from automl_tl.training import TrialConfig
 
 __all__ = ["SearchSpace"]
@@ -54,13 +53,19 @@ class _Point:
 @dataclass(frozen=True, kw_only=True)
 class SearchSpace:
     """The searched hyperparameters: backbone x strategy x head x the strategy's own (its
-    :meth:`~automl_tl.strategies.TransferStrategy.suggest`). Ranges are keyword configuration,
-    so variants are cheap.
+    :meth:`~automl_tl.strategies.TransferStrategy.suggest`, with its own ranges). The ranges here
+    are keyword configuration, so variants are cheap: the head's, shared by every strategy, and
+    the fine-tuning family's (``backbone_lr``, ``ft_epochs``: every
+    :class:`~automl_tl.strategies.FineTuning` strategy asks them, and the pruner's horizon is
+    ``ft_epochs``' top).
 
     ``strategies``: name -> registered strategy searched (order kept); names alone, or None for
     every registered strategy, are looked up in the plugins' registry.
     ``fine_tune_backbones``: the backbones fine-tuning may use (the best-ranked by the linear
     probe); the others are searched with frozen features only. None: all.
+    ``probe``: the name of the strategy whose linear-head trial is the linear probe (the one that
+    declares :attr:`~automl_tl.strategies.TransferStrategy.probe_equivalent`); None: the searched
+    one that declares it, else the plugins' registry's (looked up only when needed).
     """
 
     specs: Mapping[str, Any]
@@ -72,8 +77,8 @@ class SearchSpace:
     dropout: tuple[float, float] = (0.0, 0.5)
     head_epochs: tuple[int, int] = (10, 60)
     ft_epochs: tuple[int, int] = (1, 4)
-    lr_decay: tuple[float, float] = (0.65, 0.95)
     fine_tune_backbones: tuple[str, ...] | None = None
+    probe: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.strategies, Mapping):
@@ -82,15 +87,38 @@ class SearchSpace:
             reg = get_plugin_manager().strategies
             object.__setattr__(self, "strategies", {n: reg.get(n) for n in (self.strategies or reg.names())})
 
-    def max_unfreeze(self, spec) -> int:
-        return max(1, min(spec.n_blocks - 1, max(2, spec.n_blocks // 2)))
+    # ------------------------------------------------------------------ the probe strategy
+    def probe_strategy(self) -> str:
+        """The name of the strategy whose linear-head trial is the linear probe: ``probe``, else
+        the searched strategy that declares ``probe_equivalent``, else the registered one (the
+        space searches it, unasked, on a backbone no searched strategy applies to)."""
+        if self.probe is None:
+            name = next((n for n, s in self.strategies.items() if getattr(s, "probe_equivalent", False)), None)
+            if name is None:
+                from automl_tl.plugin_manager import get_plugin_manager
 
+                name = get_plugin_manager().strategies.probe().name
+            object.__setattr__(self, "probe", name)
+        return self.probe
+
+    def is_probe_strategy(self, name: str) -> bool:
+        """Whether the strategy ``name`` is the probe's (a linear head on it is the linear probe)."""
+        s = self.strategies.get(name)
+        return bool(getattr(s, "probe_equivalent", False)) if s is not None else name == self.probe_strategy()
+
+    def is_probe(self, cfg: TrialConfig) -> bool:
+        """Whether ``cfg`` (a configuration of this space) is a linear probe: the probe strategy
+        with the linear head, a deterministic function of (backbone, options) and the folds."""
+        return bool(cfg.linear_head) and self.is_probe_strategy(cfg.strategy)
+
+    # ------------------------------------------------------------------ the space
     def strategies_for(self, spec) -> list[str]:
-        """The strategies searched on ``spec``: fine-tuning ones only where it may fine-tune."""
+        """The strategies searched on ``spec``: fine-tuning ones only where it may fine-tune;
+        the probe strategy where none of them applies."""
         tunable = bool(spec.fine_tunable) and (self.fine_tune_backbones is None
                                                or spec.name in self.fine_tune_backbones)
         names = [n for n, s in self.strategies.items() if (tunable or not s.fine_tunes) and s.applies_to(spec)]
-        return names or [FEATURE_EXTRACTION]
+        return names or [self.probe_strategy()]
 
     def suggest(self, trial) -> TrialConfig:
         backbone = trial.suggest_categorical("backbone", sorted(self.specs))
@@ -133,5 +161,5 @@ class SearchSpace:
                           | {"backbone": recommendation.backbone, "strategy": recommendation.strategy})
 
     def probe_params(self, backbone: str, options: Mapping[str, Any]) -> dict:
-        """A feature-extraction trial with the linear head: the probe of (backbone, options)."""
-        return self.point(dict(options) | {"backbone": backbone, "strategy": FEATURE_EXTRACTION, "head_units": 0})
+        """A trial of the probe strategy with the linear head: the probe of (backbone, options)."""
+        return self.point(dict(options) | {"backbone": backbone, "strategy": self.probe_strategy(), "head_units": 0})

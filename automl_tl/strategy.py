@@ -72,6 +72,11 @@ class StrategyTable:
         #: modality -> the thresholds it sets for itself (the others are the table's)
         self._by_modality: dict[str, dict[str, int]] = {}
         self._current_plugin: str | None = None
+        #: what the registered strategies declare (:meth:`bind`): the names of those that do not
+        #: fine-tune, and of the one whose linear head is the probe (``probe_equivalent``). An
+        #: unbound table (tests) knows the built-in feature extraction only.
+        self.frozen: frozenset[str] = frozenset({FEATURE_EXTRACTION})
+        self.probe: str = FEATURE_EXTRACTION
 
     @classmethod
     def default(cls) -> "StrategyTable":
@@ -162,6 +167,13 @@ class StrategyTable:
                     raise PluginError(f"strategy table: a {size} dataset with similar={similar} "
                                       f"matches {len(hits)} rules ({hits}); each case needs exactly one")
 
+    def bind(self, registry) -> None:
+        """Take what the registered strategies (a :class:`~automl_tl.strategies.StrategyRegistry`)
+        declare: which do not fine-tune, and which is the probe's."""
+        self.frozen = frozenset(s.name for s in registry if not s.fine_tunes)
+        probe = registry.probe()
+        self.probe = probe.name if probe is not None else self.probe
+
     # ------------------------------------------------------------------ lookup
     def size_category(self, per_class: float, modality: str | None = None) -> str:
         small, large = self.thresholds(modality)
@@ -183,8 +195,8 @@ class StrategyTable:
         params = dict(rule.params)
         strategy = rule.strategy
         note = ""
-        if not fine_tunable and strategy != FEATURE_EXTRACTION:
-            strategy, note = FEATURE_EXTRACTION, f" ({backbone} can only extract features.)"
+        if not fine_tunable and strategy not in self.frozen:  # the rule's strategy fine-tunes
+            strategy, note = self.probe, f" ({backbone} can only extract features.)"
             params = {k: v for k, v in params.items() if k not in _FT and k != "unfreeze_blocks"}
         reason = rule.reason.format(per_class=profile.median_per_class, similarity=similarity,
                                     threshold=profile.similarity_threshold, n=profile.n_samples)

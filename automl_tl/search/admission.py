@@ -12,7 +12,6 @@ import numpy as np
 
 from automl_tl.budget import Budget
 from automl_tl.schema import ATTR, retry_links
-from automl_tl.strategies import FEATURE_EXTRACTION
 from automl_tl.training import TrialConfig
 
 __all__ = ["AdmissionMixin", "SAVE_MARGIN_S", "MAX_REPEATS", "TRAILING_SE"]
@@ -150,7 +149,7 @@ class AdmissionMixin:
             self._not_started_in_a_row += 1
             if self.space.strategies.get(cfg.strategy) is None or self.space.strategies[cfg.strategy].fine_tunes:
                 # while no trial has run, the linear probe (the owed first model, see _first_owed)
-                self.study.enqueue_trial({"strategy": FEATURE_EXTRACTION}
+                self.study.enqueue_trial({"strategy": self.space.probe_strategy()}
                                          | ({"head_units": 0} if self._first_owed() else {}))
             return why_not
         self._not_started_in_a_row = 0
@@ -160,7 +159,7 @@ class AdmissionMixin:
         """None if the trial fits the time left (always, without a time budget), else why not."""
         if not self.budget.limited:
             return None
-        if cfg.strategy == FEATURE_EXTRACTION and cfg.linear_head and self._first_owed():
+        if self.space.is_probe(cfg) and self._first_owed():
             return None  # the owed first model: cheap on features the probe cached
         left = self._trial_budget().left()
         predicted = self.costs.predict(cfg, self._trials())
@@ -174,7 +173,7 @@ class AdmissionMixin:
         re-propose a good categorical configuration often; it has no built-in deduplication.)"""
         import optuna
 
-        if cfg.strategy != FEATURE_EXTRACTION or not cfg.linear_head:
+        if not self.space.is_probe(cfg):
             return None
         params = dict(trial.params)
         # a RUNNING twin counts too: another worker is computing the same score right now
@@ -196,13 +195,13 @@ class AdmissionMixin:
         trial has run)."""
         import optuna
 
-        if cfg.strategy != FEATURE_EXTRACTION or cfg.linear_head:
+        if cfg.linear_head or not self.space.is_probe_strategy(cfg.strategy):
             return None
         best: dict[str, tuple[float, float, int]] = {}
         for t in self._trials((optuna.trial.TrialState.COMPLETE,)):
             c = self.space.config(t.params)
             se = float(t.user_attrs.get(ATTR.SCORE_SE, math.nan) or 0.0)
-            if c.strategy == FEATURE_EXTRACTION and c.linear_head and t.value is not None and math.isfinite(se):
+            if self.space.is_probe(c) and t.value is not None and math.isfinite(se):
                 if c.backbone not in best or t.value > best[c.backbone][0]:
                     best[c.backbone] = (float(t.value), se, t.number)
         own = best.pop(cfg.backbone, None)

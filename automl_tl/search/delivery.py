@@ -23,7 +23,6 @@ from automl_tl.fates import fate_of
 from automl_tl.schema import ATTR, STUDY_ATTR
 from automl_tl.search.admission import SAVE_MARGIN_S
 from automl_tl.search.loop import ENDS_THE_RUN
-from automl_tl.strategies import FEATURE_EXTRACTION
 from automl_tl.training import classifier, train_final
 
 __all__ = ["DeliveryMixin", "REFIT_SLACK", "CHEAP_REFIT_S"]
@@ -126,7 +125,7 @@ class DeliveryMixin:
     def _cheap(self, number: int) -> bool:
         """A trial retrained in seconds: a linear probe on frozen (cached) or classical features."""
         cfg = self.space.config(self._trial(number).params)
-        return cfg.strategy == FEATURE_EXTRACTION and cfg.linear_head
+        return self.space.is_probe(cfg)
 
     def _ensemble_members(self, sel: Selection, info: dict) -> tuple[Ensemble | None, list]:
         """The ensemble and its other members, ``(trial number, trained model)``: the cheap trials

@@ -37,6 +37,7 @@ class SelectionMixin:
             out.append(Candidate(
                 trial=t.number, score=float(t.value), se=float(np.hypot(se, spread)), spread=spread,
                 seconds=float(a.get(ATTR.SECONDS, 0.0)),
+                # a trial recorded before the strategy attribute existed was a feature-extraction one
                 complexity=complexity(self._rank(a.get(ATTR.STRATEGY, FEATURE_EXTRACTION)),
                                       t.params.get("head_units", 0), bool(getattr(spec, "classical", False)),
                                       unfreeze_blocks=t.params.get("unfreeze_blocks")),

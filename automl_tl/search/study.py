@@ -15,7 +15,6 @@ from automl_tl.errors import ConfigError
 from automl_tl.pruners import DEFAULT_PRUNER, make_pruner
 from automl_tl.schema import ATTR, STUDY_ATTR, TASK_KEYS, retry_links, task_changes
 from automl_tl.search.storage import _hide_password, open_storage, storage_url
-from automl_tl.strategies import FEATURE_EXTRACTION
 from automl_tl.workers import is_gone
 
 __all__ = ["default_sampler", "default_pruner", "StudyMixin"]
@@ -91,7 +90,7 @@ class StudyMixin:
         options) pair, so every candidate is on the leaderboard with the baseline's strength."""
         first = self.space.enqueue_params(self.recommendation, self.rec_options)
         queue: list[tuple[dict, dict]] = []
-        if self.recommendation.strategy == FEATURE_EXTRACTION and first.get("head_units"):
+        if self.space.is_probe_strategy(self.recommendation.strategy) and first.get("head_units"):
             # the table asks for a new (hidden-layer) head: it follows the linear probe it must beat
             options = {k.split(":", 1)[1]: v for k, v in first.items() if ":" in k}
             linear = self.space.probe_params(first["backbone"], options)

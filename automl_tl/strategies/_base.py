@@ -28,6 +28,20 @@ class TransferStrategy:
     :attr hidden_heads: whether the search may give this strategy a hidden-layer head; False
         keeps the linear head (``head_units=0``) only.
     :attr saves: what the saved model holds, in words.
+    :attr probe_equivalent: whether this strategy's trial with the linear head (``head_units=0``)
+        *is* the linear probe the engine already computed for its (backbone, options): frozen
+        features, the same deterministic score. Exactly one registered strategy declares it (the
+        built-in ``feature_extraction``; it must not fine-tune). The engine relies on it to
+        enqueue the probes as trials, to search a backbone no other searched strategy applies to,
+        to run no repeat of such a trial, to try no hidden-layer head on features whose probe
+        trails far behind, and to count such trials as cheap (the first model owed under a spent
+        time budget, ensemble members). A frozen strategy that does not declare it is searched
+        like any other: its linear-head trials run, and are neither skipped nor counted cheap.
+
+    A strategy's own hyperparameters, and their ranges, are its business: :meth:`suggest` asks
+    them of the trial (the ranges as class attributes, e.g. layer-wise decay's ``lr_decay``).
+    The :class:`~automl_tl.search.SearchSpace` holds only the ranges every strategy shares (the
+    head's) and those of the fine-tuning family (``backbone_lr``, ``ft_epochs``).
     """
 
     name: str = ""
@@ -36,6 +50,7 @@ class TransferStrategy:
     rank: int = 2
     hidden_heads: bool = True
     saves: str = "the fine-tuned backbone and its head"
+    probe_equivalent: bool = False
 
     def applies_to(self, spec) -> bool:
         """Whether this strategy can train ``spec`` (a BackboneSpec)."""
@@ -45,7 +60,10 @@ class TransferStrategy:
         """This strategy's own hyperparameters for ``spec``, asked of ``trial`` (an Optuna trial,
         or the stand-in that encodes a recommendation as one point of the same space). Keys that
         are :class:`~automl_tl.training.TrialConfig` fields fill them; others go to its ``extra``.
-        ``space`` is the :class:`~automl_tl.search.SearchSpace` (its ranges)."""
+        ``space`` is the :class:`~automl_tl.search.SearchSpace` (the shared ranges); ranges of
+        this strategy's own parameters are its own (class attributes). The parameter names and
+        distributions are part of every stored study: keep them stable, or resumed studies and
+        the knowledge base no longer match."""
         return {}
 
     def complexity(self, cfg) -> tuple:

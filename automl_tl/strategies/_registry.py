@@ -34,6 +34,15 @@ class StrategyRegistry:
         if name in self._strategies:
             raise PluginError(f"{who}: strategy {name!r} is already registered by plugin "
                               f"{self._plugins[name]!r}")
+        if getattr(strategy, "probe_equivalent", False):
+            if strategy.fine_tunes:
+                raise PluginError(f"{who}: strategy {name!r} declares probe_equivalent but fine-tunes: "
+                                  f"the linear probe's features are frozen")
+            other = self.probe()
+            if other is not None:
+                raise PluginError(f"{who}: strategy {name!r} declares probe_equivalent, and so does "
+                                  f"{other.name!r} (plugin {self._plugins[other.name]!r}): the engine's "
+                                  f"linear probe is one strategy")
         self._strategies[name] = strategy
         self._plugins[name] = self._current_plugin or "local"
 
@@ -44,6 +53,11 @@ class StrategyRegistry:
             raise ConfigError(f"unknown strategy {name!r}{hint} Registered: {', '.join(self._strategies)}. "
                               f"`automl-tl strategies` lists them.")
         return self._strategies[name]
+
+    def probe(self) -> TransferStrategy | None:
+        """The registered strategy whose linear-head trial is the engine's linear probe (the one
+        that declares :attr:`~automl_tl.strategies.TransferStrategy.probe_equivalent`), or None."""
+        return next((s for s in self._strategies.values() if s.probe_equivalent), None)
 
     def plugin_of(self, name: str) -> str:
         return self._plugins[name]

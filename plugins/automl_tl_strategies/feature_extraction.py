@@ -19,6 +19,7 @@ class FeatureExtraction(TransferStrategy):
     fine_tunes = False
     rank = 0
     saves = "the frozen backbone and the head"
+    probe_equivalent = True  # the linear head is the engine's probe: run() returns its score
 
     def run(self, cfg, ctx, *, trial=None, history: list):
         from automl_tl.heads import make_head, probs as head_probs

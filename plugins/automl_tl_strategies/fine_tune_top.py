@@ -13,8 +13,14 @@ class FineTuneTop(FineTuning):
     description = "head first on frozen features, then the top N blocks with it (N searched)"
     rank = 1
 
+    @staticmethod
+    def max_unfreeze(spec) -> int:
+        """The most blocks searched for ``spec``: half the backbone (at least 2, never all of
+        it, at least 1)."""
+        return max(1, min(spec.n_blocks - 1, max(2, spec.n_blocks // 2)))
+
     def suggest(self, trial, spec, space):
-        return {"unfreeze_blocks": trial.suggest_int("unfreeze_blocks", 1, space.max_unfreeze(spec))} \
+        return {"unfreeze_blocks": trial.suggest_int("unfreeze_blocks", 1, self.max_unfreeze(spec))} \
             | super().suggest(trial, spec, space)
 
     def trainable(self, backbone, spec, cfg):

@@ -313,14 +313,18 @@ def test_a_probe_queued_again_by_another_worker_after_this_one_was_sampled_is_it
 
     import optuna
 
-    from automl_tl.search import Search
+    from automl_tl.search import Search, SearchSpace
     from automl_tl.training import TrialConfig
+    from automl_tl_strategies import FeatureExtraction, FineTuneAll
 
     study = optuna.create_study(direction="maximize")
     trial = study.ask()  # nothing queued: sampled
     params = {"backbone": trial.suggest_categorical("backbone", ["a", "b"]),
               "strategy": trial.suggest_categorical("strategy", ["feature_extraction"])}
-    search = SimpleNamespace(study=study, _trials=lambda states: study.get_trials(deepcopy=False, states=states))
+    space = SearchSpace(specs={}, strategies={"feature_extraction": FeatureExtraction(),
+                                              "fine_tune_all": FineTuneAll()})
+    search = SimpleNamespace(study=study, space=space,
+                             _trials=lambda states: study.get_trials(deepcopy=False, states=states))
     cfg = TrialConfig(backbone=params["backbone"], strategy="feature_extraction")
     assert Search._repeat_of(search, trial, cfg) is None
     study.enqueue_trial(params, user_attrs={"retry_of": 0})  # another worker, meanwhile
@@ -457,7 +461,7 @@ def test_a_budget_spent_before_the_search_still_delivers_one_linear_probe(tmp_pa
     assert len(started) == 1 and started[0].user_attrs["strategy"] == "feature_extraction"
     assert est.stop_["kind"] == "time" and (tmp_path / "run" / "model.keras").exists()
     # ... also when the recommendation is a fine-tune, which does not fit: the probe queued after it
-    import automl_tl.estimator as E
+    import automl_tl.preparation as E  # where _recommendation_for is looked up
 
     def fine_tune_first(pm, prof, spec):
         rec, options = real(pm, prof, spec)

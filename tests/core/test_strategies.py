@@ -139,7 +139,11 @@ def test_recommendation_is_one_point_of_the_space(strategy, lr, blocks, units, d
     if strategy == "lp_ft":
         assert cfg.head_units == 0  # LP-FT's head is the linear probe
     if strategy == "layerwise_decay":
-        assert space.lr_decay[0] <= cfg.extra["lr_decay"] <= space.lr_decay[1]
+        low, high = space.strategies["layerwise_decay"].lr_decay  # the strategy's own range
+        assert low <= cfg.extra["lr_decay"] <= high
+    if strategy == "fine_tune_top":
+        assert 1 <= cfg.unfreeze_blocks <= space.strategies["fine_tune_top"].max_unfreeze(
+            space.specs["mobilenetv2"])
 
 
 def test_table_may_name_any_registered_strategy():
@@ -161,7 +165,62 @@ def test_table_may_name_any_registered_strategy():
         PluginManager(plugins=[Bad()]).strategy_table
 
 
-def test_a_plugin_without_feature_extraction_is_refused():
+def test_a_plugin_set_without_a_probe_strategy_is_refused():
     pm = PluginManager(builtins=False, autoload=False)
     with pytest.raises(PluginError, match="feature_extraction"):
         pm.strategies
+
+
+def test_probe_strategy_found_by_capability_not_name():
+    """The engine's linear probe is the registered strategy that declares ``probe_equivalent``,
+    whatever its name; a frozen strategy that does not declare it is no probe; the registry takes
+    one such strategy, a frozen one, and the plugin manager requires it."""
+    from automl_tl.search import SearchSpace
+    from automl_tl.strategies import TransferStrategy
+    from automl_tl.training import TrialConfig
+    from automl_tl_strategies import FeatureExtraction, LinearProbeThenFineTune
+
+    class Probe(FeatureExtraction):
+        name = "frozen_probe"
+
+    class Frozen(TransferStrategy):
+        name, description, fine_tunes, rank = "frozen_other", "frozen, no probe", False, 0
+
+    class Plugin:
+        @hookimpl
+        def automl_tl_register_strategies(self, registry):
+            for s in (Frozen(), Probe(), LinearProbeThenFineTune()):
+                registry.add(s)
+
+    pm = PluginManager(plugins=[Plugin()], autoload=False, builtins=False)
+    assert pm.strategies.probe().name == "frozen_probe"
+    specs = {"mobilenetv2": _PM.backbones.get("mobilenetv2")}
+    space = SearchSpace(specs=specs, strategies=pm.strategies.as_dict())
+    assert space.probe_strategy() == "frozen_probe"
+    assert space.probe_params("mobilenetv2", {})["strategy"] == "frozen_probe"
+    assert space.is_probe(TrialConfig(backbone="mobilenetv2", strategy="frozen_probe", head_units=0))
+    assert not space.is_probe(TrialConfig(backbone="mobilenetv2", strategy="frozen_probe", head_units=128))
+    assert not space.is_probe(TrialConfig(backbone="mobilenetv2", strategy="frozen_other", head_units=0))
+    # where no searched strategy applies, the probe strategy is searched, found by capability
+    only_ft = SearchSpace(specs=specs, strategies={"lp_ft": LinearProbeThenFineTune()}, fine_tune_backbones=(),
+                          probe=pm.strategies.probe().name)
+    assert only_ft.strategies_for(specs["mobilenetv2"]) == ["frozen_probe"]
+
+    reg = StrategyRegistry()
+    reg.add(Probe())
+    with pytest.raises(PluginError, match="probe_equivalent.*frozen_probe"):
+        reg.add(FeatureExtraction())
+
+    class TunedProbe(FineTuning):
+        name, description, probe_equivalent = "tuned_probe", "x", True
+
+    with pytest.raises(PluginError, match="probe_equivalent but fine-tunes"):
+        StrategyRegistry().add(TunedProbe())
+
+    class NoProbe:
+        @hookimpl
+        def automl_tl_register_strategies(self, registry):
+            registry.add(Frozen())
+
+    with pytest.raises(PluginError, match="declares probe_equivalent"):
+        PluginManager(plugins=[NoProbe()], autoload=False, builtins=False).strategies

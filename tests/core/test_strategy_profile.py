@@ -130,3 +130,29 @@ def test_real_profile_measures_similarity(pm, image_folder):
     assert prof.n_samples == 36 and prof.size_category == "small"
     assert prof.input_stats["width"]["p50"] == 28 and prof.input_stats["modes"] == {"L": 36}
     assert DatasetProfile.from_json(prof.to_json()).to_dict() == prof.to_dict()
+
+
+def test_a_frozen_plugin_strategy_is_kept_on_a_backbone_that_cannot_fine_tune():
+    """The table tells strategies apart by what they declare (``fine_tunes``), not by name: a
+    rule's frozen plugin strategy stays on a backbone that can only extract features, as
+    feature extraction does; a fine-tuning one falls back to the probe strategy."""
+    from automl_tl.strategies import TransferStrategy
+
+    class Frozen(TransferStrategy):
+        name, description, fine_tunes, rank = "frozen_plugin", "frozen, by a plugin", False, 0
+
+    class Plugin:
+        @hookimpl
+        def automl_tl_register_strategies(self, registry):
+            registry.add(Frozen())
+
+        @hookimpl
+        def automl_tl_adjust_strategy_table(self, table):
+            table.replace("large_similar", StrategyRule(name="large_similar", sizes=frozenset({"large"}),
+                                                        similar=True, strategy="frozen_plugin"))
+
+    table = PluginManager(plugins=[Plugin()], autoload=False).strategy_table
+    rec = table.recommend(_profile(5000, 0.9, table=table), backbone="b", fine_tunable=False)
+    assert rec.strategy == "frozen_plugin" and "can only extract" not in rec.reason
+    rec = table.recommend(_profile(300, 0.9, table=table), backbone="b", fine_tunable=False)
+    assert rec.strategy == "feature_extraction" and "can only extract features" in rec.reason
