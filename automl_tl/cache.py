@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from automl_tl.atomic import atomic_write_text
+from automl_tl._pages import CHUNK_BYTES, mapping_of, release, row_chunks
 from automl_tl.batching import iter_batches, pad_rows
 from automl_tl.errors import NO_SPACE_ERRNOS, NoSpaceError
 from automl_tl.workers import pid_alive
@@ -83,6 +84,17 @@ def readout_function(spec, weights, input_config, options_list) -> Callable[[Any
 
     return run
 
+
+
+def _known_everywhere(known, n: int) -> np.ndarray:
+    """Which of ``n`` items every option set's samples ``known[j]`` (``[(positions, features)]``) hold."""
+    done = np.ones(n, dtype=bool)
+    for parts in known:
+        have = np.zeros(n, dtype=bool)
+        for pos, _ in parts:
+            have[pos] = True
+        done &= have
+    return done
 
 class EmbeddingCache:
     def __init__(self, root: str | os.PathLike | None = None, *, disk: bool = True) -> None:
@@ -195,12 +207,7 @@ class EmbeddingCache:
         option set has them."""
         from tqdm.auto import tqdm
 
-        done = np.ones(len(items), dtype=bool)
-        for parts in known:
-            have = np.zeros(len(items), dtype=bool)
-            for pos, _ in parts:
-                have[pos] = True
-            done &= have
+        done = _known_everywhere(known, len(items))
         todo = np.flatnonzero(~done)
         t0 = time.perf_counter()
         adapter = spec.make_adapter(input_config, weights, None)
@@ -235,6 +242,7 @@ class EmbeddingCache:
                     outs[j] = allocate(j, parts[0][1].shape[1])
                     for pos, feats in parts:
                         outs[j][pos] = feats
+            written: dict[int, int] = {}
             rows = batch_size if len(todo) > batch_size else 0  # one batch shape: traced once
             for idx, batch in iter_batches([items[i] for i in todo], adapter, batch_size):
                 fn = fn or readout_function(spec, weights, input_config, options_list)
@@ -244,6 +252,10 @@ class EmbeddingCache:
                     if outs[j] is None:
                         outs[j] = allocate(j, f.shape[1])
                     outs[j][todo[idx]] = f[:len(idx)]
+                    written[j] = written.get(j, 0) + f[:len(idx)].nbytes
+                    if written[j] >= CHUNK_BYTES:  # written pages leave the resident set (issue 35)
+                        written[j] = 0
+                        release(outs[j])
                 bar.update(len(idx))
         except BaseException:  # a half-written cache file is never left behind
             outs = []
@@ -308,8 +320,14 @@ def _checksum(arr: np.ndarray) -> int:
     damage (a disk, a copy, a kill), not tampering, and at about 4 GB/s on one core (blake2b: 0.9,
     sha256: 1.8) checking a 300 MB file costs under 0.1 s. It is computed once per file per
     cache, that is once per fit: a file read once is kept in the cache's memory after that."""
-    data = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
-    return zlib.crc32(memoryview(data).cast("B"))
+    if arr.ndim != 2 or mapping_of(arr) is None:
+        data = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+        return zlib.crc32(memoryview(data).cast("B"))
+    crc = 0  # a memory map: piece by piece, each read piece leaving the resident set (issue 35)
+    for rows in row_chunks(arr.shape[0], arr.shape[1] * arr.itemsize):
+        crc = zlib.crc32(memoryview(np.ascontiguousarray(arr[rows])).cast("B"), crc)
+        release(arr)
+    return crc
 
 
 _NO_CHECKSUM = "has no checksum to check it by (written by an earlier version, or its writer was stopped)"

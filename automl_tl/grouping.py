@@ -104,8 +104,12 @@ def _class_sources(found: FoundGroups, data) -> str:
 def clusters(ctx, probes: list[dict]) -> FoundGroups | None:
     """Near-duplicate clusters in the frozen features of the best pretrained probe (the last
     resort, when no name says where the items come from)."""
+    from automl_tl.sources import CLUSTER_MAX_ITEMS
+
     best = next((p for p in probes if "score" in p and not p.get("classical")), None)
-    if best is None:
+    if best is None or len(ctx.y) > CLUSTER_MAX_ITEMS:
+        # above that many items from_features finds nothing: the features of every item are not
+        # computed for it (issue 35: 100 000 MiniLM embeddings that a profile never used)
         return None
     try:
         x = ctx.features(best["backbone"], best.get("options") or {})

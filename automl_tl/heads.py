@@ -138,7 +138,8 @@ def make_head(cfg, ctx, feats, train, val=None, *, history=None,
 
     if cfg.linear_head:
         C = ctx.probe(cfg.backbone, cfg.options).C
-        return logistic_head(np.asarray(feats[train]), ctx.y[train], C, ctx.n_classes, ctx.class_weight), {"C": C}
+        # the rows, not a copy of them: TF-IDF features are fitted sparse (issue 35)
+        return logistic_head(feats, ctx.y[train], C, ctx.n_classes, ctx.class_weight, rows=train), {"C": C}
     keras.utils.set_random_seed(seed)
     x_tr = np.asarray(feats[train], dtype=np.float32)
     head = build_head(x_tr.shape[1], ctx.n_classes, cfg.head_units, cfg.dropout or 0.0, seed=seed, x_train=x_tr)

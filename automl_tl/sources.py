@@ -221,8 +221,12 @@ def from_file_names(names: Sequence[str], labels: Sequence[str], *, what: str = 
                        how=f"the {nth} part of {what}", unit=unit)
 
 
+#: near-duplicate clusters are looked for up to this many items (an n x n distance matrix)
+CLUSTER_MAX_ITEMS = 5000
+
+
 def from_features(x: np.ndarray, labels: Sequence[str], *, factor: float = 0.25, min_share: float = 0.1,
-                  max_items: int = 5000) -> FoundGroups | None:
+                  max_items: int = CLUSTER_MAX_ITEMS) -> FoundGroups | None:
     """Tight clusters of near-duplicates in a frozen feature space: two items are one source when
     their distance is under ``factor`` times the median distance from an item to the nearest item
     of another class (two photos of different classes are never that close; two crops of one

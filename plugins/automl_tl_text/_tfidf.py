@@ -51,18 +51,67 @@ def vectorizers(n_texts: int, state: dict | None = None):
 
 def fit_tfidf(items: Sequence[str], folder: str) -> None:
     """Learn the vocabulary and idf from ``items`` (the dataset's texts) into ``folder``."""
-    texts = [str(t) for t in items]
+    texts = items if all(isinstance(t, str) for t in items) else [str(t) for t in items]
     state: dict[str, Any] = {}
     for name, vec in vectorizers(len(texts)).items():
         try:
-            vec.fit(texts)
+            vocabulary, idf = learn(vec, texts)
         except ValueError:  # no n-gram survives min_df (tiny or odd corpora): keep every one
             vec.set_params(min_df=1)
-            vec.fit(texts)
-        state[name] = {"vocabulary": {k: int(v) for k, v in vec.vocabulary_.items()},
-                       "idf": [float(x) for x in vec.idf_]}
+            vocabulary, idf = learn(vec, texts)
+        state[name] = {"vocabulary": vocabulary, "idf": [float(x) for x in idf]}
     state["n_texts"] = len(texts)
     (Path(folder) / TFIDF_FILE).write_text(json.dumps(state, ensure_ascii=False))
+
+
+def learn(vec, texts: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
+    """``vec.fit(texts)``'s ``(vocabulary_, idf_)`` (scikit-learn's TfidfVectorizer with
+    ``max_features`` and an integer ``min_df``), from the n-grams' counts alone (issue 35).
+    scikit-learn's fit builds the whole count matrix of the texts first, as Python lists of ints
+    (about 36 bytes per n-gram of every text: 700 MB for 100 000 short texts), to prune it to
+    the ``max_features`` columns kept; here each distinct n-gram is counted once. The same
+    vocabulary (the most frequent n-grams among those in at least ``min_df`` texts, ties broken
+    as scikit-learn does: the same sort on the same array), its order and the same float32 idf;
+    raises ``ValueError`` where scikit-learn does."""
+    from collections import Counter
+
+    analyze = vec.build_analyzer()
+    total: Counter = Counter()  # n-gram -> occurrences; in order of first occurrence, as scikit-learn's
+    docs: Counter = Counter()  # n-gram -> texts holding it
+    for doc in texts:
+        counts = Counter(analyze(doc))
+        total.update(counts)
+        docs.update(counts.keys())
+    if not total:
+        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+    n_doc = len(texts)
+    high = vec.max_df if isinstance(vec.max_df, int) else vec.max_df * n_doc
+    low = vec.min_df if isinstance(vec.min_df, int) else vec.min_df * n_doc
+    if high < low:
+        raise ValueError("max_df corresponds to < documents than min_df")
+    terms = sorted(total)  # scikit-learn sorts the columns by term before limiting them
+    dfs = np.fromiter((docs[t] for t in terms), dtype=np.int64, count=len(terms))
+    mask = (dfs <= high) & (dfs >= low)
+    limit = vec.max_features
+    if limit is not None and mask.sum() > limit:
+        tfs = np.fromiter((total[t] for t in terms), dtype=np.int64, count=len(terms)).astype(vec.dtype)
+        mask_inds = (-tfs[mask]).argsort()[:limit]
+        kept = np.zeros(len(dfs), dtype=bool)
+        kept[np.where(mask)[0][mask_inds]] = True
+        mask = kept
+    if not mask.any():
+        raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+    new_index = np.cumsum(mask) - 1
+    column = {t: int(new_index[i]) for i, t in enumerate(terms) if mask[i]}
+    vocabulary = {t: column[t] for t in total if t in column}
+    dtype = vec.dtype if vec.dtype in (np.float64, np.float32) else np.float64
+    df = dfs[mask].astype(dtype)
+    df += float(vec.smooth_idf)
+    idf = np.full_like(df, fill_value=n_doc + int(vec.smooth_idf), dtype=dtype)
+    idf /= df
+    np.log(idf, out=idf)
+    idf += 1.0
+    return vocabulary, idf
 
 
 def _state_file(location: str | None) -> Path | None:

@@ -1,0 +1,133 @@
+"""Issue 35: big tables of short texts without several copies of them in memory (or work for nothing).
+
+* the TF-IDF vocabulary and idf are learned from the n-grams' counts, not from scikit-learn's
+  whole count matrix, and come out exactly as scikit-learn's fit gives them;
+* a logistic regression on mostly-zero features (TF-IDF) too large for a dense float64 copy is
+  fitted on a sparse matrix read piece by piece, and gives the dense fit's model;
+* pages of memory-mapped features are dropped from the process without losing their data;
+* no near-duplicate clusters are looked for (nor every item embedded for them) above the size
+  where they are not.
+
+Data are made here; no timing or memory thresholds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _texts(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    words = np.array(["".join(rng.choice(list("abcdefgh"), rng.integers(2, 6))) for _ in range(400)])
+    return [" ".join(rng.choice(words, rng.integers(3, 12))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, 3, 40, 1500])
+def test_the_vocabulary_and_idf_are_scikit_learns(n, monkeypatch):
+    from automl_tl_text import _tfidf
+
+    monkeypatch.setattr(_tfidf, "MAX_FEATURES", 300)  # the cap is reached, with ties at its edge
+    texts = _texts(n) + (["", "   "] if n == 3 else [])
+    for name in ("word", "char"):
+        ours, theirs = _tfidf.vectorizers(len(texts))[name], _tfidf.vectorizers(len(texts))[name]
+        try:
+            theirs.fit(texts)
+        except ValueError as exc:
+            with pytest.raises(ValueError, match=str(exc)[:20]):
+                _tfidf.learn(ours, texts)
+            continue
+        vocabulary, idf = _tfidf.learn(ours, texts)
+        assert list(vocabulary.items()) == [(k, int(v)) for k, v in theirs.vocabulary_.items()]  # order too
+        assert idf.dtype == theirs.idf_.dtype and np.array_equal(idf, theirs.idf_)
+
+
+def _sparse_problem(n=600, d=400, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = (rng.random((n, d)) < 0.03) * rng.random((n, d))
+    for k in range(3):  # a few words of each class
+        x[y == k, 10 * k:10 * k + 10] += rng.random((int((y == k).sum()), 10)) < 0.4
+    return x.astype(np.float32), y
+
+
+class _Watched(np.ndarray):
+    """Features that remember how many rows each read took."""
+
+    reads: list
+
+    def __getitem__(self, key):
+        out = super().__getitem__(key)
+        if isinstance(key, np.ndarray) and key.ndim == 1:
+            type(self).reads.append(len(key))
+        return np.asarray(out)
+
+
+def test_mostly_zero_features_are_fitted_sparse_piece_by_piece_with_the_dense_fits_model(monkeypatch):
+    from automl_tl import _pages, probe
+
+    x, y = _sparse_problem()
+    rows = np.arange(0, len(x), 2)
+    dense = probe.fit_logistic(x[rows], y[rows], 0.5, 3)
+    monkeypatch.setattr(probe, "SPARSE_ABOVE", 0)  # as with 100 000 texts
+    monkeypatch.setattr(_pages, "CHUNK_BYTES", 40 * x.shape[1] * 4)  # pieces of 40 rows
+    _Watched.reads = []
+    watched = x.view(_Watched)
+    assert probe._mostly_zeros(watched, rows)
+    sparse = probe.fit_logistic(watched, y[rows], 0.5, 3, rows=rows)
+    assert _Watched.reads and max(_Watched.reads) <= 256  # never all 300 rows at once
+
+    def probs(mean, var, W, b):
+        z = ((x - mean) / np.sqrt(var)) @ W + b
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    np.testing.assert_allclose(sparse[0], dense[0], atol=1e-6)  # the same standardisation
+    np.testing.assert_allclose(sparse[1], dense[1], rtol=1e-5)
+    # the same model up to the solver's tolerance (the intercept takes up the centring)
+    assert np.abs(probs(*sparse) - probs(*dense)).max() < 0.05
+    assert (probs(*sparse).argmax(1) == probs(*dense).argmax(1)).mean() > 0.97
+
+
+def test_the_probe_on_mostly_zero_features_reads_no_dense_copy(monkeypatch):
+    from automl_tl import probe
+
+    x, y = _sparse_problem(seed=1)
+    folds = [(np.arange(0, 480), np.arange(480, 600))]
+    accuracy = lambda a, b: float(np.mean(a == b))  # noqa: E731
+    dense = probe.linear_probe(x, y, folds, metric=accuracy, n_classes=3)
+    monkeypatch.setattr(probe, "SPARSE_ABOVE", 0)
+    monkeypatch.setattr(probe, "_standardise", lambda *a: pytest.fail("a dense copy was standardised"))
+    sparse = probe.linear_probe(x, y, folds, metric=accuracy, n_classes=3)
+    assert sparse.oof_probs.shape == dense.oof_probs.shape and sparse.dim == x.shape[1]
+    assert abs(sparse.score - dense.score) < 0.05
+
+
+def test_released_pages_of_a_memory_map_keep_their_data(tmp_path):
+    from automl_tl._pages import mapping_of, release, row_chunks
+
+    path = tmp_path / "f.npy"
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(100, 8))
+    arr[:] = np.arange(800, dtype=np.float32).reshape(100, 8)
+    assert release(arr[10:])  # written, not yet flushed
+    arr[0, 0] = -1
+    arr.flush()
+    del arr
+    back = np.load(path, mmap_mode="r")
+    assert mapping_of(back) is not None and release(back)
+    assert back[0, 0] == -1 and back[99, 7] == 799
+    assert not release(np.zeros(3))  # nothing mapped: nothing to do
+    assert [(s.start, s.stop) for s in row_chunks(10, 4, 12)] == [(0, 3), (3, 6), (6, 9), (9, 10)]
+
+
+def test_no_features_of_every_item_are_computed_for_clusters_that_are_not_looked_for():
+    from types import SimpleNamespace
+
+    from automl_tl import grouping
+    from automl_tl.sources import CLUSTER_MAX_ITEMS
+
+    def features(*_):
+        raise AssertionError("the features of every item were computed")
+
+    probes = [{"backbone": "minilm-l6", "options": {}, "score": 0.8, "classical": False}]
+    big = SimpleNamespace(y=np.zeros(CLUSTER_MAX_ITEMS + 1, dtype=int), features=features)
+    assert grouping.clusters(big, probes) is None
