@@ -24,11 +24,13 @@ def test_autotransfer_speech_embedding(digits_dir, digits_module, tmp_path):
     items = sorted(glob.glob(str(digits_dir / "*" / "*.wav")))[:4]
     pred = est.predict(items)
     assert len(pred) == 4 and set(map(str, pred)) <= {str(d) for d in range(10)}
-    # better than chance (0.1) on a voice it never heard
+    # better than chance (0.1) on voices it never heard: 40 clips (two voices, two speeds), so
+    # one lucky clip moves the accuracy by 0.025, not by 0.1
     new_voice = tmp_path / "new-voice"
-    digits_module.make_dataset(new_voice, voices=["en-gb+m3"], speeds=[150], pitches=[40])
+    digits_module.make_dataset(new_voice, voices=["en-gb+m3", "en-us+m3"], speeds=[150, 175], pitches=[40])
     rows = list(csv.DictReader(open(new_voice / "metadata.csv")))
     got = est.predict([str(new_voice / r["path"]) for r in rows])
+    assert len(rows) == 40
     accuracy = float(np.mean([str(p) == r["label"] for p, r in zip(got, rows)]))
     assert accuracy >= 0.3, accuracy
 

@@ -134,12 +134,18 @@ def test_a_ctrl_c_that_lands_in_a_weakref_callback_prints_no_traceback(capfd):
     import sys
 
     before = sys.unraisablehook
-    with watch_interrupts():
-        thing = Thing()
-        ref = weakref.ref(thing, callback)
-        del thing
-        gc.collect()
-        assert ref() is None and interrupted()
+    # a process started in the background ignores SIGINT (and watch_interrupts respects that):
+    # give this test Python's own handler, as an interactive run has
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with watch_interrupts():
+            thing = Thing()
+            ref = weakref.ref(thing, callback)
+            del thing
+            gc.collect()
+            assert ref() is None and interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Exception ignored" not in err
     assert sys.unraisablehook is before  # outside the block, unraisable errors are reported as before
