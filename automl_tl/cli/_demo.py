@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from automl_tl.cli._common import EXIT_OK
+from automl_tl.cli._common import EXIT_OK, _positive_int
 from automl_tl.cli._fit import _print_fit
 
 
@@ -22,8 +22,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--modality", choices=("image", "text", "audio"), default="image",
                    help="which demo (default image)")
     p.add_argument("--out", help="where to write the data (default demo_data/<modality>)")
-    p.add_argument("--per-class", type=int, default=40, help="images or texts per class (default 40)")
-    p.add_argument("--trials", type=int, default=8, help="trials (default 8)")
+    p.add_argument("--per-class", type=_positive_int, default=40, help="images or texts per class (default 40)")
+    p.add_argument("--trials", type=_positive_int, default=8, help="trials (default 8)")
     p.add_argument("--run-dir", help="run directory (default runs/demo-<modality>; runs/demo for images)")
 
 

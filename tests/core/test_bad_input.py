@@ -155,6 +155,16 @@ def test_cli_exit_code_for_bad_data(tmp_path, capsys):
     assert main(["profile", str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.parametrize("option", ["--trials", "--per-class"])
+def test_demo_counts_of_zero_are_exit_2_before_anything_is_written(tmp_path, capsys, option):
+    out = tmp_path / "demo_data"
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", "--out", str(out), "--run-dir", str(tmp_path / "run"), option, "0"])
+    assert stop.value.code == 2
+    assert "must be 1 or more" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "run").exists()
+
+
 def test_fixed_split_column(pm, tmp_path):
     from automl_tl.data import evaluation_plan
 
