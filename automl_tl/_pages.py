@@ -6,7 +6,8 @@ until the mapping is closed: writing the 6.5 GB of TF-IDF features of 100 000 te
 them once for a checksum, made the process's peak resident memory 6.5 GB larger although nothing
 needed them in memory. :func:`release` drops the pages of a mapping from the process (its data
 stay in the file and in the page cache, which the kernel frees as it needs), and
-:func:`row_chunks` cuts a pass over rows into pieces of a bounded size."""
+:func:`row_chunks` cuts a pass over rows into pieces of a bounded size; :func:`standardise` reads
+rows standardised that way, into one array."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import mmap
 
 import numpy as np
 
-__all__ = ["CHUNK_BYTES", "mapping_of", "release", "row_chunks"]
+__all__ = ["CHUNK_BYTES", "mapping_of", "release", "row_chunks", "standardise"]
 
 #: the bytes of one piece of a pass over memory-mapped rows
 CHUNK_BYTES = 64 * 2**20
@@ -54,3 +55,46 @@ def row_chunks(n_rows: int, row_bytes: int, chunk_bytes: int | None = None):
     step = max(1, int((CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // max(1, row_bytes)))
     for start in range(0, n_rows, step):
         yield slice(start, min(n_rows, start + step))
+
+
+def standardise(x, fit_rows, *other_rows, dtype=np.float64):
+    """``(mean, variance, [x[rows] standardised, as dtype, for fit_rows and each of other_rows])``
+    with the mean and variance of ``x[fit_rows]``; ``fit_rows`` None: all rows.
+
+    Read piece by piece (``x`` is often memory-mapped; its pages are dropped after each piece)
+    and written straight into the one array per part that is returned (issue 35: a float64 copy,
+    the temporary of ``var`` and the standardised copy were three copies of the data, the
+    float32 rows read first a fourth). The values are those of ``x[rows].mean(0)``,
+    ``.var(0)`` and ``(x[rows] - mean) / std`` to the bit: numpy sums along the first axis row
+    after row, and so do these pieces, each continuing from the sum so far."""
+    fit_rows = np.arange(len(x)) if fit_rows is None else np.asarray(fit_rows)
+    d = int(np.shape(x)[1])
+    n = len(fit_rows)
+
+    def rows_sum(transform):
+        total = None
+        for part in row_chunks(n, d * 8):
+            block = transform(np.asarray(x[fit_rows[part]], dtype=np.float64))
+            total = np.add.reduce(block if total is None else np.concatenate([total[None], block]), axis=0)
+            release(x)
+        return np.zeros(d) if total is None else total
+
+    mean = rows_sum(lambda b: b) / n
+
+    def squared_deviation(b):
+        b -= mean
+        b *= b
+        return b
+
+    std = np.sqrt(rows_sum(squared_deviation) / n + 1e-6)
+    out = []
+    for rows in (fit_rows, *(np.asarray(r) for r in other_rows)):
+        a = np.empty((len(rows), d), dtype=dtype)
+        for part in row_chunks(len(rows), d * 8):
+            block = np.asarray(x[rows[part]], dtype=np.float64)
+            block -= mean
+            block /= std
+            a[part] = block
+            release(x)
+        out.append(a)
+    return mean, std ** 2, out

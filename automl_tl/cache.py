@@ -242,6 +242,8 @@ class EmbeddingCache:
                     outs[j] = allocate(j, parts[0][1].shape[1])
                     for pos, feats in parts:
                         outs[j][pos] = feats
+                        release(feats)  # the sample's mapped pages leave the resident set, and so do
+                    release(outs[j])  # the pages its rows were written to
             written: dict[int, int] = {}
             rows = batch_size if len(todo) > batch_size else 0  # one batch shape: traced once
             for idx, batch in iter_batches([items[i] for i in todo], adapter, batch_size):

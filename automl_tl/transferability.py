@@ -24,11 +24,54 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from automl_tl._pages import release
+
 __all__ = ["logme", "knn_score", "proxy_scores", "rank_agreement", "candidate_key", "transferability_summary",
            "PROXIES"]
 
 #: the proxies computed beside the linear probe, in the order reports show them
 PROXIES = ("logme", "knn")
+
+
+def _column_stats(x) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation of ``x`` (numpy's ``mean(0)``, ``std(0)``), in
+    float64, read a block of columns at a time so that no float64 copy of ``x`` is made."""
+    n, d = x.shape
+    mean, std = np.empty(d), np.empty(d)
+    for cols in _column_blocks(n, d):
+        block = np.asarray(x[:, cols], dtype=np.float64)
+        mean[cols] = block.mean(0)
+        std[cols] = block.std(0)
+    release(x)
+    return mean, std
+
+
+def _column_blocks(n: int, d: int, block_bytes: int = 16 * 2**20):
+    step = max(1, block_bytes // (8 * max(1, n)))
+    for start in range(0, d, step):
+        yield slice(start, min(d, start + step))
+
+
+def _standardised_spectrum(x) -> tuple[np.ndarray, np.ndarray]:
+    """``(u, s)`` of the thin SVD of ``x`` standardised per column (``u`` ``(n, r)``, ``s``
+    ``(r,)``, ``r = min(n, d)``). With more dimensions than items (TF-IDF: 16 384 on a 2 000-item
+    sample) from the eigenvectors of the ``n x n`` Gram matrix, summed over blocks of columns:
+    the same ``u`` and ``s`` (``s**2`` are the Gram matrix's eigenvalues), where the SVD of the
+    standardised float64 copy took its 262 MB and LAPACK's workspace several times that (issue 35)."""
+    n, d = x.shape
+    mean, scale = _column_stats(x)
+    scale = np.where(scale > 0, scale, 1.0)
+    if d <= n:
+        u, s, _ = np.linalg.svd((np.asarray(x, dtype=np.float64) - mean) / scale, full_matrices=False)
+        return u, s
+    gram = np.zeros((n, n))
+    for cols in _column_blocks(n, d):
+        block = (np.asarray(x[:, cols], dtype=np.float64) - mean[cols]) / scale[cols]
+        gram += block @ block.T
+    release(x)  # a memory-mapped x: its pages leave the resident set (issue 35)
+    eig, u = np.linalg.eigh(gram)
+    order = np.argsort(eig)[::-1]
+    return u[:, order], np.sqrt(np.clip(eig[order], 0.0, None))
 
 
 def logme(x: np.ndarray, y: np.ndarray, n_classes: int | None = None, *, max_iter: int = 50,
@@ -40,13 +83,10 @@ def logme(x: np.ndarray, y: np.ndarray, n_classes: int | None = None, *, max_ite
     ``z = U^T t`` and ``s``: alpha = gamma / |m|^2, beta = (n - gamma) / |x m - t|^2 with
     gamma = sum(beta s^2 / (alpha + beta s^2)), iterated to a fixed point.
     """
-    x = np.asarray(x, np.float64)
+    x = x if hasattr(x, "shape") and hasattr(x, "__getitem__") else np.asarray(x)
     y = np.asarray(y, dtype=int)
     n, d = x.shape
-    x = x - x.mean(0)
-    scale = x.std(0)
-    x = x / np.where(scale > 0, scale, 1.0)  # standardised, like the probe's features
-    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    u, s = _standardised_spectrum(x)  # standardised, like the probe's features
     sigma = s ** 2
     n_classes = int(n_classes if n_classes is not None else y.max() + 1)
     evidences = []
@@ -84,20 +124,27 @@ def knn_score(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray, np
     """The run's metric of a kNN vote over ``folds`` (pooled out-of-fold predictions).
 
     ``k`` defaults to about the square root of the smallest fold's training size, between 3 and 20.
+    Each fold's rows are standardised with its training rows' statistics by the probe's own
+    :func:`~automl_tl._pages.standardise`, into one float32 array per side (issue 35: a float64
+    copy of all rows, then three temporaries per fold, were 1 GB on 2 000 TF-IDF rows).
     """
     from sklearn.neighbors import KNeighborsClassifier
 
-    x = np.asarray(x, np.float64)
+    from automl_tl._pages import standardise
+
+    x = x if hasattr(x, "shape") and hasattr(x, "__getitem__") else np.asarray(x)
     y = np.asarray(y)
     if k is None:
         k = int(np.clip(round(np.sqrt(min(len(tr) for tr, _ in folds))), 3, 20))
     truth, pred = [], []
     for tr, va in folds:
-        mean, std = x[tr].mean(0), x[tr].std(0) + 1e-6
+        _, _, (xtr, xva) = standardise(x, tr, va, dtype=np.float32)
         clf = KNeighborsClassifier(n_neighbors=min(k, len(tr)), metric="cosine", weights="distance")
-        clf.fit((x[tr] - mean) / std, y[tr])
-        pred.append(clf.predict((x[va] - mean) / std))
+        clf.fit(xtr, y[tr])
+        del xtr
+        pred.append(clf.predict(xva))
         truth.append(y[va])
+    release(x)
     return float(metric(np.concatenate(truth), np.concatenate(pred)))
 
 

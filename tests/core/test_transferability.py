@@ -68,3 +68,50 @@ def test_summary_ranks_backbone_and_readout_pairs():
     assert out["tau"]["linear_probe"]["tau"] == 1.0 and out["tau"]["linear_probe"]["n"] == 4
     assert out["tau"]["logme"]["n"] == 3  # v has no LogME
     assert "w" not in out["by_candidate"]
+
+
+def test_logme_with_more_dimensions_than_items_equals_the_svd_form(monkeypatch, tmp_path):
+    """Above n dimensions LogME's spectrum comes from the n x n Gram matrix (issue 35: TF-IDF's
+    16 384 dimensions on a 2 000-item sample): the same spectrum and evidence as the SVD of the
+    standardised copy, on memory-mapped features that are mostly zeros as TF-IDF's are."""
+    from automl_tl import transferability
+
+    rng = np.random.default_rng(3)
+    n, d = 60, 500
+    x = ((rng.random((n, d)) < 0.05) * rng.random((n, d))).astype(np.float32)
+    x[:, 7] = 0.0  # a constant column: its scale is taken as 1, as before
+    y = rng.integers(0, 3, n)
+    mapped = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=np.float32, shape=(n, d))
+    mapped[:] = x
+    got = logme(mapped, y, 3)
+    _, gs = transferability._standardised_spectrum(mapped)
+
+    x64 = x.astype(np.float64)
+    scale = x64.std(0)
+    u, s, _ = np.linalg.svd((x64 - x64.mean(0)) / np.where(scale > 0, scale, 1.0), full_matrices=False)
+    np.testing.assert_allclose(gs[: n - 1], s[: n - 1], rtol=1e-6)  # the last: the centring's zero
+    monkeypatch.setattr(transferability, "_standardised_spectrum", lambda _x: (u, s))
+    want = logme(x, y, 3)
+    assert abs(got - want) < 1e-6 * max(1.0, abs(want))
+
+
+def test_knn_on_memory_mapped_features_matches_the_float64_vote():
+    rng = np.random.default_rng(4)
+    n, classes = 200, 4
+    y = np.repeat(np.arange(classes), n // classes)
+    x = (rng.normal(size=(classes, 32)) * 2.0)[y] + rng.normal(size=(n, 32))
+    folds = [(np.flatnonzero(np.arange(n) % 5 != f), np.flatnonzero(np.arange(n) % 5 == f)) for f in range(5)]
+
+    def accuracy(a, b):
+        return float(np.mean(a == b))
+
+    from sklearn.neighbors import KNeighborsClassifier
+
+    truth, pred = [], []
+    for tr, va in folds:  # the float64 reference: standardised with the training rows' statistics
+        mean, std = x[tr].mean(0), np.sqrt(x[tr].var(0) + 1e-6)
+        clf = KNeighborsClassifier(n_neighbors=14, metric="cosine", weights="distance").fit((x[tr] - mean) / std, y[tr])
+        pred.append(clf.predict((x[va] - mean) / std))
+        truth.append(y[va])
+    want = accuracy(np.concatenate(truth), np.concatenate(pred))
+    assert knn_score(x.astype(np.float32), y, folds, metric=accuracy, k=14) == pytest.approx(want, abs=1.5 / n)

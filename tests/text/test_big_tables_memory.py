@@ -92,14 +92,18 @@ def test_the_probe_on_mostly_zero_features_reads_no_dense_copy(monkeypatch):
     from automl_tl import probe
 
     x, y = _sparse_problem(seed=1)
-    folds = [(np.arange(0, 480), np.arange(480, 600))]
+    folds = [(np.flatnonzero(np.arange(600) % 5 != f), np.flatnonzero(np.arange(600) % 5 == f)) for f in range(5)]
     accuracy = lambda a, b: float(np.mean(a == b))  # noqa: E731
     dense = probe.linear_probe(x, y, folds, metric=accuracy, n_classes=3)
     monkeypatch.setattr(probe, "SPARSE_ABOVE", 0)
     monkeypatch.setattr(probe, "_standardise", lambda *a: pytest.fail("a dense copy was standardised"))
-    sparse = probe.linear_probe(x, y, folds, metric=accuracy, n_classes=3)
+    _Watched.reads = []
+    sparse = probe.linear_probe(x.view(_Watched), y, folds, metric=accuracy, n_classes=3)
     assert sparse.oof_probs.shape == dense.oof_probs.shape and sparse.dim == x.shape[1]
     assert abs(sparse.score - dense.score) < 0.05
+    # the rows are read once for all five folds (each fold's scaled copy is made from that one
+    # sparse matrix when the fold is fitted), not once per fold and side
+    assert sum(_Watched.reads) - 256 <= len(x)  # 256: the first rows, looked at to call them sparse
 
 
 def test_released_pages_of_a_memory_map_keep_their_data(tmp_path):
