@@ -73,7 +73,8 @@ class AutoTransfer:
                  split_column: str | None = None, strategies: Sequence[str] | None = None, cache_dir: str | None = None,
                  batch_size: int = 32, progress: bool = False, report: bool = True,
                  refit: bool | None = None, patience: int = 15, ensemble: bool = True,
-                 warm_start: bool | None = None, pruner: str = "median", plugin_manager=None) -> None:
+                 warm_start: bool | None = None, pruner: str = "median", compare_strategies: bool = False,
+                 plugin_manager=None) -> None:
         self.backbones = backbones
         self.trials = trials
         self.time_budget = time_budget
@@ -104,13 +105,16 @@ class AutoTransfer:
         self.warm_start = warm_start
         #: how fine-tuning trials are stopped early (automl_tl.pruners.PRUNERS)
         self.pruner = pruner
+        #: before the past tasks' winners, queue one trial of every strategy that applies to the
+        #: recommended (or best fine-tunable) backbone, so the report compares strategies
+        self.compare_strategies = compare_strategies
         self.plugin_manager = plugin_manager
 
     # ------------------------------------------------------------------ sklearn protocol
     _PARAMS = ("backbones", "trials", "time_budget", "metric", "seed", "run_dir", "storage",
                "val_fraction", "weights", "modality", "text_column", "label_column", "path_column",
                "group_column", "detect_groups", "split_column", "strategies", "cache_dir", "batch_size", "progress", "report",
-               "refit", "patience", "ensemble", "warm_start", "pruner", "plugin_manager")
+               "refit", "patience", "ensemble", "warm_start", "pruner", "compare_strategies", "plugin_manager")
 
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in self._PARAMS}
@@ -204,7 +208,7 @@ class AutoTransfer:
                         probes=[p for p in prep.probes if "score" in p], rec_options=prep.rec_options,
                         patience=self.patience, seconds_per_item=ctx.cache.seconds_per_item,
                         feature_dims={p["backbone"]: p["dim"] for p in prep.probes if "dim" in p},
-                        warm_start=warm["configs"],
+                        warm_start=warm["configs"], compare_strategies=self.compare_strategies,
                         pruner=make_pruner(self.pruner, max_epochs=space.ft_epochs[1]))
         t0 = time.perf_counter()
         try:

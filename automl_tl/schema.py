@@ -58,6 +58,7 @@ class ATTR:
     PROBE = "probe"
     TABLE_HEAD = "table_head"  # the strategy table's hidden-layer head, queued after its linear probe
     WARM_START = "warm_start"  # the past task whose winner this queued trial is (its label)
+    STRATEGY_TOUR = "strategy_tour"  # queued so that every strategy is tried once (compare_strategies)
     WARM_START_DISTANCE = "warm_start_distance"  # how near that past task is
     BATCH_SIZE = "batch_size"  # the smaller batch an out-of-memory trial was retried with
     WORKER = "worker"  # the process that runs the trial: {"host", "pid", "ns"} (see automl_tl.workers)

@@ -120,6 +120,23 @@ class SearchSpace:
         names = [n for n, s in self.strategies.items() if (tunable or not s.fine_tunes) and s.applies_to(spec)]
         return names or [self.probe_strategy()]
 
+    def strategy_tour(self, recommendation, probes: Sequence[Mapping] = ()) -> list[dict]:
+        """One point for every strategy that applies to one backbone, with the recommendation's
+        values where they apply (``compare_strategies``): so that a search compares strategies
+        on the same features. The backbone is the recommended one, or where that one cannot be
+        fine-tuned the best-probed one that can (``probes``: best first); none: no point."""
+        def fine_tunable(name):
+            spec = self.specs.get(name)
+            return spec is not None and any(self.strategies[s].fine_tunes for s in self.strategies_for(spec)
+                                            if s in self.strategies)
+
+        backbone = next((b for b in [recommendation.backbone, *(p["backbone"] for p in probes)]
+                         if fine_tunable(b)), None)
+        if backbone is None:
+            return []
+        return [self.point(dict(recommendation.params) | {"backbone": backbone, "strategy": name})
+                for name in self.strategies_for(self.specs[backbone])]
+
     def suggest(self, trial) -> TrialConfig:
         backbone = trial.suggest_categorical("backbone", sorted(self.specs))
         spec = self.specs[backbone]

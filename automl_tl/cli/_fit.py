@@ -52,6 +52,10 @@ def add_parsers(sub) -> None:
                         "selected (the knowledge base: $AUTOML_TL_KNOWLEDGE, default ~/.local/share/automl-tl/"
                         "knowledge.jsonl, plus the prior shipped with automl-tl); every finished fit adds "
                         "its own record there (default on; --no-warm-start ignores it)")
+    b.add_argument("--compare-strategies", action="store_true",
+                   help="after the recommendation and the probes, try every strategy once on the "
+                        "recommended backbone (or the best one that can be fine-tuned), so that the "
+                        "report compares strategies on the same features (the demo does)")
     b.add_argument("--patience", type=_non_negative_int, default=15, metavar="N",
                    help="stop when N trials in a row have not raised the top score by more than half "
                         "its standard error, or as soon as a trial scores a perfect 1.0 (default 15; "
@@ -74,7 +78,7 @@ def cmd_fit(args) -> int:
                      batch_size=args.batch_size, cache_dir=args.cache_dir,
                      progress=not args.quiet, report=not args.no_report, refit=args.refit,
                      patience=args.patience, ensemble=args.ensemble, warm_start=args.warm_start,
-                     pruner=args.pruner)
+                     pruner=args.pruner, compare_strategies=args.compare_strategies)
     est.fit(args.data, started=_process_started())
     _print_fit(est)
     return EXIT_OK

@@ -34,12 +34,13 @@ class Search(StudyMixin, SelectionMixin, AdmissionMixin, LoopMixin, DeliveryMixi
                  rec_options: Mapping[str, Any] | None = None, patience: int = 15,
                  seconds_per_item: Mapping[str, float] | None = None,
                  feature_dims: Mapping[str, int] | None = None, warm_start: Sequence[Mapping] = (),
-                 sampler=default_sampler, pruner=None) -> None:
+                 compare_strategies: bool = False, sampler=default_sampler, pruner=None) -> None:
         """``sampler``: a function of the seed returning an Optuna sampler (called with the seed
         plus the number of trials already in the study, so a resumed search does not replay its
         proposals); ``pruner``: an Optuna pruner (default :func:`default_pruner`); ``warm_start``:
         configurations of the nearest past tasks (:func:`automl_tl.knowledge.warm_start_configs`),
-        enqueued after the recommendation and the probes."""
+        enqueued after the recommendation and the probes; ``compare_strategies``: before those, one
+        trial of every strategy that applies (the demo's search, so its report compares them)."""
         self.ctx = ctx
         self.space = space
         self.run_dir = Path(run_dir)
@@ -47,6 +48,7 @@ class Search(StudyMixin, SelectionMixin, AdmissionMixin, LoopMixin, DeliveryMixi
         self.rec_options = dict(rec_options or {})
         self.probes = list(probes)
         self.warm_start = list(warm_start)
+        self.compare_strategies = compare_strategies
         self.storage = storage
         self.seed = seed
         self.labels = list(labels)

@@ -40,7 +40,7 @@ class StudyMixin:
     """The study of a :class:`~automl_tl.search.Search` (``self.study``) and its trials. Reads
     ``run_dir``, ``storage``, ``seed``, ``pruner``, ``make_sampler``, ``summary_base`` (its
     ``task``) and the starting points (``space``, ``recommendation``, ``rec_options``, ``probes``,
-    ``warm_start``)."""
+    ``compare_strategies``, ``warm_start``)."""
 
     def _open_study(self):
         import optuna
@@ -87,7 +87,9 @@ class StudyMixin:
 
     def _enqueue_start(self, study) -> None:
         """Trial 0 is the recommendation; then the linear probe of every other (backbone,
-        options) pair, so every candidate is on the leaderboard with the baseline's strength."""
+        options) pair, so every candidate is on the leaderboard with the baseline's strength;
+        with ``compare_strategies`` one trial of each strategy not queued yet
+        (:meth:`~automl_tl.space.SearchSpace.strategy_tour`); then the nearest past tasks' winners."""
         first = self.space.enqueue_params(self.recommendation, self.rec_options)
         queue: list[tuple[dict, dict]] = []
         if self.space.is_probe_strategy(self.recommendation.strategy) and first.get("head_units"):
@@ -101,6 +103,13 @@ class StudyMixin:
             params = self.space.probe_params(p["backbone"], p["options"])
             if all(params != q for q, _ in queue):
                 queue.append((params, {ATTR.PROBE: True}))
+        if self.compare_strategies:  # every strategy once, on one backbone, before the past tasks'
+            tried = {self.space.config(q).strategy for q, _ in queue}
+            for params in self.space.strategy_tour(self.recommendation, self.probes):
+                strategy = self.space.config(params).strategy
+                if strategy not in tried:
+                    tried.add(strategy)
+                    queue.append((params, {ATTR.STRATEGY_TOUR: True}))
         # then what won on the nearest past tasks (the probes before them cost next to nothing:
         # their features are cached)
         for w in self.warm_start:

@@ -27,3 +27,13 @@ def test_demo_fits_reports_and_its_predict_line_works(tmp_path):
     got = json.loads(pred.stdout.strip().splitlines()[-1])
     labels = json.loads((run / "labels.json").read_text())
     assert got["label"] in labels and 0.0 <= got["probability"] <= 1.0
+    # the demo's search queues every strategy once after the probes (issue 34: its report is a
+    # strategy comparison); with --trials 2 they wait in the study, in the order they would run
+    import optuna
+
+    study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}")
+    toured = [(t.params or t.system_attrs.get("fixed_params") or {}).get("strategy")  # queued: not run yet
+              for t in study.get_trials(deepcopy=False) if t.user_attrs.get("strategy_tour")]
+    assert toured and len(set(toured)) == len(toured)
+    assert set(toured) | {"feature_extraction"} == {"feature_extraction", "fine_tune_top", "fine_tune_all", "lp_ft",
+                                                     "layerwise_decay"}

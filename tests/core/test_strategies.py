@@ -224,3 +224,28 @@ def test_probe_strategy_found_by_capability_not_name():
 
     with pytest.raises(PluginError, match="declares probe_equivalent"):
         PluginManager(plugins=[NoProbe()], autoload=False, builtins=False).strategies
+
+
+def test_strategy_tour_tries_every_strategy_once_on_one_fine_tunable_backbone():
+    """``compare_strategies`` (the demo's search): one point per strategy, all on the same
+    backbone, so the report compares strategies on the same features; where the recommended
+    backbone cannot be fine-tuned (the classical pixels), the best-probed one that can."""
+    from automl_tl.search import SearchSpace
+    from automl_tl.strategy import Recommendation
+
+    specs = {name: _PM.backbones.get(name) for name in ("pixels", "mobilenetv2", "vgg16")}
+    space = SearchSpace(specs=specs, strategies=_PM.strategies.as_dict(),
+                        augmentable={"mobilenetv2": True, "vgg16": True})
+    rec = Recommendation(rule="r", strategy="feature_extraction", backbone="pixels", reason="",
+                         params={"head_lr": 2e-3, "backbone_lr": 3e-5})
+    probes = [{"backbone": "pixels"}, {"backbone": "vgg16"}, {"backbone": "mobilenetv2"}]  # best first
+    cfgs = [space.config(p) for p in space.strategy_tour(rec, probes)]
+    assert {c.backbone for c in cfgs} == {"vgg16"}
+    assert sorted(c.strategy for c in cfgs) == sorted(BUILTINS)
+    assert all(c.backbone_lr == pytest.approx(3e-5) for c in cfgs if c.backbone_lr is not None)
+    # a recommended backbone that can be fine-tuned is the one compared on
+    rec_mnv2 = Recommendation(rule="r", strategy="lp_ft", backbone="mobilenetv2", reason="", params={})
+    assert {space.config(p).backbone for p in space.strategy_tour(rec_mnv2, probes)} == {"mobilenetv2"}
+    # nothing to compare where no candidate can be fine-tuned
+    frozen = SearchSpace(specs={"pixels": specs["pixels"]}, strategies=_PM.strategies.as_dict())
+    assert frozen.strategy_tour(rec, probes[:1]) == []
