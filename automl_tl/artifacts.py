@@ -21,10 +21,29 @@ from automl_tl.errors import NO_SPACE_ERRNOS, NoSpaceError, NotFittedError
 from automl_tl.schema import LEADERBOARD_COLUMNS, STUDY_NAME, SUMMARY_ATTR, trial_rows
 
 __all__ = ["atomic_write_text", "atomic_write_json", "write_leaderboard", "leaderboard_rows",
-           "write_views", "save_model", "remove_leftovers", "load_predictor", "MODEL_FILES", "Predictor", "LEADERBOARD_COLUMNS", "STUDY_NAME"]
+           "write_views", "save_model", "remove_leftovers", "load_predictor", "MODEL_FILES", "Predictor", "LEADERBOARD_COLUMNS", "STUDY_NAME",
+           "leaderboard_frame"]
 
 def leaderboard_rows(study) -> list[dict]:
     return trial_rows(study.get_trials(deepcopy=False))
+
+
+def leaderboard_frame(study=None, run_dir=None):
+    """The leaderboard as a pandas DataFrame: of ``study``, else of the study in ``run_dir``
+    (its ``study.db``), else that folder's ``leaderboard.csv``."""
+    import pandas as pd
+
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if study is None and run_dir is not None and (run_dir / "study.db").is_file():
+        import optuna
+
+        study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{run_dir / 'study.db'}")
+    if study is not None:
+        return pd.DataFrame(leaderboard_rows(study), columns=list(LEADERBOARD_COLUMNS))
+    if run_dir is not None and (run_dir / "leaderboard.csv").is_file():
+        return pd.read_csv(run_dir / "leaderboard.csv")
+    raise NotFittedError("no search to show: call fit(), or AutoTransfer.load() a run directory "
+                         "that has its study.db or leaderboard.csv")
 
 
 def write_leaderboard(study, path) -> list[dict]:

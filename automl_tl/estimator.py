@@ -324,6 +324,13 @@ class AutoTransfer:
 
         return float(metric_function(self.metric)([label_str(v) for v in y], list(self.predict(X))))
 
+    def leaderboard(self):
+        """Every trial of the search as a pandas DataFrame: the columns of ``leaderboard.csv``,
+        by state and then best score first, read from the study (a loaded run: its ``study.db``)."""
+        from automl_tl.artifacts import leaderboard_frame
+
+        return leaderboard_frame(getattr(self, "study_", None), getattr(self, "run_dir_", None))
+
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
         """Copy the deliverable (model.keras, config.json, labels.json, assets/, an ensemble's

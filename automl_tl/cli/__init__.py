@@ -76,10 +76,11 @@ class _TqdmHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
-def _configure_logging() -> None:
+def _configure_logging(level: str = "INFO") -> None:
     handler = _TqdmHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger("automl_tl").setLevel(level)
 
 
 COMMANDS = {name: cmd for module in (_profile, _fit, _predict, _lists, _reports, _demo)
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_INPUT
-    _configure_logging()
+    _configure_logging(args.log_level)
     import warnings
 
     from automl_tl.errors import BackboneLeftOutWarning

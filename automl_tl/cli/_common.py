@@ -49,8 +49,12 @@ def _csv_list(text: str) -> list[str]:
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="a folder with one sub-folder per class, or a table "
-                                "(.csv, .tsv, .parquet, .jsonl) of inputs and labels")
+    p.add_argument("data", help="a folder with one sub-folder per class (or train/ val/ test/ folders of "
+                                "them, or one flat folder whose file names say the class); a table "
+                                "(.csv, .tsv, .parquet, .jsonl, .arrow) of file paths or texts and "
+                                "labels; a folder of tables by split (train.csv + test.csv, a Hugging "
+                                "Face dataset's data/*.parquet); or a Hugging Face dataset saved with "
+                                "save_to_disk")
     g = p.add_argument_group("tables")
     g.add_argument("--text-column", help="column holding the texts (text data)")
     g.add_argument("--path-column", help="column holding file paths (relative ones from the table's "

@@ -22,7 +22,11 @@ def add_parsers(sub) -> None:
                                    "of description. Any of them may be given to --strategies.")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("plugins", help="list installed plugins with versions and hooks")
+    p = sub.add_parser("plugins", help="list installed plugins with versions and hooks",
+                       description="List the plugins loaded: the built-in ones and every package that "
+                                   "declares an 'automl_tl' entry point, with its version and the hooks "
+                                   "it implements (backbones, modalities, strategies, strategy rules). A "
+                                   "plugin that fails to load is exit 3 naming it.")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 

@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"automl-tl {__version__}")
     parser.add_argument("--debug", action="store_true", help="print full tracebacks on errors")
+    parser.add_argument("--log-level", type=str.upper, default="INFO",
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="what the library's logger (automl_tl) prints: DEBUG adds each step's "
+                             "details, WARNING keeps problems only (default INFO)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_parsers(sub)

@@ -19,8 +19,13 @@ def add_parsers(sub) -> None:
                                      "of a shared search use) and rebuild RUN_DIR's summary.json and "
                                      "leaderboard.csv from it first: any machine gets the same views")
 
-    p = sub.add_parser("compare", help="compare runs of one task at different sizes")
-    p.add_argument("run_dirs", nargs="+", help="run directories")
+    p = sub.add_parser("compare", help="compare runs of one task at different sizes",
+                       description="Compare finished runs of one task fitted on different amounts of "
+                                   "data (e.g. 100, 1 000 and all labelled items): which strategy won at "
+                                   "each size (the empirical strategy table) and where the recommendation "
+                                   "disagreed with the winner, as compare.html / compare.md / "
+                                   "compare.json in --out.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of finished fits")
     p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
 
 

@@ -311,6 +311,11 @@ def test_views_are_derived_from_the_study(fitted, tmp_path):
     (copy / "leaderboard.csv").write_text("trial,state\n0,FAIL\n")  # a stale, wrong view
     report = build_report(copy)
     assert {r["trial"]: r["state"] for r in report["leaderboard"]} == {t.number: t.state.name for t in study.trials}
+    # AutoTransfer.leaderboard(): the same rows as a DataFrame, from the study, fitted or loaded
+    for board in (est.leaderboard(), AutoTransfer.load(copy).leaderboard()):
+        assert tuple(board.columns) == LEADERBOARD_COLUMNS
+        assert board["trial"].tolist() == [e["trial"] for e in trial_rows(study.trials)]
+        assert board["state"].tolist() == [e["state"] for e in trial_rows(study.trials)]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "overwritten", "lambda"])

@@ -137,6 +137,37 @@ def test_help_explains_every_option(capsys):
         assert opt in text
 
 
+def test_every_command_has_a_description_and_the_data_help_names_every_layout(capsys):
+    import re
+
+    from automl_tl.cli._parser import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        assert p.description, f"`automl-tl {name} --help` has no description"
+    with pytest.raises(SystemExit):
+        main(["profile", "--help"])
+    text = re.sub(r"\s+", " ", capsys.readouterr().out)
+    for layout in ("sub-folder per class", "train/ val/ test/", "file names say the class", ".arrow",
+                   "folder of tables by split", "save_to_disk"):
+        assert layout in text
+
+
+def test_log_level_sets_the_library_logger(tmp_path, capsys):
+    import logging
+
+    logger = logging.getLogger("automl_tl")
+    before = logger.level
+    try:
+        assert main(["--log-level", "warning", "profile", str(tmp_path / "missing")]) == 2
+        assert logger.level == logging.WARNING
+        assert main(["--log-level", "DEBUG", "profile", str(tmp_path / "missing")]) == 2
+        assert logger.level == logging.DEBUG
+    finally:
+        logger.setLevel(before)
+    assert "no such file or folder" in capsys.readouterr().err
+
+
 def test_weights_loaded_once_are_assigned_to_later_builds_and_never_changed_by_training(pm, monkeypatch):
     """A backbone built again gets the values its first load set, without reading the checkpoint
     again; training a built model does not change what later builds get."""
