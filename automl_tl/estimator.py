@@ -19,6 +19,7 @@ import numpy as np
 
 from automl_tl._version import __version__
 from automl_tl.budget import NO_BUDGET, Budget, require_a_budget
+from automl_tl.artifacts import leaderboard_frame
 from automl_tl.killpoints import kill_point
 from automl_tl.errors import ConfigError, DataError, NotFittedError
 # the names below were defined here before the estimator's parts had their own modules
@@ -317,6 +318,14 @@ class AutoTransfer:
         proba = self.predict_proba(X)
         return np.array(self.predictor_.labels)[np.argmax(proba, axis=1)]
 
+    def evaluate(self, X, y=None) -> dict:
+        """``automl-tl evaluate``'s record (:func:`automl_tl.report.evaluate_labelled`) on ``X`` labelled ``y``,
+        or on a folder or table ``X`` holding its labels."""
+        from automl_tl.report import evaluate_labelled
+
+        self._check_fitted()
+        return evaluate_labelled(self.predictor_, X if y is None else self._inputs(X), y, batch_size=self.batch_size)
+
     def score(self, X, y) -> float:
         from automl_tl.metrics import metric_function
 
@@ -327,8 +336,6 @@ class AutoTransfer:
     def leaderboard(self):
         """Every trial of the search as a pandas DataFrame: the columns of ``leaderboard.csv``,
         by state and then best score first, read from the study (a loaded run: its ``study.db``)."""
-        from automl_tl.artifacts import leaderboard_frame
-
         return leaderboard_frame(getattr(self, "study_", None), getattr(self, "run_dir_", None))
 
     # ------------------------------------------------------------------ persistence

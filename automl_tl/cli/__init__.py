@@ -100,7 +100,7 @@ def main(argv=None) -> int:
 
     warnings.simplefilter("ignore", BackboneLeftOutWarning)  # the log line says it once
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.command in ("profile", "recommend", "fit", "predict", "backbones", "strategies", "demo"):
+    if args.command in ("profile", "recommend", "fit", "predict", "evaluate", "backbones", "strategies", "demo"):
         _quiet_tensorflow_import()
         _quiet_jax()
     from automl_tl.fates import interrupted, watch_interrupts

@@ -1,4 +1,5 @@
-"""``automl-tl predict``: label raw inputs with a saved run, optionally into a CSV file."""
+"""``automl-tl predict``: label raw inputs with a saved run, optionally into a CSV file;
+``automl-tl evaluate``: score it on new labelled data."""
 
 from __future__ import annotations
 
@@ -24,6 +25,42 @@ def add_parsers(sub) -> None:
     p.add_argument("--output", metavar="FILE.csv",
                    help="also write the predictions to this CSV: input, label, probability, error, and "
                         "one column of probability per class (a file it did not write is never replaced)")
+    add_evaluate_parser(sub)
+
+
+def add_evaluate_parser(sub) -> None:
+    """The ``evaluate`` command."""
+    p = sub.add_parser("evaluate", help="score a saved run on new labelled data: more than one number",
+                       description="Score a saved run on labelled data it never saw: accuracy, macro-F1, "
+                                   "balanced accuracy, log-loss and expected calibration error, each with a "
+                                   "95%% bootstrap interval, per-class precision / recall / F1 and the "
+                                   "confusion matrix; written as evaluation.json and evaluation.html "
+                                   "(the confusion matrix as a picture) into --out.")
+    p.add_argument("run_dir", help="a run directory written by `automl-tl fit` (or AutoTransfer.save)")
+    p.add_argument("data", help="labelled data: a folder with one sub-folder per class, or a table with a "
+                                "label column (and the fit's column of inputs)")
+    p.add_argument("--column", help="the table column holding the inputs (default: as `predict` finds it)")
+    p.add_argument("--out", help="where evaluation.json and evaluation.html go (default: RUN_DIR)")
+    p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+
+
+def cmd_evaluate(args) -> int:
+    from automl_tl.artifacts import load_predictor
+    from automl_tl.report import evaluate_labelled, write_evaluation
+
+    pred = load_predictor(args.run_dir)
+    record = evaluate_labelled(pred, args.data, column=args.column)
+    paths = write_evaluation(record, args.out or args.run_dir)
+    if args.json:
+        print(json.dumps(record))
+        return EXIT_OK
+    print(f"{record['n']} items scored ({record['unknown_labels']} with a label the model does not know and "
+          f"{record['unreadable']} unreadable left out)")
+    for name, m in record["metrics"].items():
+        interval = f"  [{m['interval'][0]:.4f}, {m['interval'][1]:.4f}]" if m["interval"] else ""
+        print(f"{name + ':':<20}{m['value']:.4f}{interval}")
+    print(f"written:            {paths['json']}, {paths['html']}")
+    return EXIT_OK
 
 
 def cmd_predict(args) -> int:
@@ -123,4 +160,4 @@ def _write_predictions(out: Path, rows, labels) -> None:
     print(f"predictions written to {out}", file=sys.stderr)
 
 
-COMMANDS = {"predict": cmd_predict}
+COMMANDS = {"predict": cmd_predict, "evaluate": cmd_evaluate}

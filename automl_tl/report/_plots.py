@@ -9,7 +9,7 @@ from typing import Any
 
 from automl_tl.report._fmt import mpl_text
 
-__all__ = ["run_plots", "compare_plot"]
+__all__ = ["run_plots", "compare_plot", "confusion_png"]
 
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 _DPI = 100
@@ -188,7 +188,12 @@ def _confusion(report: dict[str, Any]) -> bytes | None:
     pc = report["per_class"]
     if not pc.get("available"):
         return None
-    labels, cm = pc["labels"], pc["confusion"]
+    return confusion_png(pc["labels"], pc["confusion"], "Confusion matrix (validation; colour = share of the true class)")
+
+
+def confusion_png(labels: list[str], cm: list[list[int]], title: str) -> bytes | None:
+    """The confusion matrix ``cm`` (rows: true class) as a picture, coloured by the share of each
+    true class; None above 60 classes."""
     k = len(labels)
     if k == 0 or k > 60:
         return None
@@ -213,7 +218,7 @@ def _confusion(report: dict[str, Any]) -> bytes | None:
                     ax.text(j, i, str(cm[i][j]), ha="center", va="center", fontsize=fs, color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("Confusion matrix (validation; colour = share of the true class)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.04)
     return _png(fig)
 

@@ -382,3 +382,56 @@ def test_the_model_beats_chance_on_images_it_never_saw(fitted, tmp_path, real_im
     accuracy = float(np.mean(np.array(est.predict([str(p) for p in held])) == np.array(truth)))
     majority = max(truth.count(c) for c in set(truth)) / len(truth)
     assert accuracy >= majority + 0.3, (accuracy, majority)  # frozen ImageNet features: ~0.9 here
+
+
+def test_evaluate_on_new_labelled_images_gives_every_measure_with_intervals(fitted, tmp_path, real_images, capsys):
+    """`automl-tl evaluate RUN DATA` and `AutoTransfer.evaluate`: on images the fit never saw, the
+    numbers agree with the model's own predictions; an unknown class is counted, not scored; a
+    file of the same name that automl-tl did not write is never replaced."""
+    import shutil
+
+    from sklearn.metrics import log_loss
+
+    from automl_tl.cli import main
+    from automl_tl.demo import write_image_folder
+
+    folder, est = fitted
+    images, labels, names = real_images
+    more = write_image_folder(tmp_path / "more", images, labels, names, per_class=24, classes=(0, 1, 7, 3))
+    seen = {p.name for p in folder.rglob("*.png")}
+    new = tmp_path / "new"
+    for p in sorted(more.rglob("*.png")):
+        if p.name not in seen:
+            (new / p.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, new / p.parent.name / p.name)
+    known = [p for p in sorted(new.rglob("*.png")) if p.parent.name in est.classes_]
+    unknown = [p for p in new.rglob("*.png") if p.parent.name not in est.classes_]
+    assert len(known) >= 30 and unknown
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(est.run_dir_), str(new), "--out", str(out), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["n"] == len(known) and record["unknown_labels"] == len(unknown) and record["unreadable"] == 0
+    truth = [p.parent.name for p in known]
+    proba = est.predict_proba([str(p) for p in known])
+    pred = np.array(est.classes_)[proba.argmax(1)]
+    acc = record["metrics"]["accuracy"]
+    assert acc["value"] == pytest.approx(np.mean(pred == np.array(truth)), abs=1e-4)
+    assert acc["interval"][0] <= acc["value"] <= acc["interval"][1]
+    index = {c: i for i, c in enumerate(est.classes_)}
+    assert record["metrics"]["log_loss"]["value"] == pytest.approx(
+        log_loss([index[t] for t in truth], proba, labels=list(range(len(index)))), abs=1e-3)
+    matrix = np.array(record["confusion"]["matrix"])
+    assert matrix.sum() == len(known) and np.trace(matrix) == int(round(acc["value"] * len(known)))
+    assert [c["support"] for c in record["per_class"]] == matrix.sum(1).tolist()
+    assert '<img class="plot"' in (out / "evaluation.html").read_text()
+    assert json.loads((out / "evaluation.json").read_text())["n"] == len(known)
+    # the API gives the same record for the same inputs and labels
+    api = est.evaluate([str(p) for p in known], truth)
+    assert api["metrics"] == record["metrics"] and api["confusion"] == record["confusion"]
+    # someone else's evaluation.json is refused, untouched
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "evaluation.json").write_text('{"mine": true}')
+    assert main(["evaluate", str(est.run_dir_), str(new), "--out", str(foreign)]) == 2
+    assert (foreign / "evaluation.json").read_text() == '{"mine": true}'
+    assert "did not write" in capsys.readouterr().err
