@@ -18,7 +18,7 @@ pair matches exactly one rule.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 from automl_tl.errors import PluginError
@@ -214,7 +214,3 @@ class StrategyTable:
         return {"small_below": self.small_below, "large_from": self.large_from,
                 "by_modality": {m: dict(t) for m, t in sorted(self._by_modality.items())},
                 "rules": [asdict(r) | {"sizes": sorted(r.sizes)} for r in self._rules]}
-
-
-def with_params(rule: StrategyRule, **params) -> StrategyRule:
-    return replace(rule, params=dict(rule.params) | params)
