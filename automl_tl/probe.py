@@ -121,11 +121,16 @@ def _sparse_rows(x, rows):
                              shape=(len(rows), d))
 
 
+def _row_pieces(m, n: int):
+    """Pieces of ``n`` rows of the CSR matrix ``m`` whose float64 values take about 4 MB."""
+    return row_chunks(n, 8 * max(1, m.nnz // max(1, m.shape[0])), 2**22)
+
+
 def _sparse_moments(m, rows) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and variance (float64) of the rows ``rows`` of the CSR matrix ``m``."""
     d = m.shape[1]
     total, square = np.zeros(d), np.zeros(d)
-    for part in row_chunks(len(rows), 8 * max(1, m.nnz // max(1, m.shape[0])), 2**22):
+    for part in _row_pieces(m, len(rows)):
         sub = m[rows[part]]
         values = sub.data.astype(np.float64)
         total += np.bincount(sub.indices, weights=values, minlength=d)
@@ -145,7 +150,7 @@ def _scaled_rows(m, rows, inverse_std: np.ndarray, dtype):
     indptr = np.concatenate([[0], np.cumsum(lengths)])
     data = np.empty(int(indptr[-1]), dtype=dtype)
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
-    for part in row_chunks(len(rows), 8 * max(1, m.nnz // max(1, m.shape[0])), 2**22):
+    for part in _row_pieces(m, len(rows)):
         sub = m[rows[part]]
         lo, hi = indptr[part.start], indptr[part.stop]
         data[lo:hi] = sub.data.astype(np.float64) * inverse_std[sub.indices]
