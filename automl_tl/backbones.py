@@ -74,6 +74,9 @@ class BackboneSpec:
         model with one output per option set (in order), the features ``build(weights,
         input_config, **option_set)`` gives, in one forward pass. For options that only change
         the readout (which layer is pooled, how): ranking them then costs one pass, not one each.
+    :param sparse: the features are mostly zeros (TF-IDF, counts): the embedding cache keeps them
+        as a sparse matrix (:mod:`automl_tl.sparse_features`), so that their disk and memory grow
+        with the non-zeros, not with items x dimensions.
     :param fit_weights: ``fit_weights(items, folder)`` for featurizers that learn something from
         the inputs themselves, without labels (a TF-IDF vocabulary): called once per dataset, it
         writes its state into ``folder``, which is then passed as the weights' location.
@@ -96,6 +99,7 @@ class BackboneSpec:
     classical: bool = False
     fit_weights: Callable[[Any, str], None] | None = None
     readouts: Callable[..., Any] | None = None
+    sparse: bool = False
     plugin: str = ""
 
     def resolve_weights(self, overrides: Mapping[str, str] | None = None) -> ResolvedWeights:

@@ -32,6 +32,7 @@ from automl_tl.atomic import atomic_write_text
 from automl_tl._pages import CHUNK_BYTES, mapping_of, release, row_chunks
 from automl_tl.batching import iter_batches, pad_rows
 from automl_tl.errors import NO_SPACE_ERRNOS, NoSpaceError
+from automl_tl.sparse_features import SparseRows, csr_parts
 from automl_tl.workers import pid_alive
 
 __all__ = ["EmbeddingCache", "default_cache_dir", "iter_batches", "feature_function", "readout_function"]
@@ -137,19 +138,27 @@ class EmbeddingCache:
         if missing:
             t0 = time.perf_counter()
             known = [self._parts.get((model_keys[i], data_fingerprint), []) for i in missing]
-            arrs, n_computed = self._compute(spec, weights, input_config, [options_list[i] for i in missing], items,
-                                             [self.root / f"{keys[i]}.npy" for i in missing], batch_size,
-                                             progress, known)
+            if getattr(spec, "sparse", False):  # mostly zeros (TF-IDF): cached as CSR, not dense
+                arrs, n_computed = self._compute_sparse(spec, weights, input_config, [options_list[i] for i in missing],
+                                                        items, [self.root / f"{keys[i]}.csr" for i in missing],
+                                                        batch_size, progress)
+            else:
+                arrs, n_computed = self._compute(spec, weights, input_config, [options_list[i] for i in missing],
+                                                 items, [self.root / f"{keys[i]}.npy" for i in missing], batch_size,
+                                                 progress, known)
             per_item = (time.perf_counter() - t0) / max(1, n_computed)
             if n_computed:
                 self.seconds_per_item[spec.name] = per_item
             for i, arr in zip(missing, arrs):
                 self.stats["misses"] += 1
                 self._memory[keys[i]] = out[i] = arr
-                if self.disk and isinstance(arr, np.memmap):  # not features kept in memory for want of space
+                on_disk = isinstance(arr, np.memmap) or (isinstance(arr, SparseRows) and isinstance(arr.data, np.memmap))
+                if self.disk and on_disk:  # not features kept in memory for want of space
                     meta = {"backbone": spec.name, "input_config": dict(input_config), "options": dict(options_list[i]),
                             "n": len(items), "dim": int(arr.shape[1]), "seconds_per_item": per_item,
                             "crc32": _checksum(arr)}
+                    if isinstance(arr, SparseRows):
+                        meta |= {"format": "csr", "nnz": arr.nnz}
                     atomic_write_text((self.root / f"{keys[i]}.json"), json.dumps(meta))
         if part_of is not None:
             for mk, arr in zip(model_keys, out):
@@ -163,6 +172,8 @@ class EmbeddingCache:
             self.stats["memory_hits"] += 1
             return self._memory[key]
         path = self.root / f"{key}.npy"
+        if self.disk and not path.exists() and (self.root / f"{key}.csr").is_dir():
+            path = self.root / f"{key}.csr"
         if self.disk and path.exists():
             arr, damage = _checked(path, n)
             if arr is not None:
@@ -174,7 +185,7 @@ class EmbeddingCache:
             # a damaged file is never read again (nor its space kept); one with no checksum may be a
             # writer's that has not written its record yet: it is replaced when computed again
             for f in (path, path.with_suffix(".json")) if damage != _NO_CHECKSUM else ():
-                f.unlink(missing_ok=True)
+                shutil.rmtree(f, ignore_errors=True) if f.is_dir() else f.unlink(missing_ok=True)
         return None
 
     def _remove_leftovers(self) -> None:
@@ -184,6 +195,10 @@ class EmbeddingCache:
         if self._swept or not self.root.is_dir():
             return
         self._swept = True
+        for f in list(self.root.glob("*.csr.*.tmp")):  # <key>.csr.<host>.<pid>.tmp: a sparse writer's folder
+            host, pid = f.name.split(".")[2:4]
+            if host == _HOST and pid.isdigit() and not pid_alive(int(pid)):
+                shutil.rmtree(f, ignore_errors=True)
         for f in list(self.root.glob("*.tmp.npy")) + list(self.root.glob(".*.json.*")):
             parts = f.name.split(".")
             if f.name.endswith(".tmp.npy"):
@@ -281,6 +296,100 @@ class EmbeddingCache:
         return [kept[j] if j in in_memory else np.load(path, mmap_mode="r") for j, path in enumerate(paths)], len(todo)
 
 
+    def _compute_sparse(self, spec, weights, input_config, options_list, items, folders, batch_size, progress):
+        """:meth:`_compute` for a featurizer whose features are mostly zeros (``spec.sparse``):
+        each batch's non-zeros are appended to raw files in a temporary folder, which becomes
+        ``<key>.csr`` (``data.npy``, ``indices.npy``, ``indptr.npy``) when every item is done;
+        returned as :class:`~automl_tl.sparse_features.SparseRows` over those files, memory-mapped
+        (in memory with ``disk=False``). Samples computed before are not reused: these
+        featurizers are cheap, and rows must be written in order."""
+        from tqdm.auto import tqdm
+
+        t0 = time.perf_counter()
+        adapter = spec.make_adapter(input_config, weights, None)
+        fn = None
+        tmps = [f.with_name(f.name + f".{_HOST}.{os.getpid()}.tmp") for f in folders]
+        pieces = [([], [], [np.zeros(1, dtype=np.int64)]) for _ in options_list]  # values, columns, per row
+        files: list = []
+        dims = [0] * len(options_list)
+        bar = tqdm(total=len(items), desc=f"embedding with {spec.name}", unit="item", disable=not progress, leave=False)
+        try:
+            if self.disk:
+                self._remove_leftovers()
+                for t in tmps:
+                    t.mkdir(parents=True)
+                files = [(open(t / "data.raw", "wb"), open(t / "indices.raw", "wb")) for t in tmps]
+            rows = batch_size if len(items) > batch_size else 0
+            for idx, batch in iter_batches(list(items), adapter, batch_size):
+                fn = fn or readout_function(spec, weights, input_config, options_list)
+                for j, f in enumerate(fn(pad_rows(batch, rows))):
+                    values, columns, per_row = csr_parts(f[:len(idx)])
+                    dims[j] = int(f.shape[1])
+                    pieces[j][2].append(per_row)
+                    if files:
+                        files[j][0].write(values.tobytes())
+                        files[j][1].write(columns.tobytes())
+                    else:
+                        pieces[j][0].append(values)
+                        pieces[j][1].append(columns)
+                self.stats["forward_batches"] += 1
+                bar.update(len(idx))
+            for pair in files:
+                for fh in pair:
+                    fh.close()
+        except BaseException as exc:  # a half-written cache folder is never left behind
+            for pair in files:
+                for fh in pair:
+                    fh.close()
+            for t in tmps:
+                shutil.rmtree(t, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+                raise NoSpaceError(self.root, hint=_FULL_HINT) from exc
+            raise
+        finally:
+            bar.close()
+            self.stats["forward_seconds"] += time.perf_counter() - t0
+        out = []
+        for j, (values, columns, per_row) in enumerate(pieces):
+            indptr = np.cumsum(np.concatenate(per_row))
+            shape = (len(items), dims[j])
+            if not self.disk:
+                out.append(SparseRows(np.concatenate(values) if values else np.zeros(0, np.float32),
+                                      np.concatenate(columns) if columns else np.zeros(0, np.int32), indptr, shape))
+                continue
+            _raw_to_npy(tmps[j] / "data.raw", np.float32)
+            _raw_to_npy(tmps[j] / "indices.raw", np.int32)
+            np.save(tmps[j] / "indptr.npy", indptr)
+            (tmps[j] / "shape.json").write_text(json.dumps(list(shape)))
+            if folders[j].exists():  # another worker's, or a damaged one: this one replaces it
+                shutil.rmtree(folders[j], ignore_errors=True)
+            os.replace(tmps[j], folders[j])
+            out.append(_load_sparse(folders[j]))
+        return out, len(items)
+
+
+def _raw_to_npy(raw: Path, dtype) -> None:
+    """``raw`` (values of ``dtype`` one after another) as the ``.npy`` file beside it, copied piece
+    by piece (its pages released), then ``raw`` removed."""
+    itemsize = np.dtype(dtype).itemsize
+    n = raw.stat().st_size // itemsize
+    out = np.lib.format.open_memmap(raw.with_suffix(".npy"), mode="w+", dtype=dtype, shape=(n,))
+    step = max(1, CHUNK_BYTES // itemsize)
+    with open(raw, "rb") as fh:
+        for lo in range(0, n, step):
+            out[lo:lo + step] = np.fromfile(fh, dtype=dtype, count=min(step, n - lo))
+            release(out)
+    out.flush()
+    del out
+    raw.unlink()
+
+
+def _load_sparse(folder: Path) -> SparseRows:
+    shape = json.loads((folder / "shape.json").read_text())
+    return SparseRows(*(np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("data", "indices", "indptr")),
+                      shape)
+
+
 def _npy_bytes(shape) -> int:
     """The size of a float32 ``.npy`` file of ``shape`` (its header is at most a few hundred bytes)."""
     return int(np.prod(shape)) * 4 + 4096
@@ -322,6 +431,13 @@ def _checksum(arr: np.ndarray) -> int:
     damage (a disk, a copy, a kill), not tampering, and at about 4 GB/s on one core (blake2b: 0.9,
     sha256: 1.8) checking a 300 MB file costs under 0.1 s. It is computed once per file per
     cache, that is once per fit: a file read once is kept in the cache's memory after that."""
+    if isinstance(arr, SparseRows):  # its three arrays, one after another
+        crc = 0
+        for part in (arr.data, arr.indices, arr.indptr):
+            for piece in row_chunks(len(part), part.itemsize):
+                crc = zlib.crc32(memoryview(np.ascontiguousarray(part[piece])).cast("B"), crc)
+            release(part)
+        return crc
     if arr.ndim != 2 or mapping_of(arr) is None:
         data = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
         return zlib.crc32(memoryview(data).cast("B"))
@@ -339,7 +455,7 @@ def _checked(path: Path, n: int) -> tuple[np.ndarray | None, str]:
     """``(the features at path, "")`` when the file is whole (``n`` rows, the shape and checksum
     its ``.json`` record gives), else ``(None, what is wrong with it)``."""
     try:
-        arr = np.load(path, mmap_mode="r")
+        arr = _load_sparse(path) if path.is_dir() else np.load(path, mmap_mode="r")
     except (ValueError, OSError) as exc:  # truncated, or its header overwritten
         return None, f"cannot be read ({type(exc).__name__}: {exc})"
     try:

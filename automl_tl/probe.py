@@ -93,27 +93,33 @@ def _mostly_zeros(x, rows=None) -> bool:
         return False
     if (len(x) if rows is None else len(rows)) * np.shape(x)[1] * 8 <= SPARSE_ABOVE:
         return False
+    if hasattr(x, "nnz"):  # the cache's sparse matrix (automl_tl.sparse_features): its share is known
+        return x.nnz <= SPARSE_SHARE * len(x) * np.shape(x)[1]
     head = np.asarray(x[np.asarray(rows)[:256]] if rows is not None else x[:256])
     return head.size > 0 and np.count_nonzero(head) <= SPARSE_SHARE * head.size
 
 
 def _sparse_rows(x, rows):
-    """The rows ``rows`` of ``x`` (dense, often memory-mapped) as a float32 CSR matrix of the same
-    values, read piece by piece so that neither a dense copy nor the mapping's pages stay in
-    memory, and assembled from its non-zeros (``csr_matrix`` of each dense piece, then ``vstack``,
-    held each piece's coordinates as int64 and the matrix twice: 600 MB over 100 000 TF-IDF rows)."""
+    """The rows ``rows`` of ``x`` as a float32 CSR matrix of the same values: straight from the
+    cache's sparse matrix (:class:`~automl_tl.sparse_features.SparseRows`), else read from dense
+    (often memory-mapped) features piece by piece, so that neither a dense copy nor the
+    mapping's pages stay in memory, and assembled from its non-zeros (``csr_matrix`` of each dense
+    piece, then ``vstack``, held each piece's coordinates as int64 and the matrix twice: 600 MB
+    over 100 000 TF-IDF rows)."""
     from scipy import sparse
 
+    from automl_tl.sparse_features import SparseRows, csr_parts
+
     rows = np.asarray(rows)
+    if isinstance(x, SparseRows):
+        return x.csr(rows)
     d = int(np.shape(x)[1])
     data, indices, counts = [], [], [np.zeros(1, dtype=np.int64)]
     for part in row_chunks(len(rows), d * 4):
-        block = np.asarray(x[rows[part]], dtype=np.float32)
-        r, c = np.nonzero(block)  # row-major: each row's columns in order, as CSR keeps them
-        data.append(block[r, c])
-        indices.append(c.astype(np.int32))
-        counts.append(np.bincount(r, minlength=len(block)))
-        del block, r, c
+        values, columns, per_row = csr_parts(x[rows[part]])
+        data.append(values)
+        indices.append(columns)
+        counts.append(per_row)
         release(x)
     indptr = np.cumsum(np.concatenate(counts))
     return sparse.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),

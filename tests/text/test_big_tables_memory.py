@@ -135,3 +135,83 @@ def test_no_features_of_every_item_are_computed_for_clusters_that_are_not_looked
     probes = [{"backbone": "minilm-l6", "options": {}, "score": 0.8, "classical": False}]
     big = SimpleNamespace(y=np.zeros(CLUSTER_MAX_ITEMS + 1, dtype=int), features=features)
     assert grouping.clusters(big, probes) is None
+
+
+def _tfidf_cache_kw(tmp_path, n=300):
+    """What the engine hands the cache for the real ``tfidf`` featurizer over ``n`` texts."""
+    from types import SimpleNamespace
+
+    from automl_tl.plugin_manager import PluginManager
+    from automl_tl_text._tfidf import fit_tfidf
+
+    texts = _texts(n)
+    folder = tmp_path / "vocabulary"
+    folder.mkdir()
+    fit_tfidf(texts, str(folder))
+    weights = SimpleNamespace(location=str(folder), fingerprint="vocabulary")
+    spec = PluginManager().backbones.get("tfidf")
+    dense = spec.featurize(weights, {})(texts)
+    return dict(spec=spec, weights=weights, input_config={}, options={}, items=texts, data_fingerprint="texts",
+                batch_size=32), dense
+
+
+def test_tfidf_features_are_cached_sparse_and_read_back_as_their_dense_rows(tmp_path, caplog):
+    """A featurizer that declares ``sparse`` (TF-IDF) is cached as CSR files (1.1 KB a short text
+    where a dense row is 64 KB: 1 000 000 texts fit a disk), read back as the same rows, checked
+    by its checksum like a dense file, and its leftovers removed like a dense file's."""
+    import json
+    import logging
+
+    from automl_tl.cache import _HOST, EmbeddingCache
+    from automl_tl.sparse_features import SparseRows
+
+    kw, dense = _tfidf_cache_kw(tmp_path)
+    root = tmp_path / "cache"
+    first = EmbeddingCache(root).get_or_compute(**kw)
+    assert isinstance(first, SparseRows) and first.shape == dense.shape
+    rows = np.array([5, 0, 299, 17])
+    np.testing.assert_array_equal(np.asarray(first), dense)
+    np.testing.assert_array_equal(first[rows], dense[rows])
+    np.testing.assert_array_equal(first[3], dense[3])
+    np.testing.assert_array_equal(first[:, 10:20], dense[:, 10:20])
+    np.testing.assert_array_equal(first.csr(rows).toarray(), dense[rows])
+    [folder] = root.glob("*.csr")
+    assert not list(root.glob("*.npy")) and sorted(p.name for p in folder.iterdir()) == [
+        "data.npy", "indices.npy", "indptr.npy", "shape.json"]
+    meta = json.loads(folder.with_suffix(".json").read_text())
+    assert meta["format"] == "csr" and meta["nnz"] == np.count_nonzero(dense) < 0.1 * dense.size
+
+    second = EmbeddingCache(root)
+    np.testing.assert_array_equal(np.asarray(second.get_or_compute(**kw)), dense)
+    assert second.stats["disk_hits"] == 1 and second.stats["forward_batches"] == 0
+
+    data = folder / "data.npy"  # random bytes in the middle of the values: found, said, computed again
+    with open(data, "r+b") as fh:
+        fh.seek(data.stat().st_size // 2)
+        fh.write(np.random.default_rng(0).bytes(512))
+    third = EmbeddingCache(root)
+    with caplog.at_level(logging.WARNING, logger="automl_tl"):
+        np.testing.assert_array_equal(np.asarray(third.get_or_compute(**kw)), dense)
+    assert third.stats["misses"] == 1 and "is damaged" in caplog.text
+
+    gone = root / f"abc.csr.{_HOST}.999999999.tmp"  # a writer killed mid-way (a pid that is no more)
+    gone.mkdir()
+    EmbeddingCache(root).get_or_compute(**(kw | {"data_fingerprint": "other"}))
+    assert not gone.exists()
+
+
+def test_the_probe_reads_cached_sparse_features_without_a_dense_pass(tmp_path, monkeypatch):
+    from automl_tl import probe
+    from automl_tl.cache import EmbeddingCache
+    from automl_tl.sparse_features import SparseRows
+
+    kw, dense = _tfidf_cache_kw(tmp_path)
+    cached = EmbeddingCache(tmp_path / "cache").get_or_compute(**kw)
+    y = np.arange(len(dense)) % 3
+    folds = [(np.flatnonzero(np.arange(len(y)) % 5 != f), np.flatnonzero(np.arange(len(y)) % 5 == f)) for f in range(5)]
+    accuracy = lambda a, b: float(np.mean(a == b))  # noqa: E731
+    monkeypatch.setattr(probe, "SPARSE_ABOVE", 0)
+    want = probe.linear_probe(dense, y, folds, metric=accuracy, n_classes=3)
+    monkeypatch.setattr(SparseRows, "__getitem__", lambda *a: pytest.fail("dense rows were read"))
+    got = probe.linear_probe(cached, y, folds, metric=accuracy, n_classes=3)
+    assert got.C == want.C and np.array_equal(got.oof_probs, want.oof_probs)
