@@ -302,7 +302,8 @@ class EmbeddingCache:
         ``<key>.csr`` (``data.npy``, ``indices.npy``, ``indptr.npy``) when every item is done;
         returned as :class:`~automl_tl.sparse_features.SparseRows` over those files, memory-mapped
         (in memory with ``disk=False``). Samples computed before are not reused: these
-        featurizers are cheap, and rows must be written in order."""
+        featurizers are cheap, and rows must be written in order. A full disk is a
+        :class:`~automl_tl.errors.NoSpaceError` with the size the files would have taken."""
         from tqdm.auto import tqdm
 
         t0 = time.perf_counter()
@@ -312,6 +313,7 @@ class EmbeddingCache:
         pieces = [([], [], [np.zeros(1, dtype=np.int64)]) for _ in options_list]  # values, columns, per row
         files: list = []
         dims = [0] * len(options_list)
+        done = written = 0
         bar = tqdm(total=len(items), desc=f"embedding with {spec.name}", unit="item", disable=not progress, leave=False)
         try:
             if self.disk:
@@ -326,46 +328,61 @@ class EmbeddingCache:
                     values, columns, per_row = csr_parts(f[:len(idx)])
                     dims[j] = int(f.shape[1])
                     pieces[j][2].append(per_row)
+                    written += 2 * values.nbytes
                     if files:
                         files[j][0].write(values.tobytes())
                         files[j][1].write(columns.tobytes())
                     else:
                         pieces[j][0].append(values)
                         pieces[j][1].append(columns)
+                done += len(idx)
                 self.stats["forward_batches"] += 1
                 bar.update(len(idx))
-            for pair in files:
-                for fh in pair:
-                    fh.close()
+            _close(files)
+            out = []
+            for j, (values, columns, per_row) in enumerate(pieces):
+                indptr, shape = np.cumsum(np.concatenate(per_row)), (len(items), dims[j])
+                out.append(_finish_sparse(tmps[j], folders[j], indptr, shape) if self.disk else SparseRows(
+                    np.concatenate(values) if values else np.zeros(0, np.float32),
+                    np.concatenate(columns) if columns else np.zeros(0, np.int32), indptr, shape))
+            return out, len(items)
         except BaseException as exc:  # a half-written cache folder is never left behind
-            for pair in files:
-                for fh in pair:
-                    fh.close()
+            _close(files, quiet=True)
             for t in tmps:
                 shutil.rmtree(t, ignore_errors=True)
             if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
-                raise NoSpaceError(self.root, hint=_FULL_HINT) from exc
+                # the raw files and, for a moment, the .npy copy of the largest of them
+                needed = int(written * len(items) / max(1, done) * 1.5) + 8 * (len(items) + 1)
+                raise NoSpaceError(self.root, needed=needed, hint=_FULL_HINT) from exc
             raise
         finally:
             bar.close()
             self.stats["forward_seconds"] += time.perf_counter() - t0
-        out = []
-        for j, (values, columns, per_row) in enumerate(pieces):
-            indptr = np.cumsum(np.concatenate(per_row))
-            shape = (len(items), dims[j])
-            if not self.disk:
-                out.append(SparseRows(np.concatenate(values) if values else np.zeros(0, np.float32),
-                                      np.concatenate(columns) if columns else np.zeros(0, np.int32), indptr, shape))
-                continue
-            _raw_to_npy(tmps[j] / "data.raw", np.float32)
-            _raw_to_npy(tmps[j] / "indices.raw", np.int32)
-            np.save(tmps[j] / "indptr.npy", indptr)
-            (tmps[j] / "shape.json").write_text(json.dumps(list(shape)))
-            if folders[j].exists():  # another worker's, or a damaged one: this one replaces it
-                shutil.rmtree(folders[j], ignore_errors=True)
-            os.replace(tmps[j], folders[j])
-            out.append(_load_sparse(folders[j]))
-        return out, len(items)
+
+
+def _close(files, *, quiet: bool = False) -> None:
+    """Close the raw files of :meth:`EmbeddingCache._compute_sparse` (a full disk may fail the
+    last flush: an error, except ``quiet``, on the way out of another one)."""
+    for pair in files:
+        for fh in pair:
+            try:
+                fh.close()
+            except OSError:
+                if not quiet:
+                    raise
+
+
+def _finish_sparse(tmp: Path, folder: Path, indptr: np.ndarray, shape) -> SparseRows:
+    """The raw files in ``tmp`` as ``.npy`` files, the folder moved to ``folder`` (replacing
+    another worker's or a damaged one), read back memory-mapped."""
+    _raw_to_npy(tmp / "data.raw", np.float32)
+    _raw_to_npy(tmp / "indices.raw", np.int32)
+    np.save(tmp / "indptr.npy", indptr)
+    (tmp / "shape.json").write_text(json.dumps(list(shape)))
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return _load_sparse(folder)
 
 
 def _raw_to_npy(raw: Path, dtype) -> None:

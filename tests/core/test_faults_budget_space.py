@@ -46,6 +46,8 @@ def test_a_trial_stopped_by_a_full_disk_is_queued_again_not_counted(small_disk, 
     """The cache's disk fills while the search runs; the next trial must write its features there
     (taken from memory and disk, as after a restart) and they fit in no memory: NoSpaceError inside
     the trial. Exit 2 with its message; space freed, the same command completes every trial."""
+    import shutil
+
     import automl_tl.cache as cache_module
     import automl_tl.search.loop as search_module  # where the search calls run_trial
     from automl_tl.cli import main
@@ -61,8 +63,8 @@ def test_a_trial_stopped_by_a_full_disk_is_queued_again_not_counted(small_disk, 
         if len(seen) == 2:  # the disk fills in the middle of the search
             ctx.probes.clear()
             ctx.cache._memory.clear()
-            for f in cache.glob("*.npy"):
-                f.unlink()
+            for f in [*cache.glob("*.npy"), *cache.glob("*.csr")]:  # dense features, or sparse ones (TF-IDF)
+                shutil.rmtree(f) if f.is_dir() else f.unlink()
             _fill(cache, leave=4096)
         return real(cfg, ctx, **kw)
 
