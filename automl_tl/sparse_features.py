@@ -46,11 +46,24 @@ class SparseRows:
         return int(self.indptr[-1])
 
     def csr(self, rows=None):
-        """The rows ``rows`` (all: None) as a scipy CSR matrix of float32."""
+        """The rows ``rows`` (all: None, over the arrays themselves) as a scipy CSR matrix of
+        float32; a copy of them, whose mapped pages are then dropped (:meth:`release`)."""
         from scipy import sparse
 
         whole = sparse.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape, copy=False)
-        return whole if rows is None else whole[np.asarray(rows)]
+        if rows is None:
+            return whole
+        out = whole[np.asarray(rows)]
+        self.release()
+        return out
+
+    def release(self) -> None:
+        """Drop the pages of the memory-mapped arrays from this process's resident memory (they
+        stay in the files; the next read maps them again): :func:`automl_tl._pages.release`."""
+        from automl_tl._pages import release
+
+        for part in (self.data, self.indices, self.indptr):
+            release(part)
 
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, tuple):  # x[rows, cols]: only those columns made dense
