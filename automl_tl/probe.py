@@ -25,7 +25,6 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -79,7 +78,7 @@ def one_blas_thread():
 #: matrix when their dense float64 copy would take more than SPARSE_ABOVE bytes (issue 35):
 #: 80 000 texts x 16 384 TF-IDF dimensions are 10.5 GB as a dense float64 copy, some 200 MB as a
 #: sparse one. Below that the dense fit is kept: the same model either way (see
-#: :func:`_scaled_sparse`), but lbfgs converges faster on centred features, so the two stop at
+#: :func:`_sparse_scale`), but lbfgs converges faster on centred features, so the two stop at
 #: points that differ by its tolerance.
 SPARSE_SHARE = 0.1
 SPARSE_ABOVE = 2 * 2**30
@@ -164,29 +163,25 @@ def _scaled_rows(m, rows, inverse_std: np.ndarray, dtype):
     return sparse.csr_matrix((data, indices, indptr), shape=(len(rows), m.shape[1]))
 
 
-def _scaled_sparse(m, fit_rows, *other_rows, dtype=np.float64):
-    """:func:`_standardise` for features held as the CSR matrix ``m`` (:func:`_sparse_rows`):
-    the rows ``fit_rows``' mean and variance, and the rows of ``fit_rows`` and of each of
-    ``other_rows`` only divided by the deviation, not centred (a centred sparse matrix is dense).
-    The fitted model is the same: a logistic regression's intercept is not penalised, so a shift
-    of the features is taken up by the intercept (:func:`_centred` moves it back)."""
-    fit_rows = np.asarray(fit_rows)
-    mean, var = _sparse_moments(m, fit_rows)
+def _sparse_scale(m, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_standardise`'s statistics for features held as the CSR matrix ``m``
+    (:func:`_sparse_rows`): ``(mean, variance, 1 / deviation)`` of the rows ``rows``. The features
+    are then only divided by the deviation, not centred (a centred sparse matrix is dense). The
+    fitted model is the same: a logistic regression's intercept is not penalised, so a shift of
+    the features is taken up by the intercept (:func:`_centred` moves it back)."""
+    mean, var = _sparse_moments(m, np.asarray(rows))
     std = np.sqrt(var + 1e-6)
-    inverse = 1.0 / std
-    return mean, std ** 2, [_scaled_rows(m, np.asarray(r), inverse, dtype) for r in (fit_rows, *other_rows)]
+    return mean, std ** 2, 1.0 / std
 
 
 def _scale_in_place(m):
-    """:func:`_scaled_sparse` of all the rows of ``m``, written over ``m``'s own values (in its
-    dtype): ``(mean, variance)``."""
-    mean, var = _sparse_moments(m, np.arange(m.shape[0]))
-    std = np.sqrt(var + 1e-6)
-    inverse = 1.0 / std
+    """The rows of ``m`` scaled as :func:`_sparse_scale` says, written over ``m``'s own values (in
+    its dtype): ``(mean, variance)``."""
+    mean, var, inverse = _sparse_scale(m, np.arange(m.shape[0]))
     for lo in range(0, m.nnz, 2**22):
         hi = min(m.nnz, lo + 2**22)
         m.data[lo:hi] = m.data[lo:hi].astype(np.float64) * inverse[m.indices[lo:hi]]
-    return mean, std ** 2
+    return mean, var
 
 
 def _centred(coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -197,7 +192,7 @@ def _centred(coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, var: np.
 def _lr(C: float, class_weight, warm: bool = False, precise: bool = False, sparse: bool = False):
     """The cross-validation walk fits loosely (a choice of C needs no fourth decimal); the head
     that is delivered is fitted to scikit-learn's default precision. ``sparse``: on features that
-    are not centred (:func:`_scaled_sparse`), where lbfgs stops farther from the optimum at the
+    are not centred (:func:`_sparse_scale`), where lbfgs stops farther from the optimum at the
     same tolerance: a tolerance ten times finer (cheap on a sparse matrix), which lands nearer to
     it than the dense fit does."""
     from sklearn.linear_model import LogisticRegression
@@ -239,18 +234,22 @@ def linear_probe(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray,
     if sparse:  # TF-IDF: the rows read once, sparse; each fold's scaled copy made when it is fitted
         whole = _sparse_rows(x, np.arange(len(x)))  # (issue 35: five folds held were 550 MB)
         for tr, va in folds:
-            prepared.append((partial(_scaled_sparse, whole, tr, va, dtype=WALK_DTYPE), y[tr],
-                             _lr(Cs[0], cw, warm=True, sparse=True)))
+            inverse = _sparse_scale(whole, tr)[2]  # once a fold, not once a strength
+
+            def scaled(tr=tr, va=va, inverse=inverse):
+                return [_scaled_rows(whole, np.asarray(r), inverse, WALK_DTYPE) for r in (tr, va)]
+
+            prepared.append((scaled, y[tr], _lr(Cs[0], cw, warm=True, sparse=True)))
     else:
         for tr, va in folds:
-            standardised = _standardise(x, tr, va, dtype=WALK_DTYPE)
+            standardised = _standardise(x, tr, va, dtype=WALK_DTYPE)[2]
             prepared.append((lambda ready=standardised: ready, y[tr], _lr(Cs[0], cw, warm=True)))
     probs, scores, logloss = {}, {}, {}
     worse = 0
 
     def fit_fold(fold, C):
         rows, ytr, clf = fold
-        _, _, (xtr, xva) = rows()
+        xtr, xva = rows()
         clf.set_params(C=C)
         clf.fit(xtr, ytr)
         return _proba(clf, xva, n_classes)
