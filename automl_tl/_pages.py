@@ -15,7 +15,7 @@ import mmap
 
 import numpy as np
 
-__all__ = ["CHUNK_BYTES", "mapping_of", "release", "row_chunks", "standardise"]
+__all__ = ["CHUNK_BYTES", "as_rows", "mapping_of", "release", "row_chunks", "standardise"]
 
 #: the bytes of one piece of a pass over memory-mapped rows
 CHUNK_BYTES = 64 * 2**20
@@ -47,6 +47,12 @@ def release(arr) -> bool:
     except (OSError, ValueError):  # a closed mapping, a platform without it
         return False
     return True
+
+
+def as_rows(x):
+    """``x`` as features to read rows from: itself when it has a shape and can be indexed (an
+    array, a memory map, the cache's sparse rows: no copy), else ``np.asarray(x)``."""
+    return x if hasattr(x, "shape") and hasattr(x, "__getitem__") else np.asarray(x)
 
 
 def row_chunks(n_rows: int, row_bytes: int, chunk_bytes: int | None = None):

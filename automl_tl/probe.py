@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from automl_tl._pages import release, row_chunks
+from automl_tl._pages import as_rows, release, row_chunks
 from automl_tl._pages import standardise as _standardise
 from automl_tl.budget import NO_BUDGET, Budget
 
@@ -226,7 +226,7 @@ def linear_probe(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray,
     eval_index = np.concatenate([va for _, va in folds])
     y_eval = y[eval_index]
     prepared = []
-    x = x if hasattr(x, "shape") and hasattr(x, "__getitem__") else np.asarray(x)
+    x = as_rows(x)
     sparse = _mostly_zeros(x, folds[0][0])
     # the walk in float32 (scikit-learn's lbfgs keeps it): 2.5x faster at 2 000 x 1 280, the
     # same iterations and scores to the printed digit; the delivered head is fitted in float64
@@ -292,7 +292,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, C: float, n_classes: int,
     dtype, so that the rows are held once: a float64 copy beside them was 160 MB at 100 000
     TF-IDF rows; on sparse features the two fits' probabilities differ by under 0.004 (measured
     at C 1e-4 to 1 on 20 000 x 3 000) and their labels agree on 99.98 %."""
-    x = x if hasattr(x, "shape") and hasattr(x, "__getitem__") else np.asarray(x)
+    x = as_rows(x)
     sparse = _mostly_zeros(x, rows)
     if sparse:  # fitted in the features' float32, scaled in place: one copy of the rows (issue 35)
         xs = _sparse_rows(x, np.arange(len(x)) if rows is None else rows)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from automl_tl._pages import release
+from automl_tl._pages import as_rows, release, standardise
 
 __all__ = ["logme", "knn_score", "proxy_scores", "rank_agreement", "candidate_key", "transferability_summary",
            "PROXIES"]
@@ -83,7 +83,7 @@ def logme(x: np.ndarray, y: np.ndarray, n_classes: int | None = None, *, max_ite
     ``z = U^T t`` and ``s``: alpha = gamma / |m|^2, beta = (n - gamma) / |x m - t|^2 with
     gamma = sum(beta s^2 / (alpha + beta s^2)), iterated to a fixed point.
     """
-    x = x if hasattr(x, "shape") and hasattr(x, "__getitem__") else np.asarray(x)
+    x = as_rows(x)
     y = np.asarray(y, dtype=int)
     n, d = x.shape
     u, s = _standardised_spectrum(x)  # standardised, like the probe's features
@@ -130,9 +130,7 @@ def knn_score(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray, np
     """
     from sklearn.neighbors import KNeighborsClassifier
 
-    from automl_tl._pages import standardise
-
-    x = x if hasattr(x, "shape") and hasattr(x, "__getitem__") else np.asarray(x)
+    x = as_rows(x)
     y = np.asarray(y)
     if k is None:
         k = int(np.clip(round(np.sqrt(min(len(tr) for tr, _ in folds))), 3, 20))
