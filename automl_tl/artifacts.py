@@ -30,14 +30,15 @@ def leaderboard_rows(study) -> list[dict]:
 
 def leaderboard_frame(study=None, run_dir=None):
     """The leaderboard as a pandas DataFrame: of ``study``, else of the study in ``run_dir``
-    (its ``study.db``), else that folder's ``leaderboard.csv``."""
+    (its ``study.db``, opened read-only as the report opens it), else that folder's
+    ``leaderboard.csv``."""
     import pandas as pd
 
     run_dir = Path(run_dir) if run_dir is not None else None
     if study is None and run_dir is not None and (run_dir / "study.db").is_file():
-        import optuna
+        from automl_tl.report._load import _load_study
 
-        study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{run_dir / 'study.db'}")
+        study = _load_study(run_dir / "study.db", [])  # None when it cannot be read: the view below
     if study is not None:
         return pd.DataFrame(leaderboard_rows(study), columns=list(LEADERBOARD_COLUMNS))
     if run_dir is not None and (run_dir / "leaderboard.csv").is_file():
