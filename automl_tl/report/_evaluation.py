@@ -48,38 +48,35 @@ def _interval(statistic, *arrays, seed: int) -> list[float] | None:
 def evaluation_record(truth: Sequence[int], proba: np.ndarray, labels: Sequence[str], *, seed: int = 0) -> dict:
     """Every number of an evaluation of probabilities ``proba`` ``(n, classes)`` against the
     class indices ``truth``."""
+    import warnings
+
     from sklearn import metrics
 
     from automl_tl.calibration import expected_calibration_error
+    from automl_tl.metrics import METRICS, true_class_log_loss
 
     y = np.asarray(truth, dtype=int)
     proba = np.asarray(proba, dtype=np.float64)
     proba = proba / np.clip(proba.sum(1, keepdims=True), 1e-12, None)  # float32 rows sum to 1 within 1e-7
     pred = proba.argmax(1)
-    k = len(labels)
-    classes = list(range(k))
+    classes = list(range(len(labels)))
 
-    def accuracy(a, b):
-        return float(np.mean(a == b))
-
-    def macro_f1(a, b):
-        return float(metrics.f1_score(a, b, labels=np.unique(a), average="macro", zero_division=0))
-
-    def balanced(a, b):
-        return float(metrics.recall_score(a, b, labels=np.unique(a), average="macro", zero_division=0))
-
+    # the run's own definitions (automl_tl.metrics), as the search scored its trials
     def log_loss(a, rows):
-        return float(metrics.log_loss(a, proba[rows.astype(int)], labels=classes))
+        return true_class_log_loss(proba[rows.astype(int), np.asarray(a, dtype=int)])
 
     def ece(a, rows):
         return float(expected_calibration_error(proba[rows.astype(int)], a))
 
     rows = np.arange(len(y), dtype=float)
+    measures = {name: (lambda a, b, f=METRICS[name]: float(f(a, b)), (y, pred))
+                for name in ("accuracy", "macro_f1", "balanced_accuracy")}
+    measures |= {"log_loss": (log_loss, (y, rows)), "calibration_error": (ece, (y, rows))}
     out: dict[str, Any] = {}
-    for name, fn, args in (("accuracy", accuracy, (y, pred)), ("macro_f1", macro_f1, (y, pred)),
-                           ("balanced_accuracy", balanced, (y, pred)), ("log_loss", log_loss, (y, rows)),
-                           ("calibration_error", ece, (y, rows))):
-        out[name] = {"value": round(fn(*args), 4), "interval": _interval(fn, *args, seed=seed)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a resample without some class: its F1 is 0, said once per resample
+        for name, (fn, args) in measures.items():
+            out[name] = {"value": round(fn(*args), 4), "interval": _interval(fn, *args, seed=seed)}
     precision, recall, f1, support = metrics.precision_recall_fscore_support(y, pred, labels=classes, zero_division=0)
     per_class = [{"label": labels[c], "precision": round(float(precision[c]), 4), "recall": round(float(recall[c]), 4),
                   "f1": round(float(f1[c]), 4), "support": int(support[c])} for c in classes]
