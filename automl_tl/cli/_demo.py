@@ -26,7 +26,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--trials", type=_positive_int, default=12,
                    help="trials (default 12: the recommendation, the linear probe of every candidate, "
                         "then every strategy once on one backbone, so the report compares strategies; "
-                        "about a minute on 2 cores)")
+                        "the image demo's fit took 62-97 s on 2 cores)")
     p.add_argument("--run-dir", help="run directory (default runs/demo-<modality>; runs/demo for images)")
 
 
