@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from automl_tl._version import __version__
+from automl_tl import presets
 from automl_tl.budget import NO_BUDGET, Budget, require_a_budget
 from automl_tl.artifacts import leaderboard_frame
 from automl_tl.killpoints import kill_point
@@ -28,6 +29,7 @@ from automl_tl.preparation import (_Clock, _Prepared, _baseline, _left_out, _opt
                                    prepare, ranked_recommendations, search_space, select_backbones)
 from automl_tl.run_directory import (check_early, check_resume, check_run_dir, copy_deliverable,
                                      default_run_dir, split_record, task_record)
+from automl_tl.tracking import Tracker, check_tracking_uri
 from automl_tl.warm_start import nearest_tasks, remember, warm_start_plan
 
 __all__ = ["AutoTransfer", "select_backbones"]
@@ -62,9 +64,13 @@ class AutoTransfer:
 
     >>> clf = AutoTransfer(trials=10).fit("data/flowers")      # doctest: +SKIP
     >>> clf.predict(["rose.jpg"]), clf.best_config_            # doctest: +SKIP
+
+    ``preset`` (``"fast"``, ``"balanced"``, ``"best"``: :mod:`automl_tl.presets`) fills the
+    settings left ``None``: ``trials`` and ``time_budget`` (given either, it replaces the preset's
+    budget whole), ``strategies``, ``backbones``, ``compare_strategies``, ``patience``, ``ensemble``.
     """
 
-    def __init__(self, *, backbones: Sequence[str] | None = None, trials: int | None = 20,
+    def __init__(self, *, backbones: Sequence[str] | None = None, trials: int | None = None,
                  time_budget: float | str | None = None, metric: str = "accuracy", seed: int = 0,
                  run_dir: str | None = None, storage: str | None = None, val_fraction: float = 0.2,
                  weights: Mapping[str, str] | None = None, modality: str | None = None,
@@ -73,9 +79,10 @@ class AutoTransfer:
                  detect_groups: bool = True,
                  split_column: str | None = None, strategies: Sequence[str] | None = None, cache_dir: str | None = None,
                  batch_size: int = 32, progress: bool = False, report: bool = True,
-                 refit: bool | None = None, patience: int = 15, ensemble: bool = True,
-                 warm_start: bool | None = None, pruner: str = "median", compare_strategies: bool = False,
-                 plugin_manager=None) -> None:
+                 refit: bool | None = None, patience: int | None = None, ensemble: bool | None = None,
+                 warm_start: bool | None = None, pruner: str = "median", compare_strategies: bool | None = None,
+                 preset: str | None = None,
+                 tracking_uri: str | None = None, plugin_manager=None) -> None:
         self.backbones = backbones
         self.trials = trials
         self.time_budget = time_budget
@@ -109,13 +116,15 @@ class AutoTransfer:
         #: before the past tasks' winners, queue one trial of every strategy that applies to the
         #: recommended (or best fine-tunable) backbone, so the report compares strategies
         self.compare_strategies = compare_strategies
+        self.preset = preset
+        self.tracking_uri = tracking_uri  # log the fit to MLflow there (automl_tl.tracking)
         self.plugin_manager = plugin_manager
 
     # ------------------------------------------------------------------ sklearn protocol
     _PARAMS = ("backbones", "trials", "time_budget", "metric", "seed", "run_dir", "storage",
                "val_fraction", "weights", "modality", "text_column", "label_column", "path_column",
                "group_column", "detect_groups", "split_column", "strategies", "cache_dir", "batch_size", "progress", "report",
-               "refit", "patience", "ensemble", "warm_start", "pruner", "compare_strategies", "plugin_manager")
+               "refit", "patience", "ensemble", "warm_start", "pruner", "compare_strategies", "preset", "tracking_uri", "plugin_manager")
 
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in self._PARAMS}
@@ -188,7 +197,7 @@ class AutoTransfer:
 
         now = time.monotonic()
         t_start = now if started is None else min(started, now)
-        budget, registry, strategies = _fit_settings(self, t_start)
+        budget, registry, strategies, chosen = _fit_settings(self, t_start)
         # the probe may use up to half of a time budget; the search and the refit get the rest
         prep = self._prepare(X, y, budget=budget.share(0.5), on_data=lambda data: check_early(self, data))
         data, prof, rec, ctx = prep.data, prep.profile, prep.recommendation, prep.ctx
@@ -199,22 +208,23 @@ class AutoTransfer:
         space = search_space(prep, strategies)
         refit, no_refit_reason = self._refit_decision(prof, budget)
         summary_base = _summary_base(self, prep, task_record(self, data), strategies, registry, budget, refit,
-                                     clock={"started": "process" if started is not None else "fit",
+                                     chosen, clock={"started": "process" if started is not None else "fit",
                                             "before_fit_s": round(now - t_start, 2)})
         meta = task_meta(prof, prep.probes)
         warm = warm_start_plan(self.warm_start, meta, ctx, space)
         summary_base["warm_start"] = warm
+        tracker = Tracker(self.tracking_uri, run_dir)  # the MLflow mirror; nothing without a URI
         search = Search(ctx=ctx, space=space, run_dir=run_dir, recommendation=rec, storage=self.storage,
                         seed=self.seed, labels=prep.labels, summary_base=summary_base,
                         probes=[p for p in prep.probes if "score" in p], rec_options=prep.rec_options,
-                        patience=self.patience, seconds_per_item=ctx.cache.seconds_per_item,
+                        patience=chosen.patience, seconds_per_item=ctx.cache.seconds_per_item,
                         feature_dims={p["backbone"]: p["dim"] for p in prep.probes if "dim" in p},
-                        warm_start=warm["configs"], compare_strategies=self.compare_strategies,
-                        pruner=make_pruner(self.pruner, max_epochs=space.ft_epochs[1]))
+                        warm_start=warm["configs"], compare_strategies=chosen.compare_strategies,
+                        pruner=make_pruner(self.pruner, max_epochs=space.ft_epochs[1]), callbacks=tracker.callbacks())
         t0 = time.perf_counter()
         try:
-            search.run(trials=self.trials, budget=budget, refit=refit, progress=self.progress,
-                       no_refit_reason=no_refit_reason, ensemble=self.ensemble)
+            search.run(trials=chosen.trials, budget=budget, refit=refit, progress=self.progress,
+                       no_refit_reason=no_refit_reason, ensemble=chosen.ensemble)
         except KeyboardInterrupt:
             if self.report:
                 self._write_report(run_dir)  # reports what is finished
@@ -233,6 +243,7 @@ class AutoTransfer:
         self.fit_seconds_ = time.monotonic() - t_start  # wall time, the report included
         search.summary_base["clock"]["wall_s"] = round(self.fit_seconds_, 2)
         search.write_summary(finished=True)  # the summary's own record of the wall clock
+        tracker.finish(search.study)
         return self
 
     def _searched(self, search, prep: _Prepared, run_dir: Path, *, search_seconds: float, t_start: float) -> None:
@@ -278,28 +289,10 @@ class AutoTransfer:
             raise NotFittedError("this AutoTransfer is not fitted yet: call fit() or AutoTransfer.load()")
 
     def _inputs(self, X) -> list:
-        """The inputs ``X`` stands for, as ``automl-tl predict`` reads them: a table file or a
-        folder for its rows or files, a DataFrame for its column of inputs (the fitted one, or its
-        only column), one path or text for itself, anything else iterated."""
-        import pandas as pd
+        """The inputs ``X`` stands for, as ``automl-tl predict`` reads them (:func:`automl_tl.data.api_inputs`)."""
+        from automl_tl.data import api_inputs
 
-        from automl_tl.data import held_inputs_as_files, listed, prediction_inputs
-
-        columns = self.predictor_.config.get("columns") or {}
-        if isinstance(X, (str, os.PathLike)):
-            return [x.value for x in prediction_inputs(
-                [os.fspath(X)], self.predictor_.modality, None, (columns.get("inputs"), columns.get("labels")))]
-        if isinstance(X, pd.DataFrame):
-            names = [str(c) for c in X.columns]
-            column = columns.get("inputs") if columns.get("inputs") in names else names[0] if len(names) == 1 else None
-            if column is None:
-                raise DataError(f"a DataFrame of {len(names)} columns ({listed(names, 5)}): pass the column of "
-                                f"inputs, e.g. predict(frame[{names[0]!r}])")
-            items = X[column].tolist()
-        else:
-            items = list(X)
-        # images held in memory (arrays, PIL images, a Hugging Face dataset's cells): read from files
-        return (held_inputs_as_files(items, "<inputs>") or (items,))[0]
+        return api_inputs(X, self.predictor_.modality, self.predictor_.config.get("columns") or {})
 
     def _usable(self, X) -> list:
         items = self._inputs(X)
@@ -364,25 +357,28 @@ _DEFAULTS = {k: v.default for k, v in inspect.signature(AutoTransfer.__init__).p
 
 
 def _fit_settings(est: AutoTransfer, t_start: float):
-    """The settings ``fit`` of ``est`` checks before any work: ``(budget, registry, strategies)``, the
-    time budget from ``t_start``, the strategy registry and the strategies searched."""
+    """The settings ``fit`` of ``est`` checks before any work: ``(budget, registry, strategies,
+    chosen)``, the time budget from ``t_start``, the strategy registry, the strategies searched and
+    the settings with the preset's filled in (:func:`automl_tl.presets.settings`)."""
     from automl_tl.pruners import PRUNERS
     from automl_tl.metrics import metric_function
 
-    require_a_budget(est.trials, est.time_budget, trials_word="trials=N", time_word="time_budget=seconds")
+    chosen = presets.settings(est)
+    require_a_budget(chosen.trials, chosen.time_budget, trials_word="trials=N", time_word="time_budget=seconds")
     if est.pruner not in PRUNERS:
         raise ConfigError(f"unknown pruner {est.pruner!r}: choose one of {', '.join(PRUNERS)}")
-    if est.trials is not None and est.trials < 1:
-        raise ConfigError(f"trials must be at least 1, not {est.trials}")
-    budget = Budget.of(est.time_budget, started=t_start)  # 600, "10m", "1h30m"; NO_BUDGET for None
+    if chosen.trials is not None and chosen.trials < 1:
+        raise ConfigError(f"trials must be at least 1, not {chosen.trials}")
+    budget = Budget.of(chosen.time_budget, started=t_start)  # 600, "10m", "1h30m"; NO_BUDGET for None
     metric_function(est.metric)
+    check_tracking_uri(est.tracking_uri)
     registry = est._pm().strategies
-    strategies = {name: registry.get(name) for name in (est.strategies or registry.names())}
-    return budget, registry, strategies
+    strategies = {name: registry.get(name) for name in (chosen.strategies or registry.names())}
+    return budget, registry, strategies, chosen
 
 
 def _summary_base(est: AutoTransfer, prep: _Prepared, task: dict, strategies: dict, registry, budget: Budget,
-                  refit: bool, *, clock: dict) -> dict:
+                  refit: bool, chosen: presets.Settings, *, clock: dict) -> dict:
     """What summary.json holds from the start of the search: the task, the profile, the
     recommendation, the probe, the candidates and strategies, the settings. ``clock``: where the
     budget's clock started."""
@@ -400,7 +396,7 @@ def _summary_base(est: AutoTransfer, prep: _Prepared, task: dict, strategies: di
         "left_out": left_out_of(prep), "strategy_table": est._pm().strategy_table.to_dict(),
         "baseline": _baseline(prep.probes, est.metric), "refit": refit, "groups": prep.groups,
         "time_budget": budget.seconds if budget.limited else None, "timings": dict(prep.timings),
-        "pruner": est.pruner,
+        "pruner": est.pruner, "preset": chosen.to_dict(),
         # where the budget's clock started: seconds before fit() (the process's start-up)
         "clock": clock,
         "forward_seconds": {"probe": round(float(ctx.cache.stats.get("forward_seconds", 0.0)), 2)},

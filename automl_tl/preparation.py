@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from automl_tl import presets
 from automl_tl.budget import NO_BUDGET, Budget
 from automl_tl.errors import BackboneLeftOutWarning, ConfigError, WeightsUnavailableError
 
@@ -46,8 +47,8 @@ def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
         if wrong:
             raise ConfigError(f"backbone(s) {', '.join(wrong)} are not for {modality} data; run "
                               f"`automl-tl backbones --modality {modality}` to list those that are.")
-    else:
-        specs = pm.backbones.list(modality=modality)
+    else:  # the defaults: every backbone of the modality but the opt-in ones (BackboneSpec.opt_in)
+        specs = [s for s in pm.backbones.list(modality=modality) if not s.opt_in]
     for name in overrides:
         pm.backbones.get(name)  # unknown names in --weights fail clearly
     kept, weights, left_out = [], {}, []
@@ -74,6 +75,19 @@ def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
             f"no {modality} backbone has pretrained weights available here. "
             + " ".join(x["reason"] for x in left_out))
     return kept, weights, left_out
+
+
+def _preset_candidates(est, specs: list) -> list:
+    """The candidates of ``specs`` that the estimator's preset keeps (:func:`presets.candidates`),
+    with one line naming those it leaves out."""
+    chosen = presets.settings(est)
+    kept = presets.candidates(specs, chosen.pretrained)
+    dropped = [s.name for s in specs if s not in kept]
+    if dropped:
+        log.info("preset %s: candidates %s (%s left out: the preset keeps the %d smallest pretrained "
+                 "backbones; --backbones or --preset best for all)", chosen.preset,
+                 ", ".join(s.name for s in kept), ", ".join(dropped), chosen.pretrained)
+    return kept
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +145,7 @@ def prepare(est, X, y=None, *, budget: Budget = NO_BUDGET, on_data=None) -> _Pre
     data, groups = grouping.resolve(data, detect=est.detect_groups, column=est.group_column)
     clock.lap("load")
     specs, weights, left_out = select_backbones(pm, data.modality, est.backbones, est.weights)
+    specs = _preset_candidates(est, specs)
     cache = EmbeddingCache(est.cache_dir)
     weights = dict(weights) | fit_featurizers(specs, data, cache.root)
     modality = pm.modalities.get(data.modality)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from automl_tl.cli._common import (EXIT_OK, _add_data_options, _csv_list, _estimator, _non_negative_int,
                                    _positive_int, _time_budget)
+from automl_tl.presets import DEFAULT_PRESET, PRESETS
 from automl_tl.pruners import DEFAULT_PRUNER, PRUNERS
 
 
@@ -20,10 +21,16 @@ def add_parsers(sub) -> None:
                                    "the study and loses no finished trial.")
     _add_data_options(p)
     b = p.add_argument_group("budget and search")
-    b.add_argument("--trials", type=_positive_int, help="total trials in the study (default 20 when no "
-                                                        "--time-budget is given)")
+    b.add_argument("--preset", choices=tuple(PRESETS), metavar="{" + ",".join(PRESETS) + "}",
+                   help="a budget, candidate set and strategy set in one word; the options below that "
+                        "you give override it (--trials or --time-budget replaces its budget whole). "
+                        + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
+                        + f" (default {DEFAULT_PRESET}; docs/benchmarks.md has their measured times)")
+    b.add_argument("--trials", type=_positive_int, help="total trials in the study (default: the preset's, 20 "
+                                                        "for balanced; none when only --time-budget is given)")
     b.add_argument("--time-budget", type=_time_budget, metavar="DURATION",
-                   help="the whole fit (profile, search, refit, saving) ends within this long, e.g. 90s, 20m, 2h, 1h30m")
+                   help="the whole fit (profile, search, refit, saving) ends within this long, e.g. 90s, "
+                        "20m, 2h, 1h30m (default: the preset's; none for balanced)")
     b.add_argument("--run-dir", "-o", help="where results go (default: runs/<dataset name>)")
     b.add_argument("--seed", type=int, default=0, help="seed for the split, sampler and training (default 0)")
     b.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<run-dir>/study.db); with a "
@@ -34,7 +41,7 @@ def add_parsers(sub) -> None:
                    help="validation metric to maximise (default accuracy)")
     b.add_argument("--strategies", type=_csv_list, metavar="S,...",
                    help="restrict the searched strategies (default: all registered; see "
-                        "`automl-tl strategies`), e.g. feature_extraction,lp_ft")
+                        "`automl-tl strategies`; fast: feature_extraction), e.g. feature_extraction,lp_ft")
     b.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
     b.add_argument("--batch-size", type=_positive_int, default=32, help="batch size for backbone passes (default 32)")
     b.add_argument("--cache-dir", help="embedding cache folder (default: $AUTOML_TL_CACHE_DIR or "
@@ -43,7 +50,7 @@ def add_parsers(sub) -> None:
                    help="retrain the selected configuration on all labelled data before delivering "
                         "it (default: on small and medium data, and whenever a --time-budget leaves "
                         "room); --no-refit delivers the model as the search trained it")
-    b.add_argument("--ensemble", action=argparse.BooleanOptionalAction, default=True,
+    b.add_argument("--ensemble", action=argparse.BooleanOptionalAction, default=None,
                    help="average the selected model with linear probes of the run (frozen or classical "
                         "features) when that improves it on validation: log-loss lower by 1%% at least, the "
                         "metric not lower (default on; --no-ensemble delivers one model)")
@@ -52,14 +59,14 @@ def add_parsers(sub) -> None:
                         "selected (the knowledge base: $AUTOML_TL_KNOWLEDGE, default ~/.local/share/automl-tl/"
                         "knowledge.jsonl, plus the prior shipped with automl-tl); every finished fit adds "
                         "its own record there (default on; --no-warm-start ignores it)")
-    b.add_argument("--compare-strategies", action="store_true",
+    b.add_argument("--compare-strategies", action=argparse.BooleanOptionalAction, default=None,
                    help="after the recommendation and the probes, try every strategy once on the "
                         "recommended backbone (or the best one that can be fine-tuned), so that the "
-                        "report compares strategies on the same features (the demo does)")
-    b.add_argument("--patience", type=_non_negative_int, default=15, metavar="N",
+                        "report compares strategies on the same features (the demo and --preset best do)")
+    b.add_argument("--patience", type=_non_negative_int, default=None, metavar="N",
                    help="stop when N trials in a row have not raised the top score by more than half "
-                        "its standard error, or as soon as a trial scores a perfect 1.0 (default 15; "
-                        "0: never stop early)")
+                        "its standard error, or as soon as a trial scores a perfect 1.0 (default: the "
+                        "preset's, 15 for balanced; 0: never stop early)")
     b.add_argument("--pruner", choices=PRUNERS, default=DEFAULT_PRUNER,
                    help="how fine-tuning trials are stopped early, epoch by epoch: median (below the median "
                         "of earlier trials at the same epoch), successive-halving (only the best third of "
@@ -67,18 +74,21 @@ def add_parsers(sub) -> None:
                         "halving in brackets), none "
                         f"(default {DEFAULT_PRUNER}; docs/benchmarks.md compares them)")
     b.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    b.add_argument("--mlflow", metavar="URI", help="also log the fit to MLflow at this tracking URI (http://host:5000, "
+                   "sqlite:///mlflow.db, a folder): one run, a nested run per trial, the model and the report "
+                   "as artifacts; the same command again adds only what is missing; a server that is down is "
+                   "one warning, not a failed fit (pip install 'automl-tl[mlflow]'; docs/deploy.md)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def cmd_fit(args) -> int:
-    trials = args.trials if (args.trials is not None or args.time_budget is not None) else 20
-    est = _estimator(args, trials=trials, time_budget=args.time_budget, run_dir=args.run_dir,
+    est = _estimator(args, trials=args.trials, preset=args.preset, time_budget=args.time_budget, run_dir=args.run_dir,
                      seed=args.seed, storage=args.storage, metric=args.metric,
                      strategies=args.strategies, val_fraction=args.val_fraction,
                      batch_size=args.batch_size, cache_dir=args.cache_dir,
                      progress=not args.quiet, report=not args.no_report, refit=args.refit,
                      patience=args.patience, ensemble=args.ensemble, warm_start=args.warm_start,
-                     pruner=args.pruner, compare_strategies=args.compare_strategies)
+                     pruner=args.pruner, compare_strategies=args.compare_strategies, tracking_uri=args.mlflow)
     est.fit(args.data, started=_process_started())
     _print_fit(est)
     return EXIT_OK

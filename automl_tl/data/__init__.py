@@ -31,12 +31,12 @@ from automl_tl.data._held import held_inputs_as_files, with_embedded_files
 from automl_tl.data._labelled import LabelledData, label_str, validate
 from automl_tl.data._load import load_data
 from automl_tl.data._messages import NAMES_SHOWN, listed
-from automl_tl.data._predict import PredictionInput, prediction_inputs
+from automl_tl.data._predict import PredictionInput, api_inputs, prediction_inputs
 from automl_tl.data._tables import TABLE_SUFFIXES
 from automl_tl.data._text import read_text_file
 from automl_tl.evaluation import duplicate_groups, evaluation_plan
 
 __all__ = ["LabelledData", "load_data", "evaluation_plan", "duplicate_groups", "listed", "NAMES_SHOWN",
-           "with_embedded_files", "held_inputs_as_files", "prediction_inputs", "PredictionInput", "label_str",
+           "with_embedded_files", "held_inputs_as_files", "prediction_inputs", "api_inputs", "PredictionInput", "label_str",
            "read_text_file", "validate", "TABLE_SUFFIXES", "PATH_COLUMN_GUESSES", "TEXT_COLUMN_GUESSES",
            "LABEL_COLUMN_GUESSES", "SPLIT_COLUMNS", "FIND_DEPTH", "FIND_MAX_FILES"]

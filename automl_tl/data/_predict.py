@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 from automl_tl.data._cells import _missing, _native
 from automl_tl.data._columns import (LABEL_COLUMN_GUESSES, PATH_COLUMN_GUESSES, TEXT_COLUMN_GUESSES,
@@ -137,3 +137,30 @@ def _table_inputs(path: Path, saved, modality, exts: tuple, column: str | None,
         out.append(PredictionInput(value, None if _missing(truth) else label_str(truth),
                                    name if name != value else None))
     return out
+
+
+def api_inputs(X, modality: str, columns: Mapping[str, str | None]) -> list:
+    """The inputs ``X`` given to ``AutoTransfer.predict`` stands for, as ``automl-tl predict`` reads
+    them: a table file or a folder for its rows or files, a DataFrame for its column of inputs (the
+    fitted one, ``columns["inputs"]``, or its only column), one path or text for itself, anything
+    else iterated; images held in memory (arrays, PIL images, a Hugging Face dataset's cells) are
+    written to files first."""
+    import os
+
+    import pandas as pd
+
+    from automl_tl.data._held import held_inputs_as_files
+
+    if isinstance(X, (str, os.PathLike)):
+        return [x.value for x in prediction_inputs([os.fspath(X)], modality, None,
+                                                   (columns.get("inputs"), columns.get("labels")))]
+    if isinstance(X, pd.DataFrame):
+        names = [str(c) for c in X.columns]
+        column = columns.get("inputs") if columns.get("inputs") in names else names[0] if len(names) == 1 else None
+        if column is None:
+            raise DataError(f"a DataFrame of {len(names)} columns ({listed(names, 5)}): pass the column of "
+                            f"inputs, e.g. predict(frame[{names[0]!r}])")
+        items = X[column].tolist()
+    else:
+        items = list(X)
+    return (held_inputs_as_files(items, "<inputs>") or (items,))[0]
