@@ -77,6 +77,8 @@ class BackboneSpec:
     :param sparse: the features are mostly zeros (TF-IDF, counts): the embedding cache keeps them
         as a sparse matrix (:mod:`automl_tl.sparse_features`), so that their disk and memory grow
         with the non-zeros, not with items x dimensions.
+    :param opt_in: searched only when named (``--backbones NAME``), never among the default
+        candidates: for a backbone much slower than the others of its modality.
     :param fit_weights: ``fit_weights(items, folder)`` for featurizers that learn something from
         the inputs themselves, without labels (a TF-IDF vocabulary): called once per dataset, it
         writes its state into ``folder``, which is then passed as the weights' location.
@@ -100,6 +102,7 @@ class BackboneSpec:
     fit_weights: Callable[[Any, str], None] | None = None
     readouts: Callable[..., Any] | None = None
     sparse: bool = False
+    opt_in: bool = False
     plugin: str = ""
 
     def resolve_weights(self, overrides: Mapping[str, str] | None = None) -> ResolvedWeights:

