@@ -210,6 +210,7 @@ def test_bad_requests_are_4xx_with_the_reason(image_server, image_run, tmp_path)
     good = image_run[1][0]
     not_image = tmp_path / "notes.png"
     not_image.write_text("not an image")
+    png = open(good, "rb").read()
     big = [("big.png", os.urandom(MAX_BODY_MB * 2 ** 20 + 1000))]
 
     def chunked(body):  # no Content-Length: urllib sends an iterable body chunked
@@ -218,6 +219,8 @@ def test_bad_requests_are_4xx_with_the_reason(image_server, image_run, tmp_path)
     cases = {
         "unreadable file": (_post_files(url, [good, str(not_image)]), 422, "notes.png"),
         "empty file": (_call(url + "/predict", *_multipart([("empty.jpg", b"")])), 422, "empty.jpg"),
+        "truncated image": (_call(url + "/predict", *_multipart([("cut.png", png[:len(png) // 2])])), 422,
+                            "cut.png: corrupt image"),
         "texts to an image model": (_post_texts(url, ["a text"]), 415, "multipart/form-data"),
         "no content type": (_without_content_type(url, b"abc"), 415, "without a Content-Type"),
         "wrong content type": (_call(url + "/predict", b"abc", "text/plain"), 415, "text/plain"),
