@@ -28,6 +28,8 @@ def add_parsers(sub) -> None:
                         "then every strategy once on one backbone, so the report compares strategies; "
                         "the image demo's fit took 62-97 s on 2 cores)")
     p.add_argument("--run-dir", help="run directory (default runs/demo-<modality>; runs/demo for images)")
+    p.add_argument("--mlflow", metavar="URI", help="also log the fit to MLflow at this tracking URI, as fit "
+                                                  "--mlflow does (pip install 'automl-tl[mlflow]')")
 
 
 def cmd_demo(args) -> int:
@@ -53,7 +55,8 @@ def cmd_demo(args) -> int:
     elif mod == "audio":
         data = out / "metadata.csv"
         extra = {"group_column": "voice", "backbones": ["speech-embedding", "mfcc"]}
-    est = AutoTransfer(trials=args.trials, run_dir=run_dir, progress=True, compare_strategies=True, **extra)
+    est = AutoTransfer(trials=args.trials, run_dir=run_dir, progress=True, compare_strategies=True,
+                       tracking_uri=args.mlflow, **extra)
     est.fit(str(data))
     _print_fit(est)
     example = {"image": lambda: str(next(iter(sorted(out.glob("*/*.png"))))),

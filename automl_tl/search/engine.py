@@ -34,13 +34,16 @@ class Search(StudyMixin, SelectionMixin, AdmissionMixin, LoopMixin, DeliveryMixi
                  rec_options: Mapping[str, Any] | None = None, patience: int = 15,
                  seconds_per_item: Mapping[str, float] | None = None,
                  feature_dims: Mapping[str, int] | None = None, warm_start: Sequence[Mapping] = (),
-                 compare_strategies: bool = False, sampler=default_sampler, pruner=None) -> None:
+                 compare_strategies: bool = False, sampler=default_sampler, pruner=None,
+                 callbacks: Sequence = ()) -> None:
         """``sampler``: a function of the seed returning an Optuna sampler (called with the seed
         plus the number of trials already in the study, so a resumed search does not replay its
         proposals); ``pruner``: an Optuna pruner (default :func:`default_pruner`); ``warm_start``:
         configurations of the nearest past tasks (:func:`automl_tl.knowledge.warm_start_configs`),
         enqueued after the recommendation and the probes; ``compare_strategies``: before those, one
-        trial of every strategy that applies (the demo's search, so its report compares them)."""
+        trial of every strategy that applies (the demo's search, so its report compares them);
+        ``callbacks``: Optuna callbacks called after each trial, after the loop's own (the MLflow mirror,
+        :mod:`automl_tl.tracking`)."""
         self.ctx = ctx
         self.space = space
         self.run_dir = Path(run_dir)
@@ -79,5 +82,6 @@ class Search(StudyMixin, SelectionMixin, AdmissionMixin, LoopMixin, DeliveryMixi
         self._current: int | None = None  # the number of the trial this worker runs or ran last
         self.make_sampler = sampler
         self.pruner = pruner if pruner is not None else default_pruner()
+        self.callbacks = list(callbacks)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.study = self._open_study()

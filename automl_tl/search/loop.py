@@ -115,7 +115,8 @@ class LoopMixin:
 
         try:
             self.study.optimize(self._objective, n_trials=1, catch=(TrialFailed,),
-                                callbacks=[self._after_trial_callback], gc_after_trial=True)
+                                callbacks=[self._after_trial_callback, *getattr(self, "callbacks", ())],
+                                gc_after_trial=True)
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
             # another worker failed this trial (no heartbeat within the grace period, e.g. a
             # machine frozen that long) and queued its retry: Optuna then cannot tell it
