@@ -4,6 +4,7 @@ spoken to over real HTTP with urllib."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -108,14 +109,12 @@ def image_run(tmp_path_factory):
     return root / "run", paths
 
 
-@pytest.fixture(scope="module")
-def image_server(image_run):
-    """``automl-tl serve RUN`` as a subprocess: a 50 ms window, so that concurrent requests share passes."""
+@contextlib.contextmanager
+def _serving(run, *options):
+    """``automl-tl serve RUN`` as a subprocess on a free loopback port, once it answers."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "automl_tl.cli", "serve", str(image_run[0]), "--port", str(port),
-                             "--batch-window-ms", "50", "--max-items", str(MAX_ITEMS),
-                             "--max-body-mb", str(MAX_BODY_MB)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "automl_tl.cli", "serve", str(run), "--port", str(port),
+                             *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)
@@ -124,6 +123,14 @@ def image_server(image_run):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def image_server(image_run):
+    """The image run's server: a 50 ms window, so that concurrent requests share passes."""
+    with _serving(image_run[0], "--batch-window-ms", "50", "--max-items", str(MAX_ITEMS),
+                  "--max-body-mb", str(MAX_BODY_MB)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -314,12 +321,34 @@ def test_refused_before_serving(image_server, image_run, tmp_path, capsys, monke
     assert "pip install 'automl-tl[serve]'" in capsys.readouterr().err
 
 
-def test_ctrl_c_stops_the_server_cleanly(image_server):
-    """Last: stops the module's server. A request in flight is answered before it stops."""
+def test_ctrl_c_stops_the_server_cleanly(text_server, capsys):
+    """The command run in this process's main thread, a Ctrl-C (SIGINT) sent once it answers:
+    a clean stop, exit 130."""
+    from automl_tl.cli import main
+
+    port = _free_port()
+    url, answered = f"http://127.0.0.1:{port}", []
+
+    def client():
+        _wait_ready(url, timeout=60)
+        answered.append(_post_texts(url, ["one more film"])[0])
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    assert main(["serve", str(text_server[1]), "--port", str(port)]) == 130
+    thread.join(timeout=10)
+    assert answered == [200]
+    assert "stopped (Ctrl-C)" in capsys.readouterr().err
+
+
+def test_sigterm_stops_the_server_cleanly(image_server):
+    """Last: stops the module's server. SIGTERM (a service manager's stop) is a clean shutdown:
+    exit 0, no traceback, the port closed."""
     url, proc = image_server
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 130
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
     err = proc.stderr.read()
-    assert "stopped (Ctrl-C)" in err and "Traceback" not in err, err
+    assert "stopped (SIGTERM)" in err and "Traceback" not in err, err
     with pytest.raises(OSError):
         _call(url + "/health")
