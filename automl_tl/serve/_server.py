@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
+import logging
 import signal
 import socket
 import threading
@@ -93,6 +94,9 @@ def build_server(predictor, settings=None):
     from automl_tl.serve._app import create_app
 
     app = create_app(predictor, settings or ServeSettings())
+    # a broken multipart body is answered 400 with the reason; the parser's own warning about it
+    # would print a line in the server's log for each such request
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     # log_config None: uvicorn's warnings go through automl-tl's logging, not a second setup
     config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=10)
