@@ -4,11 +4,13 @@
 The Optuna study is the record (:mod:`automl_tl.schema`); MLflow mirrors it and only ever adds
 what it lacks, so the same command run again (a resumed fit) logs the new trials and nothing twice:
 
-- one parent run per run directory, found again by its tag ``automl_tl.run_key`` (a hash of the
-  run directory's absolute path): the task's settings as parameters, the dataset profile as tags
-  (``modality``, ``n_items``, ``classes``, ``balance``, ``groups``, ...), the selected and the top
-  score and the trial counts as metrics (step: the trials finished), and as artifacts the delivered model
-  (``model/``), the report (``report/``), ``leaderboard.csv`` and ``summary.json``;
+- one parent run per study in a run directory, found again by its tag ``automl_tl.run_key`` (a
+  hash of the run directory's absolute path and of when the study's first trial started: a run
+  directory emptied and fitted again gets a new parent run, not the old study's trials): the
+  task's settings as parameters, the dataset profile as tags (``modality``, ``n_items``,
+  ``classes``, ``balance``, ``groups``, ...), the selected and the top score and the trial counts
+  as metrics (step: the trials finished), and as artifacts the delivered model (``model/``), the
+  report (``report/``), ``leaderboard.csv`` and ``summary.json``;
 - one nested run per finished trial, found again by its tag ``automl_tl.trial``: the trial's
   parameters, its score, standard error and seconds, its learning curve as step metrics
   (``head_loss``, ``fine_tune_val_score``, ... by epoch) and its fate (:func:`trial_fate`).
@@ -57,7 +59,7 @@ EXPERIMENT = "automl-tl"
 class TAG:
     """The tags the mirror finds its runs by (MLflow's own ``mlflow.*`` names included)."""
 
-    RUN_KEY = "automl_tl.run_key"  # the parent run of a run directory: a hash of its absolute path
+    RUN_KEY = "automl_tl.run_key"  # the parent run of a study in a run directory (see run_key)
     RUN_DIR = "automl_tl.run_dir"
     TRIAL = "automl_tl.trial"  # a nested run's trial number
     FATE = "automl_tl.fate"
@@ -179,9 +181,13 @@ def _number(value) -> float | None:
         return None
 
 
-def run_key(run_dir) -> str:
-    """The tag value the parent run of ``run_dir`` is found by (its absolute path, hashed)."""
-    return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:20]
+def run_key(run_dir, trials) -> str:
+    """The tag value the parent run of the study of ``trials`` in ``run_dir`` is found by: the run
+    directory's absolute path and when the study's first trial started, hashed. The start of its
+    first trial never changes once the study has one (the mirror first connects after a trial),
+    and tells the study of a run directory that was emptied and fitted again from the old one."""
+    first = min((t.datetime_start for t in trials if t.datetime_start is not None), default=None)
+    return hashlib.sha1(f"{Path(run_dir).resolve()}\n{first.isoformat() if first else ''}".encode()).hexdigest()[:20]
 
 
 @contextlib.contextmanager
@@ -264,9 +270,9 @@ class Tracker:
 
     # ------------------------------------------------------------------ the mirror
     def _sync(self, study, *, final: bool) -> None:
-        if self._client is None:
-            self._connect()
         trials = study.get_trials(deepcopy=False)
+        if self._client is None:
+            self._connect(trials)
         finished = [t for t in trials if t.state.is_finished()]
         for t in finished:
             if t.number not in self._logged:
@@ -277,13 +283,13 @@ class Tracker:
             self._log_artifacts()
             self._client.set_terminated(self._parent, status="FINISHED")
 
-    def _connect(self) -> None:
+    def _connect(self, trials) -> None:
         """The client, the experiment and the parent run (found by its tag, else created, and
         marked running); the trials it holds complete runs of. A nested run left running (its
         process ended while logging it) is deleted, to be logged again whole."""
         client = _mlflow().MlflowClient(tracking_uri=self.uri)
         self._experiment = self._experiment_id(client)
-        key = run_key(self.run_dir)
+        key = run_key(self.run_dir, trials)
         found = client.search_runs([self._experiment], filter_string=f"tags.`{TAG.RUN_KEY}` = '{key}'",
                                    max_results=1, order_by=["attributes.start_time ASC"])
         if found:

@@ -131,6 +131,15 @@ def test_a_study_is_mirrored_whole_and_once(store, tmp_path):
     assert kids_after[6].info.run_id != half.info.run_id and kids_after[6].data.metrics["score"] == 0.7
     assert client.get_run(half.info.run_id).info.lifecycle_stage == "deleted"
 
+    # the run directory emptied and fitted again: another study, so another parent run, whose
+    # trial 0 is logged (not taken for the old study's trial 0)
+    fresh = optuna.create_study(direction="maximize")
+    _trial(fresh, p, S.COMPLETE, 0.6, strategy="feature_extraction")
+    Tracker(uri, tmp_path / "run").finish(fresh)
+    _, parents, children = _runs(uri, tmp_path / "run")
+    [new] = [r for r in parents if r.info.run_id != parent.info.run_id]
+    assert [(r.data.tags[TAG.TRIAL], r.data.metrics["score"]) for r in children[new.info.run_id]] == [("0", 0.6)]
+
 
 class _Warnings(logging.Handler):
     def __init__(self):
