@@ -34,7 +34,7 @@ def _left_out(msg: str) -> None:
 
 
 def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
-                     overrides: Mapping[str, str] | None = None):
+                     overrides: Mapping[str, str] | None = None, *, opt_in: bool = False):
     """Candidate backbones whose weights can be had here: ``(specs, weights, left_out)``.
 
     A backbone without obtainable weights is left out with a warning that says how to provide
@@ -47,8 +47,8 @@ def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
         if wrong:
             raise ConfigError(f"backbone(s) {', '.join(wrong)} are not for {modality} data; run "
                               f"`automl-tl backbones --modality {modality}` to list those that are.")
-    else:  # the defaults: every backbone of the modality but the opt-in ones (BackboneSpec.opt_in)
-        specs = [s for s in pm.backbones.list(modality=modality) if not s.opt_in]
+    else:  # the defaults: every backbone of the modality, the opt-in ones (BackboneSpec.opt_in) if asked
+        specs = [s for s in pm.backbones.list(modality=modality) if opt_in or not s.opt_in]
     for name in overrides:
         pm.backbones.get(name)  # unknown names in --weights fail clearly
     kept, weights, left_out = [], {}, []
@@ -144,7 +144,8 @@ def prepare(est, X, y=None, *, budget: Budget = NO_BUDGET, on_data=None) -> _Pre
     # validate the way the model will be used: on new sources when the items come from a few
     data, groups = grouping.resolve(data, detect=est.detect_groups, column=est.group_column)
     clock.lap("load")
-    specs, weights, left_out = select_backbones(pm, data.modality, est.backbones, est.weights)
+    specs, weights, left_out = select_backbones(pm, data.modality, est.backbones, est.weights,
+                                                opt_in=presets.settings(est).opt_in)
     specs = _preset_candidates(est, specs)
     cache = EmbeddingCache(est.cache_dir)
     weights = dict(weights) | fit_featurizers(specs, data, cache.root)

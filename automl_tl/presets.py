@@ -32,6 +32,8 @@ class Preset:
     :param ensemble: average the selected model with linear probes when that helps on validation.
     :param pretrained: how many pretrained candidates, the smallest first (None: all of those
         whose weights are here); classical featurizers (pixels, TF-IDF, MFCC) are always kept.
+    :param opt_in: the opt-in backbones too (``BackboneSpec.opt_in``: much slower than the others
+        of their modality, e.g. MPNet), which are otherwise searched only when named.
     """
 
     name: str
@@ -43,6 +45,7 @@ class Preset:
     patience: int
     ensemble: bool
     pretrained: int | None
+    opt_in: bool = False
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
@@ -54,10 +57,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                        "strategy, stop after 15 without progress",
            trials=20, time_budget=None, strategies=None, compare_strategies=False, patience=15,
            ensemble=True, pretrained=None),
-    Preset("best", "up to 20 minutes: 100 trials at most over every backbone and strategy, every "
-                   "strategy tried once on the recommended backbone first, stop after 30 without progress",
+    Preset("best", "up to 20 minutes: 100 trials at most over every backbone (the slow opt-in ones "
+                   "too, e.g. mpnet-base) and every strategy, each strategy tried once on the "
+                   "recommended backbone first, stop after 30 without progress",
            trials=100, time_budget="20m", strategies=None, compare_strategies=True, patience=30,
-           ensemble=True, pretrained=None),
+           ensemble=True, pretrained=None, opt_in=True),
 )}
 
 
@@ -83,6 +87,7 @@ class Settings:
     patience: int
     ensemble: bool
     pretrained: int | None
+    opt_in: bool
 
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
@@ -104,6 +109,7 @@ def settings(est) -> Settings:
         ensemble=_given(est.ensemble, preset.ensemble),
         # backbones named by the user are the candidates, whatever the preset says
         pretrained=None if est.backbones else preset.pretrained,
+        opt_in=preset.opt_in,
     )
 
 

@@ -33,7 +33,7 @@ def test_a_preset_fills_what_is_left_unset_and_the_user_overrides_it():
     assert (presets.settings(AutoTransfer(preset="best", time_budget="5m")).trials,
             presets.settings(AutoTransfer(preset="best", time_budget="5m")).time_budget) == (None, "5m")
     best = presets.settings(AutoTransfer(preset="BEST"))
-    assert best.compare_strategies and best.strategies is None and best.time_budget == "20m"
+    assert best.compare_strategies and best.strategies is None and best.time_budget == "20m" and best.opt_in
 
 
 def test_unknown_preset_is_a_user_error():
@@ -56,6 +56,23 @@ def test_candidates_keep_the_classical_baseline_and_the_smallest_pretrained(pm):
     assert presets.candidates(specs, None) == specs
 
 
+def test_best_adds_the_opt_in_backbones_to_the_candidates(pm, tmp_path):
+    from automl_tl.preparation import select_backbones
+
+    opt_in = [s.name for s in pm.backbones.list(modality="text") if s.opt_in]
+    assert "mpnet-base" in opt_in  # much slower than MiniLM on a CPU: searched when asked for
+    # an empty folder given for each (as --weights does): considered, then left out for want of a
+    # checkpoint, and no 438 MB checkpoint unpacked for this test
+    local = {name: str(tmp_path) for name in opt_in}
+
+    def names(**kw):
+        kept, _, left_out = select_backbones(pm, "text", overrides=local, **kw)
+        return {s.name for s in kept} | {x["backbone"] for x in left_out}
+
+    assert not names() & set(opt_in)
+    assert names(opt_in=presets.settings(AutoTransfer(preset="best")).opt_in) >= set(opt_in)
+
+
 @pytest.mark.slow
 def test_a_fit_runs_and_records_its_preset(tmp_path, image_folder):
     # fast's strategies and patience, the user's trial count (which also drops fast's 2-minute clock)
@@ -64,7 +81,7 @@ def test_a_fit_runs_and_records_its_preset(tmp_path, image_folder):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["preset"] == {"preset": "fast", "trials": 3, "time_budget": None,
                                  "strategies": ["feature_extraction"], "compare_strategies": False,
-                                 "patience": 4, "ensemble": True, "pretrained": None}
+                                 "patience": 4, "ensemble": True, "pretrained": None, "opt_in": False}
     assert summary["time_budget"] is None and [s["name"] for s in summary["strategies"]] == ["feature_extraction"]
     assert {t.params.get("strategy") for t in est.study_.trials} <= {"feature_extraction", None}
     assert est.get_params()["preset"] == "fast" and est.get_params()["patience"] is None  # params untouched
