@@ -21,8 +21,10 @@ import uuid
 import numpy as np
 import pytest
 
-pytest.importorskip("fastapi", reason="pip install 'automl-tl[serve]'")
-pytest.importorskip("uvicorn", reason="pip install 'automl-tl[serve]'")
+from automl_tl.testing import missing, require_module
+
+for _module in ("fastapi", "uvicorn", "python_multipart"):
+    require_module(_module, "pip install 'automl-tl[serve]'")
 
 pytestmark = pytest.mark.slow
 
@@ -247,13 +249,32 @@ def test_bad_requests_are_4xx_with_the_reason(image_server, image_run, tmp_path)
     assert status == 200 and len(answer["predictions"]) == 1
 
 
+@contextlib.contextmanager
+def _in_thread(run, **settings):
+    """The same server in a thread of this process (``automl_tl.serve``'s Python API)."""
+    from automl_tl.artifacts import load_predictor
+    from automl_tl.serve import ServeSettings, bind, build_server
+
+    sock = bind("127.0.0.1", 0)
+    server = build_server(load_predictor(run), ServeSettings(**settings))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        _wait_ready(url, timeout=60)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+    assert not thread.is_alive()
+
+
 @pytest.fixture(scope="module")
 def text_server(tmp_path_factory):
-    """The same server in a thread of this process, for a tf-idf text run."""
+    """A tf-idf text run, served in a thread."""
     from automl_tl import AutoTransfer
     from automl_tl.demo import make_text_demo
-    from automl_tl.serve import ServeSettings, bind, build_server
-    from automl_tl.artifacts import load_predictor
 
     import pandas as pd
 
@@ -261,17 +282,8 @@ def text_server(tmp_path_factory):
     df = pd.read_csv(make_text_demo(root / "rt.csv", per_class=40))
     AutoTransfer(backbones=["tfidf"], trials=1, run_dir=str(root / "run"), report=False, patience=0,
                  cache_dir=str(root / "cache")).fit(df["text"].astype(str).tolist(), df["label"].astype(str).tolist())
-    sock = bind("127.0.0.1", 0)
-    server = build_server(load_predictor(root / "run"), ServeSettings(max_items=MAX_ITEMS))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    _wait_ready(url, timeout=60)
-    yield url, root / "run", df["text"].astype(str).tolist()
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
-    assert not thread.is_alive()
+    with _in_thread(root / "run", max_items=MAX_ITEMS) as url:
+        yield url, root / "run", df["text"].astype(str).tolist()
 
 
 def test_text_server(text_server):
@@ -302,6 +314,32 @@ def test_text_server(text_server):
     for name, ((status, answer), expected, says) in cases.items():
         assert status == expected, (name, status, answer)
         assert says in answer["detail"], (name, answer)
+
+
+def test_audio_server(tmp_path):
+    """Audio clips as files: an MFCC run on spoken digits (espeak-ng), served in a thread."""
+    import shutil
+
+    from automl_tl import AutoTransfer
+    from automl_tl.spoken_digits import make_dataset
+
+    if shutil.which("espeak-ng") is None:
+        missing("espeak-ng is not installed (apt-get install espeak-ng)")
+    make_dataset(tmp_path / "digits", voices=["en-us", "en-gb", "en-us+f2"], speeds=[160], pitches=[50])
+    clips = sorted(str(p) for p in (tmp_path / "digits").rglob("*.wav"))
+    labels = [os.path.basename(os.path.dirname(p)) for p in clips]
+    AutoTransfer(backbones=["mfcc"], trials=1, run_dir=str(tmp_path / "run"), report=False, patience=0).fit(clips, labels)
+    sample = clips[::7]
+    est = AutoTransfer.load(tmp_path / "run")
+    expected, classes = est.predict_proba(sample), list(est.classes_)
+    with _in_thread(tmp_path / "run") as url:
+        status, answer = _post_files(url, sample)
+        assert status == 200, answer
+        got = np.array([[p["probabilities"][c] for c in classes] for p in answer["predictions"]])
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+        status, answer = _call(url + "/predict", *_multipart([("a.wav", b"RIFF not a wave file")]))
+        assert status == 422 and "a.wav" in answer["detail"], answer
+        assert _post_texts(url, ["three"])[0] == 415
 
 
 def test_refused_before_serving(image_server, image_run, tmp_path, capsys, monkeypatch):
