@@ -52,7 +52,8 @@ _BODY_DOC = {
 
 def _unusable(inputs: Inputs, keep: list, skips: list) -> HTTPException:
     """422 naming each input the modality's check left out, by its file name or position."""
-    dropped = [i for i in range(len(inputs.items)) if i not in set(keep)]
+    kept = set(keep)
+    dropped = [i for i in range(len(inputs.items)) if i not in kept]
     reasons = [s.reason for s in skips] if len(skips) == len(dropped) else ["unusable input"] * len(dropped)
     named = [f"{inputs.names[i] or f'input {i}'}: {r}" for i, r in zip(dropped, reasons)]
     return HTTPException(422, f"{len(dropped)} of {len(inputs.items)} inputs cannot be used: "
