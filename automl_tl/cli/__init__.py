@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from automl_tl.cli import _demo, _fit, _lists, _predict, _profile, _reports, _serve
+from automl_tl.cli import _demo, _export, _fit, _lists, _predict, _profile, _reports, _serve
 from automl_tl.cli._common import EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_PLUGIN  # noqa: F401
 from automl_tl.cli._parser import DESCRIPTION, build_parser  # noqa: F401
 # the names of the former single module, for those who import them from here
@@ -83,7 +83,7 @@ def _configure_logging(level: str = "INFO") -> None:
     logging.getLogger("automl_tl").setLevel(level)
 
 
-COMMANDS = {name: cmd for module in (_profile, _fit, _predict, _lists, _reports, _demo, _serve)
+COMMANDS = {name: cmd for module in (_profile, _fit, _predict, _lists, _reports, _demo, _serve, _export)
             for name, cmd in module.COMMANDS.items()}
 
 
@@ -100,7 +100,8 @@ def main(argv=None) -> int:
 
     warnings.simplefilter("ignore", BackboneLeftOutWarning)  # the log line says it once
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.command in ("profile", "recommend", "fit", "predict", "evaluate", "backbones", "strategies", "demo", "serve"):
+    if args.command in ("profile", "recommend", "fit", "predict", "evaluate", "backbones", "strategies", "demo", "serve",
+                        "export"):
         _quiet_tensorflow_import()
         _quiet_jax()
     from automl_tl.fates import interrupted, watch_interrupts

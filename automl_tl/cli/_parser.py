@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from automl_tl._version import __version__
-from automl_tl.cli import _demo, _fit, _lists, _predict, _profile, _reports, _serve
+from automl_tl.cli import _demo, _export, _fit, _lists, _predict, _profile, _reports, _serve
 
 DESCRIPTION = """\
 automl-tl: transfer learning on autopilot.
@@ -26,7 +26,7 @@ typical use:
 
 
 #: the modules of the commands, in the order ``automl-tl --help`` lists their commands
-COMMAND_MODULES = (_profile, _fit, _predict, _lists, _reports, _demo, _serve)
+COMMAND_MODULES = (_profile, _fit, _predict, _lists, _reports, _demo, _serve, _export)
 
 
 def build_parser() -> argparse.ArgumentParser:
