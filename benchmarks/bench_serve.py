@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -127,6 +128,13 @@ def main() -> None:
     clients = [min(int(c), MAX_CLIENTS) for c in a.clients.split(",") if c.strip()]
     seconds = min(a.seconds, MAX_SECONDS)
     root = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    try:
+        _bench(a, root, clients, seconds)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _bench(a, root: Path, clients: list[int], seconds: float) -> None:
     run = Path(a.run) if a.run else _fit_run(root)
     images = sorted(str(p) for p in _common.fashion_folder(root / "requests", max(1, a.images // 10),
                                                            split="test").rglob("*.png"))[:a.images]
@@ -146,7 +154,9 @@ def main() -> None:
                 if server.poll() is not None:
                     sys.exit(f"the server exited: {server.stderr.read()}")
                 time.sleep(0.2)
-        # warm-up at the most clients: the first pass of each batch size traces the model
+        # warm-up: Keras traces the model's predict function again for new batch sizes (a pass of
+        # one input, then of several, until it generalises the shape): seconds each on a loaded machine
+        _load(url, bodies, 1, 2.0)
         _load(url, bodies, max(clients), 3.0)
         levels = [_load(url, bodies, c, seconds) for c in clients]
     finally:
