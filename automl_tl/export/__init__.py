@@ -238,7 +238,9 @@ def delivered_graph(pred):
         lambda t: keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=_input_name(t)), pred.model.input)
     weights = [float(w) / sum(pred.weights) for w in pred.weights]
     p = None
-    for w, m in zip(weights, models):
+    for i, (w, m) in enumerate(zip(weights, models)):
+        if len(models) > 1:  # every member was saved under one name; a graph's operations need their own
+            m.name = f"{m.name}_member_{i}"
         y = m(inputs) * w
         p = y if p is None else p + y
     if pred.temperature != 1.0:

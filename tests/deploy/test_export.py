@@ -101,6 +101,32 @@ def test_image_run_exports_to_every_format(image_run, fmt):
     assert "class names" in result.outside[-1]
 
 
+def test_an_ensemble_and_its_temperature_are_in_the_graph(image_run, tmp_path):
+    """An ensemble saved as fit saves one (artifacts.save_model: a member with other head weights,
+    weights 0.6/0.4, temperature 1.7) exports as one graph that predicts what Predictor does."""
+    import keras
+
+    from automl_tl.artifacts import load_predictor, save_model
+
+    base = load_predictor(image_run)
+    other = keras.models.clone_model(base.model)
+    weights = base.model.get_weights()
+    rng = np.random.default_rng(0)
+    for i in (-2, -1):  # the output layer's kernel and bias
+        weights[i] = weights[i] + rng.normal(0, 0.5, weights[i].shape).astype(weights[i].dtype)
+    other.set_weights(weights)
+    with open(image_run / "val_predictions.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    config = dict(base.config) | {"ensemble": {"weights": [0.6, 0.4]},
+                                  "calibration": {"temperature": 1.7, "applied": True}}
+    save_model(tmp_path / "ens", model=base.model, config=config, labels=base.labels, adapter=base.adapter,
+               val_predictions=rows, members=[{"model": other, "adapter": base.adapter, "config": base.config}])
+    items = _items(image_run)
+    assert not np.allclose(load_predictor(tmp_path / "ens").predict_proba(items), base.predict_proba(items), atol=1e-3)
+    result, readme = _export_and_compare(tmp_path / "ens", "onnx", items)
+    assert "averaged with 1 ensemble member(s), calibrated with temperature 1.7" in readme
+
+
 def test_the_readme_example_runs_as_written(image_run):
     """The README's Python block, with a real image in place of photo.jpg, prints what predict says."""
     from automl_tl.artifacts import load_predictor
@@ -205,3 +231,9 @@ def test_audio_run_exports_to_tflite_and_onnx_says_why_not(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ONNX does not have" in err and "--format tflite" in err
     assert not (run / "export" / "onnx").exists() and not list((run / "export").glob(".onnx.*"))
+    # the classical baseline's MFCC statistics are computed outside Keras: no format holds them
+    _fit(tmp_path / "mfcc", tmp_path / "digits", backbones=["mfcc"])
+    assert main(["export", str(tmp_path / "mfcc"), "--format", "saved_model"]) == 2
+    err = capsys.readouterr().err
+    assert "(mfcc) computes its features outside Keras" in err and "automl-tl predict" in err
+    assert not (tmp_path / "mfcc" / "export").exists()
