@@ -508,7 +508,9 @@ def _mean_of_last_layers(encoder, padding_mask, n: int):
 
 def make_adapter(info: TextBackboneInfo, input_config: Mapping[str, Any],
                  weights: ResolvedWeights | None = None, assets_dir: str | None = None):
-    from automl_tl_text import _layers  # noqa: F401  - registers custom layers for load_model
+    # importing these registers the custom layers for load_model (a saved run is loaded after its
+    # adapter is made: the pure-Keras T5 / MPNet layers too, not only the pooling ones)
+    from automl_tl_text import _layers, _mpnet, _t5  # noqa: F401
     from automl_tl_text._tokenize import (TextAdapter, fallback_tokenizer, load_tokenizer,
                                           tokenizer_from_assets)
 
