@@ -185,7 +185,8 @@ def _check_out(out: Path) -> None:
     if manifest is None:
         raise ExportError(f"{out} exists and was not written by `automl-tl export` (it has no {MANIFEST} of "
                           f"ours): give --out a new folder, or move that one away; it is never replaced")
-    foreign = sorted(set(os.listdir(out)) - set(manifest.get("files") or []))
+    ours = manifest.get("files") or [MANIFEST, CLASSES, "README.md", "assets", str(manifest.get("model"))]
+    foreign = sorted(set(os.listdir(out)) - set(ours))
     if foreign:
         raise ExportError(f"{out} is an earlier export, but holds what `automl-tl export` did not write "
                           f"({', '.join(foreign[:5])}): move that away, or give --out a new folder")

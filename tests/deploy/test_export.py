@@ -137,14 +137,21 @@ def test_the_readme_example_runs_as_written(image_run):
 
         export_run(image_run, "onnx")
     item = _items(image_run, 1)[0]
-    code = re.search(r"```python\n(.*?)```", (out / "README.md").read_text(), re.S).group(1)
-    code = code.replace('"photo.jpg"', repr(item))
-    run = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
-    label, probability = run.stdout.split()
+    (label, probability), = _run_readme(out, '["photo.jpg"]', [item])
     pred = load_predictor(image_run)
     assert label == pred.predict([item])[0]
-    assert float(probability) == pytest.approx(float(pred.predict_proba([item]).max()), abs=1e-3)
+    assert probability == pytest.approx(float(pred.predict_proba([item]).max()), abs=1e-3)
+
+
+def _run_readme(out, placeholder, items):
+    """The README's Python block run in ``out`` as written, ``items`` in place of ``placeholder``:
+    (label, probability) per item."""
+    code = re.search(r"```python\n(.*?)```", (out / "README.md").read_text(), re.S).group(1)
+    assert placeholder in code
+    code = code.replace(placeholder, repr(list(items)))
+    run = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return [(line.rsplit(" ", 1)[0], float(line.rsplit(" ", 1)[1])) for line in run.stdout.strip().splitlines()]
 
 
 def test_refusals_leave_foreign_files_alone(image_run, tmp_path, capsys):
@@ -205,6 +212,13 @@ def test_text_run_exports_with_tokenisation_outside(tmp_path):
     assert {i["name"] for i in result.inputs} >= {"token_ids", "padding_mask"}
     assert result.outside[0].startswith("tokenisation") and "Tokenizer.from_file" in readme
     assert (result.out / "assets" / "tokenizer.json").is_file()
+    # the README's own tokenisation (the tokenizers package, no automl-tl) gives predict's answers
+    from automl_tl.artifacts import load_predictor
+
+    shown = _run_readme(result.out, '["A gorgeous, witty, seductive movie."]', texts)
+    want = load_predictor(tmp_path / "run").predict_proba(texts)
+    assert [label for label, _ in shown] == list(load_predictor(tmp_path / "run").predict(texts))
+    np.testing.assert_allclose([p for _, p in shown], want.max(1), atol=1e-4)
 
 
 def test_audio_run_exports_to_tflite_and_onnx_says_why_not(tmp_path, capsys):
