@@ -194,13 +194,23 @@ def test_blocks_and_freezing(pm, tiny):
     assert {id(v) for v in backbone.trainable_weights} == {id(v) for l in blocks[-1] for v in l.weights}
 
 
-def test_real_size_and_config_checks(pm, tiny, tmp_path):
+def test_opt_in_real_size_and_config_checks(pm, tiny, tmp_path):
     import shutil
 
     from automl_tl.errors import WeightsUnavailableError
 
+    import warnings
+
+    from automl_tl.preparation import select_backbones
+
+    with warnings.catch_warnings():   # backbones without weights here are left out with a warning
+        warnings.simplefilter("ignore")
+        defaults = [s.name for s in select_backbones(pm, "text")[0]]
+    assert "minilm-l6" in defaults and "mpnet-base" not in defaults        # opt-in: named only
+    assert [s.name for s in select_backbones(pm, "text", ["mpnet-base"], {"mpnet-base": str(tiny[0])})[0]] == ["mpnet-base"]
     with torch.device("meta"):
-        base = transformers.MPNetModel(transformers.MPNetConfig(vocab_size=30527, max_position_embeddings=514), add_pooling_layer=False)
+        base = transformers.MPNetModel(transformers.MPNetConfig(vocab_size=30527, max_position_embeddings=514),
+                                       add_pooling_layer=False)
     assert pm.backbones.get("mpnet-base").n_params == base.num_parameters()
     bad = tmp_path / "bad"
     shutil.copytree(tiny[0], bad)
