@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def export_run(run_dir, fmt: str, out=None, *, plugin_manager=None) -> ExportRes
         atomic_write_json(tmp / CLASSES, list(pred.labels))
         atomic_write_text(tmp / "README.md", readme(
             fmt=fmt, model_file=FORMATS[fmt], runtime=RUNTIMES[fmt], inputs=inputs, classes=result.classes,
-            outside=outside, notes=notes, check=check, adapter=pred.adapter.config(), run=str(run_dir),
+            outside=outside, notes=notes, check=check, adapter=pred.adapter.config(), run=os.path.abspath(run_dir),
             backbone=pred.config["backbone"], members=len(pred.members), temperature=pred.temperature,
             classes_file=CLASSES))
         files = sorted(os.listdir(tmp)) + [MANIFEST]
@@ -206,6 +207,7 @@ def _staging(out: Path):
     """A folder beside ``out`` to write into, renamed to ``out`` when the block ends without an
     error (an earlier export there is swapped out, then removed); removed on any error."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
     # the pid in the name: a leftover of a killed process tells itself from a live one's
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", dir=out.parent))
     os.chmod(tmp, DIR_MODE)
@@ -220,6 +222,17 @@ def _staging(out: Path):
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Remove the staging folders of exports to ``out`` whose process is gone (a kill -9):
+    ``.<name>.<pid>.<x>``, names only this module makes."""
+    from automl_tl.workers import pid_alive
+
+    for p in out.parent.glob(f".{glob_escape(out.name)}.*.*"):
+        pid = p.name[len(out.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)) and p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------ the graph

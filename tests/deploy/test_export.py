@@ -174,6 +174,9 @@ def test_refusals_leave_foreign_files_alone(image_run, tmp_path, capsys):
     if not (out / "export.json").exists():
         assert main(["export", str(image_run), "--format", "saved_model"]) == 0
     before = (out / "export.json").stat().st_mtime_ns
+    left = out.parent / ".saved_model.4194303.x1y2"  # what an export killed with -9 leaves (no such pid)
+    left.mkdir()
+    (left / "model.partial").write_text("half")
     assert main(["export", str(image_run), "--format", "saved_model"]) == 0
     assert (out / "export.json").stat().st_mtime_ns != before
     assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")]
