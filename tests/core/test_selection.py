@@ -529,3 +529,28 @@ def test_a_minority_class_the_model_mostly_misses_is_noted(tmp_path):
     pd.DataFrame([(f"t{i}", a, b, 0.9) for i, (a, b) in enumerate(rows)],
                  columns=["item", "label", "predicted", "probability"]).to_csv(path, index=False)
     assert _minority_note(path, "accuracy", True) is None
+
+
+def test_a_backbone_the_probe_had_no_time_to_embed_is_not_started(pm):
+    """Its frozen trial would embed every item first, at a speed nothing measured (mpnet-base's
+    first trial, started with 26 s left of a 2-minute budget, took 75 s): not started, saying why;
+    a backbone the probe embedded is priced and runs."""
+    from types import SimpleNamespace
+
+    from automl_tl.budget import Budget
+    from automl_tl.search import CostModel, SearchSpace
+    from automl_tl.search.admission import AdmissionMixin
+
+    specs = {n: pm.backbones.get(n) for n in ("pixels", "mobilenetv2", "efficientnet-lite0")}
+    space = SearchSpace(specs=specs, strategies=["feature_extraction"])
+    costs = CostModel(seconds_per_item={"pixels": 1e-4, "mobilenetv2": 0.01}, n_train=80, n_val=20, n_all=100,
+                      k_folds=5, frozen=["feature_extraction"])
+    admission = SimpleNamespace(budget=Budget.of(600), space=space, costs=costs, _first_owed=lambda: False,
+                                _trial_budget=lambda: Budget.of(600), _trials=lambda *a: [])
+    point = lambda b: space.config(space.point({"backbone": b, "strategy": "feature_extraction", "head_units": 0}))  # noqa: E731
+    assert AdmissionMixin._fits(admission, point("mobilenetv2")) is None
+    assert AdmissionMixin._fits(admission, point("pixels")) is None
+    why = AdmissionMixin._fits(admission, point("efficientnet-lite0"))
+    assert why.startswith("not started: the probe had no time to embed efficientnet-lite0's features")
+    assert AdmissionMixin._fits(SimpleNamespace(**(vars(admission) | {"budget": Budget.of(None)})),
+                                point("efficientnet-lite0")) is None  # no time budget: everything runs
