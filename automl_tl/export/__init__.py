@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -350,6 +351,22 @@ def _quiet():
             lg.setLevel(level)
 
 
+@contextlib.contextmanager
+def _stderr_off():
+    """File descriptor 2 pointed at /dev/null: the runtimes' C++ start-up notices ("Created
+    TensorFlow Lite XNNPACK delegate for CPU") are no news to the user; errors still come as
+    Python exceptions."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 # ------------------------------------------------------------------------------ the check
 def _sample_batch(pred, run_dir: Path, n: int = 4):
     """The adapter's arrays for up to ``n`` validation items of the run that can still be read
@@ -408,7 +425,7 @@ def _check(path: Path, fmt: str, graph, sample) -> dict:
     if sample is None:
         return {"ran": False, "why": "no validation item of the run could be read"}
     try:
-        with _quiet():
+        with _quiet(), _stderr_off():
             got = run_exported(path, fmt, sample)
     except ImportError as exc:
         return {"ran": False, "why": f"{exc.name or exc} is not installed ({INSTALL_HINT})"}

@@ -243,6 +243,13 @@ def test_audio_run_exports_to_tflite_and_onnx_says_why_not(tmp_path, capsys):
     _fit(run, tmp_path / "digits", backbones=["wav2vec2-base"], weights={"wav2vec2-base": str(tmp_path / "w2v")})
     result, readme = _export_and_compare(run, "tflite", _items(run, 4))
     assert result.outside[0].startswith("audio decoding") and "resample_poly" in readme
+    # the README's decoding (soundfile + scipy's resample_poly, no automl-tl) gives predict's answer
+    from automl_tl.artifacts import load_predictor
+
+    item = _items(run, 1)[0]
+    (label, probability), = _run_readme(result.out, '["clip.wav"]', [item])
+    assert label == load_predictor(run).predict([item])[0]
+    assert probability == pytest.approx(float(load_predictor(run).predict_proba([item]).max()), abs=1e-3)
     # the grouped positional convolution stays a TensorFlow call tf2onnx cannot convert: exit 2
     assert main(["export", str(run), "--format", "onnx"]) == 2
     err = capsys.readouterr().err
