@@ -119,7 +119,8 @@ def export_run(run_dir, fmt: str, out=None, *, plugin_manager=None) -> ExportRes
         atomic_write_text(tmp / "README.md", readme(
             fmt=fmt, model_file=FORMATS[fmt], runtime=RUNTIMES[fmt], inputs=inputs, classes=result.classes,
             outside=outside, notes=notes, check=check, adapter=pred.adapter.config(), run=os.path.abspath(run_dir),
-            backbone=pred.config["backbone"], members=len(pred.members), temperature=pred.temperature,
+            backbone=pred.config["backbone"], members=[m.config["backbone"] for m in pred.members],
+            weights=list(pred.weights), temperature=pred.temperature,
             classes_file=CLASSES))
         files = sorted(os.listdir(tmp)) + [MANIFEST]
         atomic_write_json(tmp / MANIFEST, _manifest(result, pred, run_dir) | {"files": files})
@@ -469,6 +470,7 @@ def _manifest(result: ExportResult, pred, run_dir: Path) -> dict:
     return {"written_by": "automl-tl export", "version": __version__, "format": result.format,
             "model": FORMATS[result.format], "run": os.path.abspath(run_dir), "backbone": pred.config["backbone"],
             "trial": pred.config.get("trial"), "modality": pred.modality.name, "inputs": result.inputs,
-            "classes": result.classes, "ensemble_members": len(pred.members), "temperature": pred.temperature,
+            "classes": result.classes, "ensemble_members": [m.config["backbone"] for m in pred.members],
+            "ensemble_weights": list(pred.weights), "temperature": pred.temperature,
             "adapter": pred.adapter.config(), "outside": result.outside, "notes": result.notes,
             "check": result.check}

@@ -100,13 +100,14 @@ def _commented(code: str) -> str:
 
 
 def readme(*, fmt: str, model_file: str, runtime: str, inputs: list[dict], classes: list[str], outside: list[str],
-           notes: list[str], check: dict, adapter: dict, run: str, backbone: str, members: int,
-           temperature: float, classes_file: str) -> str:
+           notes: list[str], check: dict, adapter: dict, run: str, backbone: str, members: list[str],
+           weights: list[float], temperature: float, classes_file: str) -> str:
     """The README.md of an export (plain Markdown; the Python block runs as it stands once the
     placeholders name real inputs)."""
     rows = "\n".join(f"| `{i['name']}` | {shape_text(i['shape'])} | {i['dtype']} |" for i in inputs)
     what = f"the model delivered by the run `{run}` ({backbone}"
-    what += f", averaged with {members} ensemble member(s)" if members else ""
+    what += (f", averaged with {len(members)} ensemble member(s): {', '.join(members)}; weights "
+             f"{', '.join(f'{w:.3g}' for w in weights)}" if members else "")
     what += f", calibrated with temperature {temperature:.4g}" if temperature != 1.0 else ""
     checked = (f"Checked after conversion: on {check['items']} validation item(s) of the run, {runtime} gave "
                f"probabilities within {check['max_abs_diff']:.2g} of the Keras model."

@@ -124,7 +124,8 @@ def test_an_ensemble_and_its_temperature_are_in_the_graph(image_run, tmp_path):
     items = _items(image_run)
     assert not np.allclose(load_predictor(tmp_path / "ens").predict_proba(items), base.predict_proba(items), atol=1e-3)
     result, readme = _export_and_compare(tmp_path / "ens", "onnx", items)
-    assert "averaged with 1 ensemble member(s), calibrated with temperature 1.7" in readme
+    assert "averaged with 1 ensemble member(s): mobilenetv2; weights 0.6, 0.4, calibrated with temperature 1.7" \
+        in readme
 
 
 def test_the_readme_example_runs_as_written(image_run):
