@@ -225,23 +225,31 @@ def test_text_run_exports_with_tokenisation_outside(tmp_path):
     np.testing.assert_allclose([p for _, p in shown], want.max(1), atol=1e-4)
 
 
-def test_audio_run_exports_to_tflite_and_onnx_says_why_not(tmp_path, capsys):
-    transformers = require_module("transformers")
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """20 spoken digits (espeak-ng): 2 voices x 10 digits."""
     import shutil
 
-    from automl_tl.cli import main
     from automl_tl.spoken_digits import make_dataset
 
     if shutil.which("espeak-ng") is None:
         missing("espeak-ng is not installed (apt-get install espeak-ng)")
-    make_dataset(tmp_path / "digits", voices=["en-us", "en-gb"], speeds=[160], pitches=[50])
+    out = tmp_path_factory.mktemp("digits")
+    make_dataset(out, voices=["en-us", "en-gb"], speeds=[160], pitches=[50])
+    return out
+
+
+def test_audio_run_exports_to_tflite_and_onnx_says_why_not(digits, tmp_path, capsys):
+    transformers = require_module("transformers")
+    from automl_tl.cli import main
+
     cfg = transformers.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                       intermediate_size=37, conv_dim=(16, 16), conv_stride=(5, 2),
                                       conv_kernel=(10, 3), num_conv_pos_embeddings=16,
                                       num_conv_pos_embedding_groups=2)
     transformers.Wav2Vec2Model(cfg).save_pretrained(tmp_path / "w2v")
     run = tmp_path / "run"
-    _fit(run, tmp_path / "digits", backbones=["wav2vec2-base"], weights={"wav2vec2-base": str(tmp_path / "w2v")})
+    _fit(run, digits, backbones=["wav2vec2-base"], weights={"wav2vec2-base": str(tmp_path / "w2v")})
     result, readme = _export_and_compare(run, "tflite", _items(run, 4))
     assert result.outside[0].startswith("audio decoding") and "resample_poly" in readme
     # the README's decoding (soundfile + scipy's resample_poly, no automl-tl) gives predict's answer
@@ -257,8 +265,22 @@ def test_audio_run_exports_to_tflite_and_onnx_says_why_not(tmp_path, capsys):
     assert "ONNX does not have" in err and "--format tflite" in err
     assert not (run / "export" / "onnx").exists() and not list((run / "export").glob(".onnx.*"))
     # the classical baseline's MFCC statistics are computed outside Keras: no format holds them
-    _fit(tmp_path / "mfcc", tmp_path / "digits", backbones=["mfcc"])
+    _fit(tmp_path / "mfcc", digits, backbones=["mfcc"])
     assert main(["export", str(tmp_path / "mfcc"), "--format", "saved_model"]) == 2
     err = capsys.readouterr().err
     assert "(mfcc) computes its features outside Keras" in err and "automl-tl predict" in err
     assert not (tmp_path / "mfcc" / "export").exists()
+
+
+def test_a_whisper_run_exports_to_onnx(digits, tmp_path):
+    """Whisper's exact GELU is TensorFlow's Erfc, which tf2onnx alone cannot convert (export/_onnx.py)."""
+    transformers = require_module("transformers")
+    tiny = dict(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+                decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, num_mel_bins=80,
+                max_source_positions=50, max_target_positions=16, vocab_size=100, pad_token_id=0,
+                bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
+    transformers.WhisperModel(transformers.WhisperConfig(**tiny)).save_pretrained(tmp_path / "whisper")
+    run = tmp_path / "run"
+    _fit(run, digits, backbones=["whisper-tiny-encoder"], weights={"whisper-tiny-encoder": str(tmp_path / "whisper")})
+    result, readme = _export_and_compare(run, "onnx", _items(run, 4))
+    assert "log-mel" in result.outside[0] and "load_predictor" in readme
