@@ -121,8 +121,8 @@ for row in p:
     note_lines = "".join(f"- {n}\n" for n in notes)
     return f"""# {fmt} export (automl-tl)
 
-`{model_file}` is {what}) as a {fmt} graph, for {runtime}. Written by `automl-tl export` (files
-in this folder are replaced by the next export to it).
+`{model_file}` is {what}) as a {fmt} graph, for {runtime}. Written by `automl-tl export`; the next
+export to this folder replaces it whole (and refuses while it holds a file export did not write).
 
 ## Input
 
