@@ -32,3 +32,48 @@ import pytest  # noqa: E402
 def _session_home():
     yield
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+#: modules whose tests share one outside resource and must not run beside each other under
+#: pytest-xdist: the PostgreSQL server (test_faults_database restarts it under the others' feet)
+_SHARED_RESOURCE = {"test_workers": "postgres", "test_faults_database": "postgres"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n 2 --dist loadgroup`` (the README's command): each module runs whole on
+    one worker, so its module-scoped fixtures (a fitted run, a started server) are built once, as
+    with ``--dist loadfile``; the modules that share a server share a worker too. Without xdist the
+    marks do nothing. (xdist reads the group marks in its own collection hook, after this one.)"""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            name = item.module.__name__.rsplit(".", 1)[-1]
+            item.add_marker(pytest.mark.xdist_group(_SHARED_RESOURCE.get(name, item.module.__name__)))
+
+
+@pytest.fixture(autouse=True)
+def _alone_when_asked(request):
+    """Under pytest-xdist, a test marked ``alone`` (it measures the machine's time, e.g. a time
+    budget held on a machine it loads itself) runs while the other workers wait between their
+    tests. A turnstile lock keeps the others from starting new tests while it waits, then an
+    exclusive lock waits for the tests they are running; every other test holds the second lock
+    shared. Without xdist nothing is locked. (pytest-xdist has no such mark of its own.)"""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        yield
+        return
+    import fcntl
+
+    base = os.path.join(tempfile.gettempdir(), f"automl-tl-tests-{run}")
+    alone = request.node.get_closest_marker("alone") is not None
+    with open(base + ".turnstile", "a") as turnstile, open(base + ".lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if not alone:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)

@@ -18,6 +18,7 @@ from test_faults import _complete, _fill, _texts, small_disk  # noqa: F401 - sma
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.alone  # it loads every core itself; another worker's test beside it would be more
 def test_a_time_budget_on_a_loaded_machine_counts_the_start_up_and_the_summary_says_the_wall_time(tmp_path):
     data, run, budget = _texts(tmp_path / "texts.csv"), tmp_path / "run", 40
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
