@@ -9,7 +9,9 @@ backbones:
 * ``wav2vec2-base`` — Wav2Vec2 (Keras 3 port, weights converted from Hugging Face
   ``facebook/wav2vec2-base`` or a local HF folder);
 * ``whisper-tiny-encoder`` / ``whisper-base-encoder`` — the Whisper encoder (Keras 3 port,
-  weights from ``openai/whisper-tiny`` / ``openai/whisper-base`` or a local HF folder).
+  weights from ``openai/whisper-tiny`` / ``openai/whisper-base`` or a local HF folder);
+* ``aisfx-cnn`` — the aiSFX sound-effects CNN (Keras 3 port with its log-mel front end, weights
+  converted from the ``checkpoint.pth`` shipped in ``aisfx``), max-pooled 512-d.
 
 Heavy imports (TensorFlow/Keras, onnxruntime, soundfile, transformers) happen inside functions,
 so importing this module is fast. See docs/audio.md.
@@ -144,6 +146,29 @@ def _with_config_asset(adapter):
     return adapter
 
 
+def build_aisfx_backbone(weights, input_config, *, name: str = "aisfx-cnn", **options):
+    """``(B, T)`` 44.1 kHz waveform -> ``(B, 512)``. ``weights=None``: random."""
+    from ._aisfx import SAMPLE_RATE, build_aisfx
+
+    cfg = {"sample_rate": SAMPLE_RATE, **dict(input_config or {})}
+    model = build_aisfx(_samples(cfg), name=name)
+    if weights is not None:
+        weights.apply(model)
+    return model
+
+
+def _aisfx_loader(model, location):
+    from ._aisfx import load_aisfx_weights
+
+    load_aisfx_weights(model, location)
+
+
+def _aisfx_blocks(model):
+    from ._aisfx import aisfx_blocks
+
+    return aisfx_blocks(model)
+
+
 def _wav2vec2_blocks(model):
     from ._wav2vec2 import wav2vec2_blocks
 
@@ -250,6 +275,20 @@ def specs():
                       "Whisper tiny encoder (Keras 3 port), mean-pooled 384-d"),
         _whisper_spec("whisper-base-encoder", "openai/whisper-base", WHISPER_BASE, 20_590_592, 6,
                       "Whisper base encoder (Keras 3 port), mean-pooled 512-d"),
+        BackboneSpec(
+            name="aisfx-cnn", modality="audio", build=build_aisfx_backbone,
+            make_adapter=make_waveform_adapter, blocks=_aisfx_blocks, n_blocks=4,
+            weight_sources=(UserPath(filename="aisfx-checkpoint.pth", loader=_aisfx_loader,
+                                     converted=True),
+                            PackageFile(package="aisfx", relpath="models/checkpoint.pth",
+                                        pip_name="aisfx==0.1.2", loader=_aisfx_loader,
+                                        converted=True)),
+            n_params=4_689_984, fine_tunable=True,
+            default_input_config={"sample_rate": 44100, "duration": 1.0},
+            pretrained_on="sound effects libraries (UCS-labelled commercial SFX, aiSFX)",
+            description="aiSFX sound-effects CNN (Keras 3 port, log-mel front end inside), "
+                        "512-d (mean over bands, max over time)",
+        ),
     ]
 
 

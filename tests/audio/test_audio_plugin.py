@@ -26,9 +26,11 @@ def test_hooks_register_modality_and_backbones():
     assert mod.extensions[:3] == (".wav", ".flac", ".ogg")  # and MP3 / AIFF where libsndfile reads them
     assert pm.modalities.for_extension(".FLAC") is mod
     names = {s.name for s in pm.backbones.list(modality="audio")}
-    assert names == {"speech-embedding", "wav2vec2-base", "whisper-tiny-encoder", "whisper-base-encoder", "mfcc"}
+    assert names == {"speech-embedding", "wav2vec2-base", "whisper-tiny-encoder", "whisper-base-encoder", "mfcc",
+                     "aisfx-cnn"}
     for spec in pm.backbones.list(modality="audio"):
-        assert (spec.n_params > 0) != spec.classical and spec.default_input_config["sample_rate"] == 16000
+        rate = 44100 if spec.name == "aisfx-cnn" else 16000  # the sound-effects CNN's own front end
+        assert (spec.n_params > 0) != spec.classical and spec.default_input_config["sample_rate"] == rate
         assert spec.plugin
 
 
