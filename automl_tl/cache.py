@@ -108,6 +108,10 @@ class EmbeddingCache:
         #: (model key, whole data's fingerprint) -> [(positions, features)] of samples computed so far
         self._parts: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
         self._swept = False  # the leftovers of dead processes removed (once, before the first write)
+        #: ``guard(backbone, seconds_per_item, items_left)``, called after each batch of a pass from
+        #: its second on: it may raise EmbeddingOverBudget to stop a pass that would not end in
+        #: time (the probe sets it under a time budget); None: every pass runs to its end
+        self.guard: Callable[[str, float, int], None] | None = None
 
     @staticmethod
     def key(spec, weights, input_config: Mapping, options: Mapping, data_fingerprint: str) -> str:
@@ -216,6 +220,12 @@ class EmbeddingCache:
         if per_item is not None:
             self.seconds_per_item.setdefault(backbone, float(per_item))
 
+    def _guarded(self, backbone: str, timed: tuple[float, int] | None, n_done: int, n_all: int) -> None:
+        """Tells :attr:`guard` the rate since ``timed`` (when, after how many items) and the items
+        left, once a batch has run since then."""
+        if self.guard is not None and timed is not None and n_done > timed[1]:
+            self.guard(backbone, (time.perf_counter() - timed[0]) / (n_done - timed[1]), n_all - n_done)
+
     def _compute(self, spec, weights, input_config, options_list, items, paths, batch_size, progress, known):
         """``([features per option set], how many items went through the backbone)``; the rows of
         ``known[j]``, option set j's samples ``[(positions, features)]``, are copied where every
@@ -223,8 +233,7 @@ class EmbeddingCache:
         from tqdm.auto import tqdm
 
         done = _known_everywhere(known, len(items))
-        todo = np.flatnonzero(~done)
-        t0 = time.perf_counter()
+        todo, t0 = np.flatnonzero(~done), time.perf_counter()
         adapter = spec.make_adapter(input_config, weights, None)
         fn = None  # built at the first batch: nothing to build when the samples cover every item
         outs: list = [None] * len(options_list)
@@ -261,9 +270,12 @@ class EmbeddingCache:
                     release(outs[j])  # the pages its rows were written to
             written: dict[int, int] = {}
             rows = batch_size if len(todo) > batch_size else 0  # one batch shape: traced once
+            timed, n_done = None, 0  # after the first batch (the build, the tracing): the rate
             for idx, batch in iter_batches([items[i] for i in todo], adapter, batch_size):
+                self._guarded(spec.name, timed, n_done, len(todo))
                 fn = fn or readout_function(spec, weights, input_config, options_list)
-                feats = fn(pad_rows(batch, rows))
+                feats, n_done = fn(pad_rows(batch, rows)), n_done + len(idx)
+                timed = timed or (time.perf_counter(), n_done)
                 self.stats["forward_batches"] += 1
                 for j, f in enumerate(feats):
                     if outs[j] is None:

@@ -56,6 +56,15 @@ class CostModel:
         epoch = self.EPOCH_S + self.BATCH_S * math.ceil(n / self.HEAD_BATCH) + flops / self.FLOPS
         return 1.0 + self.head_ratio * epoch * (cfg.head_epochs or 30) * folds
 
+    def costs_of(self, backbone: str) -> dict | None:
+        """What ``backbone`` costs here, from its measured forward pass (None before one): seconds
+        an item, embedding every item, and one fine-tuning epoch (before any trial corrects it)."""
+        per_item = self.per_item.get(backbone)
+        if not per_item:
+            return None
+        return {"per_item": round(per_item, 5), "embed_all": round(per_item * self.n_all, 1),
+                "fine_tune_epoch": round(self._epoch(backbone, self.n_train), 1)}
+
     def predict(self, cfg: TrialConfig, trials: Sequence = ()) -> float:
         if cfg.strategy in self.frozen:
             return self._head(cfg, self.n_train, self.k)

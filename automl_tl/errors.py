@@ -15,6 +15,7 @@ __all__ = [
     "WeightsUnavailableError",
     "TrialFailed",
     "RefitStopped",
+    "EmbeddingOverBudget",
     "NotFittedError",
     "NoSpaceError",
     "DatabaseUnreachableError",
@@ -155,6 +156,17 @@ class TrialFailed(AutoMLTLError):
 class RefitStopped(Exception):
     """A refit ran past the time budget; the search's model stays delivered. (Not an
     :class:`AutoMLTLError`: the search catches it, a user never sees it.)"""
+
+
+class EmbeddingOverBudget(Exception):
+    """An embedding pass measured on its first batches would end after the time it was given
+    (:attr:`EmbeddingCache.guard`); nothing of it is cached. (Not an :class:`AutoMLTLError`: the
+    probe catches it and leaves the backbone out, saying why.)"""
+
+    def __init__(self, backbone: str, predicted: float, left: float) -> None:
+        super().__init__(f"embedding with {backbone} would take about {predicted:.0f} s more (measured on its "
+                         f"first items), and {max(0.0, left):.0f} s are left for probing")
+        self.backbone, self.predicted, self.left = backbone, predicted, left
 
 
 class BackboneLeftOutWarning(UserWarning):

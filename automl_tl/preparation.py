@@ -226,6 +226,7 @@ def ranked_recommendations(pm, prep: _Prepared, top: int) -> list[dict]:
     features), the strategy the table gives it and its first configuration, with the evidence
     (the table's rule and reason, the probe, the transferability proxies and each backbone's rank
     under them, the similarity)."""
+    from automl_tl.costs import CostModel
     from automl_tl.transferability import PROXIES
 
     prof = prep.profile
@@ -240,6 +241,9 @@ def ranked_recommendations(pm, prep: _Prepared, top: int) -> list[dict]:
                   for b in pretrained}
         order = sorted((b for b in values if np.isfinite(values[b])), key=lambda b: -values[b])
         ranks[proxy] = {b: i + 1 for i, b in enumerate(order)}
+    ctx = prep.ctx
+    costs = CostModel(seconds_per_item=ctx.cache.seconds_per_item, n_train=len(ctx.plan.train),
+                      n_val=len(ctx.plan.val), n_all=len(ctx.y), k_folds=ctx.plan.k)
     out = []
     for name in pretrained[:max(1, int(top))]:
         rec, _ = _recommendation_for(pm, prof, pm.backbones.get(name))  # what fit would enqueue
@@ -251,7 +255,9 @@ def ranked_recommendations(pm, prep: _Prepared, top: int) -> list[dict]:
             "evidence": {"probe": {k: best[name].get(k) for k in ("score", "se", "C", "options")},
                          "proxies": {k: v for k, v in (best[name].get("proxies") or {}).items() if k in PROXIES},
                          "ranks": {m: r.get(name) for m, r in ranks.items()},
-                         "similarity": info.get("similarity"), "similar": info.get("similar")}})
+                         "similarity": info.get("similarity"), "similar": info.get("similar"),
+                         # predicted from the probe's measured forward pass (issue 32)
+                         "seconds": costs.costs_of(name)}})
     return out
 
 

@@ -385,6 +385,19 @@ def _proxies(ctx, backbone: str, options) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}"[:200]}
 
 
+def _guard(budget: Budget):
+    """The embedding cache's guard under ``budget``: stops a pass whose measured rate says it
+    would end after the budget's time left (:class:`~automl_tl.errors.EmbeddingOverBudget`)."""
+    from automl_tl.errors import EmbeddingOverBudget
+
+    def guard(backbone: str, seconds_per_item: float, items_left: int) -> None:
+        predicted, left = seconds_per_item * items_left, budget.left()
+        if predicted > left:
+            raise EmbeddingOverBudget(backbone, predicted, left)
+
+    return guard
+
+
 def probe_candidates(ctx, specs, *, budget: Budget = NO_BUDGET, log=None,
                      max_items: int = PROBE_ITEMS) -> list[dict]:
     """The linear probe of every candidate backbone and option combination, best first.
@@ -392,10 +405,12 @@ def probe_candidates(ctx, specs, *, budget: Budget = NO_BUDGET, log=None,
     Classical featurizers go first (they are cheap and they are the baseline), then pretrained
     backbones smallest first; every backbone's default options before any alternative, so a
     tight time budget still ranks every backbone. Once ``budget`` is past no new embedding is
-    started; pairs left out are listed with ``"skipped"``. Data of more than
+    started, and an embedding pass (but the first) that its first batches show would end after
+    the budget is stopped there (``predicted_s``: its predicted seconds); pairs left out are
+    listed with ``"skipped"``. Data of more than
     ``max_items`` items are probed on a stratified sample of that many (rows say ``n_items``).
     """
-    from automl_tl.errors import AutoMLTLError
+    from automl_tl.errors import AutoMLTLError, EmbeddingOverBudget
 
     sampled = len(ctx.y) > max_items
     if sampled:
@@ -411,18 +426,30 @@ def probe_candidates(ctx, specs, *, budget: Budget = NO_BUDGET, log=None,
             rows.append({"backbone": spec.name, "options": options, "skipped": "the time budget for probing ran out"})
             continue
         t0 = time.perf_counter()
+        cache = getattr(ctx, "cache", None)
+        if cache is not None and i and budget.limited:
+            cache.guard = _guard(budget)
         try:
             if spec.readouts is not None and len(grids[spec.name]) > 1 and options == grids[spec.name][0]:
                 _all_readouts(ctx, spec, grids[spec.name], log)
             result = ctx.probe(spec.name, options)
         except AutoMLTLError:
             raise
+        except EmbeddingOverBudget as exc:
+            rows.append({"backbone": spec.name, "options": options, "skipped": f"left out: {exc}",
+                         "predicted_s": round(exc.predicted, 1)})
+            if log is not None:
+                log.info("probe %s %s left out: %s", spec.name, options or "", exc)
+            continue
         except Exception as exc:  # noqa: BLE001 - one broken (backbone, options) pair is left out
             reason = f"failed: {type(exc).__name__}: {exc}"[:300]
             rows.append({"backbone": spec.name, "options": options, "skipped": reason})
             if log is not None:
                 log.warning("probe %s %s %s", spec.name, options or "", reason)
             continue
+        finally:
+            if cache is not None:
+                cache.guard = None
         rows.append({"backbone": spec.name, "options": options, "score": result.score, "se": result.se,
                      "C": result.C, "classical": spec.classical, "dim": int(result.dim),
                      "seconds": round(time.perf_counter() - t0, 2), "proxies": _proxies(ctx, spec.name, options)}

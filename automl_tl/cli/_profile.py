@@ -98,6 +98,10 @@ def cmd_recommend(args) -> int:
         ranks = ", ".join(f"{k.replace('_', ' ')} #{v}" for k, v in ev["ranks"].items() if v)
         print(f"   linear probe {out['metric']} {probe['score']:.3f} ± {probe['se']:.3f}"
               + (f"; {proxies}" if proxies else "") + f"; ranks: {ranks}")
+        cost = ev.get("seconds")
+        if cost:
+            print(f"   predicted cost: embedding all {prof['n_samples']} items ~{cost['embed_all']:.0f} s, a fine-tuning "
+                  f"epoch ~{cost['fine_tune_epoch']:.0f} s (measured {1000 * cost['per_item']:.1f} ms an item)")
         if ev["similarity"] is not None:
             print(f"   similarity to its pretraining data {ev['similarity']:.2f} "
                   f"({'similar' if ev['similar'] else 'different'})")
