@@ -18,6 +18,8 @@ __all__ = ["AudioModality", "SILENCE_PEAK"]
 #: (-60 dBFS; a 16-bit file of digital zeros or dither noise only)
 SILENCE_PEAK = 1e-3
 _SAMPLE_SEED = 0
+#: backbones pretrained on non-speech sounds: their similarity is one minus the speech-likeness
+SOUND_EFFECT_BACKBONES = ("aisfx-cnn",)
 
 
 def _sample(n: int, k: int) -> np.ndarray:
@@ -41,9 +43,9 @@ class AudioModality(Modality):
     inline = False
 
     similarity_method = (
-        "Speech-likeness of the data, since every audio backbone here is pretrained on speech "
+        "Speech-likeness of the data for the backbones pretrained on speech "
         "(speech-embedding: Google's keyword/speech corpus; Wav2Vec2: LibriSpeech; Whisper: 680k h "
-        "of web speech). Up to 64 clips (seeded sample) are read at 16 kHz (first 10 s); each "
+        "of web speech), one minus it for aisfx-cnn (pretrained on sound effects). Up to 64 clips (seeded sample) are read at 16 kHz (first 10 s); each "
         "25 ms frame (10 ms hop) within 40 dB of the clip's loudest frame is 'active', and an "
         "active frame counts as speech-like when >= 60 % of its energy lies in 250-4000 Hz and its "
         "spectral flatness there is <= 0.35 (band-limited, formant/harmonic structure rather than "
@@ -161,6 +163,8 @@ class AudioModality(Modality):
             scores.append(s)
             silent.append(q)
         similarity = float(np.clip(np.mean(scores), 0.0, 1.0)) if scores else 0.0
+        if spec is not None and spec.name in SOUND_EFFECT_BACKBONES and scores:
+            similarity = 1.0 - similarity  # pretrained on sounds: the less speech, the closer
         defaults = dict(getattr(spec, "default_input_config", None) or {})
         sample_rate = int(defaults.get("sample_rate", 16000))
         input_config = {**defaults, "sample_rate": sample_rate,

@@ -121,3 +121,16 @@ class TestAisfxConformance(BackboneTestCase):
     def sample_items(self, tmp_path):
         return [write_audio(tmp_path / "a.wav", sine(300, 22050, 0.8), 22050),
                 write_audio(tmp_path / "b.flac", np.stack([sine(700, 8000, 0.3)] * 2, 1), 8000)]
+
+
+def test_profile_finds_sounds_similar_and_speech_backbones_not(tmp_path):
+    from automl_tl_audio import specs
+    from automl_tl_audio._modality import AudioModality
+
+    rng = np.random.default_rng(1)
+    items = [write_audio(tmp_path / f"n{i}.wav", 0.3 * rng.standard_normal(16000), 16000) for i in range(3)]
+    by_name = {s.name: s for s in specs()}
+    got = {name: AudioModality().analyse(items, {}, by_name[name], None) for name in ("aisfx-cnn", "speech-embedding")}
+    sfx, speech = got["aisfx-cnn"]["similarity"], got["speech-embedding"]["similarity"]
+    assert sfx == pytest.approx(1.0 - speech) and sfx > 0.5 > speech  # noise is no speech
+    assert got["aisfx-cnn"]["input_config"]["sample_rate"] == 44100
