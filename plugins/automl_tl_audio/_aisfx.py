@@ -45,29 +45,37 @@ def log_mel_filters() -> np.ndarray:
     return fb.T.astype(np.float32)
 
 
-def _front_end(x):
-    """``(B, T)`` waveform -> ``(B, frames, 96)`` scaled log-mel (keras.ops, any backend)."""
-    from keras import ops
+def _front_end(x, num_samples: int):
+    """``(B, T)`` waveform -> ``(B, frames, 96)`` scaled log-mel. Standard layers and keras.ops
+    only (``keras.ops.stft`` cannot be saved in ``model.keras``: frames are cut by reshaping into
+    hops and joining neighbours, then ``keras.ops.rfft``); no variables, so fine-tuning never
+    trains the front end."""
+    from keras import layers, ops
 
     peak = ops.max(ops.abs(x), axis=1, keepdims=True)
     x = x / ops.where(peak > 0, peak, ops.ones_like(peak))
-    x = ops.pad(x, [[0, 0], [N_FFT // 2, N_FFT // 2]])
+    n = num_samples // HOP + 1  # frames centred every HOP samples, as STFT(center=True) gives
+    x = layers.Reshape((num_samples, 1), name="aisfx_samples")(x)
+    x = layers.ZeroPadding1D((N_FFT // 2, (n + 1) * HOP - num_samples - N_FFT // 2), name="aisfx_pad")(x)
+    hops = layers.Reshape((n + 1, HOP), name="aisfx_hops")(x)
+    frames = layers.Concatenate(name="aisfx_frames")([layers.Cropping1D((0, 1), name="aisfx_first")(hops),
+                                                      layers.Cropping1D((1, 0), name="aisfx_second")(hops)])
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
-    re, im = ops.stft(x, N_FFT, HOP, N_FFT, window=ops.convert_to_tensor(window), center=False)
-    mel = ops.matmul(re * re + im * im, ops.convert_to_tensor(log_mel_filters()))
+    re, im = ops.rfft(frames * window, N_FFT)
+    mel = ops.matmul(re * re + im * im, log_mel_filters())
     return ops.log10(mel * 1e4 + 1.0) / SPEC_MAX
 
 
-def build_aisfx(num_samples: int | None = SAMPLE_RATE, *, name: str = "aisfx-cnn"):
+def build_aisfx(num_samples: int = SAMPLE_RATE, *, name: str = "aisfx-cnn"):
     """Keras model ``(B, num_samples)`` 44.1 kHz float32 -> ``(B, 512)`` (random weights)."""
     import keras
     from keras import layers, ops
 
-    if num_samples is not None and num_samples // HOP + 1 < 8:  # three 2x2 poolings need 8 frames
+    if num_samples // HOP + 1 < 8:  # three 2x2 poolings need 8 frames
         raise ValueError(f"{num_samples} samples are too short for the aiSFX CNN (at least "
                          f"{7 * HOP}: 8 frames, one every 1024 samples)")
     inp = keras.Input((num_samples,), dtype="float32", name="audio")
-    x = layers.Identity(name="aisfx_log_mel")(_front_end(inp))
+    x = layers.Identity(name="aisfx_log_mel")(_front_end(inp, int(num_samples)))
     x = ops.expand_dims(x, -1)  # (B, frames, mels, 1): torch's (B, 1, frames, mels), channels last
     for i, width in enumerate(WIDTHS):
         for j in (1, 2):

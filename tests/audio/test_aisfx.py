@@ -134,3 +134,18 @@ def test_profile_finds_sounds_similar_and_speech_backbones_not(tmp_path):
     sfx, speech = got["aisfx-cnn"]["similarity"], got["speech-embedding"]["similarity"]
     assert sfx == pytest.approx(1.0 - speech) and sfx > 0.5 > speech  # noise is no speech
     assert got["aisfx-cnn"]["input_config"]["sample_rate"] == 44100
+
+
+def test_model_keras_round_trip_without_custom_objects(tmp_path):
+    """A delivered run is ``model.keras``: the front end must load back with plain Keras (no
+    custom objects; ``keras.ops.stft`` could not be saved)."""
+    import keras
+
+    spec = _spec()
+    model = spec.build(None, {"sample_rate": 44100, "duration": 0.5})
+    model.save(tmp_path / "model.keras")
+    again = keras.models.load_model(tmp_path / "model.keras")
+    wav = _sounds(22050)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(wav)), keras.ops.convert_to_numpy(model(wav)),
+                               atol=1e-6)
+    assert sum(int(np.prod(v.shape)) for v in model.weights) == spec.n_params  # no front-end variables
