@@ -360,11 +360,11 @@ def probe_sample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 def _all_readouts(ctx, spec, option_sets, log) -> None:
     """Every readout's features in one forward pass; if the backbone's ``readouts`` fails, each
     option set is computed alone when probed (and fails there on its own, if it must)."""
-    from automl_tl.errors import AutoMLTLError
+    from automl_tl.errors import AutoMLTLError, EmbeddingOverBudget
 
     try:
         ctx.features_many(spec.name, option_sets)
-    except AutoMLTLError:
+    except (AutoMLTLError, EmbeddingOverBudget):
         raise
     except Exception as exc:  # noqa: BLE001 - a plugin's readouts is an optimisation only
         if log is not None:
@@ -421,7 +421,11 @@ def probe_candidates(ctx, specs, *, budget: Budget = NO_BUDGET, log=None,
     queue = [(s, grids[s.name][0]) for s in order]
     queue += [(s, o) for s in order for o in grids[s.name][1:]]
     rows = []
+    over: dict[str, str] = {}  # backbone -> why its pass was stopped (its other readouts too)
     for i, (spec, options) in enumerate(queue):
+        if spec.name in over:
+            rows.append({"backbone": spec.name, "options": options, "skipped": over[spec.name]})
+            continue
         if i and budget.past():
             rows.append({"backbone": spec.name, "options": options, "skipped": "the time budget for probing ran out"})
             continue
@@ -436,7 +440,8 @@ def probe_candidates(ctx, specs, *, budget: Budget = NO_BUDGET, log=None,
         except AutoMLTLError:
             raise
         except EmbeddingOverBudget as exc:
-            rows.append({"backbone": spec.name, "options": options, "skipped": f"left out: {exc}",
+            over[spec.name] = f"left out: {exc}"
+            rows.append({"backbone": spec.name, "options": options, "skipped": over[spec.name],
                          "predicted_s": round(exc.predicted, 1)})
             if log is not None:
                 log.info("probe %s %s left out: %s", spec.name, options or "", exc)

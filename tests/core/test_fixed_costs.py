@@ -109,7 +109,10 @@ def test_the_probe_leaves_out_what_its_budget_cannot_embed_and_recommend_prices_
     ctx = replace(prep.ctx, cache=EmbeddingCache(tmp_path / "fresh"), probes={}, batch_size=4)
     almost_spent = SimpleNamespace(limited=True, past=lambda: False, left=lambda: 1e-3)
     rows = probe_candidates(ctx, list(prep.specs), budget=almost_spent)
-    by_name = {r["backbone"]: r for r in rows}
+    by_name = {r["backbone"]: r for r in reversed(rows)}  # each backbone's first row
     assert "score" in by_name["pixels"]
     assert by_name["mobilenetv2"]["skipped"].startswith("left out: embedding with mobilenetv2 would take about")
     assert by_name["mobilenetv2"]["predicted_s"] >= 0 and ctx.cache.guard is None
+    # its other readouts are left out with it, not tried again
+    assert [r["skipped"] for r in rows if r["backbone"] == "mobilenetv2"] == \
+        [by_name["mobilenetv2"]["skipped"]] * len([r for r in rows if r["backbone"] == "mobilenetv2"])
