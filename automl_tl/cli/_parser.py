@@ -20,7 +20,11 @@ a leaderboard and a report.
 typical use:
   automl-tl profile ./flowers
   automl-tl fit ./flowers --trials 30          # or --time-budget 20m; run again to resume
+  automl-tl fit ./flowers --preset fast        # or balanced (default), best
   automl-tl predict runs/flowers img1.jpg img2.png
+  automl-tl evaluate runs/flowers ./test-photos
+  automl-tl export runs/flowers --format onnx  # or tflite, saved_model
+  automl-tl serve runs/flowers --port 8000     # POST /predict, GET /metadata
   automl-tl report runs/flowers
 """
 
