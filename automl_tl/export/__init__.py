@@ -445,9 +445,9 @@ def outside_lines(pred, inputs: list[dict], *, has_assets: bool) -> list[str]:
     shapes = ", ".join(f"{i['name']} {shape_text(i['shape'])} {i['dtype']}" for i in inputs)
     lines = []
     if "image_size" in conf:
-        s = int(conf["image_size"])
+        s, dtype = int(conf.get("source_size", conf["image_size"])), ("uint8" if "source_size" in conf else "float32")
         lines.append(f"image decoding: each image is read as RGB and resized to {s}x{s} (bilinear), given as "
-                     f"float32 values 0-255 ({shapes}); the graph normalises them itself")
+                     f"{dtype} values 0-255 ({shapes}); the graph resizes and normalises them itself")
     elif "tokenizer" in conf:
         lines.append(f"tokenisation: texts become {shapes} with the run's tokenizer "
                      f"({'assets/' if has_assets else ''}{conf['tokenizer']}: truncated to "

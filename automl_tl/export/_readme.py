@@ -38,8 +38,8 @@ def probabilities(inputs):  # {input name: array}
 _IMAGE = '''import numpy as np
 from PIL import Image
 
-def load(path):  # as automl-tl reads an image: RGB, {s}x{s} bilinear, float32 0-255
-    return np.asarray(Image.open(path).convert("RGB").resize(({s}, {s}), Image.BILINEAR), dtype=np.float32)
+def load(path):  # as automl-tl reads an image: RGB, {s}x{s} bilinear, {dtype} 0-255
+    return np.asarray(Image.open(path).convert("RGB").resize(({s}, {s}), Image.BILINEAR), dtype=np.{dtype})
 
 paths = ["photo.jpg"]  # your images
 inputs = {{"{name}": np.stack([load(p) for p in paths])}}'''
@@ -83,7 +83,8 @@ def _prepare(conf: dict, inputs: list[dict], run: str) -> str:
     name = inputs[0]["name"]
     exact = _EXACT.format(run=run, name=name)
     if "image_size" in conf:
-        return _IMAGE.format(s=int(conf["image_size"]), name=name) + "\n\n" + _commented(exact)
+        return _IMAGE.format(s=int(conf.get("source_size", conf["image_size"])), name=name,
+                             dtype="uint8" if "source_size" in conf else "float32") + "\n\n" + _commented(exact)
     if "tokenizer" in conf:
         segments = ('\ninputs["segment_ids"] = np.zeros_like(token_ids)' if conf.get("segment_ids") else "")
         return _TEXT.format(tokenizer=conf["tokenizer"], length=int(conf["sequence_length"]),

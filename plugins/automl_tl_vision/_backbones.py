@@ -13,25 +13,39 @@ from automl_tl.weights import Download, NoWeights, PackageFile, UserPath
 
 from ._efficientnet_lite import LITE0, LITE1, LITE2, LiteVariant
 from ._images import load_rgb
-from ._layers import ImagePreprocess  # registers the serializable layer before any model loads
+from ._layers import ImagePreprocess, image_input  # registers the layers before any model loads
 from ._torch_convert import TORCH_SUFFIXES, TorchUserPath, torch_checkpoint_loader
 
 
 class ImageAdapter(InputAdapter):
-    """File paths -> ``(B, size, size, 3)`` float32 RGB in [0, 255]."""
+    """File paths -> ``(B, s, s, 3)`` uint8 RGB at the transport size ``s`` (``source_size``:
+    the model casts and resizes to ``image_size`` itself, :func:`image_input`). Without
+    ``source_size`` (runs saved before it existed): ``(B, size, size, 3)`` float32 in [0, 255] at
+    the model's size, as before.
 
-    def __init__(self, image_size: int) -> None:
+    Bytes sent per image: 224 px float32 602 112, uint8 150 528; a 28 px image for a 96 px model
+    float32 110 592, uint8 2 352 (docs/benchmarks.md, "Images as uint8")."""
+
+    def __init__(self, image_size: int, source_size: int | None = None) -> None:
         self.image_size = int(image_size)
+        self.source_size = None if source_size is None else int(source_size)
 
     def __call__(self, items):
-        return np.stack([load_rgb(p, self.image_size) for p in items]).astype("float32")
+        if self.source_size is None:
+            return np.stack([load_rgb(p, self.image_size) for p in items]).astype("float32")
+        s = self.source_size
+        out = np.empty((len(items), s, s, 3), dtype=np.uint8)
+        for i, p in enumerate(items):
+            out[i] = load_rgb(p, s)
+        return out
 
     def config(self):
-        return {"image_size": self.image_size}
+        return {"image_size": self.image_size} | (
+            {} if self.source_size is None else {"source_size": self.source_size})
 
 
 def make_image_adapter(input_config, weights=None, assets_dir=None):
-    return ImageAdapter(input_config.get("image_size", 224))
+    return ImageAdapter(input_config.get("image_size", 224), input_config.get("source_size"))
 
 
 # ------------------------------------------------------------------------------------ blocks
@@ -249,10 +263,9 @@ def _builder(model_name: str, layout, mid_layer: str):
     def build(weights, input_config, features: str = "final", **options):
         import keras
 
-        size = int(input_config.get("image_size", 224))
         mode, base = layout(weights)
-        inp = keras.Input((size, size, 3), name="image")
-        x = ImagePreprocess(mode=mode, name="automl_tl_preprocess")(inp)
+        inp, x = image_input(input_config, 224)
+        x = ImagePreprocess(mode=mode, name="automl_tl_preprocess")(x)
         out = keras.layers.GlobalAveragePooling2D(name="automl_tl_pool")(base(x))
         model = keras.Model(inp, out, name=model_name)
         if weights is not None:
@@ -293,9 +306,8 @@ def build_pixels(weights, input_config, **options):
     """The classical baseline's features: the image shrunk to 20 x 20 RGB, scaled to [0, 1]."""
     import keras
 
-    size = int(input_config.get("image_size", 96))
-    inp = keras.Input((size, size, 3), name="image")
-    x = keras.layers.Resizing(PIXELS_SIZE, PIXELS_SIZE, antialias=True, name="automl_tl_pixels_resize")(inp)
+    inp, x = image_input(input_config, 96)
+    x = keras.layers.Resizing(PIXELS_SIZE, PIXELS_SIZE, antialias=True, name="automl_tl_pixels_resize")(x)
     x = keras.layers.Rescaling(1.0 / 255.0, name="automl_tl_pixels_scale")(x)
     return keras.Model(inp, keras.layers.Flatten(name="automl_tl_pixels_flat")(x), name="pixels")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -10,11 +11,17 @@ import numpy as np
 MAX_PIXELS = 100_000_000
 
 
+#: ``warnings.catch_warnings`` swaps the process's warning filters and is not thread-safe: the
+#: decode workers and the load check's threads open images at once, so opening (a header read:
+#: cheap) is one thread at a time; decoding (``load``, ``verify``, ``resize``) stays parallel
+_OPEN_LOCK = threading.Lock()
+
+
 def open_image(path: str):
     from PIL import Image, ImageOps
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    with warnings.catch_warnings():
+    with _OPEN_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         img = Image.open(path)
     return img, ImageOps

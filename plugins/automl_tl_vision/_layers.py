@@ -36,3 +36,52 @@ class ImagePreprocess(keras.layers.Layer):
 
     def get_config(self):
         return super().get_config() | {"mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="automl_tl_vision")
+class ImageResize(keras.layers.Layer):
+    """uint8 images at the transport size -> float32 at the model's size: bilinear (half-pixel
+    centres, as PIL's ``BILINEAR``), antialiased only where it shrinks (where PIL filters the
+    source too; upsampling has nothing to filter, and the plain resize is one TFLite / ONNX op).
+
+    Why a layer of our own rather than ``keras.layers.Resizing``: the cast comes first and is
+    explicit, so every backend resizes float32 (JAX's resize of a uint8 array would round back to
+    uint8), and the layer computes in float32 under a mixed-precision policy (0-255 in bfloat16
+    keeps only 8 bits: a resized pixel would be off by up to 1). It runs where the model runs: on
+    a GPU the host sends uint8 at the transport size (1/4 of float32's bytes, fewer pixels for
+    small images) and the upsampling is one fused kernel there."""
+
+    def __init__(self, size: int, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.size = int(size)
+
+    def call(self, x):
+        x = keras.ops.cast(x, "float32")
+        h, w = x.shape[1], x.shape[2]
+        if (h, w) == (self.size, self.size):
+            return x
+        shrink = (h or 0) > self.size or (w or 0) > self.size
+        return keras.ops.image.resize(x, (self.size, self.size), interpolation="bilinear", antialias=shrink)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size, self.size, input_shape[-1])
+
+    def get_config(self):
+        return super().get_config() | {"size": self.size}
+
+
+def image_input(input_config, default_size: int = 224):
+    """``(model input, float32 image at the model's size)`` for ``input_config``.
+
+    With ``source_size`` (the transport size: what the adapter sends) the input is uint8
+    ``(source_size, source_size, 3)`` and :class:`ImageResize` brings it to ``image_size`` inside
+    the model; without it (runs saved before the key existed) the input is float32 at
+    ``image_size``, as it always was, so their saved models load and predict unchanged."""
+    size = int(input_config.get("image_size", default_size))
+    source = input_config.get("source_size")
+    if source is None:
+        inp = keras.Input((size, size, 3), name="image")
+        return inp, inp
+    inp = keras.Input((int(source), int(source), 3), dtype="uint8", name="image")
+    return inp, ImageResize(size, name="automl_tl_resize")(inp)

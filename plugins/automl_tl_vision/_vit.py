@@ -429,7 +429,9 @@ def _encoder(info: ViTInfo, weights: ResolvedWeights | None, input_config: Mappi
     pre = _preprocessing(folder)
     S, P, D = int(arch["image_size"]), int(arch["patch_size"]), int(arch["hidden_dim"])
 
-    inp = keras.Input((size, size, 3), name="image")
+    source = input_config.get("source_size")  # uint8 at the transport size: ViTPreprocess casts and resizes
+    inp = keras.Input((size, size, 3), name="image") if source is None else \
+        keras.Input((int(source), int(source), 3), dtype="uint8", name="image")
     x = L.ViTPreprocess(S, pre["image_mean"], pre["image_std"], pre["rescale_factor"],
                         pre["interpolation"], name="automl_tl_vit_preprocess")(inp)
     embedding = L.ViTEmbedding(image_size=(S, S), patch_size=(P, P), hidden_dim=D, name="vit_embedding")

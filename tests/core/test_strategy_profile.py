@@ -126,7 +126,7 @@ def test_real_profile_measures_similarity(pm, image_folder):
     info = prof.backbones["mobilenetv2"]
     assert info["stats"]["method"] == "bn_shift"
     assert 0 <= info["similarity"] < 0.4 and info["similar"] is False
-    assert info["input_config"] == {"image_size": 96}
+    assert info["input_config"] == {"image_size": 96, "source_size": 28}  # sent as 28 px uint8
     assert prof.n_samples == 36 and prof.size_category == "small"
     assert prof.input_stats["width"]["p50"] == 28 and prof.input_stats["modes"] == {"L": 36}
     assert DatasetProfile.from_json(prof.to_json()).to_dict() == prof.to_dict()
