@@ -115,10 +115,13 @@ def map_batches(fn, items: Sequence[Any], adapter, batch_size: int, *, fixed: bo
     padded and its extra results dropped; fewer items than a batch go as they are): a compiled
     forward pass (``tf.function``, ``jax.jit``) is traced once per input shape, and a new short
     batch in every call would trace it again."""
+    from automl_tl.forward import in_flight
+
     out = None
     rows = batch_size if fixed and len(items) > batch_size else 0
-    for idx, batch in iter_batches(items, adapter, batch_size):
-        res = np.asarray(fn(pad_rows(batch, rows)))[:len(idx)]
+    # fn may return device arrays still computing (JAX): converted IN_FLIGHT batches later
+    for idx, res in in_flight(lambda b: fn(pad_rows(b, rows)), iter_batches(items, adapter, batch_size)):
+        res = res[:len(idx)]
         if out is None:
             out = np.empty((len(items),) + res.shape[1:], dtype=res.dtype)
         out[idx] = res
@@ -201,11 +204,17 @@ def make_dataset(items, y, adapter, batch_size, *, shuffle: bool, seed: int):
 def predict_proba_items(model, adapter, items: Sequence[Any], batch_size: int = 32, *,
                         featurize=None, n_classes: int | None = None) -> np.ndarray:
     """Class probabilities for raw ``items`` through ``adapter`` and a Keras ``model``; with
-    ``featurize`` (a non-Keras backbone) each batch goes through it before ``model`` (the head)."""
+    ``featurize`` (a non-Keras backbone) each batch goes through it before ``model`` (the head).
+    ``model`` runs through its compiled forward (:func:`automl_tl.forward.compiled_forward`),
+    with its current weights (a model being fine-tuned is scored as it is now)."""
+    from automl_tl.forward import compiled_forward
+
+    forward = compiled_forward(model)
+
     def predict(batch):
         if featurize is not None:
             batch = np.asarray(featurize(batch), dtype="float32")
-        return model.predict_on_batch(batch)
+        return forward.dispatch(batch)
 
     out = map_batches(predict, items, adapter, batch_size)
     if out is not None:

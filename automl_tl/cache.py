@@ -32,6 +32,7 @@ from automl_tl.atomic import atomic_write_text
 from automl_tl._pages import CHUNK_BYTES, mapping_of, release, row_chunks
 from automl_tl.batching import iter_batches, pad_rows
 from automl_tl.errors import NO_SPACE_ERRNOS, NoSpaceError
+from automl_tl.forward import in_flight
 from automl_tl.sparse_features import SparseRows, csr_parts
 from automl_tl.workers import pid_alive
 
@@ -60,31 +61,27 @@ def feature_function(spec, weights, input_config, options) -> Callable[[Any], np
     return lambda x: fn(x)[0]
 
 
-def readout_function(spec, weights, input_config, options_list) -> Callable[[Any], list[np.ndarray]]:
+def readout_function(spec, weights, input_config, options_list, *, lazy: bool = False
+                     ) -> Callable[[Any], list[np.ndarray]]:
     """A function from one adapter batch to the features of every option set in ``options_list``
     (one ``(B, D)`` float32 array each): one forward pass through ``spec.readouts`` when there are
-    several and the backbone has it, else one per option set."""
+    several and the backbone has it, else one per option set. The frozen models and their compiled
+    forward are built once per process and configuration (:func:`automl_tl.forward.frozen_readouts`).
+    ``lazy``: the backend's arrays, maybe still computing (JAX), for :func:`~automl_tl.forward.in_flight`."""
     if spec.featurize is not None:
         fns = [spec.featurize(weights, input_config, **o) for o in options_list]
         return lambda x: [np.asarray(f(x), dtype=np.float32) for f in fns]
-    if len(options_list) > 1 and spec.readouts is not None:
-        models = [spec.readouts(weights, input_config, [dict(o) for o in options_list])]
-    else:
-        models = [spec.build(weights, input_config, **o) for o in options_list]
-    for m in models:
-        m.trainable = False
+    from automl_tl.forward import frozen_readouts
 
-    # predict_on_batch runs the compiled predict function: about twice the speed of an eager
-    # call on the TensorFlow backend (MiniLM: 51 -> 98 texts/s on 2 cores).
+    # a compiled call (jax.jit, tf.function) per model; predict_on_batch, before, also ran a compiled
+    # step, but built the model each pass, and on JAX waited for each batch before the next
+    readouts = frozen_readouts(spec, weights, input_config, options_list)
+
     def run(x):
-        outs = []
-        for m in models:
-            res = m.predict_on_batch(x)
-            outs += list(res) if isinstance(res, (list, tuple)) else [res]
-        return [np.asarray(r, dtype=np.float32) for r in outs]
+        outs = readouts.dispatch(x)
+        return outs if lazy else [np.asarray(r, dtype=np.float32) for r in outs]
 
     return run
-
 
 
 def _known_everywhere(known, n: int) -> np.ndarray:
@@ -235,7 +232,6 @@ class EmbeddingCache:
         done = _known_everywhere(known, len(items))
         todo, t0 = np.flatnonzero(~done), time.perf_counter()
         adapter = spec.make_adapter(input_config, weights, None)
-        fn = None  # built at the first batch: nothing to build when the samples cover every item
         outs: list = [None] * len(options_list)
         tmps = [p.with_name(p.name + f".{_HOST}.{os.getpid()}.tmp.npy") for p in paths]
         in_memory: set[int] = set()  # option sets whose features did not fit on the cache's disk
@@ -271,10 +267,11 @@ class EmbeddingCache:
             written: dict[int, int] = {}
             rows = batch_size if len(todo) > batch_size else 0  # one batch shape: traced once
             timed, n_done = None, 0  # after the first batch (the build, the tracing): the rate
-            for idx, batch in iter_batches([items[i] for i in todo], adapter, batch_size):
+            fn = readout_function(spec, weights, input_config, options_list, lazy=True) if len(todo) else None
+            batches = iter_batches([items[i] for i in todo], adapter, batch_size)  # none: samples cover all
+            for idx, feats in in_flight(lambda b: fn(pad_rows(b, rows)), batches):  # JAX: IN_FLIGHT computing
                 self._guarded(spec.name, timed, n_done, len(todo))
-                fn = fn or readout_function(spec, weights, input_config, options_list)
-                feats, n_done = fn(pad_rows(batch, rows)), n_done + len(idx)
+                n_done += len(idx)
                 timed = timed or (time.perf_counter(), n_done)
                 self.stats["forward_batches"] += 1
                 for j, f in enumerate(feats):
