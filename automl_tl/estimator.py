@@ -19,6 +19,7 @@ import numpy as np
 
 from automl_tl._version import __version__
 from automl_tl import presets
+from automl_tl.accelerator import predict_batch, record, requested_batch, resolve_precision
 from automl_tl.budget import NO_BUDGET, Budget, require_a_budget
 from automl_tl.artifacts import leaderboard_frame
 from automl_tl.killpoints import kill_point
@@ -78,7 +79,7 @@ class AutoTransfer:
                  path_column: str | None = None, group_column: str | None = None,
                  detect_groups: bool = True,
                  split_column: str | None = None, strategies: Sequence[str] | None = None, cache_dir: str | None = None,
-                 batch_size: int = 32, progress: bool = False, report: bool = True,
+                 batch_size: int | str | None = None, precision: str = "auto", progress: bool = False, report: bool = True,
                  refit: bool | None = None, patience: int | None = None, ensemble: bool | None = None,
                  warm_start: bool | None = None, pruner: str = "median", compare_strategies: bool | None = None,
                  preset: str | None = None,
@@ -102,7 +103,8 @@ class AutoTransfer:
         self.split_column = split_column
         self.strategies = strategies
         self.cache_dir = cache_dir
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # None / "auto": per backbone and device; precision: automl_tl.accelerator
+        self.precision = precision
         self.progress = progress
         self.report = report
         self.refit = refit
@@ -123,7 +125,7 @@ class AutoTransfer:
     # ------------------------------------------------------------------ sklearn protocol
     _PARAMS = ("backbones", "trials", "time_budget", "metric", "seed", "run_dir", "storage",
                "val_fraction", "weights", "modality", "text_column", "label_column", "path_column",
-               "group_column", "detect_groups", "split_column", "strategies", "cache_dir", "batch_size", "progress", "report",
+               "group_column", "detect_groups", "split_column", "strategies", "cache_dir", "batch_size", "precision", "progress", "report",
                "refit", "patience", "ensemble", "warm_start", "pruner", "compare_strategies", "preset", "tracking_uri", "plugin_manager")
 
     def get_params(self, deep: bool = True) -> dict:
@@ -305,7 +307,7 @@ class AutoTransfer:
     @_quiet_tensorflow
     def predict_proba(self, X) -> np.ndarray:
         self._check_fitted()
-        return self.predictor_.predict_proba(self._usable(X), batch_size=self.batch_size)
+        return self.predictor_.predict_proba(self._usable(X), batch_size=_predict_batch(self))
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)
@@ -317,7 +319,7 @@ class AutoTransfer:
         from automl_tl.report import evaluate_labelled
 
         self._check_fitted()
-        return evaluate_labelled(self.predictor_, X if y is None else self._inputs(X), y, batch_size=self.batch_size)
+        return evaluate_labelled(self.predictor_, X if y is None else self._inputs(X), y, batch_size=_predict_batch(self))
 
     def score(self, X, y) -> float:
         from automl_tl.metrics import metric_function
@@ -356,6 +358,11 @@ _DEFAULTS = {k: v.default for k, v in inspect.signature(AutoTransfer.__init__).p
              if k != "self"}
 
 
+def _predict_batch(est: AutoTransfer) -> int:
+    """The batch size of ``est``'s predictions (:func:`automl_tl.accelerator.predict_batch`)."""
+    return predict_batch(est.batch_size, getattr(est, "best_config_", {}).get("backbone"))
+
+
 def _fit_settings(est: AutoTransfer, t_start: float):
     """The settings ``fit`` of ``est`` checks before any work: ``(budget, registry, strategies,
     chosen)``, the time budget from ``t_start``, the strategy registry, the strategies searched and
@@ -371,6 +378,7 @@ def _fit_settings(est: AutoTransfer, t_start: float):
         raise ConfigError(f"trials must be at least 1, not {chosen.trials}")
     budget = Budget.of(chosen.time_budget, started=t_start)  # 600, "10m", "1h30m"; NO_BUDGET for None
     metric_function(est.metric)
+    requested_batch(est.batch_size), resolve_precision(est.precision)  # a bad value says so before any work
     check_tracking_uri(est.tracking_uri)
     registry = est._pm().strategies
     strategies = {name: registry.get(name) for name in (chosen.strategies or registry.names())}
@@ -400,6 +408,9 @@ def _summary_base(est: AutoTransfer, prep: _Prepared, task: dict, strategies: di
         # where the budget's clock started: seconds before fit() (the process's start-up)
         "clock": clock,
         "forward_seconds": {"probe": round(float(ctx.cache.stats.get("forward_seconds", 0.0)), 2)},
+        # the device, the precision and each candidate's batch size (logged once here)
+        "accelerator": record(est.batch_size, est.precision, ctx.precision,
+                              {s.name: ctx.batch_for(s.name) for s in prep.specs}),
     }
 
 

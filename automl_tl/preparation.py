@@ -173,6 +173,7 @@ def prepare(est, X, y=None, *, budget: Budget = NO_BUDGET, on_data=None) -> _Pre
 def _trial_context(est, pm, data, prof, specs, weights, modality, cache):
     """What every trial of ``data`` shares (the folds, the integer labels, the class weights of
     imbalanced data, each candidate's input configuration): ``(ctx, y_int)``."""
+    from automl_tl.accelerator import requested_batch, resolve_precision
     from automl_tl.data import evaluation_plan
     from automl_tl.training import TrialContext
 
@@ -188,7 +189,8 @@ def _trial_context(est, pm, data, prof, specs, weights, modality, cache):
     ctx = TrialContext(data=data, plan=plan, y=y_int, n_classes=len(labels),
                        input_configs=input_configs, weights=weights, specs={s.name: s for s in specs},
                        modality=modality, cache=cache, metric=est.metric, class_weight=class_weight,
-                       seed=est.seed, batch_size=est.batch_size, progress=est.progress,
+                       seed=est.seed, batch_size=requested_batch(est.batch_size), progress=est.progress,
+                       precision=resolve_precision(getattr(est, "precision", "auto")),
                        strategies=pm.strategies.as_dict())
     return ctx, y_int
 

@@ -63,7 +63,12 @@ class TrialContext:
     metric: str = "accuracy"
     class_weight: Mapping[int, float] | None = None
     seed: int = 0
-    batch_size: int = 32
+    #: the batch size of every pass (a whole number); None: chosen per backbone and device
+    #: (:func:`batch_for`, :func:`automl_tl.accelerator.batch_size_for`)
+    batch_size: int | None = 32
+    #: the Keras dtype policy backbones are built with: "float32" or "mixed_bfloat16"
+    #: (:func:`automl_tl.accelerator.resolve_precision`); heads stay in float32
+    precision: str = "float32"
     progress: bool = False
     patience: int = 5
     budget: Budget = NO_BUDGET  # the time a running trial has: it stops when that is past
@@ -81,11 +86,48 @@ class TrialContext:
     def features_many(self, backbone: str, options_list) -> list[np.ndarray]:
         """:meth:`features` of several option sets, those not cached yet computed in one pass
         (one forward pass for a backbone with ``readouts``)."""
-        return self.cache.get_or_compute_many(
-            spec=self.specs[backbone], weights=self.weights.get(backbone), input_config=self.input_configs[backbone],
-            options_list=[dict(o) for o in options_list], items=self.data.items,
-            data_fingerprint=self.data.fingerprint(), batch_size=self.batch_size, progress=self.progress,
-            part_of=self.part_of)
+        from automl_tl.accelerator import precision_scope
+
+        # features of another precision are other features: their cache key differs (the data
+        # fingerprint is the one key part the cache takes as is); float32 keys stay as they were
+        tag = "" if self.precision == "float32" else f":{self.precision}"
+        part_of = None if self.part_of is None else (self.part_of[0] + tag, self.part_of[1])
+        with precision_scope(self.precision):
+            return self.cache.get_or_compute_many(
+                spec=self.specs[backbone], weights=self.weights.get(backbone), input_config=self.input_configs[backbone],
+                options_list=[dict(o) for o in options_list], items=self.data.items,
+                data_fingerprint=self.data.fingerprint() + tag, batch_size=self.batch_for(backbone),
+                progress=self.progress, part_of=part_of)
+
+    def batch_for(self, backbone: str) -> int:
+        """The batch size of ``backbone``'s passes: :attr:`batch_size`, or when that is None the
+        one chosen for it on this device (a short probe on an accelerator, once per process)."""
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        from automl_tl.accelerator import batch_size_for, forward_runner
+
+        spec, weights, config = self.specs[backbone], self.weights.get(backbone), self.input_configs[backbone]
+        runner = None
+        if spec.featurize is None and not getattr(spec, "sparse", False):  # a Keras model to probe
+            runner = forward_runner(spec, weights, config, list(self.data.items[:8]), self.precision)
+        return batch_size_for(backbone, config, runner, precision=self.precision, n_items=len(self.data.items))
+
+    def train_batch_for(self, backbone: str) -> int:
+        """The batch size fine-tuning trains ``backbone`` with: :attr:`batch_size`, or when that is
+        None at most :data:`~automl_tl.accelerator.DEFAULT_BATCH` (the probe picks a forward
+        pass's size; a larger training batch would take fewer steps per epoch than the searched
+        learning rates and epochs assume)."""
+        from automl_tl.accelerator import DEFAULT_BATCH
+
+        size = self.batch_for(backbone)
+        return size if self.batch_size is not None else min(size, DEFAULT_BATCH)
+
+    def build_backbone(self, backbone: str, options: Mapping[str, Any]):
+        """A fresh build of ``backbone`` with ``options`` at the run's precision."""
+        from automl_tl.accelerator import precision_scope
+
+        with precision_scope(self.precision):
+            return self.specs[backbone].build(self.weights.get(backbone), self.input_configs[backbone], **options)
 
     def subset(self, index) -> "TrialContext":
         """This context over the items ``index`` only (the run's folds restricted to them), with
@@ -201,13 +243,19 @@ def assemble(backbone, head, augmentation=None, name: str = "automl_tl_model"):
     return keras.Model(inputs, head(backbone(x)), name=name)
 
 
-def classifier(spec, weights, input_config, options, head, backbone=None):
+def classifier(spec, weights, input_config, options, head, backbone=None, *, precision: str = "float32"):
     """The trained classifier on the adapter's output: ``head`` alone for a featurizer outside
     Keras (``spec.featurize`` feeds it), else the backbone (``backbone`` when fine-tuned, a frozen
-    build of ``spec`` otherwise) and ``head`` as one model."""
+    build of ``spec`` at ``precision`` otherwise: the features its head was trained on) and
+    ``head`` as one model."""
+    from automl_tl.accelerator import precision_scope
+
     if spec.featurize is not None:
         return head
-    return assemble(backbone if backbone is not None else spec.build(weights, input_config, **options), head)
+    if backbone is None:
+        with precision_scope(precision):
+            backbone = spec.build(weights, input_config, **options)
+    return assemble(backbone, head)
 
 
 def run_trial(cfg: TrialConfig, ctx: TrialContext, trial=None, history: list | None = None) -> TrialResult:

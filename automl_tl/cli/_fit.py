@@ -8,6 +8,7 @@ from pathlib import Path
 
 from automl_tl.cli._common import (EXIT_OK, _add_data_options, _csv_list, _estimator, _non_negative_int,
                                    _positive_int, _time_budget)
+from automl_tl.accelerator import PRECISIONS
 from automl_tl.presets import DEFAULT_PRESET, PRESETS
 from automl_tl.pruners import DEFAULT_PRUNER, PRUNERS
 
@@ -43,7 +44,14 @@ def add_parsers(sub) -> None:
                    help="restrict the searched strategies (default: all registered; see "
                         "`automl-tl strategies`; fast: feature_extraction), e.g. feature_extraction,lp_ft")
     b.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
-    b.add_argument("--batch-size", type=_positive_int, default=32, help="batch size for backbone passes (default 32)")
+    b.add_argument("--batch-size", type=_batch_size, default=None, metavar="N|auto",
+                   help="batch size of the backbones' passes (default auto: 32 on a CPU; on a GPU or TPU the "
+                        "size a short probe finds fastest per backbone, fine-tuning at most 32); a number "
+                        "overrides it")
+    b.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="the backbones' arithmetic (default auto: bfloat16 where the device computes it well, "
+                        "a GPU of compute capability 8.0 or more or a TPU; float32 elsewhere). bfloat16 on a "
+                        "CPU is allowed: correct, but no faster than float32 there")
     b.add_argument("--cache-dir", help="embedding cache folder (default: $AUTOML_TL_CACHE_DIR or "
                                        "~/.cache/automl-tl/embeddings)")
     b.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
@@ -81,11 +89,21 @@ def add_parsers(sub) -> None:
     b.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _batch_size(text: str) -> int | None:
+    """``--batch-size``: ``auto`` (None) or a whole number of 1 or more."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, or auto, not {text!r}") from None
+
+
 def cmd_fit(args) -> int:
     est = _estimator(args, trials=args.trials, preset=args.preset, time_budget=args.time_budget, run_dir=args.run_dir,
                      seed=args.seed, storage=args.storage, metric=args.metric,
                      strategies=args.strategies, val_fraction=args.val_fraction,
-                     batch_size=args.batch_size, cache_dir=args.cache_dir,
+                     batch_size=args.batch_size, precision=args.precision, cache_dir=args.cache_dir,
                      progress=not args.quiet, report=not args.no_report, refit=args.refit,
                      patience=args.patience, ensemble=args.ensemble, warm_start=args.warm_start,
                      pruner=args.pruner, compare_strategies=args.compare_strategies, tracking_uri=args.mlflow)

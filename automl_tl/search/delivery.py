@@ -182,7 +182,8 @@ class DeliveryMixin:
         spec = self.ctx.specs[cfg.backbone]
         weights = self.ctx.weights.get(cfg.backbone)
         input_config = dict(self.ctx.input_configs[cfg.backbone])
-        model = classifier(spec, weights, input_config, cfg.options, result.head, result.backbone)
+        model = classifier(spec, weights, input_config, cfg.options, result.head, result.backbone,
+                           precision=self.ctx.precision)
         adapter = spec.make_adapter(input_config, weights, None)
         config = {"backbone": cfg.backbone, "input_config": input_config, "options": dict(cfg.options),
                   "params": cfg.to_dict(), "metric": self.ctx.metric, "labels": self.labels,

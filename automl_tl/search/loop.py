@@ -177,13 +177,14 @@ class LoopMixin:
                 raise
             except BaseException as exc:  # noqa: BLE001 - the fates table decides
                 _, fate = fate_of(exc)
-                if fate is Fate.RETRY_SMALLER_BATCH and ctx.batch_size > 1 and not trial.user_attrs.get(ATTR.BATCH_SIZE):
-                    ctx = replace(ctx, batch_size=max(1, ctx.batch_size // 2))
+                if fate is Fate.RETRY_SMALLER_BATCH and ctx.batch_for(cfg.backbone) > 1 \
+                        and not trial.user_attrs.get(ATTR.BATCH_SIZE):  # half the smaller: fine-tuning's
+                    ctx = replace(ctx, batch_size=max(1, ctx.train_batch_for(cfg.backbone) // 2))
                     trial.set_user_attr(ATTR.BATCH_SIZE, ctx.batch_size)
                     log.warning("trial %d ran out of memory; retrying with batch size %d", trial.number, ctx.batch_size)
                     history.clear()
                     continue
-                reason = _failure_reason(exc, fate, ctx.batch_size)
+                reason = _failure_reason(exc, fate, ctx.batch_for(cfg.backbone))
                 self._fail(trial, cfg, reason, t0, history, exc)
                 if fate is Fate.INTERRUPT:  # Optuna marks it FAIL; queue it again, once
                     self._retry(self.study, self.study.get_trials(deepcopy=False)[trial.number])

@@ -146,16 +146,20 @@ class FineTuning(TransferStrategy):
 
     def model(self, cfg, ctx, head):
         """``(backbone, compiled model, adapter)`` for fine-tuning from ``head``."""
+        from automl_tl.accelerator import steps_per_execution
+        from automl_tl.batching import train_batch_size
         from automl_tl.training import assemble
 
         spec = ctx.specs[cfg.backbone]
         input_config = ctx.input_configs[cfg.backbone]
         weights = ctx.weights.get(cfg.backbone)
-        backbone = spec.build(weights, input_config, **cfg.options)
+        backbone = ctx.build_backbone(cfg.backbone, cfg.options)  # at the run's precision; the head stays float32
         self.freeze(backbone, spec, cfg)
         aug = ctx.modality.augmentation(input_config) if cfg.augment else None
         model = assemble(backbone, head, aug)
-        model.compile(optimizer=self.optimizer(backbone, spec, cfg), loss="sparse_categorical_crossentropy")
+        n_batches = -(-len(ctx.plan.train) // train_batch_size(ctx.train_batch_for(cfg.backbone), input_config))
+        model.compile(optimizer=self.optimizer(backbone, spec, cfg), loss="sparse_categorical_crossentropy",
+                      steps_per_execution=steps_per_execution(n_batches))
         return backbone, model, spec.make_adapter(input_config, weights, None)
 
     def run(self, cfg, ctx, *, trial=None, history: list):
@@ -176,19 +180,21 @@ class FineTuning(TransferStrategy):
         backbone, model, adapter = self.model(cfg, ctx, head)
         items = ctx.data.items
         val_items = [items[i] for i in val]
+        batch = ctx.batch_for(cfg.backbone)
 
         def full_score(m):
-            return metric(ctx.y[val], np.argmax(predict_proba_items(m, adapter, val_items, ctx.batch_size), axis=1))
+            return metric(ctx.y[val], np.argmax(predict_proba_items(m, adapter, val_items, batch), axis=1))
 
         ds = make_dataset([items[i] for i in train], ctx.y[train], adapter,
-                          train_batch_size(ctx.batch_size, ctx.input_configs[cfg.backbone]), shuffle=True,
+                          train_batch_size(ctx.train_batch_for(cfg.backbone), ctx.input_configs[cfg.backbone]),
+                          shuffle=True,
                           seed=ctx.seed)
         mon = ValidationMonitor(score_fn=full_score, phase="fine_tune", history=history,
                                 patience=max(1, ctx.patience // 2), trial=trial, score_initial=True,
                                 budget=ctx.budget)
         model.fit(ds, epochs=cfg.ft_epochs or 1, verbose=0, shuffle=False,
                   class_weight=dict(ctx.class_weight) if ctx.class_weight else None, callbacks=[mon])
-        probs = predict_proba_items(model, adapter, val_items, ctx.batch_size)
+        probs = predict_proba_items(model, adapter, val_items, batch)
         pred = probs.argmax(1)
         return TrialResult(score=float(mon.best), se=ctx.se(ctx.y[val], pred, val), n_eval=len(val),
                            evaluation="holdout", history=history, seconds=time.perf_counter() - t0,
@@ -213,7 +219,8 @@ class FineTuning(TransferStrategy):
         backbone, model, adapter = self.model(cfg, ctx, head)
         items = ctx.data.items
         ds = make_dataset([items[i] for i in index], ctx.y[index], adapter,
-                          train_batch_size(ctx.batch_size, ctx.input_configs[cfg.backbone]), shuffle=True,
+                          train_batch_size(ctx.train_batch_for(cfg.backbone), ctx.input_configs[cfg.backbone]),
+                          shuffle=True,
                           seed=ctx.seed)
         stop = Deadline(budget)
         model.fit(ds, epochs=n_ft, verbose=0, shuffle=False,
