@@ -45,11 +45,12 @@ class ImageResize(keras.layers.Layer):
     source too; upsampling has nothing to filter, and the plain resize is one TFLite / ONNX op).
 
     Why a layer of our own rather than ``keras.layers.Resizing``: the cast comes first and is
-    explicit, so every backend resizes float32 (JAX's resize of a uint8 array would round back to
-    uint8), and the layer computes in float32 under a mixed-precision policy (0-255 in bfloat16
-    keeps only 8 bits: a resized pixel would be off by up to 1). It runs where the model runs: on
-    a GPU the host sends uint8 at the transport size (1/4 of float32's bytes, fewer pixels for
-    small images) and the upsampling is one fused kernel there."""
+    explicit, so every backend resizes float32 (``keras.ops.image.resize`` of a uint8 array gives
+    uint8 back on TensorFlow and JAX alike: whole-number pixels), and the layer computes in
+    float32 under a mixed-precision policy (bfloat16 holds 128-255 in steps of 1: a resized pixel
+    would move by up to 0.5). It runs where the model runs: on a GPU the host sends uint8 at the
+    transport size (1/4 of float32's bytes, fewer pixels for small images) and the upsampling is
+    one kernel there, on the batch already on the device."""
 
     def __init__(self, size: int, **kwargs):
         kwargs.setdefault("dtype", "float32")
