@@ -140,7 +140,14 @@ def decode_workers() -> int:
             raise ConfigError(f"AUTOML_TL_DECODE_WORKERS must be a whole number of threads (1 or more), "
                               f"not {env!r}; unset it to let automl-tl choose")
         return int(env)
-    return max(1, min(8, (os.cpu_count() or 1) // 2))
+    from automl_tl.accelerator import device
+
+    # The count follows the cores (it was capped at 8). On an accelerator the forward pass leaves
+    # the host's cores idle and decoding is what limits (a 16-core GPU machine: 15 threads, not
+    # 8), so every core but one (the thread that feeds the device) decodes; on a CPU the forward
+    # pass needs the cores too, so half of them decode (1 on 2 cores, as before).
+    cores = os.cpu_count() or 1
+    return max(1, cores - 1 if device().accelerator else cores // 2)
 
 
 class ItemBatches(keras.utils.PyDataset):
