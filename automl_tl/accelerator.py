@@ -258,16 +258,18 @@ def _take_rows(batch, size: int):
 def forward_runner(spec, weights, input_config: Mapping, items: Sequence[Any], precision: str = "float32"):
     """A factory of ``run(size)`` for :func:`probe_batch_size`: one forward pass of ``spec``
     (frozen, its first options, built at ``precision`` on first call) over ``size`` rows repeated
-    from ``items``. ``predict_on_batch`` returns host arrays, so each call waits for the device."""
+    from ``items``. Its compiled forward returns host arrays, so each call waits for the device."""
     def factory():
         state: dict = {}
 
         def run(size: int):
             if "model" not in state:
-                with precision_scope(precision):
-                    state["model"] = spec.build(weights, dict(input_config), **{k: v[0] for k, v in spec.options.items()})
+                from automl_tl.forward import compiled_forward, frozen_backbone
+
+                with precision_scope(precision):  # the frozen build the probe's pass then reuses
+                    state["model"] = compiled_forward(frozen_backbone(spec, weights, dict(input_config)))
                 state["x"] = spec.make_adapter(dict(input_config), weights, None)(list(items))
-            return state["model"].predict_on_batch(_take_rows(state["x"], size))
+            return state["model"](_take_rows(state["x"], size))
 
         return run
 

@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["CompiledForward", "compiled_forward", "in_flight", "to_numpy", "frozen_readouts", "Readouts",
-           "clear_built", "IN_FLIGHT", "MAX_BUILT", "TF_JIT_COMPILE"]
+__all__ = ["CompiledForward", "compiled_forward", "in_flight", "to_numpy", "frozen_readouts", "frozen_backbone",
+           "Readouts", "clear_built", "IN_FLIGHT", "MAX_BUILT", "TF_JIT_COMPILE"]
 
 #: results kept waiting as device arrays while the next batches are dispatched. Two keep a GPU busy
 #: while the host converts one result and decodes the next batch; more only hold memory.
@@ -247,3 +247,12 @@ def _readouts(spec, weights, input_config, sets: list[dict], asked: list[dict]) 
     _, models, forwards = _BUILT.get(_key(spec, weights, input_config, sets),
                                      lambda: _build(spec, weights, input_config, sets))
     return Readouts(models=models, forwards=forwards, pick=tuple(sets.index(o) for o in asked))
+
+
+def frozen_backbone(spec, weights, input_config: Mapping):
+    """The frozen backbone of ``input_config`` as the probe's first pass builds it (its default
+    option set; for a backbone with ``readouts``, the one model of every option set), shared with
+    that pass: the profile reads its statistics from it, the probe its features."""
+    from automl_tl.probe import option_grid
+
+    return frozen_readouts(spec, weights, input_config, option_grid(spec.options)[:1]).models[0]

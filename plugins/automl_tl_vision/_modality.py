@@ -8,6 +8,7 @@ from collections import Counter
 
 import numpy as np
 
+from automl_tl.forward import frozen_backbone
 from automl_tl.modalities import CheckResult, Modality, Skip
 
 from ._images import check_image, load_rgb, open_image
@@ -125,7 +126,7 @@ class ImageModality(Modality):
     def analyse(self, items, stats, spec, weights):
         size = self.image_size_for(stats, spec)
         input_config = {"image_size": size, "source_size": self.source_size_for(stats, size)}
-        model = spec.build(weights, input_config)
+        model = frozen_backbone(spec, weights, input_config)  # built once: the probe's pass reuses it
         if not _takes_uint8(model, input_config["source_size"]):
             # a plugin's builder that reads image_size only (docs/example_plugin): it built the
             # float32 model it always built, which make_image_adapter feeds without source_size

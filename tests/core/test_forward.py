@@ -109,6 +109,28 @@ def test_a_backbone_is_built_once_per_configuration(mnv2_batch, pm):
     assert not _BUILT.entries
 
 
+
+def test_the_profile_and_the_probe_share_one_build(image_folder, pm):
+    from automl_tl.cache import EmbeddingCache
+    from automl_tl.probe import option_grid
+    from automl_tl.profile import profile_data
+
+    clear_built()
+    before = _BUILT.builds
+    data = load_data(str(image_folder), modalities=pm.modalities)
+    spec = pm.backbones.get("mobilenetv2")
+    weights = spec.resolve_weights()
+    prof = profile_data(data, modality=pm.modalities.get("image"), table=pm.strategy_table, candidates=[spec],
+                        weights={spec.name: weights})
+    builds = _BUILT.builds
+    assert builds == before + 1 and prof.backbones[spec.name]["stats"]["method"] == "bn_shift"
+    # the probe's first pass: every readout of the option grid, from the profile's model
+    EmbeddingCache(disk=False).get_or_compute_many(
+        spec=spec, weights=weights, input_config=prof.backbones[spec.name]["input_config"],
+        options_list=option_grid(spec.options), items=list(data.items)[:8], data_fingerprint="d", batch_size=8)
+    assert _BUILT.builds == builds
+    clear_built()
+
 NO_TENSORFLOW = """
 import sys
 
