@@ -46,6 +46,11 @@ def train_batch_size(batch_size: int, input_config) -> int:
 
 
 def _lengths(items: Sequence[Any], adapter) -> np.ndarray | None:
+    """Each item's length: ``adapter.lengths(items)`` where it has it (text: every text's token
+    count from one batched tokenisation, cached), else ``adapter.length`` item by item."""
+    many = getattr(adapter, "lengths", None)
+    if many is not None:
+        return np.asarray(many(items), dtype=np.int64)
     length = getattr(adapter, "length", None)
     if length is None:
         return None

@@ -117,6 +117,19 @@ def make_waveform_adapter(input_config, weights=None, assets_dir=None):
                                            crop=cfg.get("crop", "start")))
 
 
+def make_duration_adapter(input_config, weights=None, assets_dir=None):
+    """Waveforms batched by duration, each batch padded to its longest clip's bucket (the MFCC
+    statistics: they pool only the active frames, so fewer padded zeros leave them as they are)."""
+    from ._adapter import DurationAudioAdapter
+
+    cfg = {**_adapter_asset(assets_dir), **dict(input_config or {})}
+    rate = int(cfg.get("sample_rate", 16000))
+    # a 25 ms MFCC frame of zeros after the longest clip: every frame holding a clip's last
+    # samples is computed as at the fixed length
+    return _with_config_asset(DurationAudioAdapter(rate, float(cfg.get("duration", 1.0)), crop=cfg.get("crop", "start"),
+                                                   margin=int(0.025 * rate)))
+
+
 def make_log_mel_adapter(input_config, weights=None, assets_dir=None, *, n_mels: int = 80):
     from ._adapter import AudioAdapter
 
@@ -200,9 +213,11 @@ def _mfcc_featurize(weights=None, input_config=None, **options):
     from ._features import mfcc_statistics
 
     rate = int((input_config or {}).get("sample_rate", 16000))
+    length = _samples(input_config)  # a batch padded less (by duration) counts as padded to it
 
     def fn(batch):
-        return np.stack([mfcc_statistics(np.asarray(x, np.float32), rate) for x in np.asarray(batch)])
+        return np.stack([mfcc_statistics(np.asarray(x, np.float32), rate, length=length)
+                         for x in np.asarray(batch)])
 
     return fn
 
@@ -253,7 +268,7 @@ def specs():
         ),
         BackboneSpec(
             name="mfcc", modality="audio", build=None, featurize=_mfcc_featurize,
-            make_adapter=make_waveform_adapter, blocks=lambda model: [], n_blocks=0,
+            make_adapter=make_duration_adapter, blocks=lambda model: [], n_blocks=0,
             weight_sources=(NoWeights(),), n_params=0, fine_tunable=False, classical=True,
             default_input_config={"sample_rate": 16000, "duration": 1.0},
             pretrained_on="nothing (MFCC statistics)",

@@ -11,9 +11,14 @@ import numpy as np
 from automl_tl.backbones import InputAdapter
 from automl_tl.errors import DataError
 
-from ._io import AudioReadError, read_clip
+from ._io import AudioReadError, clip_samples, read_clip
 
-__all__ = ["AudioAdapter", "SpeechEmbeddingAdapter", "ONNX_ASSET"]
+__all__ = ["AudioAdapter", "DurationAudioAdapter", "SpeechEmbeddingAdapter", "ONNX_ASSET", "DURATION_BUCKETS"]
+
+#: a batch of :class:`DurationAudioAdapter` is padded to the first multiple of 1/8 of the fixed
+#: length that holds its longest clip: 8 shapes at most (a compiled function traces each once),
+#: and at most an eighth of the fixed length padded beyond the longest clip
+DURATION_BUCKETS = 8
 
 ONNX_ASSET = "speech-embedding.onnx"
 
@@ -70,6 +75,47 @@ class AudioAdapter(InputAdapter):
         if self.frontend == "raw":
             return (n,)
         return (n // 160, self.n_mels)
+
+
+class DurationAudioAdapter(AudioAdapter):
+    """A raw-waveform :class:`AudioAdapter` for featurizers that take clips of any length and
+    pool only their real frames (the MFCC statistics): ``length(item)`` is the clip's duration in
+    samples, read from its header (capped at the fixed length), so the batching groups clips of
+    similar duration, and a batch is zero-padded only to the bucket of its longest clip plus
+    ``margin`` samples (:data:`DURATION_BUCKETS`), not always to ``duration`` seconds. Each clip's samples are
+    those :class:`AudioAdapter` gives (cropped to ``duration``), followed by fewer zeros.
+
+    Backbones whose features depend on the padding keep the fixed length (see docs/audio.md):
+    Wav2Vec2 normalises the whole padded waveform and averages every frame, Whisper and the
+    speech embedding average every frame, the aiSFX CNN's front end is built for a fixed number
+    of samples."""
+
+    def __init__(self, sample_rate: int = 16000, duration: float = 1.0, *, crop: str = "start",
+                 margin: int = 0) -> None:
+        super().__init__(sample_rate, duration, frontend="raw", crop=crop)
+        self.margin = int(margin)  # zeros kept after the longest clip (a featurizer's frame)
+
+    @property
+    def fixed_samples(self) -> int:
+        return int(round(self.sample_rate * self.duration))
+
+    def length(self, item: Any) -> int:
+        return min(clip_samples(item, self.sample_rate), self.fixed_samples)
+
+    def padded_samples(self, longest: int) -> int:
+        n = self.fixed_samples
+        step = -(-n // DURATION_BUCKETS)
+        return min(n, max(1, -(-(int(longest) + self.margin) // step)) * step)
+
+    def __call__(self, items: Sequence[Any]) -> np.ndarray:
+        wav = self.waveforms(items)
+        if not len(items):
+            return wav
+        # a clip's samples end where its header says (resampled), or earlier: every column past
+        # the longest is padding; the header is checked against the samples read, never trusted
+        last = np.flatnonzero(np.abs(wav).max(axis=0) > 0)
+        longest = max([self.length(x) for x in items] + [int(last[-1]) + 1 if len(last) else 1])
+        return np.ascontiguousarray(wav[:, :self.padded_samples(longest)])
 
 
 class SpeechEmbeddingAdapter(AudioAdapter):

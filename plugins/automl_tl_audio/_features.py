@@ -69,12 +69,27 @@ def mfcc(x: np.ndarray, sample_rate: int = 16000, n_mfcc: int = 13, n_mels: int 
     return mel @ _dct_matrix(n_mfcc, n_mels).T
 
 
-def mfcc_statistics(x: np.ndarray, sample_rate: int = 16000, n_mfcc: int = 13) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def _silent_energy(sample_rate: int) -> float:
+    """The energy coefficient (MFCC 0) of a frame of zeros: a padded frame's."""
+    return float(mfcc(np.zeros(int(0.025 * sample_rate)), sample_rate, 1)[0, 0])
+
+
+def mfcc_statistics(x: np.ndarray, sample_rate: int = 16000, n_mfcc: int = 13, *,
+                    length: int | None = None) -> np.ndarray:
     """Fixed-size clip descriptor: mean and std of MFCCs and of their deltas (4 * n_mfcc values),
-    computed over the non-silent frames when there are enough of them."""
+    computed over the non-silent frames when there are enough of them.
+
+    ``length``: the statistics of ``x`` zero-padded to ``length`` samples, computed on ``x``
+    alone where the padding cannot count (padded frames are silent, left out: enough frames are
+    active and a frame of zeros is not); else on the padded clip. A clip batched by duration
+    (padded less) gets exactly its fixed-length features."""
     c = mfcc(x, sample_rate, n_mfcc)
     energy = c[:, 0]
     active = energy > energy.max() - 12.0  # ~ frames within 50 dB of the loudest
+    if length is not None and x.shape[0] < length and (
+            active.sum() < 5 or _silent_energy(sample_rate) > energy.max() - 12.0):
+        return mfcc_statistics(np.pad(x, (0, length - x.shape[0])), sample_rate, n_mfcc)
     if active.sum() >= 5:
         c = c[active]
     d = np.diff(c, axis=0) if c.shape[0] > 1 else np.zeros_like(c)

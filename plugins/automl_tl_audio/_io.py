@@ -8,6 +8,7 @@ frames=)``, and the rest of the file is never decoded.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ __all__ = [
     "ClipInfo",
     "AudioReadError",
     "probe",
+    "clip_samples",
     "read_clip",
     "resample",
     "scan_peak",
@@ -97,6 +99,28 @@ def probe(path: str | os.PathLike) -> ClipInfo:
         raise AudioReadError("zero-length audio (no samples)", str(p))
     return ClipInfo(path=str(p), sample_rate=int(info.samplerate), channels=int(info.channels),
                     frames=frames, format=str(info.format))
+
+
+@functools.lru_cache(maxsize=65536)
+def _probe_cached(path: str, mtime_ns: int, size: int) -> ClipInfo:
+    return probe(path)
+
+
+def clip_samples(item: Any, sample_rate: int) -> int:
+    """How many samples at ``sample_rate`` the clip ``item`` (a path or a 1-D/2-D array) gives,
+    from its header only (``soundfile.info``: nothing decoded); the number
+    :func:`resample` gives, ``ceil(frames * sample_rate / source rate)``. Headers are kept per
+    (path, modification time, size), 65 536 at most (~200 bytes each): a data set's batching,
+    pass after pass, opens each file's header once. An unreadable file counts 0: reading it
+    fails later with its own message."""
+    if isinstance(item, np.ndarray):
+        return int(item.shape[0] if item.ndim == 1 or item.shape[1] <= 8 else item.shape[1])
+    try:
+        st = os.stat(str(item))
+        info = _probe_cached(str(item), st.st_mtime_ns, st.st_size)
+    except (OSError, AudioReadError):
+        return 0
+    return int(math.ceil(info.frames * int(sample_rate) / info.sample_rate))
 
 
 def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:

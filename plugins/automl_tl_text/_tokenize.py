@@ -16,8 +16,11 @@ used (:func:`fallback_tokenizer`): ids are valid for any vocabulary of at least
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import string
+import sys
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,6 +39,10 @@ __all__ = [
     "ASSET_TOKENIZER",
     "ASSET_CONFIG",
     "FALLBACK_VOCAB_SIZE",
+    "PAD_LENGTHS",
+    "padded_length",
+    "TOKEN_IDS",
+    "IDS_CACHE_BYTES",
 ]
 
 ASSET_TOKENIZER = "tokenizer.json"
@@ -198,8 +205,54 @@ def special_ids(tok) -> dict:
 
 
 #: the lengths a batch is padded to (the first that fits its longest text, capped by the
-#: adapter's sequence length): about 1.5x apart, so padding wastes at most a third
+#: adapter's sequence length): about 1.5x apart, so padding wastes at most a third, and few: a
+#: compiled forward (``jax.jit``, ``tf.function``) is traced once per length, 8 at 128 tokens.
+#: On the 2 000 Rotten Tomatoes training texts (batches of 32 in token order, at most 128 tokens)
+#: these pad 21 % more tokens than the texts hold (7 lengths used); multiples of 16 pad 29 % (8
+#: lengths possible), powers of two 46 % (5), each batch's own longest text 2 % (42 lengths: a
+#: trace each), the fixed 128 tokens 378 % (benchmarks/bench_text_batches.py).
 PAD_LENGTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+#: how many bytes of token ids (with their texts' keys) the process keeps, over every tokenizer:
+#: 128 MiB holds 1.1 M Rotten Tomatoes-sized texts (27 tokens) or 250 k texts of 128 tokens -
+#: every data set a search embeds and fine-tunes in one process - while staying a small share of
+#: any machine that fine-tunes a transformer. Texts past it are tokenised again at every pass
+#: (as before the cache), not kept: memory stays bounded whatever the data.
+IDS_CACHE_BYTES = 128 * 2**20
+_ENTRY_BYTES = 200  # a dict slot and a numpy array header, per cached text
+
+
+class _IdsCache:
+    """Token ids of texts, per (tokenizer, sequence length), shared by every adapter of the
+    process: a data set is tokenised once, then every epoch, embedding pass and ``length`` call
+    reads the ids (thread-safe: decode workers call adapters concurrently). First come, first
+    kept up to :data:`IDS_CACHE_BYTES` (no eviction: a least-recently-used order would miss on
+    every text of a pass over data larger than the budget, which is cycled through in order)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._tables: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def table(self, key: tuple[str, int]) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self._tables.setdefault(key, {})
+
+    def add(self, table: dict, text: str, ids: np.ndarray) -> None:
+        cost = ids.nbytes + sys.getsizeof(text) + _ENTRY_BYTES
+        with self._lock:
+            if text not in table and self.used + cost <= self.budget:
+                table[text] = ids
+                self.used += cost
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tables.clear()
+            self.used = 0
+
+
+TOKEN_IDS = _IdsCache(IDS_CACHE_BYTES)
 
 
 def padded_length(longest: int, sequence_length: int) -> int:
@@ -212,8 +265,12 @@ class TextAdapter(InputAdapter):
     Texts are truncated to ``sequence_length`` tokens (special tokens kept). A batch is padded
     to the first of :data:`PAD_LENGTHS` that holds its longest text (at most ``sequence_length``):
     a few fixed shapes, so compiled functions are traced a few times only, and short texts do not
-    pay for the longest one. ``length(item)`` (characters) lets the batching group texts of
-    similar length (:mod:`automl_tl.batching`).
+    pay for the longest one. ``lengths(items)`` / ``length(item)`` (tokens) let the batching group
+    texts of similar length (:mod:`automl_tl.batching`).
+
+    Token ids come from :data:`TOKEN_IDS`, keyed by the tokenizer (a digest of its JSON, which
+    holds the truncation length) and the sequence length: each text is tokenised once per
+    process, however many epochs, embedding passes and adapters (one per pass) read it.
     """
 
     def __init__(self, tokenizer, *, backbone: str, family: str, sequence_length: int,
@@ -237,19 +294,37 @@ class TextAdapter(InputAdapter):
         self.empty_id = int(eot) if eot is not None else self.pad_id
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=self.sequence_length)
+        digest = hashlib.blake2b(tokenizer.to_str().encode("utf-8"), digest_size=16).hexdigest()
+        self._ids_table = TOKEN_IDS.table((digest, self.sequence_length))
+
+    def token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Each (clean) text's ids, truncated to ``sequence_length``: from the cache, the texts
+        not in it tokenised in one ``encode_batch`` (Rust threads) and added."""
+        table = self._ids_table
+        out = [table.get(t) for t in texts]
+        todo = [i for i, ids in enumerate(out) if ids is None]
+        if todo:
+            for i, enc in zip(todo, self.tokenizer.encode_batch([texts[i] for i in todo])):
+                out[i] = np.asarray(enc.ids[:self.sequence_length], dtype=np.int32)
+                TOKEN_IDS.add(table, texts[i], out[i])
+        return out
+
+    def lengths(self, items: Sequence[Any]) -> np.ndarray:
+        """Tokens of each item as :meth:`encode` pads it (the first call tokenises the data set)."""
+        ids = self.token_ids([clean_text(x) for x in items])
+        return np.fromiter((max(1, len(i)) for i in ids), dtype=np.int64, count=len(ids))
 
     def length(self, item: Any) -> int:
-        """A cheap size estimate (characters), for batching texts of similar length together."""
-        return len(clean_text(item))
+        return int(self.lengths([item])[0])
 
     def encode(self, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        texts = [clean_text(x) for x in items]
-        encoded = [enc.ids[:self.sequence_length] for enc in self.tokenizer.encode_batch(texts)] if texts else []
+        encoded = self.token_ids([clean_text(x) for x in items])
         L = padded_length(max(1, *map(len, encoded)), self.sequence_length) if encoded else self.sequence_length
-        token_ids = np.full((len(texts), L), self.pad_id, dtype=np.int32)
-        mask = np.zeros((len(texts), L), dtype=np.int32)
+        token_ids = np.full((len(encoded), L), self.pad_id, dtype=np.int32)
+        mask = np.zeros((len(encoded), L), dtype=np.int32)
         for i, ids in enumerate(encoded):
-            ids = ids or [self.empty_id]
+            if not len(ids):
+                ids = [self.empty_id]
             token_ids[i, : len(ids)] = ids
             mask[i, : len(ids)] = 1
         return token_ids, mask
