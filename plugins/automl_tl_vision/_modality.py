@@ -8,6 +8,7 @@ from collections import Counter
 
 import numpy as np
 
+from automl_tl.fates import checkpoint
 from automl_tl.forward import frozen_backbone
 from automl_tl.modalities import CheckResult, Modality, Skip
 
@@ -74,15 +75,19 @@ class ImageModality(Modality):
         items = list(items)
         keep, kept, skips = [], [], []
         workers = check_workers(len(items))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        try:
             reasons = _chunked_map(pool, check_image, items, max(1, min(64, len(items) // (4 * workers))))
             for i, (path, reason) in enumerate(tqdm(zip(items, reasons), total=len(items), desc="checking images",
                                                     unit="img", disable=not progress, leave=False)):
+                checkpoint()  # a Ctrl-C stops the check here
                 if reason is None:
                     keep.append(i)
                     kept.append(path)
                 else:
                     skips.append(Skip(item=str(path), reason=reason))
+        finally:  # on Ctrl-C (or a bug) the images not started yet are dropped, not waited for
+            pool.shutdown(wait=False, cancel_futures=True)
         return CheckResult(keep=tuple(keep), items=tuple(kept), skips=tuple(skips))
 
     def describe(self, items):

@@ -187,3 +187,24 @@ def test_the_parallel_load_check_finds_what_the_serial_one_finds(pm, items, tmp_
     assert result.items == tuple(p for _, p, r in serial if r is None)
     assert [(s.item, s.reason) for s in result.skips] == [(p, r) for _, p, r in serial if r is not None]
     assert len(result.skips) == 5 and len(result.items) == len(items)
+
+
+def test_a_ctrl_c_stops_the_parallel_load_check(pm, items, monkeypatch):
+    """Inside the engine's safe points a Ctrl-C is recorded and raised at the next checkpoint:
+    the check stops there, its images not started yet dropped (not waited for)."""
+    import os
+    import signal
+    import time
+
+    from automl_tl.fates import safe_points, watch_interrupts
+
+    monkeypatch.setenv("AUTOML_TL_INTERRUPT_GRACE_S", "60")
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with watch_interrupts(), safe_points():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # recorded by the handler, not raised
+            with pytest.raises(KeyboardInterrupt):
+                pm.modalities.get("image").check(items * 50)
+    finally:
+        signal.signal(signal.SIGINT, before)
