@@ -109,7 +109,11 @@ class TrialContext:
         spec, weights, config = self.specs[backbone], self.weights.get(backbone), self.input_configs[backbone]
         runner = None
         if spec.featurize is None and not getattr(spec, "sparse", False):  # a Keras model to probe
-            runner = forward_runner(spec, weights, config, list(self.data.items[:8]), self.precision)
+            # 64 items spread over the data, their rows repeated: padded to the longest of them
+            # (text), so the probe's memory is near the real passes'
+            items = self.data.items
+            sample = [items[i] for i in np.unique(np.linspace(0, len(items) - 1, min(len(items), 64)).astype(int))]
+            runner = forward_runner(spec, weights, config, sample, self.precision)
         return batch_size_for(backbone, config, runner, precision=self.precision, n_items=len(self.data.items))
 
     def train_batch_for(self, backbone: str) -> int:

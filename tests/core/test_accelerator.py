@@ -210,3 +210,10 @@ def test_a_fine_tuning_trial_with_steps_per_execution_records_its_learning_curve
     assert [h["epoch"] for h in curve] == [1, 2]
     assert all(np.isfinite(h["loss"]) and 0.0 <= h["val_score"] <= 1.0 for h in curve)
     assert keras.config.dtype_policy().name == "float32"
+    # what an accelerator runs: the probe over a real backbone's forward pass (built in bf16 here)
+    spec, weights, config = ctx.specs["mobilenetv2"], ctx.weights.get("mobilenetv2"), ctx.input_configs["mobilenetv2"]
+    runner = acc.forward_runner(spec, weights, config, list(ctx.data.items[:5]), "mixed_bfloat16")
+    out = runner()(7)  # 5 items' rows repeated to 7
+    assert all(np.asarray(a).shape[0] == 7 for a in (out if isinstance(out, (list, tuple)) else [out]))
+    probed = acc.batch_size_for("mobilenetv2", config, runner, precision="mixed_bfloat16", dev=FAKE_GPU, n_items=36)
+    assert probed in (32, 64) and keras.config.dtype_policy().name == "float32"
