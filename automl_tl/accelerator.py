@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from automl_tl.errors import ConfigError
 
-__all__ = ["Device", "device", "PRECISIONS", "resolve_precision", "precision_scope", "requested_batch",
+__all__ = ["Device", "device", "PRECISIONS", "resolve_precision", "precision_scope", "float32_copy", "requested_batch",
            "DEFAULT_BATCH", "MAX_BATCH", "batch_size_for", "probe_batch_size", "forward_runner",
            "predict_batch", "steps_per_execution", "record"]
 
@@ -141,6 +141,42 @@ def precision_scope(policy: str | None):
         yield
     finally:
         keras.config.set_dtype_policy(before)
+
+
+def _as_float32(config):
+    """``config`` (a serialized Keras object) with every dtype policy float32; ``(config, changed)``."""
+    if isinstance(config, list):
+        parts = [_as_float32(c) for c in config]
+        return [c for c, _ in parts], any(ch for _, ch in parts)
+    if not isinstance(config, dict):
+        return config, False
+    if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
+        name = config["config"].get("name")
+        return config | {"config": config["config"] | {"name": "float32"}}, name != "float32"
+    out, changed = {}, False
+    for key, value in config.items():
+        if key == "dtype" and isinstance(value, str) and value.startswith("mixed_"):
+            out[key], ch = "float32", True
+        else:
+            out[key], ch = _as_float32(value)
+        changed = changed or ch
+    return out, changed
+
+
+def float32_copy(model):
+    """``model`` computing in float32 throughout, with the same weights (a mixed-precision model's
+    variables are float32 already): what a runtime without bfloat16 kernels runs (ONNX Runtime and
+    TFLite on a CPU). ``model`` itself when every layer computes in float32."""
+    import keras
+
+    # every layer, nested ones included (training.nested_layers' private Keras call; not imported
+    # from there: training imports this module)
+    if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers(include_self=True)):
+        return model  # nothing serialized: a float32 model is returned as it is
+    config, _ = _as_float32(keras.saving.serialize_keras_object(model))
+    copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 # ---------------------------------------------------------------------------------- batch size

@@ -97,14 +97,17 @@ def export_run(run_dir, fmt: str, out=None, *, plugin_manager=None) -> ExportRes
     _require_packages(fmt)
     out = Path(out) if out is not None else default_out(run_dir, fmt)
     _check_out(out)
+    from automl_tl.accelerator import float32_copy
     from automl_tl.artifacts import load_predictor, model_folder
 
     pred = load_predictor(run_dir, plugin_manager=plugin_manager)
     _check_exportable(pred)
-    graph = delivered_graph(pred)
+    delivered = delivered_graph(pred)
+    graph = float32_copy(delivered)  # a bf16 model (fit --precision): runtimes have float32 kernels
     inputs = _input_specs(graph)
     sample = _sample_batch(pred, run_dir)
-    notes: list[str] = []
+    notes: list[str] = [] if graph is delivered else [
+        "the model computes in bfloat16 in automl-tl; it is exported computing in float32 (same weights)"]
     _call_once(graph, sample, inputs)
     with _staging(out) as tmp:
         notes += _convert(graph, fmt, tmp / FORMATS[fmt])

@@ -153,6 +153,11 @@ def test_a_bf16_classifier_agrees_with_fp32_saves_and_leaks_no_dtype_policy(mobi
     assert np.mean(p_bf16.argmax(1) == y) >= np.mean(p_fp32.argmax(1) == y) - 0.03
     moved = np.abs(p_bf16 - p_fp32).max(1)
     assert moved.max() > 0 and np.median(moved) < 0.02  # really computed in bf16, and mostly close
+    # what `automl-tl export` converts (runtimes have float32 kernels): the fp32 model, same weights
+    f32 = acc.float32_copy(model)
+    assert {layer.dtype_policy.name for layer in f32._flatten_layers()} == {"float32"}
+    np.testing.assert_allclose(np.asarray(f32.predict(x[:40], verbose=0)), p_fp32[:40], atol=1e-5)
+    assert acc.float32_copy(f32) is f32
     model.save(tmp_path / "model.keras")
     again = keras.saving.load_model(tmp_path / "model.keras")
     assert keras.config.dtype_policy().name == "float32"
