@@ -140,13 +140,15 @@ def bare_train(model, batch, labels, calls: int, lr: float = 1e-5) -> float:
 
 
 # ------------------------------------------------------------------------------------ engine sides
-def engine_batch_size(spec, weights, cfg, requested):
-    """The batch size the engine chooses for ``spec`` on this device (``--batch-size N`` overrides)."""
+def engine_batch_size(spec, weights, cfg, items, requested, precision="float32"):
+    """The batch size the engine chooses for ``spec`` on this device (its probe on an
+    accelerator, 32 on a CPU); ``--batch-size N`` overrides."""
     if requested != "auto":
         return int(requested)
     from automl_tl import accelerator
 
-    return int(accelerator.batch_size_for(spec, weights, cfg))
+    runner = accelerator.forward_runner(spec, weights, cfg, items[:64], precision)
+    return int(accelerator.batch_size_for(spec.name, cfg, runner, precision=precision, n_items=len(items)))
 
 
 def engine_embed(spec, weights, cfg, items, batch_size, cache_dir, fingerprint) -> float:
@@ -165,6 +167,13 @@ def engine_embed(spec, weights, cfg, items, batch_size, cache_dir, fingerprint) 
     seconds = time.perf_counter() - t0
     assert feats.shape[0] == len(items) and np.isfinite(np.asarray(feats[:64])).all()
     return len(items) / seconds
+
+
+def image_config(spec, args) -> dict:
+    """The input config the engine makes for these JPEGs: the model's size, and images sent as
+    uint8 at their own size where that is smaller (``source_size``)."""
+    return dict(spec.default_input_config, image_size=args.image_size,
+                source_size=min(args.image_size, args.source_size))
 
 
 def _line(res, key, text, engine, bare):
@@ -188,27 +197,23 @@ def section_fit(args, folder, tmp, res):
 
 
 def section_embed(args, folder, tmp, res, precision):
-    import keras
-
     from automl_tl.data import load_data
     from automl_tl.plugin_manager import get_plugin_manager
 
-    before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
+    from automl_tl.accelerator import precision_scope
+
+    with precision_scope(precision):
         pm = get_plugin_manager()
         data = load_data(str(folder), modalities=pm.modalities)
         spec = pm.backbones.get("mobilenetv2")
         weights = spec.resolve_weights()
-        cfg = dict(spec.default_input_config, image_size=args.image_size)
-        bs = engine_batch_size(spec, weights, cfg, args.batch_size)
+        cfg = image_config(spec, args)
         items = list(data.items)
+        bs = engine_batch_size(spec, weights, cfg, items, args.batch_size, precision)
         engine = engine_embed(spec, weights, cfg, items, bs, tmp / f"embed-{precision}", data.fingerprint())
         adapter = spec.make_adapter(cfg, weights, None)
         model = spec.build(weights, cfg)
         bare = bare_forward(model, adapter(items[:bs]), max(4, len(items) // bs))
-    finally:
-        keras.config.set_dtype_policy(before)
     tag = "fp32" if precision == "float32" else "bf16"
     _line(res, f"embed_{tag}", f"embed {tag} {len(items)} images at {args.image_size} px, batch {bs}", engine, bare)
     res[f"embed_{tag}"]["batch_size"] = bs
@@ -226,8 +231,8 @@ def section_tune(args, folder, tmp, res):
     data = load_data(str(folder), modalities=pm.modalities)
     spec = pm.backbones.get("mobilenetv2")
     weights = spec.resolve_weights()
-    cfg = dict(spec.default_input_config, image_size=args.image_size)
-    bs = engine_batch_size(spec, weights, cfg, args.batch_size)
+    cfg = image_config(spec, args)
+    bs = engine_batch_size(spec, weights, cfg, list(data.items), args.batch_size)
     n = min(args.tune_items, len(data.items)) // bs * bs
     items, labels = list(data.items)[:n], sorted(set(data.labels))
     y = np.array([labels.index(c) for c in data.labels[:n]], dtype="int32")
@@ -253,12 +258,10 @@ def section_tune(args, folder, tmp, res):
 
 
 def _engine_compile_options(steps: int) -> dict:
-    """What the engine's fine-tuning compile adds (``steps_per_execution``), where it says."""
-    try:
-        from automl_tl.training import compile_options
-    except ImportError:
-        return {}
-    return compile_options(steps)
+    """What the engine's fine-tuning compile adds (automl_tl/strategies/_base.py)."""
+    from automl_tl.accelerator import steps_per_execution
+
+    return {"steps_per_execution": steps_per_execution(steps)}
 
 
 def section_text(args, tmp, res):
@@ -268,7 +271,7 @@ def section_text(args, tmp, res):
     spec = get_plugin_manager().backbones.get("minilm-l6")
     weights = spec.resolve_weights({"minilm-l6": args.minilm} if args.minilm else None)
     cfg = dict(spec.default_input_config, sequence_length=128)
-    bs = engine_batch_size(spec, weights, cfg, args.batch_size)
+    bs = engine_batch_size(spec, weights, cfg, texts, args.batch_size)
     engine = engine_embed(spec, weights, cfg, texts, bs, tmp / "text", f"texts-{len(texts)}")
     adapter = spec.make_adapter(cfg, weights, None)
     bare = bare_forward(spec.build(weights, cfg), adapter(texts[:bs]), max(4, len(texts) // bs))
