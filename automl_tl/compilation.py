@@ -1,7 +1,8 @@
 """Compiled programs kept across processes (issue 33): on the JAX backend, XLA programs are
-written to a folder beside the embedding cache and read back by the next process that needs the
-same program, through JAX's own persistent compilation cache (a well-kept part of JAX: keyed by
-the program, the device and the JAX version; written atomically; safe for several processes).
+written to a folder inside the embedding cache (``jax/``) and read back by the next process that
+needs the same program, through JAX's own persistent compilation cache (a well-kept part of JAX:
+keyed by the program, the device and the JAX version; written atomically; safe for several
+processes). Turned on by every fit (:func:`automl_tl.preparation.prepare`), in its cache folder.
 
 Why it matters: every process compiles each program it runs once, and on JAX that includes
 the small programs that draw a backbone's initial weights, one per weight shape (MobileNetV2: 51
@@ -24,7 +25,7 @@ JAX_CACHE_ENV = "AUTOML_TL_JAX_CACHE"
 
 
 def enable_persistent_compilation_cache(folder: str | os.PathLike | None = None) -> Path | None:
-    """Keep JAX's compiled programs in ``folder`` (default: ``jax`` beside the embedding cache);
+    """Keep JAX's compiled programs in ``folder`` (default: ``jax`` in the embedding cache);
     the folder in use, or None off the JAX backend or when turned off."""
     import keras
 
@@ -37,7 +38,7 @@ def enable_persistent_compilation_cache(folder: str | os.PathLike | None = None)
     if folder is None:
         from automl_tl.cache import default_cache_dir
 
-        folder = default_cache_dir().parent / "jax"
+        folder = default_cache_dir() / "jax"
     Path(folder).mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # JAX keeps only programs that took a second or more to compile by default; a backbone's

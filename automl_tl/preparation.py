@@ -131,6 +131,7 @@ def prepare(est, X, y=None, *, budget: Budget = NO_BUDGET, on_data=None) -> _Pre
 
     import automl_tl.data, automl_tl.probe, automl_tl.training  # noqa: F401,E401 - before the clock starts
     from automl_tl.cache import EmbeddingCache
+    from automl_tl.compilation import enable_persistent_compilation_cache
     from automl_tl import grouping
     from automl_tl.profile import profile_data
 
@@ -148,6 +149,7 @@ def prepare(est, X, y=None, *, budget: Budget = NO_BUDGET, on_data=None) -> _Pre
                                                 opt_in=presets.settings(est).opt_in)
     specs = _preset_candidates(est, specs)
     cache = EmbeddingCache(est.cache_dir)
+    enable_persistent_compilation_cache(cache.root / "jax")  # JAX only: compiled programs kept for the next fit
     weights = dict(weights) | fit_featurizers(specs, data, cache.root)
     modality = pm.modalities.get(data.modality)
     prof = profile_data(data, modality=modality, table=pm.strategy_table, candidates=specs,

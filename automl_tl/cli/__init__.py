@@ -39,9 +39,6 @@ def _quiet_jax() -> None:
     import logging
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)
-    from automl_tl.compilation import enable_persistent_compilation_cache
-
-    enable_persistent_compilation_cache()  # JAX only: compiled programs kept for the next command
 
 
 def _quiet_tensorflow_import() -> None:

@@ -38,6 +38,6 @@ def test_programs_written_then_read_back(tmp_path):
     assert {p.name for p in folder.iterdir()} == written  # the same programs: read back, none new
 
 
-def test_default_folder_beside_the_embedding_cache_and_the_off_switch(tmp_path):
-    assert _run(tmp_path) == str(tmp_path / "jax")  # AUTOML_TL_CACHE_DIR=<tmp>/emb -> <tmp>/jax
+def test_default_folder_in_the_embedding_cache_and_the_off_switch(tmp_path):
+    assert _run(tmp_path) == str(tmp_path / "emb" / "jax")  # AUTOML_TL_CACHE_DIR=<tmp>/emb
     assert _run(tmp_path, AUTOML_TL_JAX_CACHE="0") == "None"
