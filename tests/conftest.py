@@ -77,3 +77,27 @@ def _alone_when_asked(request):
             fcntl.flock(lock, fcntl.LOCK_UN)
             if alone:
                 fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+
+NO_TENSORFLOW = """
+import sys
+
+class NoTensorFlow:  # a module that is not installed: its import fails, it never enters sys.modules
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_text", "tf_keras"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoTensorFlow())
+"""
+
+
+@pytest.fixture
+def jax_without_tensorflow(tmp_path):
+    """The environment of a subprocess on Keras' JAX backend (CPU) in which every import of
+    TensorFlow fails, as on a GPU machine that has JAX but no TensorFlow; its embedding cache in
+    ``tmp_path / "cache"``."""
+    block = tmp_path / "no-tensorflow"
+    block.mkdir(exist_ok=True)
+    (block / "sitecustomize.py").write_text(NO_TENSORFLOW)
+    return dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", AUTOML_TL_CACHE_DIR=str(tmp_path / "cache"),
+                PYTHONPATH=os.pathsep.join([str(block), os.environ.get("PYTHONPATH", "")]))

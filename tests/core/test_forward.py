@@ -6,7 +6,6 @@ weights, and the build cache hands back the same model for the same configuratio
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -131,16 +130,6 @@ def test_the_profile_and_the_probe_share_one_build(image_folder, pm):
     assert _BUILT.builds == builds
     clear_built()
 
-NO_TENSORFLOW = """
-import sys
-
-class NoTensorFlow:  # a module that is not installed: its import fails, it never enters sys.modules
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tensorflow_text", "tf_keras"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-sys.meta_path.insert(0, NoTensorFlow())
-"""
 
 ON_JAX = r"""
 import json, sys
@@ -190,13 +179,9 @@ print(json.dumps({
 """
 
 
-def test_on_jax_without_tensorflow(tmp_path, image_folder, pm):
+def test_on_jax_without_tensorflow(jax_without_tensorflow, image_folder, pm):
     pytest.importorskip("jax")
-    block = tmp_path / "no-tensorflow"
-    block.mkdir()
-    (block / "sitecustomize.py").write_text(NO_TENSORFLOW)
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", AUTOML_TL_CACHE_DIR=str(tmp_path / "cache"),
-               PYTHONPATH=os.pathsep.join([str(block), os.environ.get("PYTHONPATH", "")]))
+    env = jax_without_tensorflow
     items = [str(p) for p in load_data(str(image_folder), modalities=pm.modalities).items]
     out = subprocess.run([sys.executable, "-c", ON_JAX, json.dumps(items)], env=env, capture_output=True,
                          text=True, timeout=300)

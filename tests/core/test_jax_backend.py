@@ -2,7 +2,6 @@
 TensorFlow made absent the way a GPU machine without it has it: every import of it fails."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -12,24 +11,8 @@ from automl_tl.testing import require_module
 require_module("jax", "pip install 'automl-tl[jax]'")
 
 
-NO_TENSORFLOW = """
-import sys
-
-class NoTensorFlow:  # a module that is not installed: its import fails, it never enters sys.modules
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tensorflow_text", "tf_keras"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-sys.meta_path.insert(0, NoTensorFlow())
-"""
-
-
-def test_fit_and_predict_on_jax_without_tensorflow(tmp_path, image_folder, real_images):
-    block = tmp_path / "no-tensorflow"
-    block.mkdir()
-    (block / "sitecustomize.py").write_text(NO_TENSORFLOW)
-    env = dict(os.environ, KERAS_BACKEND="jax", AUTOML_TL_CACHE_DIR=str(tmp_path / "cache"),
-               JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([str(block), os.environ.get("PYTHONPATH", "")]))
+def test_fit_and_predict_on_jax_without_tensorflow(tmp_path, jax_without_tensorflow, image_folder, real_images):
+    env = jax_without_tensorflow
     probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, text=True)
     assert probe.returncode == 1 and "No module named 'tensorflow'" in probe.stderr
     run = tmp_path / "run"
