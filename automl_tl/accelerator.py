@@ -8,6 +8,9 @@
   but gains nothing: see docs/benchmarks.md "Batch size and precision").
 * :func:`precision_scope`: the Keras dtype policy for the layers built inside it, the previous
   one restored after (Keras keeps it per thread; nothing leaks out of a fit).
+* :func:`~automl_tl.mixed_precision.float32_stem` (re-exported): a backbone built under
+  ``mixed_bfloat16`` with its stem (its first block) back in float32, which keeps its
+  predictions within 1 % of float32's.
 * :func:`batch_size_for`: the batch size of a backbone's passes, chosen once per process by a
   short probe on an accelerator (doubled from 32 while images/s grows by more than 10 % and the
   memory holds); 32 on a CPU, without a probe.
@@ -24,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from automl_tl.errors import ConfigError
+from automl_tl.mixed_precision import FLOAT32_BLOCKS, float32_stem  # noqa: F401 - re-exported
 
-__all__ = ["Device", "device", "PRECISIONS", "resolve_precision", "precision_scope", "float32_copy", "requested_batch",
+__all__ = ["Device", "device", "PRECISIONS", "resolve_precision", "precision_scope", "float32_stem",
+           "FLOAT32_BLOCKS", "float32_copy", "requested_batch",
            "DEFAULT_BATCH", "MAX_BATCH", "batch_size_for", "probe_batch_size", "forward_runner",
            "predict_batch", "steps_per_execution", "record"]
 

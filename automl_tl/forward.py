@@ -214,8 +214,11 @@ def _build(spec, weights, input_config, option_sets) -> tuple:
         models = [spec.readouts(weights, input_config, [dict(o) for o in option_sets])]
     else:
         models = [spec.build(weights, input_config, **o) for o in option_sets]
+    from automl_tl.mixed_precision import float32_stem
+
     for m in models:
         m.trainable = False
+        float32_stem(spec, m)  # under mixed_bfloat16 the stem computes in float32 (why: mixed_precision.py)
     return spec, tuple(models), tuple(compiled_forward(m) for m in models)
 
 

@@ -90,7 +90,7 @@ class TrialContext:
 
         # features of another precision are other features: their cache key differs (the data
         # fingerprint is the one key part the cache takes as is); float32 keys stay as they were
-        tag = "" if self.precision == "float32" else f":{self.precision}"
+        tag = "" if self.precision == "float32" else f":{self.precision}:float32-stem"
         part_of = None if self.part_of is None else (self.part_of[0] + tag, self.part_of[1])
         with precision_scope(self.precision):
             return self.cache.get_or_compute_many(
@@ -128,10 +128,11 @@ class TrialContext:
 
     def build_backbone(self, backbone: str, options: Mapping[str, Any]):
         """A fresh build of ``backbone`` with ``options`` at the run's precision."""
-        from automl_tl.accelerator import precision_scope
+        from automl_tl.accelerator import float32_stem, precision_scope
 
-        with precision_scope(self.precision):
-            return self.specs[backbone].build(self.weights.get(backbone), self.input_configs[backbone], **options)
+        with precision_scope(self.precision):  # the stem in float32 (automl_tl.mixed_precision)
+            spec = self.specs[backbone]
+            return float32_stem(spec, spec.build(self.weights.get(backbone), self.input_configs[backbone], **options))
 
     def subset(self, index) -> "TrialContext":
         """This context over the items ``index`` only (the run's folds restricted to them), with
@@ -252,13 +253,13 @@ def classifier(spec, weights, input_config, options, head, backbone=None, *, pre
     Keras (``spec.featurize`` feeds it), else the backbone (``backbone`` when fine-tuned, a frozen
     build of ``spec`` at ``precision`` otherwise: the features its head was trained on) and
     ``head`` as one model."""
-    from automl_tl.accelerator import precision_scope
+    from automl_tl.accelerator import float32_stem, precision_scope
 
     if spec.featurize is not None:
         return head
     if backbone is None:
-        with precision_scope(precision):
-            backbone = spec.build(weights, input_config, **options)
+        with precision_scope(precision):  # the stem in float32 (automl_tl.mixed_precision)
+            backbone = float32_stem(spec, spec.build(weights, input_config, **options))
     return assemble(backbone, head)
 
 

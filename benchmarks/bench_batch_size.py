@@ -8,8 +8,10 @@
   Fashion-MNIST images decoded in memory) at batch 16 / 32 / 64 / 128: where a CPU's
   throughput stops growing (why ``batch_size_for`` probes nothing on a CPU).
 * ``bf16``: a classifier (MobileNetV2 + a logistic-regression head trained on its float32
-  features) run in float32 and in ``mixed_bfloat16``: the share of test images whose predicted
-  label agrees, and both forward speeds.
+  features) run in float32, in ``mixed_bfloat16`` as the engine builds it (the stem in float32:
+  ``automl_tl.mixed_precision``) and with every layer in bf16: the share of test images whose
+  predicted label agrees with float32's, the forward speeds, and the share of the backbone's
+  multiply-adds computed in bf16.
 * ``fine_tune``: one fine-tune-all epoch over ``--fine-tune-items`` images through the engine's
   pipeline (``make_dataset`` + ``fit``), compiled with ``steps_per_execution`` 1 and with
   :func:`automl_tl.accelerator.steps_per_execution` of the epoch, items/s of each.
@@ -75,7 +77,7 @@ def bf16(args) -> None:
     import keras
     from sklearn.linear_model import LogisticRegression
 
-    from automl_tl.accelerator import precision_scope
+    from automl_tl.accelerator import float32_stem, precision_scope
     from automl_tl.heads import build_head
 
     spec, weights = _spec()
@@ -89,19 +91,38 @@ def bf16(args) -> None:
     head = build_head(feats.shape[1], 10, 0, 0.0, seed=0)  # no standardising: the LR saw raw features
     head.layers[-1].set_weights([lr.coef_.T.astype("float32"), lr.intercept_.astype("float32")])
     with precision_scope("mixed_bfloat16"):
-        bf = spec.build(weights, cfg)
+        bf = float32_stem(spec, spec.build(weights, cfg))  # the engine's build
+        all_bf = spec.build(weights, cfg)
     out = {}
-    for name, backbone in (("float32", fp32), ("mixed_bfloat16", bf)):
+    for name, backbone in (("float32", fp32), ("mixed_bfloat16", bf), ("all bf16", all_bf)):
         model = keras.Sequential([backbone, head])
         model.predict(x[te][:32], batch_size=32, verbose=0)
         t0 = time.perf_counter()
         out[name] = (np.asarray(model.predict(x[te], batch_size=32, verbose=0)).argmax(1),
                      len(x[te]) / (time.perf_counter() - t0))
-    agree = float(np.mean(out["float32"][0] == out["mixed_bfloat16"][0]))
+    agree = {k: float(np.mean(out["float32"][0] == v[0])) for k, v in out.items()}
     acc = {k: float(np.mean(v[0] == labels[te])) for k, v in out.items()}
     print(f"bf16    MobileNetV2 {args.image_size} px + linear head, {args.bf16_test} test images: labels agree "
-          f"{agree:.2%}; accuracy fp32 {acc['float32']:.3f} bf16 {acc['mixed_bfloat16']:.3f}; forward fp32 "
-          f"{out['float32'][1]:.0f}/s bf16 {out['mixed_bfloat16'][1]:.0f}/s", flush=True)
+          f"{agree['mixed_bfloat16']:.2%} with the stem in float32 ({_bf16_share(bf):.1%} of the multiply-adds in "
+          f"bf16), {agree['all bf16']:.2%} all in bf16; accuracy fp32 {acc['float32']:.3f} bf16 "
+          f"{acc['mixed_bfloat16']:.3f} (all bf16 {acc['all bf16']:.3f}); forward fp32 {out['float32'][1]:.0f}/s "
+          f"bf16 {out['mixed_bfloat16'][1]:.0f}/s (all bf16 {out['all bf16'][1]:.0f}/s)", flush=True)
+
+
+def _bf16_share(model) -> float:
+    """The share of ``model``'s multiply-adds (convolutions and dense layers, per image) in
+    layers computing in bfloat16."""
+    import keras
+
+    total = bf = 0
+    for layer in model._flatten_layers(include_self=False):
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
+            continue
+        spatial = int(np.prod(layer.output.shape[1:-1])) if len(layer.output.shape) > 2 else 1
+        macs = spatial * int(np.prod(layer.kernel.shape))
+        total += macs
+        bf += macs if layer.dtype_policy.compute_dtype == "bfloat16" else 0
+    return bf / max(total, 1)
 
 
 def fine_tune(args) -> None:

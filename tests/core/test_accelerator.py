@@ -103,7 +103,9 @@ def mobilenet_on_real_images(real_images, tmp_path_factory):
     from automl_tl.plugin_manager import PluginManager
 
     images, labels, _ = real_images
-    keep = np.flatnonzero(np.isin(labels, (0, 6, 7)))[:320]
+    # 600 test images: one item is 1/6 % of them, so a 99 % agreement is read with some margin
+    # (200 were too few: one item 0.5 %, and 3 of 200 flipped where 1 of 1 000 others did)
+    keep = np.flatnonzero(np.isin(labels, (0, 6, 7)))[:720]
     classes = {c: i for i, c in enumerate((0, 6, 7))}  # t-shirt, shirt, sneaker: one pair is hard
     spec = PluginManager().backbones.get("mobilenetv2")
     try:
@@ -139,16 +141,26 @@ def test_a_bf16_classifier_agrees_with_fp32_saves_and_leaks_no_dtype_policy(mobi
     assert keras.config.dtype_policy().name == before == "float32"  # restored after the build
     policies = {layer.dtype_policy.name for layer in model.layers[1].layers if layer.weights}
     assert "mixed_bfloat16" in policies
+    blocks = spec.blocks(model.layers[1])
+    stem = {layer.name for layer in blocks[0]}
+    assert {layer.dtype_policy.name for layer in model.layers[1].layers if layer.name in stem} == {"float32"}
+    from automl_tl.forward import frozen_backbone
+
+    with acc.precision_scope("mixed_bfloat16"):  # the features' frozen build keeps it too
+        frozen = frozen_backbone(spec, weights, cfg)
+    assert {layer.dtype_policy.name for layer in frozen.layers if layer.name in stem} == {"float32"}
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in frozen.layers}
+    # computed so inside the functional model: the stem's last layer in float32, the next block's first in bf16
+    outs = keras.Model(model.layers[1].input, [blocks[0][-1].output, blocks[1][0].output])(x[:2])
+    assert [keras.backend.standardize_dtype(o.dtype) for o in outs] == ["float32", "bfloat16"]
     assert head.layers[-1].dtype_policy.name == "float32" and model.output.dtype == "float32"  # the softmax
     p_bf16 = np.asarray(model.predict(x, batch_size=40, verbose=0))
     p_fp32 = np.asarray(keras.Sequential([fp32, head]).predict(x, batch_size=40, verbose=0))
     agree = float(np.mean(p_bf16.argmax(1) == p_fp32.argmax(1)))
-    # measured here: 98.0 % of these 200 (97.5 % of 1 000 over all ten classes,
-    # benchmarks/bench_batch_size.py), short of the issue's 99 %: MobileNetV2's features move by
-    # ~10 % in bf16 (the first bottleneck's projection + BatchNormalization cancels most of a
-    # bf16-rounded value; the same on JAX), which flips items on the class boundary either way;
-    # accuracy is unchanged. docs/benchmarks.md "Batch size and precision"
-    assert agree >= 0.96, f"bf16 and fp32 labels agree on {agree:.1%} of {len(x)} images"
+    # the issue's 99 %: with the stem in float32 (automl_tl.mixed_precision) 99.4 % of 1 000 over
+    # all ten classes (JAX 99.5 %), 97.5 % with every layer in bf16 (benchmarks/bench_batch_size.py
+    # --only bf16; docs/benchmarks.md "Batch size and precision"); here 99.3 % of 600 (JAX 99.2 %)
+    assert agree >= 0.99, f"bf16 and fp32 labels agree on {agree:.1%} of {len(x)} images"
     y = mobilenet_on_real_images[-1]
     assert np.mean(p_bf16.argmax(1) == y) >= np.mean(p_fp32.argmax(1) == y) - 0.03
     moved = np.abs(p_bf16 - p_fp32).max(1)
@@ -161,7 +173,9 @@ def test_a_bf16_classifier_agrees_with_fp32_saves_and_leaks_no_dtype_policy(mobi
     model.save(tmp_path / "model.keras")
     again = keras.saving.load_model(tmp_path / "model.keras")
     assert keras.config.dtype_policy().name == "float32"
-    np.testing.assert_array_equal(np.asarray(again.predict(x, batch_size=40, verbose=0)).argmax(1), p_bf16.argmax(1))
+    assert {layer.dtype_policy.name for layer in again.layers[1].layers if layer.name in stem} == {"float32"}
+    np.testing.assert_array_equal(np.asarray(again.predict(x[:200], batch_size=40, verbose=0)).argmax(1),
+                                  p_bf16[:200].argmax(1))
 
 
 def test_cli_precision_and_batch_size(capsys):
