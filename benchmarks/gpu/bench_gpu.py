@@ -212,7 +212,9 @@ def section_embed(args, folder, tmp, res, precision):
         bs = engine_batch_size(spec, weights, cfg, items, args.batch_size, precision)
         engine = engine_embed(spec, weights, cfg, items, bs, tmp / f"embed-{precision}", data.fingerprint())
         adapter = spec.make_adapter(cfg, weights, None)
-        model = spec.build(weights, cfg)
+        from automl_tl.mixed_precision import float32_stem
+
+        model = float32_stem(spec, spec.build(weights, cfg))  # as the engine builds it under bf16
         bare = bare_forward(model, adapter(items[:bs]), max(4, len(items) // bs))
     tag = "fp32" if precision == "float32" else "bf16"
     _line(res, f"embed_{tag}", f"embed {tag} {len(items)} images at {args.image_size} px, batch {bs}", engine, bare)
