@@ -256,6 +256,13 @@ def frozen_backbone(spec, weights, input_config: Mapping):
     """The frozen backbone of ``input_config`` as the probe's first pass builds it (its default
     option set; for a backbone with ``readouts``, the one model of every option set), shared with
     that pass: the profile reads its statistics from it, the probe its features."""
+    from automl_tl.errors import AutoMLTLError
     from automl_tl.probe import option_grid
 
-    return frozen_readouts(spec, weights, input_config, option_grid(spec.options)[:1]).models[0]
+    try:
+        return frozen_readouts(spec, weights, input_config, option_grid(spec.options)[:1]).models[0]
+    except AutoMLTLError:
+        raise
+    except Exception:  # noqa: BLE001 - the grid's first option set is not always the builder's default
+        # (a plugin's may fail where its default builds: the profile needs the default model)
+        return frozen_readouts(spec, weights, input_config, [{}]).models[0]
