@@ -19,10 +19,11 @@ SIMILARITY_SAMPLE = 48
 
 
 def check_workers(n_items: int) -> int:
-    """Threads for the load check: one per core up to 32 (the check is alone on the machine at
-    that point: no forward pass to leave cores for), at least 2 (a file's read waits on the disk
-    as well as on a core), never more than there are images."""
-    return max(1, min(n_items, max(2, min(32, os.cpu_count() or 1))))
+    """Threads for the load check: half the cores, up to 32, never more than there are images.
+    Not every core: checking a small image is mostly Python holding the GIL (and files are opened
+    one at a time, `_images._OPEN_LOCK`), so threads pay only where cores are many; on 2 cores
+    2 threads checked 10 000 Fashion-MNIST PNGs in 2.1-2.3 s, 1 thread in 1.2-1.4 s."""
+    return max(1, min(n_items, 32, (os.cpu_count() or 1) // 2))
 
 
 def _chunked_map(pool, fn, items, chunk: int):
