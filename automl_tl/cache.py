@@ -112,12 +112,18 @@ class EmbeddingCache:
 
     @staticmethod
     def key(spec, weights, input_config: Mapping, options: Mapping, data_fingerprint: str) -> str:
-        payload = json.dumps({
-            "backbone": spec.name,
-            "weights": weights.fingerprint if weights is not None else "random",
-            "input": dict(input_config), "options": dict(options), "data": data_fingerprint,
-        }, sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:24]
+        """The features' key; the Keras dtype policy they are computed under is part of it (a
+        backbone built under ``mixed_bfloat16``, its stem in float32 as
+        :mod:`automl_tl.mixed_precision` builds it, gives other features), float32 keys staying
+        what they were."""
+        import keras
+
+        fields = {"backbone": spec.name, "weights": weights.fingerprint if weights is not None else "random",
+                  "input": dict(input_config), "options": dict(options), "data": data_fingerprint}
+        policy = keras.config.dtype_policy().name
+        if policy != "float32":
+            fields["precision"] = f"{policy}:float32-stem"
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
     def get_or_compute(self, *, spec, weights, input_config, options, items, data_fingerprint,
                        batch_size: int = 32, progress: bool = False, part_of=None) -> np.ndarray:

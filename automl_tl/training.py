@@ -16,7 +16,7 @@ from automl_tl.errors import RefitStopped  # noqa: F401 - importable from here, 
 from automl_tl.metrics import metric_function
 
 __all__ = ["TrialConfig", "TrialContext", "TrialResult", "RefitStopped", "nested_layers", "design_trainable",
-           "set_trainable", "freeze", "assemble", "run_trial", "train_final"]
+           "set_trainable", "freeze", "assemble", "build_at", "run_trial", "train_final"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,16 +88,12 @@ class TrialContext:
         (one forward pass for a backbone with ``readouts``)."""
         from automl_tl.accelerator import precision_scope
 
-        # features of another precision are other features: their cache key differs (the data
-        # fingerprint is the one key part the cache takes as is); float32 keys stay as they were
-        tag = "" if self.precision == "float32" else f":{self.precision}:float32-stem"
-        part_of = None if self.part_of is None else (self.part_of[0] + tag, self.part_of[1])
-        with precision_scope(self.precision):
+        with precision_scope(self.precision):  # the cache keys features by the dtype policy too
             return self.cache.get_or_compute_many(
                 spec=self.specs[backbone], weights=self.weights.get(backbone), input_config=self.input_configs[backbone],
                 options_list=[dict(o) for o in options_list], items=self.data.items,
-                data_fingerprint=self.data.fingerprint() + tag, batch_size=self.batch_for(backbone),
-                progress=self.progress, part_of=part_of)
+                data_fingerprint=self.data.fingerprint(), batch_size=self.batch_for(backbone),
+                progress=self.progress, part_of=self.part_of)
 
     def batch_for(self, backbone: str) -> int:
         """The batch size of ``backbone``'s passes: :attr:`batch_size`, or when that is None the
@@ -128,11 +124,8 @@ class TrialContext:
 
     def build_backbone(self, backbone: str, options: Mapping[str, Any]):
         """A fresh build of ``backbone`` with ``options`` at the run's precision."""
-        from automl_tl.accelerator import float32_stem, precision_scope
-
-        with precision_scope(self.precision):  # the stem in float32 (automl_tl.mixed_precision)
-            spec = self.specs[backbone]
-            return float32_stem(spec, spec.build(self.weights.get(backbone), self.input_configs[backbone], **options))
+        return build_at(self.specs[backbone], self.weights.get(backbone), self.input_configs[backbone], options,
+                        self.precision)
 
     def subset(self, index) -> "TrialContext":
         """This context over the items ``index`` only (the run's folds restricted to them), with
@@ -253,14 +246,19 @@ def classifier(spec, weights, input_config, options, head, backbone=None, *, pre
     Keras (``spec.featurize`` feeds it), else the backbone (``backbone`` when fine-tuned, a frozen
     build of ``spec`` at ``precision`` otherwise: the features its head was trained on) and
     ``head`` as one model."""
-    from automl_tl.accelerator import float32_stem, precision_scope
-
     if spec.featurize is not None:
         return head
-    if backbone is None:
-        with precision_scope(precision):  # the stem in float32 (automl_tl.mixed_precision)
-            backbone = float32_stem(spec, spec.build(weights, input_config, **options))
-    return assemble(backbone, head)
+    return assemble(backbone if backbone is not None else build_at(spec, weights, input_config, options, precision),
+                    head)
+
+
+def build_at(spec, weights, input_config, options: Mapping[str, Any], precision: str):
+    """A fresh build of ``spec`` with ``options`` under the dtype policy ``precision``, its stem
+    in float32 (why: :mod:`automl_tl.mixed_precision`); the policy in force is restored after."""
+    from automl_tl.accelerator import float32_stem, precision_scope
+
+    with precision_scope(precision):
+        return float32_stem(spec, spec.build(weights, input_config, **options))
 
 
 def run_trial(cfg: TrialConfig, ctx: TrialContext, trial=None, history: list | None = None) -> TrialResult:

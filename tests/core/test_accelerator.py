@@ -236,3 +236,22 @@ def test_a_fine_tuning_trial_with_steps_per_execution_records_its_learning_curve
     assert all(np.asarray(a).shape[0] == 7 for a in (out if isinstance(out, (list, tuple)) else [out]))
     probed = acc.batch_size_for("mobilenetv2", config, runner, precision="mixed_bfloat16", dev=FAKE_GPU, n_items=36)
     assert probed in (32, 64) and keras.config.dtype_policy().name == "float32"
+
+
+def test_features_of_another_precision_are_cached_under_their_own_key():
+    import hashlib
+    import json
+    from types import SimpleNamespace
+
+    from automl_tl.accelerator import precision_scope
+    from automl_tl.cache import EmbeddingCache
+
+    args = (SimpleNamespace(name="mobilenetv2"), None, {"image_size": 96}, {"features": "mid"}, "data")
+    fp32 = EmbeddingCache.key(*args)
+    with precision_scope("mixed_bfloat16"):
+        bf16 = EmbeddingCache.key(*args)
+    assert bf16 != fp32
+    # float32 features keep the key they had before precision was part of it: caches stay valid
+    old = json.dumps({"backbone": "mobilenetv2", "weights": "random", "input": {"image_size": 96},
+                      "options": {"features": "mid"}, "data": "data"}, sort_keys=True, default=str)
+    assert fp32 == hashlib.sha256(old.encode()).hexdigest()[:24]
