@@ -42,17 +42,22 @@ def _spec():
     return spec, spec.resolve_weights()
 
 
-def _arrays(spec, weights, cfg, images):
-    """The adapter's batch of ``images`` (what the engine feeds the model), via PNG files."""
+def _png_files(folder, images) -> list[str]:
+    """``images`` written as PNG files in ``folder``: what the engine reads."""
     from PIL import Image
 
+    paths = []
+    for i, im in enumerate(images):
+        p = Path(folder) / f"{i}.png"
+        Image.fromarray(im).save(p)
+        paths.append(str(p))
+    return paths
+
+
+def _arrays(spec, weights, cfg, images):
+    """The adapter's batch of ``images`` (what the engine feeds the model), via PNG files."""
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i, im in enumerate(images):
-            p = Path(tmp) / f"{i}.png"
-            Image.fromarray(im).save(p)
-            paths.append(str(p))
-        return spec.make_adapter(cfg, weights, None)(paths)
+        return spec.make_adapter(cfg, weights, None)(_png_files(tmp, images))
 
 
 def plateau(args) -> None:
@@ -138,13 +143,7 @@ def fine_tune(args) -> None:
     n = args.fine_tune_items
     images, y = _images(n)
     with tempfile.TemporaryDirectory() as tmp:
-        from PIL import Image
-
-        items = []
-        for i, im in enumerate(images):
-            p = Path(tmp) / f"{i}.png"
-            Image.fromarray(im).save(p)
-            items.append(str(p))
+        items = _png_files(tmp, images)
         adapter = spec.make_adapter(cfg, weights, None)
         n_batches = -(-n // args.batch_size)
         res = {}
