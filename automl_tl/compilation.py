@@ -39,7 +39,13 @@ def enable_persistent_compilation_cache(folder: str | os.PathLike | None = None)
         from automl_tl.cache import default_cache_dir
 
         folder = default_cache_dir() / "jax"
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # an optimisation only: a folder that cannot be made costs compiles, not the fit
+        import logging
+
+        logging.getLogger("automl_tl").warning("compiled programs are not kept (%s): %s", folder, exc)
+        return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # JAX keeps only programs that took a second or more to compile by default; a backbone's
     # initial-weight programs take 0.05-0.3 s each and there are dozens
