@@ -104,7 +104,7 @@ def test_accuracy(ctx, cfg, result, task: dict) -> float:
         backbone = spec.build(weights, input_config, **cfg.options)
     model = assemble(backbone, result.head)
     probs = predict_proba_items(model, spec.make_adapter(input_config, weights, None), task["test_items"],
-                                ctx.batch_size)
+                                ctx.batch_for(cfg.backbone))
     pred = np.asarray(ctx.data.classes)[probs.argmax(1)]
     return float(np.mean(pred == np.asarray(task["test_labels"])))
 

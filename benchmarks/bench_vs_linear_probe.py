@@ -202,7 +202,10 @@ def _calibration_on_test(est, task: dict) -> dict:
     items = [task["test_items"][i] for i in keep]
     y = np.array([labels.index(str(task["test_labels"][i])) for i in keep])
     after = est.predict_proba(items)
-    before = est.predictor_._averaged(list(est._usable(items)), est.batch_size)
+    from automl_tl.accelerator import predict_batch
+
+    batch = predict_batch(est.batch_size, est.best_config_.get("backbone"))  # "auto" (None) by default
+    before = est.predictor_._averaged(list(est._usable(items)), batch)
     return {"ece": round(float(expected_calibration_error(after, y)), 4),
             "ece_uncalibrated": round(float(expected_calibration_error(before, y)), 4),
             "temperature": round(float(est.predictor_.temperature), 4)}
