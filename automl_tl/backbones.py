@@ -77,8 +77,13 @@ class BackboneSpec:
     :param sparse: the features are mostly zeros (TF-IDF, counts): the embedding cache keeps them
         as a sparse matrix (:mod:`automl_tl.sparse_features`), so that their disk and memory grow
         with the non-zeros, not with items x dimensions.
-    :param opt_in: searched only when named (``--backbones NAME``), never among the default
-        candidates: for a backbone much slower than the others of its modality.
+    :param opt_in: searched only when named (``--backbones NAME``) or under ``--preset best``,
+        never among the default candidates: for a backbone that lost on every benchmark task.
+    :param slow: much slower than the others of its modality (a 110 M encoder beside a 22 M one):
+        a default candidate only when the fit has a time budget, where the probe times its first
+        batches and leaves it out if the budget cannot hold it (and the cost model keeps its
+        fine-tuning trials out of a budget they would overrun); without a budget, only when named
+        or under ``--preset best``, so that a fit with no time limit does not silently take hours.
     :param fit_weights: ``fit_weights(items, folder)`` for featurizers that learn something from
         the inputs themselves, without labels (a TF-IDF vocabulary): called once per dataset, it
         writes its state into ``folder``, which is then passed as the weights' location.
@@ -103,6 +108,7 @@ class BackboneSpec:
     readouts: Callable[..., Any] | None = None
     sparse: bool = False
     opt_in: bool = False
+    slow: bool = False
     plugin: str = ""
 
     def resolve_weights(self, overrides: Mapping[str, str] | None = None) -> ResolvedWeights:

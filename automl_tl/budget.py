@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from automl_tl.errors import ConfigError
 
-__all__ = ["Budget", "NO_BUDGET", "seconds", "require_a_budget"]
+__all__ = ["Budget", "NO_BUDGET", "seconds", "given", "require_a_budget"]
 
 _PART = r"(\d+(?:\.\d+)?)\s*(h|hours?|m|min|mins|minutes?|s|sec|secs|seconds?)?"
 
@@ -95,11 +95,16 @@ class Budget:
 NO_BUDGET = Budget()
 
 
+def given(time_budget) -> bool:
+    """Whether ``time_budget`` (what the user gave, None for nothing, or a :class:`Budget`) limits
+    the time."""
+    return time_budget.limited if isinstance(time_budget, Budget) else time_budget is not None
+
+
 def require_a_budget(trials: int | None, time_budget, *, trials_word: str = "--trials",
                      time_word: str = "--time-budget") -> None:
     """A search needs a trial budget, a time budget or both. ``time_budget``: what the user gave
     (None: nothing) or a :class:`Budget`; the words name the two settings as the caller's user
     writes them."""
-    given = time_budget.limited if isinstance(time_budget, Budget) else time_budget is not None
-    if trials is None and not given:
+    if trials is None and not given(time_budget):
         raise ConfigError(f"give a trial budget ({trials_word}) or a time budget ({time_word})")

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["KNOWLEDGE_ENV", "WARM_START_ENV", "PRIOR_ENV", "knowledge_path", "prior_path", "active_prior",
+__all__ = ["backbone_evidence", "KNOWLEDGE_ENV", "WARM_START_ENV", "PRIOR_ENV", "knowledge_path", "prior_path", "active_prior",
            "warm_start_enabled",
            "task_meta", "make_record", "append_record", "read_records", "nearest", "warm_start_configs"]
 
@@ -248,6 +248,27 @@ def read_records(paths: Sequence[Path] | None = None) -> list[dict]:
             key = rec.get("fingerprint") or f"{path}:{i}"
             out[key] = rec
     return list(out.values())
+
+
+def backbone_evidence(modality: str, records: Sequence[Mapping[str, Any]], *,
+                      exclude_fingerprint: str | None = None) -> dict[str, float]:
+    """What the past tasks of ``modality`` say each backbone is worth: for each backbone that ran
+    there, the mean over those tasks of its best score minus the task's best (0: it was the best
+    everywhere it ran; -0.05: five points behind on average). The probe embeds the candidates in
+    this order under a time budget (:func:`automl_tl.probe.probe_order`); a backbone no record
+    mentions has no entry."""
+    gaps: dict[str, list[float]] = {}
+    for rec in records:
+        if rec["meta"].get("modality") != modality or (exclude_fingerprint and rec.get("fingerprint") == exclude_fingerprint):
+            continue
+        scores = {name: float(entry["score"]) for name, entry in (rec.get("by_backbone") or {}).items()
+                  if isinstance(entry, Mapping) and entry.get("score") is not None}
+        if not scores:
+            continue
+        best = max(scores.values())
+        for name, score in scores.items():
+            gaps.setdefault(name, []).append(score - best)
+    return {name: sum(v) / len(v) for name, v in gaps.items()}
 
 
 def nearest(meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]], k: int = 3, *,

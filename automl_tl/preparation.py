@@ -34,8 +34,13 @@ def _left_out(msg: str) -> None:
 
 
 def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
-                     overrides: Mapping[str, str] | None = None, *, opt_in: bool = False):
+                     overrides: Mapping[str, str] | None = None, *, opt_in: bool = False,
+                     slow: bool = False):
     """Candidate backbones whose weights can be had here: ``(specs, weights, left_out)``.
+
+    Named backbones are the candidates; otherwise every backbone of the modality but the opt-in
+    ones (``BackboneSpec.opt_in``) unless ``opt_in``, and the slow ones (``BackboneSpec.slow``)
+    unless ``slow`` (a time budget, or ``--preset best``).
 
     A backbone without obtainable weights is left out with a warning that says how to provide
     them; if none is left, :class:`WeightsUnavailableError`.
@@ -47,8 +52,13 @@ def select_backbones(pm, modality: str, names: Sequence[str] | None = None,
         if wrong:
             raise ConfigError(f"backbone(s) {', '.join(wrong)} are not for {modality} data; run "
                               f"`automl-tl backbones --modality {modality}` to list those that are.")
-    else:  # the defaults: every backbone of the modality, the opt-in ones (BackboneSpec.opt_in) if asked
+    else:  # the defaults: every backbone of the modality, the opt-in and slow ones if asked
         specs = [s for s in pm.backbones.list(modality=modality) if opt_in or not s.opt_in]
+        waiting = [s.name for s in specs if s.slow and not (slow or opt_in)]
+        if waiting:
+            log.info("slow backbone(s) %s not searched without a time budget (give --time-budget, "
+                     "or name them with --backbones)", ", ".join(waiting))
+        specs = [s for s in specs if s.name not in waiting]
     for name in overrides:
         pm.backbones.get(name)  # unknown names in --weights fail clearly
     kept, weights, left_out = [], {}, []
@@ -145,8 +155,9 @@ def prepare(est, X, y=None, *, budget: Budget = NO_BUDGET, on_data=None) -> _Pre
     # validate the way the model will be used: on new sources when the items come from a few
     data, groups = grouping.resolve(data, detect=est.detect_groups, column=est.group_column)
     clock.lap("load")
+    chosen = presets.settings(est)
     specs, weights, left_out = select_backbones(pm, data.modality, est.backbones, est.weights,
-                                                opt_in=presets.settings(est).opt_in)
+                                                opt_in=chosen.opt_in, slow=chosen.slow)
     specs = _preset_candidates(est, specs)
     cache = EmbeddingCache(est.cache_dir)
     enable_persistent_compilation_cache(cache.root / "jax")  # JAX only: compiled programs kept for the next fit
@@ -208,7 +219,8 @@ def _probe(est, ctx, specs, groups: dict, y_int, budget: Budget):
     from automl_tl.probe import probe_candidates
 
     data = ctx.data
-    probes = probe_candidates(ctx, specs, budget=budget, log=log)
+    evidence = _evidence(est, ctx)
+    probes = probe_candidates(ctx, specs, budget=budget, log=log, evidence=evidence)
     if not groups["used"] and est.detect_groups and data.groups is None and data.split is None \
             and not groups.get("confounded"):
         # the last resort: near-duplicates in the best frozen features; the probe again on
@@ -220,9 +232,20 @@ def _probe(est, ctx, specs, groups: dict, y_int, budget: Budget):
             data, groups = grouping.resolve(replace(data, found=found), detect=True)
             plan = evaluation_plan(data, y_int, val_fraction=est.val_fraction, seed=est.seed)
             ctx = replace(ctx, data=data, plan=plan, probes={})
-            probes = probe_candidates(ctx, specs, budget=budget, log=log)
+            probes = probe_candidates(ctx, specs, budget=budget, log=log, evidence=evidence)
     groups = grouping.compare(ctx, probes, groups, seed=est.seed, val_fraction=est.val_fraction)
     return ctx, probes, groups
+
+
+def _evidence(est, ctx) -> dict[str, float]:
+    """What past tasks of the modality say each backbone is worth (the probe's order under a time
+    budget): read from the knowledge base as the warm start reads it, and not at all when the warm
+    start is off; a record of this very data is not evidence about it."""
+    from automl_tl.knowledge import backbone_evidence, read_records, warm_start_enabled
+
+    if not warm_start_enabled(est.warm_start):
+        return {}
+    return backbone_evidence(ctx.data.modality, read_records(), exclude_fingerprint=ctx.data.fingerprint())
 
 
 def ranked_recommendations(pm, prep: _Prepared, top: int) -> list[dict]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
+from automl_tl import budget
 from automl_tl.errors import ConfigError
 
 #: the preset used when none is given: today's defaults, unchanged
@@ -32,8 +33,11 @@ class Preset:
     :param ensemble: average the selected model with linear probes when that helps on validation.
     :param pretrained: how many pretrained candidates, the smallest first (None: all of those
         whose weights are here); classical featurizers (pixels, TF-IDF, MFCC) are always kept.
-    :param opt_in: the opt-in backbones too (``BackboneSpec.opt_in``: much slower than the others
-        of their modality, e.g. MPNet), which are otherwise searched only when named.
+    :param opt_in: the opt-in backbones too (``BackboneSpec.opt_in``), which are otherwise
+        searched only when named.
+    :param slow: the slow backbones (``BackboneSpec.slow``, e.g. MPNet): True always, False never
+        (unless named), None when the fit has a time budget (the probe then times them and leaves
+        out what the budget cannot hold).
     """
 
     name: str
@@ -46,22 +50,24 @@ class Preset:
     ensemble: bool
     pretrained: int | None
     opt_in: bool = False
+    slow: bool | None = None
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("fast", "about two minutes: feature extraction on the two smallest pretrained backbones and "
                    "the classical baseline, 8 trials at most, stop after 4 without progress",
            trials=8, time_budget="2m", strategies=("feature_extraction",), compare_strategies=False,
-           patience=4, ensemble=True, pretrained=2),
-    Preset("balanced", "the defaults: 20 trials over every backbone whose weights are here and every "
-                       "strategy, stop after 15 without progress",
+           patience=4, ensemble=True, pretrained=2, slow=False),
+    Preset("balanced", "the defaults: 20 trials over every backbone whose weights are here (the slow "
+                       "ones, e.g. mpnet-base, only under a --time-budget) and every strategy, stop "
+                       "after 15 without progress",
            trials=20, time_budget=None, strategies=None, compare_strategies=False, patience=15,
            ensemble=True, pretrained=None),
-    Preset("best", "up to 20 minutes: 100 trials at most over every backbone (the slow opt-in ones "
-                   "too, e.g. mpnet-base) and every strategy, each strategy tried once on the "
+    Preset("best", "up to 20 minutes: 100 trials at most over every backbone (the slow and the "
+                   "opt-in ones too, e.g. mpnet-base) and every strategy, each strategy tried once on the "
                    "recommended backbone first, stop after 30 without progress",
            trials=100, time_budget="20m", strategies=None, compare_strategies=True, patience=30,
-           ensemble=True, pretrained=None, opt_in=True),
+           ensemble=True, pretrained=None, opt_in=True, slow=True),
 )}
 
 
@@ -88,6 +94,7 @@ class Settings:
     ensemble: bool
     pretrained: int | None
     opt_in: bool
+    slow: bool
 
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
@@ -99,10 +106,11 @@ def settings(est) -> Settings:
     given, replace the preset's budget whole."""
     preset = get(getattr(est, "preset", None))
     own_budget = est.trials is not None or est.time_budget is not None
+    time_budget = est.time_budget if own_budget else preset.time_budget
     return Settings(
         preset=preset.name,
         trials=est.trials if own_budget else preset.trials,
-        time_budget=est.time_budget if own_budget else preset.time_budget,
+        time_budget=time_budget,
         strategies=est.strategies if est.strategies is not None else preset.strategies,
         compare_strategies=_given(est.compare_strategies, preset.compare_strategies),
         patience=_given(est.patience, preset.patience),
@@ -110,6 +118,7 @@ def settings(est) -> Settings:
         # backbones named by the user are the candidates, whatever the preset says
         pretrained=None if est.backbones else preset.pretrained,
         opt_in=preset.opt_in,
+        slow=budget.given(time_budget) if preset.slow is None else preset.slow,
     )
 
 

