@@ -3,6 +3,10 @@ remains, and every view agrees with the study.
 
 One run directory is killed at each named point in turn (automl_tl.killpoints: the process
 SIGKILLs itself there), resumed by the next command, and checked after each kill and at the end.
+The trial killed at ``trial:2`` (the process's second trial) is the one a kill -9 in the middle of a trial leaves: recorded as
+interrupted (study and leaderboard), retried once, and the retry ran. The backbone is ``pixels``
+(no pretrained network to build: each of the eight processes is half as long as with MobileNetV2);
+what is tested is the run directory, the same for every backbone.
 """
 
 import csv
@@ -19,7 +23,7 @@ from automl_tl.schema import LEADERBOARD_COLUMNS, RUN_MARKER, STUDY_NAME, trial_
 
 pytestmark = pytest.mark.slow
 
-POINTS = ("start", "trial", "model-save", "model-swap", "views:3", "report")
+POINTS = ("start", "trial:2", "model-save", "model-swap", "views:3", "report")
 
 
 def _fit(folder, run, cache, trials, kill=None):
@@ -28,7 +32,7 @@ def _fit(folder, run, cache, trials, kill=None):
     if kill:
         env["AUTOML_TL_TEST_KILL_AT"] = kill
     cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(folder), "--trials", str(trials), "--run-dir", str(run),
-           "--backbones", "mobilenetv2", "--strategies", "feature_extraction", "--patience", "0", "--quiet"]
+           "--backbones", "pixels", "--strategies", "feature_extraction", "--patience", "0", "--quiet"]
     if kill not in ("report", None):  # the last, uninterrupted run writes the report
         cmd.append("--no-report")
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -41,6 +45,11 @@ def _complete(run):
     return {t.number: t.value for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
 
 
+def _running(run):
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{run / 'study.db'}")
+    return [t.number for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
+
+
 def _leftovers(run):
     dirs = [run, run / "models", run / "report_files"]
     return [f"{d.name}/{p.name}" for d in dirs if d.is_dir() for p in d.iterdir()
@@ -50,11 +59,15 @@ def _leftovers(run):
 def test_kill_9_at_every_point_then_resume(tmp_path, image_folder):
     run, cache = tmp_path / "run", tmp_path / "cache"
     kept: dict[int, float] = {}
+    victim = None
     for k, point in enumerate(POINTS, start=1):
         killed = _fit(image_folder, run, cache, trials=2 * k, kill=point)
         assert killed.returncode == -9, f"{point}: not killed there (rc {killed.returncode}): {killed.stderr[-1500:]}"
         now = _complete(run)
         assert {n: now.get(n) for n in kept} == kept, f"killed at {point}: a finished trial changed"
+        if point == "trial:2":  # killed in the middle of its second trial, after the first finished
+            [victim] = _running(run)
+            assert now, "a trial finished before the one killed"
         kept = now
     done = _fit(image_folder, run, cache, trials=2 * len(POINTS) + 2)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -64,8 +77,13 @@ def test_kill_9_at_every_point_then_resume(tmp_path, image_folder):
     # every trial that was COMPLETE stays COMPLETE with the same score; nothing is left RUNNING
     assert {n: v for n, v in _complete(run).items() if n in kept} == kept
     assert not [t.number for t in trials if t.state.name == "RUNNING"]
-    # the trial killed at "trial" is recorded as interrupted and was retried
-    assert any(t.user_attrs.get("retry_of") is not None for t in trials)
+    # the trial killed at "trial:2" is recorded as interrupted and was retried once, and the retry ran
+    assert trials[victim].state.name == "FAIL"
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == victim]
+    assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED"), [t.number for t in retries]
+    assert retries[0].params["backbone"] == trials[victim].params["backbone"]
+    rows = {int(r["trial"]): r for r in csv.DictReader(io.StringIO((run / "leaderboard.csv").read_text()))}
+    assert rows[victim]["fail_reason"].startswith("interrupted")
     # no temporary files or folders remain; one model folder, the one `current` points to
     assert _leftovers(run) == []
     assert [p.name for p in (run / "models").iterdir()] == [os.readlink(run / "current").split("/")[-1]]
