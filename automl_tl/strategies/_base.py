@@ -144,6 +144,16 @@ class FineTuning(TransferStrategy):
         return build_head(x.shape[1], ctx.n_classes, cfg.head_units, cfg.dropout or 0.0, seed=ctx.seed,
                           x_train=x), {}
 
+    def backbone(self, cfg, ctx):
+        """The backbone to fine-tune at the run's precision (the head stays float32), with its
+        pretrained weights: built once per process and configuration, restored for each later
+        trial while nothing else holds it (:mod:`automl_tl.trainable_pool`)."""
+        from automl_tl.trainable_pool import trainable_backbone
+
+        return trainable_backbone(ctx.specs[cfg.backbone], ctx.weights.get(cfg.backbone),
+                                  ctx.input_configs[cfg.backbone], cfg.options, ctx.precision,
+                                  lambda: ctx.build_backbone(cfg.backbone, cfg.options))
+
     def model(self, cfg, ctx, head):
         """``(backbone, compiled model, adapter)`` for fine-tuning from ``head``."""
         from automl_tl.accelerator import steps_per_execution
@@ -153,7 +163,7 @@ class FineTuning(TransferStrategy):
         spec = ctx.specs[cfg.backbone]
         input_config = ctx.input_configs[cfg.backbone]
         weights = ctx.weights.get(cfg.backbone)
-        backbone = ctx.build_backbone(cfg.backbone, cfg.options)  # at the run's precision; the head stays float32
+        backbone = self.backbone(cfg, ctx)
         self.freeze(backbone, spec, cfg)
         aug = ctx.modality.augmentation(input_config) if cfg.augment else None
         model = assemble(backbone, head, aug)
