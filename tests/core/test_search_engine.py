@@ -185,17 +185,6 @@ def test_interrupted_trial_is_failed_and_requeued(tmp_path, image_folder):
     assert rows[retries[0].number]["retry_of"] == "1"
 
 
-def test_running_again_continues_without_repeats(tmp_path, image_folder):
-    """3 trials, then the same command with 6: six distinct configurations (the sampler does not
-    replay its sequence; that a seed repeats its sequence from scratch is test_same_seed_...)."""
-    kw = dict(strategies=["feature_extraction"], seed=5)
-    _fit(image_folder, tmp_path / "run", trials=3, **kw)
-    again = _fit(image_folder, tmp_path / "run", trials=6, **kw)
-    ran = [t for t in again.study_.trials if not t.user_attrs.get("not_started")]
-    assert len(ran) == 6
-    assert len({json.dumps(t.params, sort_keys=True) for t in ran}) == 6
-
-
 def test_second_feature_extraction_trial_does_no_backbone_pass(tmp_path, image_folder, monkeypatch):
     monkeypatch.setenv("AUTOML_TL_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
@@ -222,10 +211,17 @@ def test_second_feature_extraction_trial_does_no_backbone_pass(tmp_path, image_f
     assert calls == []
 
 
-def test_same_seed_same_trial_sequence(tmp_path, image_folder):
-    a = _fit(image_folder, tmp_path / "a", trials=3, strategies=["feature_extraction"], seed=3)
-    b = _fit(image_folder, tmp_path / "b", trials=3, strategies=["feature_extraction"], seed=3)
+def test_same_seed_same_trial_sequence_and_running_again_continues_without_repeats(tmp_path, image_folder):
+    """Two runs with one seed propose the same trials from scratch; then the same command with 6
+    trials on one of them: six distinct configurations (the sampler does not replay its sequence)."""
+    kw = dict(strategies=["feature_extraction"], seed=3)
+    a = _fit(image_folder, tmp_path / "a", trials=3, **kw)
+    b = _fit(image_folder, tmp_path / "b", trials=3, **kw)
     assert [t.params for t in a.study_.trials] == [t.params for t in b.study_.trials]
+    again = _fit(image_folder, tmp_path / "b", trials=6, **kw)
+    ran = [t for t in again.study_.trials if not t.user_attrs.get("not_started")]
+    assert len(ran) == 6
+    assert len({json.dumps(t.params, sort_keys=True) for t in ran}) == 6
 
 
 def test_metric_choice_and_class_weights(tmp_path, real_images):
