@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 
-__all__ = ["BackboneTestCase", "check_backbone", "install_plugin_package", "missing", "require_module"]
+__all__ = ["BackboneTestCase", "check_backbone", "install_plugin_package", "missing", "require_module",
+           "tiny_wav2vec2"]
 
 
 def missing(reason: str) -> None:
@@ -40,6 +41,19 @@ def require_module(name: str, hint: str = ""):
         return importlib.import_module(name)
     except ImportError as exc:
         missing(f"{name} is not installed{': ' + hint if hint else ''} ({exc})")
+
+
+def tiny_wav2vec2(folder):
+    """Save a tiny random Wav2Vec2 checkpoint (2 layers, hidden 32; transformers'
+    ``save_pretrained``) in ``folder`` and return it: what ``--weights wav2vec2-base=folder`` reads,
+    for fits that need a fine-tunable audio backbone and not its real weights."""
+    transformers = require_module("transformers")
+    cfg = transformers.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                      intermediate_size=37, conv_dim=(16, 16), conv_stride=(5, 2),
+                                      conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+                                      num_conv_pos_embedding_groups=2)
+    transformers.Wav2Vec2Model(cfg).save_pretrained(folder)
+    return folder
 
 
 def registered_strategies() -> dict:

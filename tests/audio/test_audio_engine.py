@@ -7,7 +7,7 @@ import glob
 
 import numpy as np
 import pytest
-from automl_tl.testing import require_module
+from automl_tl.testing import tiny_wav2vec2
 
 pytestmark = pytest.mark.slow
 
@@ -36,14 +36,9 @@ def test_autotransfer_speech_embedding(digits_dir, digits_module, tmp_path):
 
 
 def test_autotransfer_fine_tunes_wav2vec2(digits_dir, tmp_path):
-    transformers = require_module("transformers")
     from automl_tl import AutoTransfer
 
-    cfg = transformers.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                      intermediate_size=37, conv_dim=(16, 16), conv_stride=(5, 2),
-                                      conv_kernel=(10, 3), num_conv_pos_embeddings=16,
-                                      num_conv_pos_embedding_groups=2)
-    transformers.Wav2Vec2Model(cfg).save_pretrained(tmp_path / "w2v")
+    tiny_wav2vec2(tmp_path / "w2v")
     est = AutoTransfer(backbones=["wav2vec2-base"], trials=1, run_dir=str(tmp_path / "run"),
                        cache_dir=str(tmp_path / "cache"), report=False, seed=0,
                        weights={"wav2vec2-base": str(tmp_path / "w2v")}, strategies=["fine_tune_top"])

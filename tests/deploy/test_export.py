@@ -240,14 +240,10 @@ def digits(tmp_path_factory):
 
 
 def test_audio_run_exports_to_tflite_and_onnx_says_why_not(digits, tmp_path, capsys):
-    transformers = require_module("transformers")
     from automl_tl.cli import main
+    from automl_tl.testing import tiny_wav2vec2
 
-    cfg = transformers.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                      intermediate_size=37, conv_dim=(16, 16), conv_stride=(5, 2),
-                                      conv_kernel=(10, 3), num_conv_pos_embeddings=16,
-                                      num_conv_pos_embedding_groups=2)
-    transformers.Wav2Vec2Model(cfg).save_pretrained(tmp_path / "w2v")
+    tiny_wav2vec2(tmp_path / "w2v")
     run = tmp_path / "run"
     _fit(run, digits, backbones=["wav2vec2-base"], weights={"wav2vec2-base": str(tmp_path / "w2v")})
     result, readme = _export_and_compare(run, "tflite", _items(run, 4))
