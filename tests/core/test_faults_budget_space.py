@@ -53,7 +53,7 @@ def test_a_trial_stopped_by_a_full_disk_is_queued_again_not_counted(small_disk, 
     import automl_tl.search.loop as search_module  # where the search calls run_trial
     from automl_tl.cli import main
 
-    data, run, trials = _texts(tmp_path / "texts.csv"), tmp_path / "run", 3
+    data, run, trials = _texts(tmp_path / "texts.csv", per_class=40), tmp_path / "run", 3  # small: 3 trials twice
     cache = small_disk("cache", "16m")
     monkeypatch.setenv("AUTOML_TL_CACHE_DIR", str(cache))
     monkeypatch.setattr(cache_module, "_memory_to_spare", lambda: 0)  # the features fit nowhere but the disk
