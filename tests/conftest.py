@@ -39,16 +39,44 @@ def _session_home():
 _SHARED_RESOURCE = {"test_workers": "postgres", "test_faults_database": "postgres"}
 
 
+#: how much longer than a quick test a ``slow`` one is taken to be, to order the groups (below)
+_SLOW_WEIGHT = 20
+
+
+def pytest_configure(config):
+    """xdist hands its groups out largest first, by their number of tests (``--loadscope-reorder``,
+    on by default): the few long groups (PostgreSQL, the kill loop, the exports) went last, and one
+    worker ran them alone at the end. Off: the groups go in the order set below."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under ``pytest -n 2 --dist loadgroup`` (the README's command): each module runs whole on
     one worker, so its module-scoped fixtures (a fitted run, a started server) are built once, as
     with ``--dist loadfile``; the modules that share a server share a worker too. Without xdist the
-    marks do nothing. (xdist reads the group marks in its own collection hook, after this one.)"""
+    marks do nothing. (xdist reads the group marks in its own collection hook, after this one.)
+
+    The groups are ordered longest first (each ``slow`` test counted as ``_SLOW_WEIGHT`` quick
+    ones), so that the last ones handed out are short and both workers end together; within a
+    group the order is the collection's. Every worker computes the same order."""
+    weight: dict[str, int] = {}
+    group_of = {}
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
+        mark = item.get_closest_marker("xdist_group")
+        if mark is None:
             name = item.module.__name__.rsplit(".", 1)[-1]
-            item.add_marker(pytest.mark.xdist_group(_SHARED_RESOURCE.get(name, item.module.__name__)))
+            group = _SHARED_RESOURCE.get(name, item.module.__name__)
+            item.add_marker(pytest.mark.xdist_group(group))
+        else:
+            group = mark.args[0] if mark.args else mark.kwargs.get("name")
+        group_of[item] = group
+        weight[group] = weight.get(group, 0) + (_SLOW_WEIGHT if item.get_closest_marker("slow") else 1)
+    first = {}
+    for i, item in enumerate(items):
+        first.setdefault(group_of[item], i)
+    items.sort(key=lambda it: (-weight[group_of[it]], first[group_of[it]]))
 
 
 @pytest.fixture(autouse=True)

@@ -5,10 +5,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 
 from automl_tl.testing import require_module
 
 require_module("jax", "pip install 'automl-tl[jax]'")
+
+pytestmark = pytest.mark.slow  # a real fit and predict, each in its own process
 
 
 def test_fit_and_predict_on_jax_without_tensorflow(tmp_path, jax_without_tensorflow, image_folder, real_images):
