@@ -433,7 +433,9 @@ def _check(path: Path, fmt: str, graph, sample) -> dict:
             got = run_exported(path, fmt, sample)
     except ImportError as exc:
         return {"ran": False, "why": f"{exc.name or exc} is not installed ({INSTALL_HINT})"}
-    want = np.asarray(graph.predict_on_batch(sample))
+    from automl_tl.forward import compiled_forward
+
+    want = compiled_forward(graph)(sample)  # the call the engine's and the server's predictions run
     if got.shape != want.shape:
         raise ExportError(f"the {fmt} graph gives outputs of shape {got.shape}, the Keras model {want.shape}: "
                           f"the conversion went wrong; use --format saved_model instead")

@@ -17,6 +17,7 @@ from automl_tl._version import __version__
 from automl_tl.errors import AutoMLTLError
 from automl_tl.serve._batcher import Batcher
 from automl_tl.serve._metadata import run_metadata
+from automl_tl.serve._passes import forward_pass
 from automl_tl.serve._requests import Inputs, Limits, read_inputs
 from automl_tl.serve._settings import ServeSettings
 
@@ -64,7 +65,7 @@ def create_app(predictor, settings: ServeSettings = ServeSettings()) -> FastAPI:
     """The app serving ``predictor`` (loaded once, before): each request's inputs are checked as
     ``automl-tl predict`` checks them, then wait up to ``batch_window_ms`` for others to share
     one ``predictor.predict_proba`` pass of at most ``max_batch`` inputs."""
-    batcher = Batcher(lambda items: predictor.predict_proba(items, batch_size=settings.max_batch),
+    batcher = Batcher(forward_pass(predictor, settings.max_batch),
                       window_s=settings.batch_window_ms / 1000, max_batch=settings.max_batch)
     limits = Limits(max_body=int(settings.max_body_mb * 2 ** 20), max_items=settings.max_items)
     metadata = run_metadata(predictor) | {"server": {

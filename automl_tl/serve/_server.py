@@ -89,42 +89,17 @@ def _server_class():
     return Server
 
 
-def warm_up(predictor) -> None:
-    """Trace the models' predict function before the first request. Keras traces it again for a
-    new batch shape until, at the second, TensorFlow generalises the shape (``reduce_retracing``);
-    each trace takes a second or more (2.7 s for MobileNetV2 on a loaded 2-core machine), which
-    the first requests would wait for. Two batches of zeros shaped like the model's inputs (a
-    dimension the model leaves open, as a sequence's length: 8, then 9). Best effort: a model
-    whose inputs are not known (a head never called on symbolic inputs) traces on its first
-    requests instead."""
-    import keras
-    import numpy as np
-
-    def models(p):
-        yield p.model
-        for m in p.members:
-            yield from models(m)
-
-    for model in models(predictor):
-        try:
-            for n, free in ((1, 8), (2, 9)):
-                batch = keras.tree.map_structure(
-                    lambda x: np.zeros((n, *[free if d is None else d for d in x.shape[1:]]), dtype=x.dtype),
-                    model.input)
-                model.predict_on_batch(batch)
-        except Exception as exc:  # noqa: BLE001 - only the first requests' latency is at stake
-            _log.debug("serve: no warm-up for %s (%s: %s)", model.name, type(exc).__name__, exc)
-
-
 def build_server(predictor, settings=None):
     """The uvicorn server of ``predictor`` (a loaded Predictor, warmed up here), to
     ``run(sockets=[...])``."""
     import uvicorn
 
     from automl_tl.serve._app import create_app
+    from automl_tl.serve._passes import warm_up
 
-    warm_up(predictor)
-    app = create_app(predictor, settings or ServeSettings())
+    settings = settings or ServeSettings()
+    warm_up(predictor, settings.max_batch)
+    app = create_app(predictor, settings)
     # a broken multipart body is answered 400 with the reason; the parser's own warning about it
     # would print a line in the server's log for each such request
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
