@@ -34,6 +34,7 @@ import json
 import random
 import sys
 import threading
+import time
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -94,13 +95,18 @@ class _Slot:
     def __init__(self) -> None:
         self.entries: list[_Entry] = []
         self.clean: bool | None = None  # a build leaves no garbage naming the model (None: unknown)
+        self.build_s = 0.0  # how long its last build took
 
-    def free(self) -> _Entry | None:
+    def free(self, gc_s: float) -> _Entry | None:
         """A pooled model nothing outside the pool holds (exactly the count it had when pooled;
-        fewer would mean a miscount: that one is dropped, never restored), or None."""
+        fewer would mean a miscount: that one is dropped, never restored), or None. A garbage
+        collection is run where the count alone does not tell, unless the last one (``gc_s``)
+        took longer than a build (then the build is cheaper)."""
         for collect in (False, True):
             if collect:  # the last trial's assembled model and train step sit in reference cycles
-                gc.collect()
+                if gc_s > self.build_s:
+                    return None
+                POOL.collect()
             for e in list(self.entries):
                 refs = e.references()
                 if refs < 0:
@@ -119,10 +125,10 @@ class _Slot:
             # the built-in backbones leave none on every backend (5 references before and after);
             # garbage counted in the base could later hide a holder
             if self.clean is None:
-                gc.collect()
+                POOL.collect()
                 self.clean = entry.references() == before
         else:
-            gc.collect()
+            POOL.collect()
         entry.base = entry.references()  # with no one but the pool holding it
         self.entries.append(entry)
         if len(self.entries) > PER_CONFIG:
@@ -154,6 +160,14 @@ def _build_isolated(make: Callable[[], Any]):
         np.random.set_state(npy)
 
 
+def _timed_build(slot: _Slot, make: Callable[[], Any]):
+    t = time.perf_counter()
+    try:
+        return _build_isolated(make)
+    finally:
+        slot.build_s = time.perf_counter() - t
+
+
 class _Pool:
     """The per-process pool: at most ``size`` configurations, least recently used dropped."""
 
@@ -162,7 +176,16 @@ class _Pool:
         self.entries: collections.OrderedDict = collections.OrderedDict()  # key -> _Slot
         self.builds = 0
         self.restores = 0
+        self.gc_s = 0.0  # how long the last full garbage collection took
         self.lock = threading.RLock()
+
+    def collect(self) -> None:
+        """A full garbage collection, timed: its cost grows with the process' objects (0.4-2 s
+        here once TensorFlow has traced a few trials), a build's does not, so restoring wins for
+        a large backbone (MiniLM, MPNet) and may not for a small one on a CPU (:meth:`_Slot.free`)."""
+        t = time.perf_counter()
+        gc.collect()
+        self.gc_s = time.perf_counter() - t
 
     def get(self, key, make: Callable[[], Any]):
         with self.lock:
@@ -171,12 +194,12 @@ class _Pool:
             self.entries.move_to_end(key)
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
-            entry = slot.free()
+            entry = slot.free(self.gc_s)
             if entry is not None:
                 entry.restore()
                 self.restores += 1
             else:  # none yet, or every pooled one is held: a fresh build, pooled beside them
-                entry = slot.add(_build_isolated(make))
+                entry = slot.add(_timed_build(slot, make))  # no local here: it would count in the base
                 self.builds += 1
             _reseed(entry)
             return entry.model

@@ -95,7 +95,10 @@ def test_a_restored_model_draws_its_dropout_seeds_as_a_fresh_build():
 
     def hand_out(seed):
         keras.utils.set_random_seed(seed)  # as each trial does (torch's dropout draws from torch's seed)
+        POOL.gc_s = 0.0  # as if the last garbage collection were quick: the pooled one is checked after one
         model = trainable_backbone(spec, weights, {}, {}, "float32", make)
+        inputs = keras.Input((4,))
+        keras.Model(inputs, model(inputs))  # as a trial assembles it: garbage in reference cycles
         seeds = [np.array(v).tolist() for v in model.variables if id(v) not in {id(w) for w in model.weights}]
         mask = keras.ops.convert_to_numpy(model(np.ones((64, 4), "float32"), training=True))
         model.layers[0].kernel.assign(np.zeros((4, 3)))  # as if trained
@@ -104,6 +107,7 @@ def test_a_restored_model_draws_its_dropout_seeds_as_a_fresh_build():
     clear_pool()
     built_7 = hand_out(7)
     restored_8 = hand_out(8)  # the trial of another seed, on the pooled copy
+    assert POOL.gc_s > 0.0  # found free after a collection (the dead graph named it)
     clear_pool()
     built_8 = hand_out(8)
     assert restored_8[0] == built_7[0] and built_8[0] != built_7[0]
