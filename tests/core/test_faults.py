@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 
 import numpy as np
 import optuna
@@ -183,11 +182,23 @@ def _texts(path, per_class: int = 100, seed: int = 0):
     return path
 
 
-def _fit(data, run, cache, *extra):
-    env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(cache))
-    cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(data), "--backbones", "tfidf", "--trials", "2",
-           "--run-dir", str(run), "--patience", "0", "--quiet", "--no-report", *extra]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+def _fit(data, run, cache, capsys, *extra):
+    """The command line's ``fit``, in this process (what is tested is its exit code and its words,
+    not a process of its own: an interpreter and TensorFlow start-up fewer each)."""
+    from types import SimpleNamespace
+
+    from automl_tl.cli import main
+
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(cache)
+    capsys.readouterr()
+    try:
+        code = main(["fit", str(data), "--backbones", "tfidf", "--trials", "2", "--run-dir", str(run),
+                     "--patience", "0", "--quiet", "--no-report", *extra])
+    finally:
+        os.environ.pop(CACHE_ENV) if old is None else os.environ.__setitem__(CACHE_ENV, old)
+    said = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=said.out, stderr=said.err)
 
 
 def _complete(run) -> dict[int, float]:
@@ -200,10 +211,10 @@ def _complete(run) -> dict[int, float]:
 
 
 @pytest.mark.slow
-def test_a_run_directory_whose_disk_fills_is_exit_2_with_the_space_needed_and_resumes(small_disk, tmp_path):
+def test_a_run_directory_whose_disk_fills_is_exit_2_with_the_space_needed_and_resumes(small_disk, tmp_path, capsys):
     data = _texts(tmp_path / "texts.csv")
     run = small_disk("run", "700k")  # the study and the views fit; the first model (about 1 MB) does not
-    out = _fit(data, run, tmp_path / "cache")
+    out = _fit(data, run, tmp_path / "cache", capsys)
     assert out.returncode == 2, out.stderr[-3000:]
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: no space left on tmpfs (mounted at {run}) at {run} (needs about "), last
@@ -220,19 +231,18 @@ def test_a_run_directory_whose_disk_fills_is_exit_2_with_the_space_needed_and_re
 
     # space freed: the same command resumes, keeps the finished trial, and delivers
     subprocess.run(["mount", "-o", "remount,size=8m", str(run)], check=True)
-    again = _fit(data, run, tmp_path / "cache")
+    again = _fit(data, run, tmp_path / "cache", capsys)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {n: v for n, v in _complete(run).items() if n in kept} == kept
     assert (run / "model.keras").is_file() and (run / "current").is_symlink()
 
 
-@pytest.mark.slow
-def test_a_full_disk_anywhere_in_the_run_is_exit_2_not_an_internal_error(small_disk, tmp_path):
+def test_a_full_disk_anywhere_in_the_run_is_exit_2_not_an_internal_error(small_disk, tmp_path, capsys):
     """Where the study itself cannot be written (SQLite: "database or disk is full"), the one rule
     in the command line says the same: which disk, which folder, what to do."""
     data = _texts(tmp_path / "texts.csv", per_class=20)
     run = small_disk("run", "64k")
-    out = _fit(data, run, tmp_path / "cache")
+    out = _fit(data, run, tmp_path / "cache", capsys)
     assert out.returncode == 2, out.stderr[-3000:]
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: no space left on tmpfs (mounted at {run}) at {run} ("), last
