@@ -80,6 +80,7 @@ def test_fine_tuning_trials_restore_one_build_and_never_a_held_model(image_folde
 
 
 def test_a_restored_model_draws_its_dropout_seeds_as_a_fresh_build():
+    import gc
     import random
     from types import SimpleNamespace
 
@@ -97,19 +98,23 @@ def test_a_restored_model_draws_its_dropout_seeds_as_a_fresh_build():
         keras.utils.set_random_seed(seed)  # as each trial does (torch's dropout draws from torch's seed)
         POOL.gc_s = 0.0  # as if the last garbage collection were quick: the pooled one is checked after one
         model = trainable_backbone(spec, weights, {}, {}, "float32", make)
-        inputs = keras.Input((4,))
-        keras.Model(inputs, model(inputs))  # as a trial assembles it: garbage in reference cycles
         seeds = [np.array(v).tolist() for v in model.variables if id(v) not in {id(w) for w in model.weights}]
         mask = keras.ops.convert_to_numpy(model(np.ones((64, 4), "float32"), training=True))
         model.layers[0].kernel.assign(np.zeros((4, 3)))  # as if trained
+        cycle = [model]
+        cycle.append(cycle)  # garbage in a reference cycle naming it, as a trial's assembled model is
         return id(model), seeds, random.random(), mask
 
     clear_pool()
-    built_7 = hand_out(7)
-    restored_8 = hand_out(8)  # the trial of another seed, on the pooled copy
-    assert POOL.gc_s > 0.0  # found free after a collection (the dead graph named it)
-    clear_pool()
-    built_8 = hand_out(8)
+    gc.disable()  # the cycle stays until the pool's own collection finds it
+    try:
+        built_7 = hand_out(7)
+        restored_8 = hand_out(8)  # the trial of another seed, on the pooled copy
+        assert POOL.gc_s > 0.0  # found free after a collection
+        clear_pool()
+        built_8 = hand_out(8)
+    finally:
+        gc.enable()
     assert restored_8[0] == built_7[0] and built_8[0] != built_7[0]
     assert restored_8[1] == built_8[1] != built_7[1]  # the seeds a fresh build under that state draws
     assert restored_8[2] == built_8[2]  # and the random state left alike
