@@ -220,8 +220,9 @@ def test_text_run_exports_with_tokenisation_outside(tmp_path):
     from automl_tl.artifacts import load_predictor
 
     shown = _run_readme(result.out, '["A gorgeous, witty, seductive movie."]', texts)
-    want = load_predictor(tmp_path / "run").predict_proba(texts)
-    assert [label for label, _ in shown] == list(load_predictor(tmp_path / "run").predict(texts))
+    pred = load_predictor(tmp_path / "run")
+    want = pred.predict_proba(texts)
+    assert [label for label, _ in shown] == list(pred.predict(texts))
     np.testing.assert_allclose([p for _, p in shown], want.max(1), atol=1e-4)
 
 
