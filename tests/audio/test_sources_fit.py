@@ -13,7 +13,7 @@ from automl_tl.testing import missing
 
 
 @pytest.mark.slow
-def test_fit_finds_the_speakers_in_the_file_names_and_validates_by_them(tmp_path, digits_module):
+def test_fit_finds_the_speakers_in_the_file_names_and_validates_by_them(tmp_path, digits_module, capsys):
     if shutil.which("espeak-ng") is None:
         missing("espeak-ng is not installed (apt-get install espeak-ng)")
     data = tmp_path / "digits"
@@ -45,6 +45,8 @@ def test_fit_finds_the_speakers_in_the_file_names_and_validates_by_them(tmp_path
     assert "## On new data" in report and "on new speakers" in report
 
     # --no-groups: random folds, said in the record (a new run directory: the grouping is part of the task)
-    r = subprocess.run([sys.executable, "-m", "automl_tl.cli", "fit", str(data), "--trials", "4", "--run-dir", str(run),
-                        "--backbones", "mfcc", "--no-groups"], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 2 and "the grouping" in r.stderr  # resuming under another grouping is refused
+    from automl_tl.cli import main  # the command line in this process: its exit code and its words
+
+    capsys.readouterr()
+    code = main(["fit", str(data), "--trials", "4", "--run-dir", str(run), "--backbones", "mfcc", "--no-groups"])
+    assert code == 2 and "the grouping" in capsys.readouterr().err  # resuming under another grouping is refused

@@ -187,24 +187,18 @@ def test_classes_seen_from_one_source_are_warned_about(caplog):
 
 
 # ------------------------------------------------------------------ the CLI's exit 2
-def _cli(*args, cwd=None):
-    import subprocess
-    import sys
+def test_cli_group_column_missing_or_single_is_exit_2(tmp_path, capsys):
+    from automl_tl.cli import main  # the command line in this process: its exit code and its words
 
-    return subprocess.run([sys.executable, "-m", "automl_tl.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
-
-
-@pytest.mark.slow
-def test_cli_group_column_missing_or_single_is_exit_2(tmp_path):
     table = tmp_path / "t.csv"
     table.write_text("text,label,site\n" + "".join(f"a text number {i},{'ab'[i % 2]},one\n" for i in range(30)))
-    r = _cli("fit", table, "--group-column", "hospital", "--trials", "1", "--run-dir", tmp_path / "r1")
-    assert r.returncode == 2, r.stderr
-    assert "hospital" in r.stderr and len(r.stderr.strip().splitlines()) <= 3
-    r = _cli("fit", table, "--group-column", "site", "--trials", "1", "--run-dir", tmp_path / "r2")
-    assert r.returncode == 2, r.stderr
-    assert "holds one group ('one')" in r.stderr
+    capsys.readouterr()
+    assert main(["fit", str(table), "--group-column", "hospital", "--trials", "1", "--run-dir", str(tmp_path / "r1")]) == 2
+    err = capsys.readouterr().err
+    assert "hospital" in err and len(err.strip().splitlines()) <= 3, err
+    assert main(["fit", str(table), "--group-column", "site", "--trials", "1", "--run-dir", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "holds one group ('one')" in err, err
 
 
 # ------------------------------------------------------------------ a score on one held-out source
