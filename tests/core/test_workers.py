@@ -105,7 +105,10 @@ def test_three_workers_one_budget_a_kill_9_retried_same_views(tmp_path, image_fo
         capsys.readouterr().err[-2000:]
     assert any((tmp_path / "cmp").iterdir())
     # a worker of another task (here another --seed, so another split) is refused: exit 2, no trial
-    other = _worker(image_folder, tmp_path / "other", postgres_url, cache, budget + 3, extra=("--seed", "5"))
-    err = other.communicate(timeout=300)[1]
-    assert other.returncode == 2 and "--seed" in err and "Traceback" not in err, err[-1500:]
+    capsys.readouterr()
+    code = main(["fit", str(image_folder), "--storage", postgres_url, "--trials", str(budget + 3), "--run-dir",
+                 str(tmp_path / "other"), "--backbones", "pixels", "--strategies", "feature_extraction",
+                 "--patience", "0", "--quiet", "--no-report", "--seed", "5"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--seed" in err and "Traceback" not in err, err[-1500:]
     assert len(optuna.load_study(study_name=STUDY_NAME, storage=storage_url(tmp_path, postgres_url)).trials) == len(trials)
