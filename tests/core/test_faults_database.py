@@ -138,7 +138,7 @@ def test_a_database_restart_under_two_workers_loses_nothing(tmp_path, database):
 
 
 def test_a_database_that_stays_away_is_exit_2_naming_host_and_port_then_the_same_command_resumes(
-        tmp_path, database):
+        tmp_path, database, monkeypatch, capsys):
     url, folder = database
     scheme, rest = url.split("://", 1)
     secret = f"{scheme}://postgres:s3cret-pw@{rest.split('@', 1)[1]}"  # trust: the password is not checked
@@ -164,10 +164,15 @@ def test_a_database_that_stays_away_is_exit_2_naming_host_and_port_then_the_same
     kept = {t.number: t.value for t in _trials(url) if t.state.name == "COMPLETE"}
     assert kept
 
-    # the server back: the same command keeps every finished trial, retries the one cut, completes the budget
-    again = _worker(data, tmp_path / "w", secret, tmp_path / "cache", budget, wait_s=wait_s)
-    err = again.communicate(timeout=600)[1]
-    assert again.returncode == 0, err[-3000:]
+    # the server back: the same command keeps every finished trial, retries the one cut, completes the
+    # budget (run in this process: what is tested is the study it leaves)
+    from automl_tl.cli import main
+
+    monkeypatch.setenv("AUTOML_TL_CACHE_DIR", str(tmp_path / "cache"))
+    capsys.readouterr()
+    assert main(["fit", str(data), "--storage", secret, "--trials", str(budget), "--run-dir", str(tmp_path / "w"),
+                 "--backbones", "tfidf", "--patience", "0", "--quiet", "--no-report"]) == 0, \
+        capsys.readouterr().err[-3000:]
     trials = _trials(url)
     assert {t.number: t.value for t in trials if t.number in kept} == kept
     assert not [t.number for t in trials if t.state.name == "RUNNING"]
