@@ -107,6 +107,7 @@ class _Slot:
         self.entries: list[_Entry] = []
         self.clean: bool | None = None  # a build leaves no garbage naming the model (None: unknown)
         self.build_s = 0.0  # how long its last build took
+        self.spec: Any = None
 
     def free(self, gc_s: float) -> _Entry | None:
         """A pooled model nothing outside the pool holds (exactly the count it had when pooled;
@@ -198,9 +199,10 @@ class _Pool:
         gc.collect()
         self.gc_s = time.perf_counter() - t
 
-    def get(self, key, make: Callable[[], Any]):
+    def get(self, key, make: Callable[[], Any], spec=None):
         with self.lock:
             slot = self.entries.get(key) or _Slot()
+            slot.spec = spec  # held: the key's id(spec) is not reused by another spec while the slot lives
             self.entries[key] = slot
             self.entries.move_to_end(key)
             while len(self.entries) > self.size:
@@ -240,4 +242,4 @@ def trainable_backbone(spec, weights, input_config: Mapping, options: Mapping, p
     Without pretrained ``weights`` always ``make()``."""
     if weights is None:
         return make()
-    return POOL.get(_key(spec, weights, input_config, options, precision), make)
+    return POOL.get(_key(spec, weights, input_config, options, precision), make, spec)
