@@ -79,6 +79,18 @@ def _connection_lost(exc: BaseException | None) -> BaseException | None:
     return None
 
 
+def _creation_race(exc: BaseException) -> bool:
+    """True when ``exc`` says another process created Optuna's tables (or its version row) in the
+    moment between this one's check and its own creation: workers started together on an empty
+    database. Optuna's ``RDBStorage`` checks, then creates, with no lock (PostgreSQL's
+    ``DuplicateTable`` / ``UniqueViolation``, SQLite's "already exists"); opened again, it finds
+    them made."""
+    import sqlalchemy.exc as sa
+
+    text = str(exc).lower()
+    return isinstance(exc, sa.DBAPIError) and ("already exists" in text or "duplicate key" in text)
+
+
 def _database_gone(exc: BaseException | None):
     """The :class:`~automl_tl.errors.DatabaseUnreachableError` in ``exc``'s chain, or None."""
     seen: set[int] = set()
@@ -182,6 +194,10 @@ def open_storage(url: str, *, on_stale):
                 heartbeat_stale_trial_callback=on_stale)
             break
         except Exception as exc:  # noqa: BLE001 - bad URL, driver missing, server down
+            if _creation_race(exc) and time.monotonic() - start < DB_WAIT_S:
+                log.debug("another worker created the study's tables meanwhile; opening them: %s", exc)
+                time.sleep(pause)
+                continue
             if server and _connection_lost(exc) is not None:  # the server is away: wait for it, bounded
                 if time.monotonic() - start < DB_WAIT_S:
                     time.sleep(pause)

@@ -20,8 +20,6 @@ from automl_tl.schema import ATTR, STUDY_NAME, retry_links
 from automl_tl.search import storage_url
 from automl_tl.testing import missing
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -61,6 +59,7 @@ def _worker(folder, run, url, cache, trials, kill=None, extra=()):
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_three_workers_one_budget_a_kill_9_retried_same_views(tmp_path, image_folder, postgres_url, capsys):
     budget, cache = 9, tmp_path / "cache"
     # a first worker is killed with -9 in its first trial (the recommendation), left RUNNING
@@ -112,3 +111,29 @@ def test_three_workers_one_budget_a_kill_9_retried_same_views(tmp_path, image_fo
     err = capsys.readouterr().err
     assert code == 2 and "--seed" in err and "Traceback" not in err, err[-1500:]
     assert len(optuna.load_study(study_name=STUDY_NAME, storage=storage_url(tmp_path, postgres_url)).trials) == len(trials)
+
+
+def test_workers_started_together_on_an_empty_database_all_open_it(postgres_url):
+    """Optuna creates its tables by checking, then creating: six openings of one empty database at
+    the same moment raced (``UniqueViolation`` on its version row, ``DuplicateTable``) and all but
+    one were refused as a bad storage URL, every time. Each now opens the tables another made."""
+    import threading
+
+    from automl_tl.search.storage import open_storage
+
+    url, errors = storage_url(Path("."), postgres_url), []
+    start = threading.Barrier(6)
+
+    def worker():
+        start.wait()
+        try:
+            open_storage(url, on_stale=None).engine.dispose()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
