@@ -169,14 +169,17 @@ def test_a_full_cache_disk_with_no_memory_to_spare_is_exit_2_naming_the_folder_a
 
 
 # ------------------------------------------------------------------ the run directory's disk fills
-def _texts(path, per_class: int = 100, seed: int = 0):
-    """Two classes of made-up sentences, each class with words of its own: a TF-IDF model of about 1 MB."""
+def _texts(path, per_class: int = 100, seed: int = 0, vocabulary: int = 1200):
+    """Two classes of made-up sentences, each class with words of its own (5/12 of ``vocabulary``
+    each, the last 1/6 shared): a TF-IDF model of about 1 MB at the default vocabulary. A smaller
+    one gives fewer features, hence quicker hidden-layer heads, where the model's size is not
+    what a test is about."""
     rng = np.random.default_rng(seed)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
-    words = ["".join(rng.choice(letters, size=rng.integers(4, 9))) for _ in range(1200)]
-    rows = ["text,label"]
+    words = ["".join(rng.choice(letters, size=rng.integers(4, 9))) for _ in range(vocabulary)]
+    rows, own_n = ["text,label"], vocabulary * 5 // 12
     for k, label in enumerate(("north", "south")):
-        own = words[k * 500:(k + 1) * 500] + words[1000:]
+        own = words[k * own_n:(k + 1) * own_n] + words[2 * own_n:]
         rows += [" ".join(rng.choice(own, size=12)) + f",{label}" for _ in range(per_class)]
     path.write_text("\n".join(rows) + "\n")
     return path

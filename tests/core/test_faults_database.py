@@ -114,7 +114,7 @@ def _counted(trials):
 
 def test_a_database_restart_under_two_workers_loses_nothing(tmp_path, database):
     url, folder = database
-    data, budget = _texts(tmp_path / "texts.csv"), 6
+    data, budget = _texts(tmp_path / "texts.csv", vocabulary=24), 6  # few features: quick hidden heads
     procs = [_worker(data, tmp_path / f"w{i}", url, tmp_path / "cache", budget, wait_s=120) for i in range(2)]
     try:
         _wait_for_complete(url, procs)
@@ -143,7 +143,7 @@ def test_a_database_that_stays_away_is_exit_2_naming_host_and_port_then_the_same
     scheme, rest = url.split("://", 1)
     secret = f"{scheme}://postgres:s3cret-pw@{rest.split('@', 1)[1]}"  # trust: the password is not checked
     address = rest.split("@", 1)[1].split("/", 1)[0]
-    data, budget, wait_s = _texts(tmp_path / "texts.csv"), 4, 8
+    data, budget, wait_s = _texts(tmp_path / "texts.csv", vocabulary=24), 4, 8
     proc = _worker(data, tmp_path / "w", secret, tmp_path / "cache", budget, wait_s=wait_s)
     options = _options(folder)
     try:
