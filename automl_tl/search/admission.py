@@ -183,8 +183,14 @@ class AdmissionMixin:
         if not self.space.is_probe(cfg):
             return None
         params = dict(trial.params)
-        # a RUNNING twin counts too: another worker is computing the same score right now
-        for t in self._trials((optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)):
+        # a RUNNING twin counts too: another worker is computing the same score right now; and a
+        # FAILED one: a deterministic probe that failed fails again, and an interrupted one is told
+        # FAIL a moment before its retry is queued (StudyMixin._retry): a worker that proposed the
+        # same probe in that moment ran it beside the retry (seen with three workers starting together)
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+        if trial.user_attrs.get(ATTR.RETRY_OF) is None:  # a retry itself runs: its original failed
+            states += (optuna.trial.TrialState.FAIL,)
+        for t in self._trials(states):
             if t.number != trial.number and dict(t.params) == params:
                 return t.number
         # and so does a queued one (a retry of an interrupted trial, enqueued by another worker
