@@ -125,8 +125,9 @@ class AdmissionMixin:
         repeat = self._repeat_of(trial, cfg)
         if repeat is not None:
             # a linear probe is a function of its configuration and the folds: running it again
-            # gives the same score, so it is not run and not counted against the trial budget
-            why = f"not run: a repeat of trial {repeat} (same configuration, same score)"
+            # gives the same score (or the same failure), so it is not run and not counted
+            # against the trial budget
+            why = f"not run: a repeat of trial {repeat} (same configuration, same outcome)"
             trial.set_user_attr(ATTR.NOT_STARTED, why)
             trial.set_user_attr(ATTR.REPEAT_OF, repeat)
             self._repeats_in_a_row += 1
