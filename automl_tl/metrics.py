@@ -14,9 +14,14 @@ def _macro_f1(y_true, y_pred):
 
 
 def _accuracy(y_true, y_pred):
-    from sklearn.metrics import accuracy_score
+    """scikit-learn's ``accuracy_score`` without its input checks (1.4 ms a call: the search
+    scores every epoch of every head, a thousand calls in a small search); the same value."""
+    import numpy as np
 
-    return accuracy_score(y_true, y_pred)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"accuracy of {y_pred.shape} predictions against {y_true.shape} labels")
+    return float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
 
 
 def _balanced(y_true, y_pred):

@@ -78,7 +78,7 @@ def test_a_hidden_layer_head_learns_on_sparse_tfidf_features(tmp_path):
 
     import pandas as pd
 
-    from automl_tl.heads import build_head, fit_head, is_sparse, probs
+    from automl_tl.heads import build_head, fit_head, is_sparse
     from automl_tl_text._tfidf import fit_tfidf, featurize
 
     from automl_tl.testing import missing
@@ -103,7 +103,7 @@ def test_a_hidden_layer_head_learns_on_sparse_tfidf_features(tmp_path):
     head = build_head(x.shape[1], 2, 256, 0.3, x_train=x[tr])
     assert "feature_norm" not in [layer.name for layer in head.layers]
     best, _ = fit_head(head, x[tr], y[tr], epochs=30, lr=1e-3, class_weight=None,
-                       score_fn=lambda m: float((probs(m, x[va]).argmax(1) == y[va]).mean()))
+                       val=(x[va], lambda proba: float((proba.argmax(1) == y[va]).mean())))
     assert best >= 0.8, best
     dense = build_head(8, 2, 0, 0.0, x_train=np.random.default_rng(0).normal(5.0, 2.0, size=(40, 8)))
     assert "feature_norm" in [layer.name for layer in dense.layers]
