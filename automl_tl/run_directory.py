@@ -36,6 +36,7 @@ def check_run_dir(run_dir: Path, *, create: bool = True) -> None:
             raise ConfigError(f"--run-dir {run_dir} is not empty ({shown}) and is not an automl-tl run: "
                               f"give a new or empty folder (nothing of yours is overwritten)")
     if not create:
+        _check_writable(run_dir)
         return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -46,6 +47,23 @@ def check_run_dir(run_dir: Path, *, create: bool = True) -> None:
 
         if not (run_dir / RUN_MARKER).exists():
             (run_dir / RUN_MARKER).write_text("an automl-tl run directory (automl-tl fit writes and resumes it)\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write to the run directory {run_dir} ({exc.strerror or exc}); "
+                          f"give a --run-dir you can write to") from exc
+
+
+def _check_writable(run_dir: Path) -> None:
+    """Whether ``run_dir`` can be made and written to, leaving nothing behind: a file is made and
+    removed in it, or in the nearest folder above it that exists (asked of the file system:
+    permission bits do not tell a read-only mount or /proc). No folder is made: another worker
+    may be making the same one."""
+    import tempfile
+
+    folder = next(p for p in [run_dir, *run_dir.parents] if p.exists())
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".automl-tl-write-test-", dir=folder)  # a new name: no file replaced
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise ConfigError(f"cannot write to the run directory {run_dir} ({exc.strerror or exc}); "
                           f"give a --run-dir you can write to") from exc

@@ -280,9 +280,14 @@ def test_views_get_the_users_umask(tmp_path):
     assert (tmp_path / "v.json").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
-def test_run_dir_under_proc_is_exit_2(image_folder, capsys):
+def test_run_dir_under_proc_is_exit_2(image_folder, capsys, monkeypatch):
+    import automl_tl.probe
     from automl_tl.cli import main
 
+    def probe(*a, **k):
+        raise AssertionError("the probe ran before the run directory was refused")
+
+    monkeypatch.setattr(automl_tl.probe, "probe_candidates", probe)  # refused first: no minutes of probing
     rc = main(["fit", str(image_folder), "--trials", "1", "--run-dir", "/proc/automl-tl-cannot-be-here", "--quiet"])
     assert rc == 2 and "cannot write to the run directory" in capsys.readouterr().err
 
