@@ -3,8 +3,6 @@ written, a real fit runs, the report is written, and the `predict` line it sugge
 
 import json
 import shlex
-import subprocess
-import sys
 
 import pytest
 
@@ -12,20 +10,21 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_fits_reports_and_its_predict_line_works(tmp_path, capsys):
+    """Both commands run in this process (the entry point a fresh interpreter runs is proved by
+    the other command-line tests: kill points, workers, predict in a fresh process)."""
+    from automl_tl.cli import main
+
     data, run = tmp_path / "fashion", tmp_path / "run"
-    cli = [sys.executable, "-m", "automl_tl.cli"]
-    out = subprocess.run([*cli, "demo", "--out", str(data), "--per-class", "6", "--trials", "2", "--run-dir", str(run)],
-                         capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "Traceback" not in out.stderr
+    capsys.readouterr()
+    code = main(["demo", "--out", str(data), "--per-class", "6", "--trials", "2", "--run-dir", str(run)])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-2000:]
+    assert "Traceback" not in out.err
     report = json.loads((run / "report.json").read_text())
     assert (run / "report.html").exists() and report["finished"] and report["counts"]["complete"] >= 1
-    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("try: automl-tl predict "))
+    line = next(ln for ln in out.out.splitlines() if ln.startswith("try: automl-tl predict "))
     args = shlex.split(line.removeprefix("try: automl-tl "))
-    from automl_tl.cli import main  # the line as the command line reads it, in this process
-
-    capsys.readouterr()
-    code = main([*args, "--json"])
+    code = main([*args, "--json"])  # the line as the command line reads it
     said = capsys.readouterr()
     assert code == 0, said.err[-2000:]
     got = json.loads(said.out.strip().splitlines()[-1])
