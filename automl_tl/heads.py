@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import keras
 import numpy as np
@@ -69,9 +70,10 @@ def fit_head(head, x, y, *, epochs, lr, class_weight, val=None, history=None, pa
     """
     history = history if history is not None else []
     if keras.backend.backend() == "tensorflow":
-        return _trainer_for(head, dropout=_dropout(head), batch_size=batch_size).fit(
-            head, x, y, epochs=epochs, lr=lr, class_weight=class_weight, val=val, history=history,
-            patience=patience, seed=seed, budget=budget)
+        with _TRAINER_LOCK:  # one trainer, one fit at a time: two threads' fits would mix their heads
+            return _trainer_for(head, dropout=_dropout(head), batch_size=batch_size).fit(
+                head, x, y, epochs=epochs, lr=lr, class_weight=class_weight, val=val, history=history,
+                patience=patience, seed=seed, budget=budget)
     head.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
     weights = dict(class_weight) if class_weight else None
     if val is None:
@@ -92,6 +94,7 @@ def _dropout(head) -> float:
 
 #: the trainer of the last head shape (one: a wide TF-IDF head's copy and its optimizer are large)
 _TRAINER: dict = {}
+_TRAINER_LOCK = threading.Lock()
 
 
 def _trainer_for(head, *, dropout: float, batch_size: int) -> _Trainer:
@@ -157,7 +160,9 @@ class _Trainer:
 
         def inputs(a):  # standardised once here, as the head's first layer would each batch
             a = tf.constant(np.asarray(a, dtype=np.float32))
-            return head.layers[0](a) if isinstance(head.layers[0], keras.layers.Normalization) else a
+            if isinstance(head.layers[0], keras.layers.Normalization):
+                a = tf.cast(head.layers[0](a), tf.float32)  # the trainer's inputs are float32 whatever the policy
+            return a
 
         for mine, its in zip(self.model.variables, head.variables):
             mine.assign(its)
