@@ -35,7 +35,11 @@ def _session_home():
 
 
 #: modules whose tests share one outside resource and must not run beside each other under
-#: pytest-xdist: the PostgreSQL server (test_faults_database restarts it under the others' feet)
+#: pytest-xdist: the PostgreSQL server (test_faults_database restarts it under the others' feet).
+#: Each test of them holds the resource's lock (:func:`_alone_when_asked`). (Group marks with
+#: ``--dist loadgroup`` did this before: on pytest 9.2 xdist 3.8's group suffix no longer reaches
+#: the node id, ``Node.nodeid`` being read from ``_id``, and every test became a scope of its own:
+#: module fixtures built on both workers, and the two modules run at once.)
 _SHARED_RESOURCE = {"test_workers": "postgres", "test_faults_database": "postgres"}
 
 
@@ -44,39 +48,30 @@ _SLOW_WEIGHT = 20
 
 
 def pytest_configure(config):
-    """xdist hands its groups out largest first, by their number of tests (``--loadscope-reorder``,
-    on by default): the few long groups (PostgreSQL, the kill loop, the exports) went last, and one
-    worker ran them alone at the end. Off: the groups go in the order set below."""
+    """xdist hands its scopes (modules) out largest first, by their number of tests
+    (``--loadscope-reorder``, on by default): the few long modules (PostgreSQL, the kill loop, the
+    exports) went last, and one worker ran them alone at the end. Off: the modules go in the
+    order set below."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n 2 --dist loadgroup`` (the README's command): each module runs whole on
-    one worker, so its module-scoped fixtures (a fitted run, a started server) are built once, as
-    with ``--dist loadfile``; the modules that share a server share a worker too. Without xdist the
-    marks do nothing. (xdist reads the group marks in its own collection hook, after this one.)
+    """Under ``pytest -n 2 --dist loadfile`` (the README's command) each module runs whole on
+    one worker, so its module-scoped fixtures (a fitted run, a started server) are built once.
 
-    The groups are ordered longest first (each ``slow`` test counted as ``_SLOW_WEIGHT`` quick
+    The modules are ordered longest first (each ``slow`` test counted as ``_SLOW_WEIGHT`` quick
     ones), so that the last ones handed out are short and both workers end together; within a
-    group the order is the collection's. Every worker computes the same order."""
+    module the order is the collection's. Every worker computes the same order."""
     weight: dict[str, int] = {}
-    group_of = {}
     for item in items:
-        mark = item.get_closest_marker("xdist_group")
-        if mark is None:
-            name = item.module.__name__.rsplit(".", 1)[-1]
-            group = _SHARED_RESOURCE.get(name, item.module.__name__)
-            item.add_marker(pytest.mark.xdist_group(group))
-        else:
-            group = mark.args[0] if mark.args else mark.kwargs.get("name")
-        group_of[item] = group
-        weight[group] = weight.get(group, 0) + (_SLOW_WEIGHT if item.get_closest_marker("slow") else 1)
+        name = item.module.__name__
+        weight[name] = weight.get(name, 0) + (_SLOW_WEIGHT if item.get_closest_marker("slow") else 1)
     first = {}
     for i, item in enumerate(items):
-        first.setdefault(group_of[item], i)
-    items.sort(key=lambda it: (-weight[group_of[it]], first[group_of[it]]))
+        first.setdefault(item.module.__name__, i)
+    items.sort(key=lambda it: (-weight[it.module.__name__], first[it.module.__name__]))
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +80,9 @@ def _alone_when_asked(request):
     budget held on a machine it loads itself) runs while the other workers wait between their
     tests. A turnstile lock keeps the others from starting new tests while it waits, then an
     exclusive lock waits for the tests they are running; every other test holds the second lock
-    shared. Without xdist nothing is locked. (pytest-xdist has no such mark of its own.)"""
+    shared. A test of a module in ``_SHARED_RESOURCE`` also holds that resource's lock, taken
+    after the others (one order: no deadlock). Without xdist nothing is locked. (pytest-xdist
+    has no such mark of its own.)"""
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run is None:
         yield
@@ -99,8 +96,12 @@ def _alone_when_asked(request):
         if not alone:
             fcntl.flock(turnstile, fcntl.LOCK_UN)
         fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        resource = _SHARED_RESOURCE.get(request.module.__name__.rsplit(".", 1)[-1])
         try:
-            yield
+            with open(f"{base}.{resource or 'none'}", "a") as held:
+                if resource:
+                    fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+                yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
             if alone:
