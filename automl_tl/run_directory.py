@@ -40,16 +40,21 @@ def check_run_dir(run_dir: Path, *, create: bool = True) -> None:
         return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-        from automl_tl.schema import RUN_MARKER
+    except OSError as exc:
+        raise _unwritable(run_dir, exc) from exc
+    _check_writable(run_dir)
+    from automl_tl.schema import RUN_MARKER
 
+    try:
         if not (run_dir / RUN_MARKER).exists():
             (run_dir / RUN_MARKER).write_text("an automl-tl run directory (automl-tl fit writes and resumes it)\n")
     except OSError as exc:
-        raise ConfigError(f"cannot write to the run directory {run_dir} ({exc.strerror or exc}); "
-                          f"give a --run-dir you can write to") from exc
+        raise _unwritable(run_dir, exc) from exc
+
+
+def _unwritable(run_dir: Path, exc: OSError) -> ConfigError:
+    return ConfigError(f"cannot write to the run directory {run_dir} ({exc.strerror or exc}); "
+                       f"give a --run-dir you can write to")
 
 
 def _check_writable(run_dir: Path) -> None:
@@ -65,8 +70,7 @@ def _check_writable(run_dir: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise ConfigError(f"cannot write to the run directory {run_dir} ({exc.strerror or exc}); "
-                          f"give a --run-dir you can write to") from exc
+        raise _unwritable(run_dir, exc) from exc
 
 
 def check_resume(run_dir: Path, task: dict) -> None:

@@ -87,6 +87,7 @@ def _alone_when_asked(request):
     if run is None:
         yield
         return
+    import contextlib
     import fcntl
 
     base = os.path.join(tempfile.gettempdir(), f"automl-tl-tests-{run}")
@@ -98,7 +99,7 @@ def _alone_when_asked(request):
         fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         resource = _SHARED_RESOURCE.get(request.module.__name__.rsplit(".", 1)[-1])
         try:
-            with open(f"{base}.{resource or 'none'}", "a") as held:
+            with open(f"{base}.{resource}", "a") if resource else contextlib.nullcontext() as held:
                 if resource:
                     fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
                 yield
