@@ -60,6 +60,38 @@ def test_the_profile_sends_28px_images_as_uint8(pm, items, mobilenet):
     np.testing.assert_array_equal(batch.astype(np.float32), old)
 
 
+def test_the_profile_builds_its_statistics_model_once_per_frozen_backbone(pm, items, mobilenet):
+    """A second profile on the same frozen backbone (another fit in the process) reuses its
+    statistics model and compiled step, with the numbers a new build gives."""
+    import gc
+    import weakref
+
+    from automl_tl.forward import clear_built, frozen_backbone
+    from automl_tl_vision import _modality
+
+    spec, weights = mobilenet
+    modality = pm.modalities.get("image")
+    stats = modality.describe(items)
+    first = modality.analyse(items, stats, spec, weights)
+    model = frozen_backbone(spec, weights, first["input_config"])
+    _, probe = _modality._bn_probe(model)
+    step = probe.predict_function
+    assert step is not None  # compiled by the first profile
+    again = modality.analyse(items, stats, spec, weights)
+    assert _modality._bn_probe(model)[1] is probe and probe.predict_function is step
+    assert again == first
+    # a new frozen backbone: a statistics model of its own, the same numbers; the old one goes with
+    # its backbone (nothing but the backbone keeps it)
+    gone = weakref.ref(model)
+    del model, probe, step
+    clear_built()
+    gc.collect()
+    assert gone() is None
+    fresh = modality.analyse(items, stats, spec, weights)
+    assert frozen_backbone(spec, weights, first["input_config"]) in _modality._PROBES
+    assert fresh["similarity"] == pytest.approx(first["similarity"], rel=1e-6)
+
+
 def test_features_stay_close_to_the_host_resize(items, mobilenet):
     """Upsampling 28 -> 96 px in the model (float, TensorFlow's bilinear) against PIL's on the
     host (rounded to uint8): not bit-identical. Measured on 48 Fashion-MNIST images, ImageNet
