@@ -63,15 +63,22 @@ def pytest_collection_modifyitems(config, items):
 
     The modules are ordered longest first (each ``slow`` test counted as ``_SLOW_WEIGHT`` quick
     ones), so that the last ones handed out are short and both workers end together; within a
-    module the order is the collection's. Every worker computes the same order."""
+    module the order is the collection's. A module with an ``alone`` test goes last, that test last in it: it
+    waits for the test running beside it to end, then runs with the other worker held, and at the
+    end that wait is a short test's and the other worker has little left to hold (in the middle
+    of the run both had cost about the test's length). Every worker computes the same order."""
     weight: dict[str, int] = {}
+    alone: set[str] = set()
     for item in items:
         name = item.module.__name__
         weight[name] = weight.get(name, 0) + (_SLOW_WEIGHT if item.get_closest_marker("slow") else 1)
+        if item.get_closest_marker("alone"):
+            alone.add(name)
     first = {}
     for i, item in enumerate(items):
         first.setdefault(item.module.__name__, i)
-    items.sort(key=lambda it: (-weight[it.module.__name__], first[it.module.__name__]))
+    items.sort(key=lambda it: (it.module.__name__ in alone, -weight[it.module.__name__], first[it.module.__name__],
+                               it.get_closest_marker("alone") is not None))
 
 
 @pytest.fixture(autouse=True)
