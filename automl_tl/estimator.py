@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 import os
 import time
@@ -58,6 +59,25 @@ def _quiet_tensorflow(method):
             logger.setLevel(before)
 
     return quiet
+
+
+def _predictor(est):
+    """``est.predictor_``: after a fit, read from the run folder (its current model, as
+    ``automl-tl predict`` reads it) at its first use; a fit that ends there, as ``automl-tl fit``
+    does, does not read back the model it has just written (seconds, and the model's memory, for
+    a large backbone). AttributeError before a fit or a load (``hasattr`` is False)."""
+    if "_predictor" not in est.__dict__:
+        run = est.__dict__.get("_predictor_run")
+        if run is None:
+            raise AttributeError("predictor_: this AutoTransfer is not fitted")
+        from automl_tl.artifacts import load_predictor
+
+        est.__dict__["_predictor"] = load_predictor(run, plugin_manager=est._pm())
+    return est.__dict__["_predictor"]
+
+
+def _set_predictor(est, predictor) -> None:
+    est.__dict__["_predictor"] = predictor
 
 
 class AutoTransfer:
@@ -192,7 +212,7 @@ class AutoTransfer:
         """``started``: when the time budget's clock started (``time.monotonic()``); by default
         now. The command line passes its process's start, so a slow start-up (imports on a loaded
         machine) is inside ``--time-budget``, and ``fit_seconds_`` is the wall time since then."""
-        from automl_tl.artifacts import atomic_write_json, load_predictor
+        from automl_tl.artifacts import atomic_write_json, model_folder
         from automl_tl.pruners import make_pruner
         from automl_tl.search import Search
         from automl_tl.knowledge import task_meta
@@ -237,9 +257,11 @@ class AutoTransfer:
                 self._write_report(run_dir)  # explains every failure
             raise _no_model(search, run_dir)
         remember(meta, search, rec, data, seconds=self.fit_seconds_, selection=self.selection_)
-        self.predictor_ = load_predictor(run_dir, plugin_manager=self._pm())
-        self.best_config_ = dict(self.predictor_.config["params"])
-        self.best_score_ = float(self.predictor_.config["score"])
+        delivered = json.loads((model_folder(run_dir) / "config.json").read_text(encoding="utf-8"))
+        self.best_config_ = dict(delivered["params"])
+        self.best_score_ = float(delivered["score"])
+        self.__dict__.pop("_predictor", None)  # read from the run folder at its first use
+        self._predictor_run = run_dir
         if self.report:
             self._write_report(run_dir)
         self.fit_seconds_ = time.monotonic() - t_start  # wall time, the report included
@@ -249,7 +271,7 @@ class AutoTransfer:
         return self
 
     def _searched(self, search, prep: _Prepared, run_dir: Path, *, search_seconds: float, t_start: float) -> None:
-        """What the search learned, as the fitted attributes (the model is loaded after)."""
+        """What the search learned, as the fitted attributes (the model is read at its first use)."""
         self.run_dir_ = run_dir
         self.study_ = search.study
         self.profile_ = prep.profile
@@ -286,8 +308,12 @@ class AutoTransfer:
             log.warning("the report could not be written: %s: %s", type(exc).__name__, exc)
 
     # ------------------------------------------------------------------ predict
+    predictor_ = property(_predictor, _set_predictor, doc="""The delivered model and what turns raw
+        inputs into its inputs (:class:`~automl_tl.artifacts.Predictor`); after :meth:`fit`, read
+        from the run folder at its first use (:func:`_predictor`).""")
+
     def _check_fitted(self):
-        if not hasattr(self, "predictor_"):
+        if "_predictor" not in self.__dict__ and "_predictor_run" not in self.__dict__:
             raise NotFittedError("this AutoTransfer is not fitted yet: call fit() or AutoTransfer.load()")
 
     def _inputs(self, X) -> list:
@@ -338,7 +364,7 @@ class AutoTransfer:
         """Copy the deliverable (model.keras, config.json, labels.json, assets/, an ensemble's
         members/) to ``path``."""
         self._check_fitted()
-        return copy_deliverable(Path(self.predictor_.run_dir), Path(path))
+        return copy_deliverable(Path(self.run_dir_), Path(path))
 
     @classmethod
     def load(cls, path, **params) -> "AutoTransfer":

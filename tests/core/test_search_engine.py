@@ -251,6 +251,18 @@ def test_save_never_destroys_a_run_and_refuses_foreign_folders(fitted, tmp_path)
     assert AutoTransfer.load(saved).best_score_ == est.best_score_
 
 
+def test_fit_reads_its_model_back_only_when_used(tmp_path, image_folder):
+    """fit ends without loading the model it wrote (``automl-tl fit`` never uses it); the first
+    prediction reads it from the run folder, the one whose configuration fit reported."""
+    est = _fit(image_folder, tmp_path / "run", backbones=["pixels"], trials=1)
+    assert "_predictor" not in est.__dict__
+    items = sorted(str(p) for p in image_folder.glob("*/*.png"))[:3]
+    assert len(est.predict(items)) == 3 and "_predictor" in est.__dict__
+    assert est.predictor_.config["params"] == est.best_config_
+    assert est.predictor_.config["score"] == est.best_score_
+    assert not hasattr(AutoTransfer(), "predictor_")
+
+
 def test_resume_refuses_a_different_task_and_bad_settings(fitted):
     folder, est = fitted
     from automl_tl.errors import ConfigError
