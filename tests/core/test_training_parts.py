@@ -188,3 +188,28 @@ def test_weights_loaded_once_are_assigned_to_later_builds_and_never_changed_by_t
     assert reads == []
     for v, f in zip(again.weights, fresh):
         np.testing.assert_array_equal(v.numpy(), f)
+
+
+def test_classifiers_on_one_frozen_build_save_and_load_as_fresh_builds_do(pm, tmp_path):
+    """Two classifiers of one frozen configuration (a run's model saved during the search, then
+    after the refit) wrap one build; each saved file loads alone and gives what a classifier on
+    a fresh build of that configuration gives."""
+    from automl_tl.training import assemble, build_at, classifier
+
+    spec = pm.backbones.get("mobilenetv2")
+    weights = spec.resolve_weights()
+    cfg = {"image_size": 64}
+    x = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    heads = [keras.Sequential([keras.layers.Dense(3, activation="softmax", name=f"head{k}")]) for k in range(2)]
+    first, second = (classifier(spec, weights, cfg, {}, h) for h in heads)
+    shared = {id(l) for l in first.layers} & {id(l) for l in second.layers}
+    assert len(shared) == 1 and first.layers[1] is second.layers[1]  # the backbone, built once
+    for k, model in enumerate((first, second)):
+        model.save(tmp_path / f"m{k}.keras")
+        loaded = keras.saving.load_model(tmp_path / f"m{k}.keras", compile=False)
+        fresh = assemble(build_at(spec, weights, cfg, {}, "float32"), heads[k])
+        np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(x)), np.asarray(fresh.predict_on_batch(x)),
+                                   atol=1e-5)
+    # another configuration: a build of its own
+    other = classifier(spec, weights, {"image_size": 96}, {}, heads[0])
+    assert other.layers[1] is not first.layers[1]
