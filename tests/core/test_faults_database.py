@@ -112,6 +112,12 @@ def _counted(trials):
             and t.number not in retried]
 
 
+def _ran(t) -> bool:
+    """A counted trial that ran: to its end, or stopped by the pruner after reporting (which
+    trials had reported by then is the machine's timing: a PRUNED one seen in 1 of 3 CI runs)."""
+    return t.state.name == "COMPLETE" or (t.state.name == "PRUNED" and bool(t.intermediate_values))
+
+
 def test_a_database_restart_under_two_workers_loses_nothing(tmp_path, database):
     url, folder = database
     data, budget = _texts(tmp_path / "texts.csv", vocabulary=24), 6  # few features: quick hidden heads
@@ -129,7 +135,7 @@ def test_a_database_restart_under_two_workers_loses_nothing(tmp_path, database):
     trials = _trials(url)
     assert not [t.number for t in trials if t.state.name == "RUNNING"]
     counted = _counted(trials)
-    assert len(counted) == budget and all(t.state.name == "COMPLETE" for t in counted), \
+    assert len(counted) == budget and all(_ran(t) for t in counted), \
         [(t.number, t.state.name, t.user_attrs.get(ATTR.FAIL_REASON)) for t in trials]
     # nothing finished before the restart was lost
     assert {n: v for n, v in ((t.number, t.value) for t in trials) if n in before} == before
@@ -177,5 +183,5 @@ def test_a_database_that_stays_away_is_exit_2_naming_host_and_port_then_the_same
     assert {t.number: t.value for t in trials if t.number in kept} == kept
     assert not [t.number for t in trials if t.state.name == "RUNNING"]
     counted = _counted(trials)
-    assert len(counted) == budget and all(t.state.name == "COMPLETE" for t in counted), \
+    assert len(counted) == budget and all(_ran(t) for t in counted), \
         [(t.number, t.state.name, t.user_attrs.get(ATTR.FAIL_REASON)) for t in trials]
