@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["CompiledForward", "compiled_forward", "in_flight", "to_numpy", "frozen_readouts", "frozen_backbone",
-           "Readouts", "clear_built", "IN_FLIGHT", "MAX_BUILT", "TF_JIT_COMPILE",
+           "Readouts", "clear_built", "kept_build", "IN_FLIGHT", "MAX_BUILT", "TF_JIT_COMPILE",
            "TORCH_FORWARD"]
 
 #: results kept waiting as device arrays while the next batches are dispatched. Two keep a GPU busy
@@ -205,6 +205,18 @@ def clear_built() -> None:
     """Forget every frozen backbone built so far (their memory is freed once nothing else holds them)."""
     with _LOCK:
         _BUILT.entries.clear()
+        _KEPT.entries.clear()
+
+
+#: the last build :func:`kept_build` made (one: the memory of one backbone)
+_KEPT = _Built(1)
+
+
+def kept_build(spec, weights, input_config: Mapping, options: Mapping, precision: str, make: Callable[[], Any]):
+    """``make()``, a build of ``spec`` with ``options`` at ``precision``, kept (the last one) for
+    the next call with the same configuration: the frozen backbone a deliverable wraps
+    (:func:`automl_tl.training.classifier`)."""
+    return _KEPT.get(_key(spec, weights, input_config, [options]) + (precision,), lambda: (spec, make()))[1]
 
 
 def _key(spec, weights, input_config: Mapping, option_sets: Sequence[Mapping]) -> tuple:

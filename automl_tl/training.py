@@ -5,7 +5,6 @@ hand each configuration to the strategy it names."""
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Collection, Mapping
@@ -252,24 +251,18 @@ def classifier(spec, weights, input_config, options, head, backbone=None, *, pre
         return head
     if backbone is not None:
         return assemble(backbone, head)
-    key = (spec, spec.name, weights.fingerprint if weights is not None else "random",
-           json.dumps(dict(input_config), sort_keys=True, default=str),
-           json.dumps(dict(options), sort_keys=True, default=str), keras.backend.backend(), precision)
-    with _FROZEN_LOCK:
-        if _FROZEN.get("key") != key:
-            _FROZEN.clear()  # the last one freed before the next is built
-            _FROZEN.update(key=key, model=build_at(spec, weights, input_config, options, precision))
-        return assemble(_FROZEN["model"], head)
+    from automl_tl.forward import kept_build
+
+    # A run saves its best model during the search and again after its refit, each time on the
+    # pretrained weights of one frozen build: built once (about 1 s of MobileNetV2's on 2 cores),
+    # each classifier a model of its own around it (a Keras layer may be called by several models;
+    # a saved model holds its own call only). The lock: one classifier assembled on it at a time.
+    with _ASSEMBLE_LOCK:
+        return assemble(kept_build(spec, weights, input_config, options, precision,
+                                   lambda: build_at(spec, weights, input_config, options, precision)), head)
 
 
-#: the frozen build the last classifier wrapped: ``key`` (the spec itself first: its id is not
-#: reused while it is held) and ``model``. A run saves its best model during the search and again
-#: after its refit, each time on the pretrained weights of one frozen build: built once (about 1 s
-#: of MobileNetV2's on 2 cores), each classifier a model of its own around it (a Keras layer may be
-#: called by several models; a saved model holds its own call only). One kept: the memory of one
-#: backbone. The lock: one classifier assembled on it at a time.
-_FROZEN: dict = {}
-_FROZEN_LOCK = threading.Lock()
+_ASSEMBLE_LOCK = threading.Lock()
 
 
 def build_at(spec, weights, input_config, options: Mapping[str, Any], precision: str):
