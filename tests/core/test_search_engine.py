@@ -254,8 +254,11 @@ def test_save_never_destroys_a_run_and_refuses_foreign_folders(fitted, tmp_path)
 def test_fit_reads_its_model_back_only_when_used(tmp_path, image_folder):
     """fit ends without loading the model it wrote (``automl-tl fit`` never uses it); the first
     prediction reads it from the run folder, the one whose configuration fit reported."""
+    import gc
+
     est = _fit(image_folder, tmp_path / "run", backbones=["pixels"], trials=1)
     assert "_predictor" not in est.__dict__
+    assert gc.get_freeze_count() == 0  # the search's frozen heap is unfrozen
     items = sorted(str(p) for p in image_folder.glob("*/*.png"))[:3]
     assert len(est.predict(items)) == 3 and "_predictor" in est.__dict__
     assert est.predictor_.config["params"] == est.best_config_
@@ -443,3 +446,33 @@ def test_evaluate_on_new_labelled_images_gives_every_measure_with_intervals(fitt
     assert main(["evaluate", str(est.run_dir_), str(new), "--out", str(foreign)]) == 2
     assert (foreign / "evaluation.json").read_text() == '{"mine": true}'
     assert "did not write" in capsys.readouterr().err
+
+
+def test_the_search_collects_only_what_it_allocated_and_leaves_the_heap_as_it_was():
+    """The per-trial collections skip the objects alive when the search started (frozen for its
+    length, after one full collection), still free a trial's cycles, and the heap is unfrozen after."""
+    import gc
+    import weakref
+
+    from automl_tl.search.loop import _frozen_heap
+
+    class Node:
+        pass
+
+    def cycle():
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        return weakref.ref(a)
+
+    before = cycle()  # garbage from before the search: freed by its first, full collection
+    assert gc.get_freeze_count() == 0
+    with _frozen_heap():
+        assert before() is None and gc.get_freeze_count() > 0
+        during = cycle()
+        gc.collect()  # what Optuna runs after a trial
+        assert during() is None
+        frozen = gc.get_freeze_count()
+        with _frozen_heap():  # a second search in this process leaves it as it is
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
