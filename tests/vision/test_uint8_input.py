@@ -80,6 +80,15 @@ def test_the_profile_builds_its_statistics_model_once_per_frozen_backbone(pm, it
     again = modality.analyse(items, stats, spec, weights)
     assert _modality._bn_probe(model)[1] is probe and probe.predict_function is step
     assert again == first
+    # another number of images is traced no further (the last batch padded to the one shape), and
+    # the padding's rows are dropped: 21 images and the same 21 twice over give the same numbers
+    traced = step.experimental_get_tracing_count()
+    batch = spec.make_adapter(first["input_config"])(items[:21])
+    once = _modality.bn_shift_similarity(model, batch)
+    twice = _modality.bn_shift_similarity(model, np.concatenate([batch, batch]))
+    assert step.experimental_get_tracing_count() == traced
+    assert once[0] == pytest.approx(twice[0], rel=1e-9)
+    assert once[1]["divergence"] == pytest.approx(twice[1]["divergence"], rel=1e-9)
     # a new frozen backbone: a statistics model of its own, the same numbers; the old one goes with
     # its backbone (nothing but the backbone keeps it)
     gone = weakref.ref(model)
