@@ -41,9 +41,9 @@ def _frozen_heap():
     what the search allocates.
 
     A full collection walks every object alive, most of them the modules TensorFlow or JAX keep
-    (0.2 s a trial after the imports, and 0.5-3 s in a process that has run other work: a
-    notebook, a script over several datasets, the test suite; 110 s of the test suite's 1 260
-    CPU-seconds, py-spy). Here the objects alive when the search starts, after one full
+    (0.2 s a trial after the imports; up to 3 s in a process that has traced other trials, as
+    measured for :mod:`automl_tl.trainable_pool`; 110 s of the test suite's 1 260 CPU-seconds,
+    py-spy). Here the objects alive when the search starts, after one full
     collection (so that no garbage is among them), go to the permanent generation for the
     search's length (``gc.freeze``) and back after it (``gc.unfreeze``). One of them that dies in
     a cycle during the search waits for the first collection after it. Python has no other way
