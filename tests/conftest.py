@@ -6,6 +6,7 @@ Hugging Face cache (``~/.cache/huggingface``) and the knowledge base of past sea
 set here, before anything imports Keras or huggingface_hub. Weights come from installed packages.
 """
 
+import json
 import os
 import tempfile
 
@@ -138,3 +139,136 @@ def jax_without_tensorflow(tmp_path):
     (block / "sitecustomize.py").write_text(NO_TENSORFLOW)
     return dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", AUTOML_TL_CACHE_DIR=str(tmp_path / "cache"),
                 PYTHONPATH=os.pathsep.join([str(block), os.environ.get("PYTHONPATH", "")]))
+
+
+#: the parent of the command-line processes of :func:`forked_cli`: it imports what
+#: ``python -m automl_tl.cli`` imports before a command runs (TensorFlow, Keras, the plugins),
+#: then forks one child per request (a line of JSON: argv, environment, working folder, the files
+#: for its stdout and stderr), tells its pid, waits for it and tells its exit status (``-9`` when
+#: it was SIGKILLed). It runs no TensorFlow op itself, so a child starts as a new interpreter is
+#: once its imports are done. Its replies go on a copy of its stdout; anything the imports print
+#: goes to stderr.
+_FORK_PARENT = r"""
+import json
+import os
+import signal
+import sys
+import traceback
+
+replies = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+
+import automl_tl.cli  # noqa: F401 - and through a command's imports, below
+import automl_tl.estimator, automl_tl.search, automl_tl.training, keras  # noqa: F401,E401
+from automl_tl.plugin_manager import PluginManager
+
+PluginManager().backbones  # imports every plugin module, as a command does
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for a child is not the parent's
+
+for line in sys.stdin:
+    req = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            with open(req["out"], "w") as out, open(req["err"], "w") as err:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+            os.chdir(req["cwd"])
+            os.environ.clear()
+            os.environ.update(req["env"])
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, as a new interpreter has it
+            code = automl_tl.cli.main(req["argv"])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    print(json.dumps({"pid": pid}), file=replies, flush=True)
+    print(json.dumps({"status": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}), file=replies, flush=True)
+"""
+
+
+class ForkedCLI:
+    """``automl-tl`` commands, each in a process of its own forked from one that has done the
+    command-line's imports (:data:`_FORK_PARENT`): a command as a new interpreter runs it (its own
+    pid, exit status, stdout and stderr; it can be SIGKILLed or sent Ctrl-C), without TensorFlow's
+    start-up each time (8.5 CPU-seconds on this machine). One command at a time.
+
+    What only a new interpreter proves (what a module reads from the environment when it is
+    imported, the JAX backend, the entry point) is proved by the tests that start one: the worker
+    and database-fault tests, the time budget's, the JAX tests."""
+
+    def __init__(self, tmp):
+        self._tmp, self._parent, self._n = tmp, None, 0
+
+    def _reply(self, timeout):
+        import select
+
+        if not select.select([self._parent.stdout], [], [], timeout)[0]:
+            return None
+        line = self._parent.stdout.readline()
+        assert line, f"the forking process ended (exit {self._parent.poll()})"
+        return json.loads(line)
+
+    def start(self, argv, *, env=None, cwd=None):
+        """Start ``automl-tl ARGV`` (``env``: the whole environment, as subprocess takes it; this
+        process's by default); its pid. :meth:`wait` for it before the next."""
+        import subprocess
+        import sys
+
+        if self._parent is None:
+            self._parent = subprocess.Popen([sys.executable, "-c", _FORK_PARENT], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, text=True)
+        self._n += 1
+        out, err = self._tmp / f"{self._n}.stdout", self._tmp / f"{self._n}.stderr"
+        self._running = (list(map(str, argv)), out, err)
+        req = {"argv": self._running[0], "env": dict(os.environ if env is None else env),
+               "cwd": str(cwd or os.getcwd()), "out": str(out), "err": str(err)}
+        self._parent.stdin.write(json.dumps(req) + "\n")
+        self._parent.stdin.flush()
+        started = self._reply(300)  # the first waits for the parent's imports
+        assert started is not None, "the forking process did not answer in 300 s"
+        self._pid, self._done = started["pid"], None
+        return self._pid
+
+    def poll(self):
+        """The started command's exit status if it has ended, else None (``Popen.poll``)."""
+        if self._done is None:
+            self._done = self._reply(0)
+        return None if self._done is None else self._done["status"]
+
+    def wait(self, timeout=600):
+        """The started command's ``subprocess.CompletedProcess`` (returncode ``-9``: SIGKILLed);
+        one that has not ended in ``timeout`` seconds is killed and fails the test."""
+        import subprocess
+
+        done = self._done or self._reply(timeout)
+        argv, out, err = self._running
+        if done is None:
+            os.kill(self._pid, 9)
+            self._reply(60)
+            pytest.fail(f"automl-tl {' '.join(argv)}: no exit after {timeout} s")
+        return subprocess.CompletedProcess(["automl-tl", *argv], done["status"], out.read_text(), err.read_text())
+
+    def run(self, argv, *, env=None, cwd=None, timeout=600):
+        """``automl-tl ARGV`` to its end: its ``subprocess.CompletedProcess``."""
+        self.start(argv, env=env, cwd=cwd)
+        return self.wait(timeout)
+
+    def close(self):
+        if self._parent is not None:
+            self._parent.stdin.close()
+            self._parent.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def forked_cli(tmp_path_factory):
+    """:class:`ForkedCLI`: command-line processes forked from one that has done the imports."""
+    cli = ForkedCLI(tmp_path_factory.mktemp("forked-cli"))
+    yield cli
+    cli.close()

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 from automl_tl.testing import missing
 
 
 @pytest.mark.slow
-def test_fit_finds_the_speakers_in_the_file_names_and_validates_by_them(tmp_path, digits_module, capsys):
+def test_fit_finds_the_speakers_in_the_file_names_and_validates_by_them(tmp_path, digits_module, capsys,
+                                                                       forked_cli):
     if shutil.which("espeak-ng") is None:
         missing("espeak-ng is not installed (apt-get install espeak-ng)")
     data = tmp_path / "digits"
@@ -21,8 +20,8 @@ def test_fit_finds_the_speakers_in_the_file_names_and_validates_by_them(tmp_path
                                digits=range(4))
     (data / "metadata.csv").unlink()  # nothing names the voices but the file names
     run = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "automl_tl.cli", "fit", str(data), "--trials", "4", "--run-dir", str(run),
-                        "--backbones", "speech-embedding,mfcc"], capture_output=True, text=True, timeout=900)
+    r = forked_cli.run(["fit", str(data), "--trials", "4", "--run-dir", str(run), "--backbones", "speech-embedding,mfcc"],
+                       timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     said = r.stdout + r.stderr
     assert "groups: 3 speakers from the first part of the file names (" in said

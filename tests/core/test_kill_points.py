@@ -9,8 +9,9 @@ interrupted (study and leaderboard), retried once, and the retry ran. The backbo
 what is tested is the run directory, the same for every backbone.
 
 Each killed command runs in a process of its own, forked from one that has done the imports a
-command's process starts with (TensorFlow, Keras, the plugins) and nothing else: a new process that
-SIGKILLs itself, as a new interpreter would, without six TensorFlow start-ups (a ``pixels`` fit:
+command's process starts with (TensorFlow, Keras, the plugins) and nothing else (tests/conftest.py's
+``forked_cli``): a new process that SIGKILLs itself, as a new interpreter would, without six
+TensorFlow start-ups (a ``pixels`` fit:
 about 3 s forked against 10 s and more as a new interpreter on 2 cores). A new interpreter's start
 is proved by the worker tests (``test_workers.py``), the database-fault tests and the time budget's.
 """
@@ -20,7 +21,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 
 import optuna
 import pytest
@@ -40,76 +40,19 @@ def _argv(folder, run, trials, kill=None):
     return argv
 
 
-#: the parent of the killed commands: it imports what ``python -m automl_tl.cli`` imports before a
-#: command runs, then forks one child per request (a line of JSON: argv, environment overrides,
-#: the files for its stdout and stderr), tells its pid, waits for it and tells its exit status
-#: (``-9`` when it was SIGKILLed). It runs no TensorFlow op itself, so its children start as a new
-#: process does after its imports.
-PARENT = r"""
-import json
-import os
-import sys
+@pytest.fixture
+def commands(forked_cli):
+    """``run(argv, env) -> (exit status, stderr)``: the command in a process forked from one that
+    has done a command's imports (tests/conftest.py's ``forked_cli``), ``env`` added to this one's."""
+    def run(argv, env):
+        done = forked_cli.run(argv, env=dict(os.environ, **env))
+        return done.returncode, done.stderr
 
-import automl_tl.cli  # noqa: F401 - and through a command's imports, below
-import automl_tl.estimator, automl_tl.search, automl_tl.training, keras  # noqa: F401,E401
-import automl_tl_vision  # noqa: F401 - the plugin that reads the image folder
-
-for line in sys.stdin:
-    req = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        with open(req["out"], "w") as out, open(req["err"], "w") as err:
-            os.dup2(out.fileno(), 1)
-            os.dup2(err.fileno(), 2)
-        os.environ.update(req["env"])
-        code = 1
-        try:
-            code = automl_tl.cli.main(req["argv"])
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    print(json.dumps({"pid": pid}), flush=True)
-    print(json.dumps({"status": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}), flush=True)
-"""
-
-
-@pytest.fixture(scope="module")
-def commands():
-    """``run(argv, env, tmp) -> (exit status, stderr)``: the command in a forked process (above)."""
-    import select
-
-    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def reply(timeout):
-        if not select.select([parent.stdout], [], [], timeout)[0]:
-            return None
-        line = parent.stdout.readline()
-        assert line, f"the forking process ended (exit {parent.poll()})"
-        return json.loads(line)
-
-    def run(argv, env, tmp):
-        out, err = tmp / "stdout.txt", tmp / "stderr.txt"
-        parent.stdin.write(json.dumps({"argv": argv, "env": env, "out": str(out), "err": str(err)}) + "\n")
-        parent.stdin.flush()
-        started = reply(300)  # the first waits for the parent's imports
-        assert started is not None, "the forking process did not answer in 300 s"
-        pid = started["pid"]
-        done = reply(600)
-        if done is None:  # a hung command: it fails this test, not the run
-            os.kill(pid, 9)
-            reply(60)
-            pytest.fail(f"{argv}: no exit after 600 s")
-        return done["status"], err.read_text()
-
-    yield run
-    parent.stdin.close()
-    parent.wait(timeout=60)
+    return run
 
 
 def _fit(commands, folder, run, cache, trials, kill):
-    return commands(_argv(folder, run, trials, kill), {"AUTOML_TL_CACHE_DIR": str(cache), "AUTOML_TL_TEST_KILL_AT": kill},
-                    run.parent)
+    return commands(_argv(folder, run, trials, kill), {"AUTOML_TL_CACHE_DIR": str(cache), "AUTOML_TL_TEST_KILL_AT": kill})
 
 
 def _complete(run):

@@ -4,8 +4,6 @@ tests/core/test_kill_points.py, its ``trial:2`` point.)"""
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import optuna
@@ -37,23 +35,24 @@ def _running_trial(db):
     return row[0] if row else None
 
 
-def test_ctrl_c_mid_trial_exits_130_with_one_line(tmp_path, image_folder):
+def test_ctrl_c_mid_trial_exits_130_with_one_line(tmp_path, image_folder, forked_cli):
+    """The command runs in a process of its own (tests/conftest.py's ``forked_cli``), with Python's
+    own Ctrl-C handler, as a new interpreter has it."""
     run = tmp_path / "run"
     env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(tmp_path / "cache"))
-    cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(image_folder), "--trials", "3", "--run-dir", str(run),
-           "--backbones", "mobilenetv2", "--strategies", "fine_tune_top", "--patience", "0", "--quiet", "--no-report"]
-    # a shell starts background jobs with SIGINT ignored, and Python keeps it so: undo that for the child
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    argv = ["fit", str(image_folder), "--trials", "3", "--run-dir", str(run), "--backbones", "mobilenetv2",
+            "--strategies", "fine_tune_top", "--patience", "0", "--quiet", "--no-report"]
+    pid = forked_cli.start(argv, env=env)
     deadline, victim = time.time() + 400, None
-    while time.time() < deadline and proc.poll() is None and victim is None:
+    while time.time() < deadline and forked_cli.poll() is None and victim is None:
         victim = _running_trial(run / "study.db")
         time.sleep(0.5)
-    assert proc.poll() is None and victim is not None
+    assert forked_cli.poll() is None and victim is not None
     time.sleep(2)  # inside the trial's training
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err[-2000:]
+    os.kill(pid, signal.SIGINT)
+    done = forked_cli.wait(300)
+    err = done.stderr
+    assert done.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "interrupted" in err
     study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}")
     t = study.trials[victim]

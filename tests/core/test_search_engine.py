@@ -85,15 +85,12 @@ def test_saved_model_predicts_raw_files_like_the_run(fitted):
     assert 0.0 <= loaded.score(items, [r["label"] for r in rows]) <= 1.0
 
 
-def test_cli_predict_in_a_fresh_process(fitted):
-    """model.keras loads in a new interpreter (custom layers registered by the plugin)."""
-    import subprocess
-    import sys
-
+def test_cli_predict_in_a_fresh_process(fitted, forked_cli):
+    """model.keras loads in a process that has only done the command line's imports (custom
+    layers registered by the plugin), not in the one that fitted it."""
     rows = list(csv.DictReader(open(fitted[1].run_dir_ / "val_predictions.csv")))[:3]
     items = [r["item"] for r in rows]
-    out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "predict", str(fitted[1].run_dir_),
-                          *items, "--json"], capture_output=True, text=True, timeout=300)
+    out = forked_cli.run(["predict", str(fitted[1].run_dir_), *items, "--json"], timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     got = [json.loads(line)["label"] for line in out.stdout.strip().splitlines()]
     # the delivered model as the fitting process holds it (val_predictions.csv holds the search's

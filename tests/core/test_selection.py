@@ -271,15 +271,11 @@ def test_no_refit_delivers_the_model_trained_on_the_training_split(tmp_path, ima
     assert json.loads((tmp_path / "run" / "config.json").read_text())["refitted"] is False
 
 
-def test_the_pixel_baseline_is_a_deliverable_model(tmp_path, image_folder):
-    import subprocess
-    import sys
-
+def test_the_pixel_baseline_is_a_deliverable_model(tmp_path, image_folder, forked_cli):
     est = _fit(image_folder, tmp_path, backbones=["pixels"], trials=2, patience=0)
     assert est.delivered_["kind"] == "classical baseline"
     items = sorted(str(p) for p in image_folder.glob("*/*.png"))[:4]
-    out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "predict", str(tmp_path / "run"), *items,
-                          "--json"], capture_output=True, text=True, timeout=300)
+    out = forked_cli.run(["predict", str(tmp_path / "run"), *items, "--json"], timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert [json.loads(line)["label"] for line in out.stdout.strip().splitlines()] == list(est.predict(items))
 
@@ -372,13 +368,10 @@ def test_an_ensemble_takes_a_partner_that_errs_elsewhere_and_refuses_one_that_er
 
 
 def test_a_delivered_ensemble_is_saved_whole_and_predicts_the_average_of_its_members(tmp_path, image_folder,
-                                                                                    monkeypatch):
+                                                                                    monkeypatch, forked_cli):
     """The delivery mechanics, with the ensemble's choice forced (that choice is tested above):
     the other member is trained and saved beside the selected model; `predict`, the estimator and
     a reloaded predictor give the average of the members' probabilities; the record says so."""
-    import subprocess
-    import sys
-
     import automl_tl.search.delivery as search_mod  # where the delivery calls ensemble
     from automl_tl.artifacts import load_predictor
     from automl_tl.evaluation import Ensemble
@@ -412,8 +405,7 @@ def test_a_delivered_ensemble_is_saved_whole_and_predicts_the_average_of_its_mem
     temperature = both.temperature
     np.testing.assert_allclose(both.predict_proba(items), apply_temperature((p_main + p_member) / 2, temperature),
                                atol=1e-6)
-    out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "predict", str(tmp_path / "run"), *items, "--json"],
-                         capture_output=True, text=True, timeout=300)
+    out = forked_cli.run(["predict", str(tmp_path / "run"), *items, "--json"], timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert [json.loads(line)["label"] for line in out.stdout.strip().splitlines()] == list(est.predict(items))
     # a saved copy is the whole ensemble, and predicts alike

@@ -4,8 +4,6 @@ regression head like any backbone, saved with its vocabulary, delivered when it 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 
@@ -30,7 +28,7 @@ def test_vocabulary_round_trips_through_the_saved_assets(rt_texts, tmp_path):
     np.testing.assert_array_equal(again(make_adapter({}, None, str(assets))(texts[:8])), x)
 
 
-def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm, capsys):
+def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm, capsys, forked_cli):
     from automl_tl import AutoTransfer
 
     texts, labels = rt_texts
@@ -48,8 +46,7 @@ def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm,
     import pandas as pd
 
     pd.DataFrame({"blurb": sample, "label": here}).to_csv(tmp_path / "new.csv", index=False)
-    out = subprocess.run([sys.executable, "-m", "automl_tl.cli", "predict", str(tmp_path / "run"), *sample,
-                          str(tmp_path / "new.csv"), "--json"], capture_output=True, text=True, timeout=300)
+    out = forked_cli.run(["predict", str(tmp_path / "run"), *sample, str(tmp_path / "new.csv"), "--json"], timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [json.loads(line) for line in out.stdout.strip().splitlines()]
     assert [r["label"] for r in lines] == here + here
