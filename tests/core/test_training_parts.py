@@ -213,3 +213,30 @@ def test_classifiers_on_one_frozen_build_save_and_load_as_fresh_builds_do(pm, tm
     # another configuration: a build of its own
     other = classifier(spec, weights, {"image_size": 96}, {}, heads[0])
     assert other.layers[1] is not first.layers[1]
+
+
+def test_the_metrics_give_scikit_learns_values():
+    """automl_tl.metrics computes scikit-learn's definitions without its input checks (an
+    evaluation's bootstrap calls each a thousand times): the same values on random labellings,
+    with classes missing from either side, as integers and as strings."""
+    import warnings
+
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    from automl_tl.metrics import METRICS
+
+    reference = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score,
+                 "macro_f1": lambda a, b: f1_score(a, b, average="macro")}
+    rng = np.random.default_rng(0)
+    names = np.array(["cat", "dog", "eel", "fox", "gnu"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns of a class one side lacks
+        for i in range(400):
+            n, k = int(rng.integers(1, 30)), int(rng.integers(1, 5))
+            truth, pred = rng.integers(0, k, n), rng.integers(0, k + 1, n)
+            if i % 2:
+                truth, pred = names[truth], names[pred]
+            for name, ref in reference.items():
+                assert METRICS[name](truth, pred) == pytest.approx(ref(truth, pred), abs=1e-12), (name, truth, pred)
+    with pytest.raises(ValueError):
+        METRICS["macro_f1"]([0, 1], [0])
