@@ -43,16 +43,25 @@ def _frozen_heap():
     A full collection walks every object alive, most of them the modules TensorFlow or JAX keep
     (0.2 s a trial after the imports; up to 3 s in a process that has traced other trials, as
     measured for :mod:`automl_tl.trainable_pool`; 110 s of the test suite's 1 260 CPU-seconds,
-    py-spy). Here the objects alive when the search starts, after one full
-    collection (so that no garbage is among them), go to the permanent generation for the
+    py-spy). Here the objects alive when the search starts go to the permanent generation for the
     search's length (``gc.freeze``) and back after it (``gc.unfreeze``). One of them that dies in
     a cycle during the search waits for the first collection after it. Python has no other way
     to skip them: ``gc.collect(1)`` leaves a trial's cycles that were promoted meanwhile.
-    Left as it is where the heap is frozen already (another search in a thread of this process)."""
+
+    Before the freeze, the garbage is collected, so that little of it is kept: the young
+    generations only on a CPU, a full collection on an accelerator. A full collection walks the
+    whole heap again (0.5-1.5 s a search in a process that has run others: a notebook; 86 of the
+    test suite's 1 270 CPU-seconds, py-spy), to find what an earlier fit left in cycles; on a CPU
+    that is host memory, which the first full collection after the search frees; on an
+    accelerator it holds device memory, which Python's collection thresholds never see, and
+    the search needs it. Left as it is where the heap is frozen already (another search in a
+    thread of this process)."""
     if gc.get_freeze_count():
         yield
         return
-    gc.collect()
+    from automl_tl.accelerator import device
+
+    gc.collect() if device().accelerator else gc.collect(1)
     gc.freeze()
     try:
         yield

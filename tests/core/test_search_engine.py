@@ -445,12 +445,15 @@ def test_evaluate_on_new_labelled_images_gives_every_measure_with_intervals(fitt
     assert "did not write" in capsys.readouterr().err
 
 
-def test_the_search_collects_only_what_it_allocated_and_leaves_the_heap_as_it_was():
+def test_the_search_collects_only_what_it_allocated_and_leaves_the_heap_as_it_was(monkeypatch):
     """The per-trial collections skip the objects alive when the search started (frozen for its
-    length, after one full collection), still free a trial's cycles, and the heap is unfrozen after."""
+    length), still free a trial's cycles, and the heap is unfrozen after. Before the freeze, young
+    garbage is freed; an earlier fit's old garbage too on an accelerator (device memory), and on a
+    CPU by the first full collection after the search (host memory: no full walk of the heap)."""
     import gc
     import weakref
 
+    import automl_tl.accelerator as accelerator
     from automl_tl.search.loop import _frozen_heap
 
     class Node:
@@ -459,17 +462,27 @@ def test_the_search_collects_only_what_it_allocated_and_leaves_the_heap_as_it_wa
     def cycle():
         a, b = Node(), Node()
         a.other, b.other = b, a
-        return weakref.ref(a)
+        return a
 
-    before = cycle()  # garbage from before the search: freed by its first, full collection
-    assert gc.get_freeze_count() == 0
-    with _frozen_heap():
-        assert before() is None and gc.get_freeze_count() > 0
-        during = cycle()
-        gc.collect()  # what Optuna runs after a trial
-        assert during() is None
-        frozen = gc.get_freeze_count()
-        with _frozen_heap():  # a second search in this process leaves it as it is
+    def old_garbage():
+        alive = cycle()
+        gc.collect()  # it survives a full collection: in the oldest generation
+        return weakref.ref(alive)
+
+    for kind in ("cpu", "gpu"):
+        monkeypatch.setattr(accelerator, "device", lambda: accelerator.Device(kind=kind))
+        old, young = old_garbage(), weakref.ref(cycle())  # garbage from before the search
+        assert gc.get_freeze_count() == 0
+        with _frozen_heap():
+            assert young() is None and gc.get_freeze_count() > 0
+            assert (old() is None) == (kind == "gpu")
+            during = weakref.ref(cycle())
+            gc.collect()  # what Optuna runs after a trial
+            assert during() is None
+            frozen = gc.get_freeze_count()
+            with _frozen_heap():  # a second search in this process leaves it as it is
+                assert gc.get_freeze_count() == frozen
             assert gc.get_freeze_count() == frozen
-        assert gc.get_freeze_count() == frozen
-    assert gc.get_freeze_count() == 0
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert old() is None
