@@ -17,7 +17,7 @@ from automl_tl.schema import ATTR, STUDY_ATTR, TASK_KEYS, retry_links, task_chan
 from automl_tl.search.storage import _hide_password, open_storage, storage_url
 from automl_tl.workers import is_gone
 
-__all__ = ["default_sampler", "default_pruner", "StudyMixin"]
+__all__ = ["default_sampler", "default_pruner", "joining_seed", "StudyMixin"]
 
 log = logging.getLogger("automl_tl")
 
@@ -29,6 +29,22 @@ def default_sampler(seed: int):
 
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5,
                                       constant_liar=True)
+
+
+def joining_seed(seed: int, existing: int) -> int:
+    """The sampler's seed of a worker that joins a study (or resumes one) holding ``existing``
+    trials: a function of the run's ``seed``, ``existing`` and this process (host and pid), so
+    that workers started together propose apart, and a resumed search does not replay the
+    sequence it made from scratch. Mixed by NumPy's ``SeedSequence``: the sum
+    ``seed + existing + pid`` used before collided for workers started one after the other
+    (pids n and n + 1 that found 1 and 0 trials): one seed, the same random proposals run twice."""
+    import socket
+    import zlib
+
+    import numpy as np
+
+    entropy = [seed & 0xFFFFFFFF, existing, os.getpid(), zlib.crc32(socket.gethostname().encode())]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def default_pruner():
@@ -64,8 +80,8 @@ class StudyMixin:
         # A resumed search must not replay the proposals it already made: the sampler's seed
         # moves on with the trials already in the study (from scratch, a seed still gives the
         # same sequence). Seeding with the seed alone made `--trials 3` then `--trials 6` run
-        # trials 3 and 4 as copies of 1 and 2. Workers started together differ by their pid.
-        study.sampler = self.make_sampler(self.seed + existing + (0 if created else os.getpid()))
+        # trials 3 and 4 as copies of 1 and 2. Workers started together differ by host and pid.
+        study.sampler = self.make_sampler(self.seed + existing if created else joining_seed(self.seed, existing))
         if created:
             self._enqueue_start(study)
         return study

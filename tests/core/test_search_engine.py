@@ -221,6 +221,23 @@ def test_same_seed_same_trial_sequence_and_running_again_continues_without_repea
     assert len({json.dumps(t.params, sort_keys=True) for t in ran}) == 4
 
 
+def test_workers_joining_one_study_get_seeds_apart(monkeypatch):
+    """A joining worker's sampler seed mixes the run's seed, the trials it found and its process:
+    two workers started one after the other (pids n and n + 1, finding 1 and 0 trials) got one
+    seed from the sum used before (``seed + existing + pid``), and ran the same random proposals
+    (seen with three workers forked together, tests/core/test_workers.py)."""
+    import automl_tl.search.study as study_mod
+
+    seeds = {}
+    for pid, existing in ((1000, 1), (1001, 0), (1002, 0), (1002, 1), (999, 2)):
+        monkeypatch.setattr(study_mod.os, "getpid", lambda pid=pid: pid)
+        seeds[pid, existing] = study_mod.joining_seed(7, existing)
+        assert study_mod.joining_seed(7, existing) == seeds[pid, existing]  # one process: one seed
+        assert 0 <= seeds[pid, existing] < 2 ** 32  # NumPy's legacy RandomState takes it
+    assert len(set(seeds.values())) == len(seeds)
+    assert study_mod.joining_seed(8, 2) != seeds[999, 2]  # the run's seed is mixed in too
+
+
 def test_metric_choice_and_class_weights(tmp_path, real_images):
     from automl_tl.demo import write_image_folder
 
