@@ -26,7 +26,7 @@ from automl_tl.costs import CostModel
 from automl_tl.search.admission import MAX_REPEATS, SAVE_MARGIN_S, TRAILING_SE  # noqa: F401
 from automl_tl.search.delivery import CHEAP_REFIT_S, REFIT_SLACK  # noqa: F401
 from automl_tl.search.engine import Search
-from automl_tl.search.storage import DB_BACKOFF_S, DB_WAIT_S, database_address, storage_url  # noqa: F401
+from automl_tl.search.storage import DB_BACKOFF_S, database_address, db_wait_s, storage_url  # noqa: F401
 from automl_tl.search.study import default_pruner, default_sampler
 from automl_tl.space import SearchSpace
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from automl_tl.errors import ConfigError, DatabaseUnreachableError
 
-__all__ = ["storage_url", "open_storage", "database_address", "DB_WAIT_S", "DB_BACKOFF_S"]
+__all__ = ["storage_url", "open_storage", "database_address", "db_wait_s", "DB_BACKOFF_S"]
 
 log = logging.getLogger("automl_tl")
 
@@ -30,9 +30,14 @@ def storage_url(run_dir: Path, storage: str | None) -> str:
     return storage
 
 
-#: how long a worker waits for its database server to come back (a restart, a failover, a
-#: network cut) before it stops with "cannot reach the database" (exit 2); seconds
-DB_WAIT_S = float(os.environ.get("AUTOML_TL_DB_WAIT_S", "120"))
+def db_wait_s() -> float:
+    """How long a worker waits for its database server to come back (a restart, a failover, a
+    network cut) before it stops with "cannot reach the database" (exit 2); seconds
+    (``AUTOML_TL_DB_WAIT_S``, 120 by default). Read when a storage opens, not at import: the
+    process's environment then, as for a process forked after its imports."""
+    return float(os.environ.get("AUTOML_TL_DB_WAIT_S", "120"))
+
+
 #: the first wait between tries, doubled after each up to the last
 DB_BACKOFF_S = (0.5, 10.0)
 
@@ -103,7 +108,7 @@ def _database_gone(exc: BaseException | None):
 
 
 class _Reconnecting:
-    """Retries a database server's storage calls while the server is away, for :data:`DB_WAIT_S`.
+    """Retries a database server's storage calls while the server is away, for :func:`db_wait_s`.
 
     Optuna's public API has no retry on a lost connection: this wraps each public method of the
     ``RDBStorage`` instance (the one place that does). A call whose connection is lost is tried
@@ -121,7 +126,7 @@ class _Reconnecting:
 
     def __init__(self, url: str, wait_s: float | None = None) -> None:
         self.address, self.gone = database_address(url), False
-        self.wait_s = DB_WAIT_S if wait_s is None else wait_s
+        self.wait_s = db_wait_s() if wait_s is None else wait_s
 
     def wrap(self, storage) -> None:
         """Replace ``storage``'s public methods by ones that wait for the server."""
@@ -184,7 +189,7 @@ def open_storage(url: str, *, on_stale):
     # with "database is locked" after SQLite's default 5 s; a server's connections are
     # checked before use, so those a restart broke are replaced (see _Reconnecting)
     engine = {"pool_pre_ping": True} if server else {"connect_args": {"timeout": 120}}
-    start, pause = time.monotonic(), DB_BACKOFF_S[0]
+    start, pause, wait_s = time.monotonic(), DB_BACKOFF_S[0], db_wait_s()
     while True:
         try:
             # Optuna's heartbeat fails the trial of a worker that stopped beating (killed, machine
@@ -194,12 +199,12 @@ def open_storage(url: str, *, on_stale):
                 heartbeat_stale_trial_callback=on_stale)
             break
         except Exception as exc:  # noqa: BLE001 - bad URL, driver missing, server down
-            if _creation_race(exc) and time.monotonic() - start < DB_WAIT_S:
+            if _creation_race(exc) and time.monotonic() - start < wait_s:
                 log.debug("another worker created the study's tables meanwhile; opening them: %s", exc)
                 time.sleep(pause)
                 continue
             if server and _connection_lost(exc) is not None:  # the server is away: wait for it, bounded
-                if time.monotonic() - start < DB_WAIT_S:
+                if time.monotonic() - start < wait_s:
                     time.sleep(pause)
                     pause = min(2 * pause, DB_BACKOFF_S[1])
                     continue
