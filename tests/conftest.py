@@ -143,19 +143,21 @@ def jax_without_tensorflow(tmp_path):
 
 #: the parent of the command-line processes of :func:`forked_cli`: it imports what
 #: ``python -m automl_tl.cli`` imports before a command runs (TensorFlow, Keras, the plugins),
-#: then forks one child per request (a line of JSON: argv, environment, working folder, the files
-#: for its stdout and stderr), tells its pid, waits for it and tells its exit status (``-9`` when
-#: it was SIGKILLed). It runs no TensorFlow op itself, so a child starts as a new interpreter is
-#: once its imports are done. Its replies go on a copy of its stdout; anything the imports print
-#: goes to stderr.
+#: then forks one child per request (a line of JSON: its id, argv, environment, working folder,
+#: the files for its stdout and stderr) and tells its pid; whenever a child ends it tells its exit
+#: status (``-9`` when it was SIGKILLed). Children run side by side (workers of one search). It runs
+#: no TensorFlow op and starts no thread, so a child starts as a new interpreter is once its
+#: imports are done. Its replies go on a copy of its stdout; anything the imports print goes to
+#: stderr. It ends when its stdin closes and its children have ended.
 _FORK_PARENT = r"""
 import json
 import os
+import select
 import signal
 import sys
 import traceback
 
-replies = os.fdopen(os.dup(1), "w")
+replies = os.dup(1)
 os.dup2(2, 1)
 
 import automl_tl.cli  # noqa: F401 - and through a command's imports, below
@@ -165,105 +167,174 @@ from automl_tl.plugin_manager import PluginManager
 PluginManager().backbones  # imports every plugin module, as a command does
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for a child is not the parent's
 
-for line in sys.stdin:
-    req = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-            with open(req["out"], "w") as out, open(req["err"], "w") as err:
-                os.dup2(out.fileno(), 1)
-                os.dup2(err.fileno(), 2)
-            os.chdir(req["cwd"])
-            os.environ.clear()
-            os.environ.update(req["env"])
-            signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, as a new interpreter has it
-            code = automl_tl.cli.main(req["argv"])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else int(e.code is not None)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    print(json.dumps({"pid": pid}), file=replies, flush=True)
-    print(json.dumps({"status": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}), file=replies, flush=True)
+
+def reply(message):
+    os.write(replies, (json.dumps(message) + "\n").encode())
+
+
+def child(req):
+    code = 1
+    try:
+        os.close(replies)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        with open(req["out"], "w") as out, open(req["err"], "w") as err:
+            os.dup2(out.fileno(), 1)
+            os.dup2(err.fileno(), 2)
+        os.chdir(req["cwd"])
+        os.environ.clear()
+        os.environ.update(req["env"])
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, as a new interpreter has it
+        code = automl_tl.cli.main(req["argv"])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+pending, running, listening = b"", set(), True
+while listening or running:
+    if select.select([0] if listening else [], [], [], 0.05)[0]:
+        chunk = os.read(0, 1 << 16)
+        listening = bool(chunk)
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            req = json.loads(line)
+            pid = os.fork()
+            if pid == 0:
+                child(req)
+            running.add(pid)
+            reply({"id": req["id"], "pid": pid})
+    for pid in list(running):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            running.discard(pid)
+            reply({"pid": pid, "status": os.waitstatus_to_exitcode(status)})
 """
+
+
+class ForkedProcess:
+    """A command started by :meth:`ForkedCLI.start`, read as a ``subprocess.Popen`` is."""
+
+    def __init__(self, cli, pid, argv, out, err):
+        self._cli, self.pid, self.args, self._out, self._err = cli, pid, ["automl-tl", *argv], out, err
+        self.returncode = None
+
+    def poll(self):
+        self._cli._pump(0)
+        self.returncode = self._cli._ended.get(self.pid)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        """Its exit status; ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
+        import subprocess
+        import time
+
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self._cli._pump(left if left is not None else 60)
+        return self.returncode
+
+    def communicate(self, timeout=None):
+        """``(stdout, stderr)`` once it has ended."""
+        self.wait(timeout)
+        return self._out.read_text(), self._err.read_text()
+
+    def kill(self):
+        if self.poll() is None:
+            os.kill(self.pid, 9)
+
+    def send_signal(self, sig):
+        if self.poll() is None:
+            os.kill(self.pid, sig)
 
 
 class ForkedCLI:
     """``automl-tl`` commands, each in a process of its own forked from one that has done the
     command-line's imports (:data:`_FORK_PARENT`): a command as a new interpreter runs it (its own
-    pid, exit status, stdout and stderr; it can be SIGKILLed or sent Ctrl-C), without TensorFlow's
-    start-up each time (8.5 CPU-seconds on this machine). One command at a time.
+    pid, exit status, stdout and stderr; it can be SIGKILLed or sent Ctrl-C; several at once),
+    without TensorFlow's start-up each time (8.5 CPU-seconds on this machine).
 
     What only a new interpreter proves (what a module reads from the environment when it is
-    imported, the JAX backend, the entry point) is proved by the tests that start one: the worker
-    and database-fault tests, the time budget's, the JAX tests."""
+    imported, the JAX backend, the entry point) is proved by the tests that start one: the
+    loaded-machine time budget's (tests/core/test_faults_budget_space.py), the JAX tests."""
 
     def __init__(self, tmp):
         self._tmp, self._parent, self._n = tmp, None, 0
+        self._pending, self._started, self._ended = b"", {}, {}
 
-    def _reply(self, timeout):
+    def _pump(self, timeout):
+        """Read the parent's replies that arrive within ``timeout`` seconds (all that are there)."""
         import select
 
-        if not select.select([self._parent.stdout], [], [], timeout)[0]:
-            return None
-        line = self._parent.stdout.readline()
-        assert line, f"the forking process ended (exit {self._parent.poll()})"
-        return json.loads(line)
+        fd = self._parent.stdout.fileno()
+        while select.select([fd], [], [], timeout)[0]:
+            chunk = os.read(fd, 1 << 16)
+            assert chunk, f"the forking process ended (exit {self._parent.poll()})"
+            self._pending += chunk
+            while b"\n" in self._pending:
+                line, self._pending = self._pending.split(b"\n", 1)
+                r = json.loads(line)
+                if "status" in r:
+                    self._ended[r["pid"]] = r["status"]
+                else:
+                    self._started[r["id"]] = r["pid"]
+            timeout = 0
 
     def start(self, argv, *, env=None, cwd=None):
         """Start ``automl-tl ARGV`` (``env``: the whole environment, as subprocess takes it; this
-        process's by default); its pid. :meth:`wait` for it before the next."""
+        process's by default): its :class:`ForkedProcess`."""
         import subprocess
         import sys
+        import time
 
         if self._parent is None:
             self._parent = subprocess.Popen([sys.executable, "-c", _FORK_PARENT], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, text=True)
+                                            stdout=subprocess.PIPE)
         self._n += 1
+        argv = list(map(str, argv))
         out, err = self._tmp / f"{self._n}.stdout", self._tmp / f"{self._n}.stderr"
-        self._running = (list(map(str, argv)), out, err)
-        req = {"argv": self._running[0], "env": dict(os.environ if env is None else env),
+        req = {"id": self._n, "argv": argv, "env": dict(os.environ if env is None else env),
                "cwd": str(cwd or os.getcwd()), "out": str(out), "err": str(err)}
-        self._parent.stdin.write(json.dumps(req) + "\n")
+        self._parent.stdin.write((json.dumps(req) + "\n").encode())
         self._parent.stdin.flush()
-        started = self._reply(300)  # the first waits for the parent's imports
-        assert started is not None, "the forking process did not answer in 300 s"
-        self._pid, self._done = started["pid"], None
-        return self._pid
-
-    def poll(self):
-        """The started command's exit status if it has ended, else None (``Popen.poll``)."""
-        if self._done is None:
-            self._done = self._reply(0)
-        return None if self._done is None else self._done["status"]
-
-    def wait(self, timeout=600):
-        """The started command's ``subprocess.CompletedProcess`` (returncode ``-9``: SIGKILLed);
-        one that has not ended in ``timeout`` seconds is killed and fails the test."""
-        import subprocess
-
-        done = self._done or self._reply(timeout)
-        argv, out, err = self._running
-        if done is None:
-            os.kill(self._pid, 9)
-            self._reply(60)
-            pytest.fail(f"automl-tl {' '.join(argv)}: no exit after {timeout} s")
-        return subprocess.CompletedProcess(["automl-tl", *argv], done["status"], out.read_text(), err.read_text())
+        end = time.monotonic() + 300  # the first waits for the parent's imports
+        while self._n not in self._started and time.monotonic() < end:
+            self._pump(end - time.monotonic())
+        assert self._n in self._started, "the forking process did not answer in 300 s"
+        return ForkedProcess(self, self._started[self._n], argv, out, err)
 
     def run(self, argv, *, env=None, cwd=None, timeout=600):
-        """``automl-tl ARGV`` to its end: its ``subprocess.CompletedProcess``."""
-        self.start(argv, env=env, cwd=cwd)
-        return self.wait(timeout)
+        """``automl-tl ARGV`` to its end: its ``subprocess.CompletedProcess``; one that has not
+        ended in ``timeout`` seconds is killed and fails the test."""
+        import subprocess
+
+        proc = self.start(argv, env=env, cwd=cwd)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"automl-tl {' '.join(map(str, argv))}: no exit after {timeout} s")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, *proc.communicate())
 
     def close(self):
-        if self._parent is not None:
-            self._parent.stdin.close()
-            self._parent.wait(timeout=60)
+        if self._parent is None:
+            return
+        self._pump(0)
+        for pid in set(self._started.values()) - set(self._ended):  # left running by a failed test
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        self._parent.stdin.close()
+        self._parent.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -71,12 +70,13 @@ def database(cluster):
     return url.rsplit("/", 1)[0] + "/" + name, folder
 
 
-def _worker(data, run, url, cache, trials, wait_s):
+def _worker(forked_cli, data, run, url, cache, trials, wait_s):
+    """A worker: ``automl-tl fit --storage URL`` in a process of its own, forked from one that has
+    done the command's imports (tests/conftest.py's ``forked_cli``)."""
     env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(cache), AUTOML_TL_DB_WAIT_S=str(wait_s))
     env.pop("AUTOML_TL_TEST_KILL_AT", None)
-    cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(data), "--storage", url, "--trials", str(trials),
-           "--run-dir", str(run), "--backbones", "tfidf", "--patience", "0", "--quiet", "--no-report"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return forked_cli.start(["fit", str(data), "--storage", url, "--trials", str(trials), "--run-dir", str(run),
+                             "--backbones", "tfidf", "--patience", "0", "--quiet", "--no-report"], env=env)
 
 
 def _trials(url):
@@ -118,10 +118,11 @@ def _ran(t) -> bool:
     return t.state.name == "COMPLETE" or (t.state.name == "PRUNED" and bool(t.intermediate_values))
 
 
-def test_a_database_restart_under_two_workers_loses_nothing(tmp_path, database):
+def test_a_database_restart_under_two_workers_loses_nothing(tmp_path, database, forked_cli):
     url, folder = database
     data, budget = _texts(tmp_path / "texts.csv", vocabulary=24), 6  # few features: quick hidden heads
-    procs = [_worker(data, tmp_path / f"w{i}", url, tmp_path / "cache", budget, wait_s=120) for i in range(2)]
+    procs = [_worker(forked_cli, data, tmp_path / f"w{i}", url, tmp_path / "cache", budget, wait_s=120)
+             for i in range(2)]
     try:
         _wait_for_complete(url, procs)
         before = {t.number: t.value for t in _trials(url) if t.state.name == "COMPLETE"}
@@ -144,13 +145,13 @@ def test_a_database_restart_under_two_workers_loses_nothing(tmp_path, database):
 
 
 def test_a_database_that_stays_away_is_exit_2_naming_host_and_port_then_the_same_command_resumes(
-        tmp_path, database, monkeypatch, capsys):
+        tmp_path, database, monkeypatch, capsys, forked_cli):
     url, folder = database
     scheme, rest = url.split("://", 1)
     secret = f"{scheme}://postgres:s3cret-pw@{rest.split('@', 1)[1]}"  # trust: the password is not checked
     address = rest.split("@", 1)[1].split("/", 1)[0]
     data, budget, wait_s = _texts(tmp_path / "texts.csv", vocabulary=24), 4, 8
-    proc = _worker(data, tmp_path / "w", secret, tmp_path / "cache", budget, wait_s=wait_s)
+    proc = _worker(forked_cli, data, tmp_path / "w", secret, tmp_path / "cache", budget, wait_s=wait_s)
     options = _options(folder)
     try:
         _wait_for_complete(url, [proc])

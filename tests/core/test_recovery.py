@@ -42,17 +42,16 @@ def test_ctrl_c_mid_trial_exits_130_with_one_line(tmp_path, image_folder, forked
     env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(tmp_path / "cache"))
     argv = ["fit", str(image_folder), "--trials", "3", "--run-dir", str(run), "--backbones", "mobilenetv2",
             "--strategies", "fine_tune_top", "--patience", "0", "--quiet", "--no-report"]
-    pid = forked_cli.start(argv, env=env)
+    proc = forked_cli.start(argv, env=env)
     deadline, victim = time.time() + 400, None
-    while time.time() < deadline and forked_cli.poll() is None and victim is None:
+    while time.time() < deadline and proc.poll() is None and victim is None:
         victim = _running_trial(run / "study.db")
         time.sleep(0.5)
-    assert forked_cli.poll() is None and victim is not None
+    assert proc.poll() is None and victim is not None
     time.sleep(2)  # inside the trial's training
-    os.kill(pid, signal.SIGINT)
-    done = forked_cli.wait(300)
-    err = done.stderr
-    assert done.returncode == 130, err[-2000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "interrupted" in err
     study = optuna.load_study(study_name="automl_tl", storage=f"sqlite:///{run / 'study.db'}")
     t = study.trials[victim]

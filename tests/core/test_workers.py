@@ -3,13 +3,14 @@
 The server is the one `.ci/run` starts (``AUTOML_TL_TEST_POSTGRES``), else a throwaway cluster
 this module starts itself (scripts/pg-throwaway.sh; needs Debian's postgresql). Each test gets
 its own database. The backbone is ``pixels``: no pretrained network to build in each of the five
-worker processes; what is tested is the shared study, the same for every backbone.
+worker processes; what is tested is the shared study, the same for every backbone. Each worker is
+a process of its own, forked from one that has done the command's imports (tests/conftest.py's
+``forked_cli``): real processes, killed and run side by side, without TensorFlow's start-up each.
 """
 
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -48,25 +49,27 @@ def postgres_url(postgres_server):
     return postgres_server.rsplit("/", 1)[0] + "/" + name
 
 
-def _worker(folder, run, url, cache, trials, kill=None, extra=()):
+def _worker(forked_cli, folder, run, url, cache, trials, kill=None, extra=()):
+    """A worker: ``automl-tl fit --storage URL`` in a process of its own, forked from one that has
+    done the command's imports (tests/conftest.py's ``forked_cli``)."""
     env = dict(os.environ, AUTOML_TL_CACHE_DIR=str(cache))
     env.pop("AUTOML_TL_TEST_KILL_AT", None)
     if kill:
         env["AUTOML_TL_TEST_KILL_AT"] = kill
-    cmd = [sys.executable, "-m", "automl_tl.cli", "fit", str(folder), "--storage", url, "--trials", str(trials),
-           "--run-dir", str(run), "--backbones", "pixels", "--strategies", "feature_extraction",
-           "--patience", "0", "--quiet", "--no-report", *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return forked_cli.start(["fit", str(folder), "--storage", url, "--trials", str(trials), "--run-dir", str(run),
+                             "--backbones", "pixels", "--strategies", "feature_extraction", "--patience", "0",
+                             "--quiet", "--no-report", *extra], env=env)
 
 
 @pytest.mark.slow
-def test_three_workers_one_budget_a_kill_9_retried_same_views(tmp_path, image_folder, postgres_url, capsys):
+def test_three_workers_one_budget_a_kill_9_retried_same_views(tmp_path, image_folder, postgres_url, capsys,
+                                                              forked_cli):
     budget, cache = 9, tmp_path / "cache"
     # a first worker is killed with -9 in its first trial (the recommendation), left RUNNING
-    victim = _worker(image_folder, tmp_path / "victim", postgres_url, cache, budget, kill="trial")
-    assert victim.wait(timeout=600) == -9, victim.stderr.read()[-2000:]
+    victim = _worker(forked_cli, image_folder, tmp_path / "victim", postgres_url, cache, budget, kill="trial")
+    assert victim.wait(timeout=600) == -9, victim.communicate()[1][-2000:]
     # three workers share the rest of the search
-    procs = [_worker(image_folder, tmp_path / f"w{i}", postgres_url, cache, budget) for i in range(3)]
+    procs = [_worker(forked_cli, image_folder, tmp_path / f"w{i}", postgres_url, cache, budget) for i in range(3)]
     errs = [p.communicate(timeout=900)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(e[-1500:] for e in errs)
 
