@@ -26,10 +26,10 @@ medians of the rounds after the first): a build after the first costs MiniLM-L6 
 1.2-3.1 s on TensorFlow and 0.6 s on JAX, MobileNetV2 (96 px) 0.6-1.0 s on either; a pooled
 hand-out 1.1-3.4 s, 1.3 s and 0.7-1.9 s. Restoring takes 0.02-0.2 s, the garbage collection
 that proves the copy free 0.3-3 s (a full traversal of the 0.6-0.8 million objects TensorFlow or
-JAX keep alive, growing with the traced trials; since the search freezes the heap it started with,
-:func:`automl_tl.search.loop._frozen_heap`, a collection walks only what the search allocated). So on a CPU the saving is within noise; the collection
-is run only while the last one was quicker than a build (:meth:`_Slot.free`), else a fresh
-build is made as before. A fine-tuning trial itself takes 10-30 s here, most of it tracing its
+JAX keep alive, growing with the traced trials; since the search freezes the heap it started
+with, :func:`automl_tl.search.loop._frozen_heap`, a collection walks only what the search
+allocated). So on a CPU the saving is within noise; the collection is run only while the last
+one was quicker than a build (:meth:`_Slot.free`), else a fresh build is made as before. A fine-tuning trial itself takes 10-30 s here, most of it tracing its
 train step (15 s of 21 s profiled, MobileNetV2 at 32 px): the model the step is traced for is new
 each trial (a new head and optimiser), which restoring the backbone does not change.
 

@@ -247,13 +247,12 @@ class ForkedProcess:
         self.wait(timeout)
         return self._out.read_text(), self._err.read_text()
 
-    def kill(self):
-        if self.poll() is None:
-            os.kill(self.pid, 9)
-
     def send_signal(self, sig):
         if self.poll() is None:
             os.kill(self.pid, sig)
+
+    def kill(self):
+        self.send_signal(9)
 
 
 class ForkedCLI:
@@ -264,7 +263,8 @@ class ForkedCLI:
 
     What only a new interpreter proves (what a module reads from the environment when it is
     imported, the JAX backend, the entry point) is proved by the tests that start one: the
-    loaded-machine time budget's (tests/core/test_faults_budget_space.py), the JAX tests."""
+    loaded-machine time budget's (tests/core/test_faults_budget_space.py), the server's
+    (tests/deploy/test_serve.py), the JAX tests."""
 
     def __init__(self, tmp):
         self._tmp, self._parent, self._n = tmp, None, 0

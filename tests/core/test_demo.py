@@ -10,8 +10,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_fits_reports_and_its_predict_line_works(tmp_path, capsys):
-    """Both commands run in this process (the entry point a fresh interpreter runs is proved by
-    the other command-line tests: kill points, workers, predict in a fresh process)."""
+    """Both commands run in this process (the entry point a new interpreter runs is proved by the
+    loaded-machine time budget's test and the server's; the commands in processes of their own by
+    the kill points, the workers and predict, forked after the command line's imports)."""
     from automl_tl.cli import main
 
     data, run = tmp_path / "fashion", tmp_path / "run"

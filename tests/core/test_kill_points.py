@@ -11,9 +11,10 @@ what is tested is the run directory, the same for every backbone.
 Each killed command runs in a process of its own, forked from one that has done the imports a
 command's process starts with (TensorFlow, Keras, the plugins) and nothing else (tests/conftest.py's
 ``forked_cli``): a new process that SIGKILLs itself, as a new interpreter would, without six
-TensorFlow start-ups (a ``pixels`` fit:
-about 3 s forked against 10 s and more as a new interpreter on 2 cores). A new interpreter's start
-is proved by the worker tests (``test_workers.py``), the database-fault tests and the time budget's.
+TensorFlow start-ups (a ``pixels`` fit: about 3 s forked against 10 s and more as a new
+interpreter on 2 cores). A new interpreter's start (``python -m automl_tl.cli``) is proved by the
+loaded-machine time budget's test (``test_faults_budget_space.py``) and the server's
+(tests/deploy/test_serve.py).
 """
 
 import csv

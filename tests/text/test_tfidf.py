@@ -39,7 +39,8 @@ def test_tfidf_is_searched_and_delivered_as_the_baseline(rt_texts, tmp_path, pm,
     assert summary["baseline"]["backbone"] == "tfidf" and 0.5 < summary["baseline"]["score"] <= 1.0
     probe = summary["probe"][0]
     assert probe["backbone"] == "tfidf" and probe["score"] == summary["baseline"]["score"]
-    # the saved model predicts raw texts in a fresh process, exactly as in this one
+    # the saved model predicts raw texts in a process of its own (forked after the command line's
+    # imports: tests/conftest.py's forked_cli), exactly as in this one
     sample = texts[:5]
     here = list(est.predict(sample))
     # ... given as texts, and as a table's rows (the column that is not the labels)
