@@ -24,7 +24,7 @@ from automl_tl.search.admission import MAX_REPEATS
 from automl_tl.search.selection import _unpack_predictions
 from automl_tl.search.storage import _database_gone
 from automl_tl.training import TrialConfig, run_trial
-from automl_tl.workers import GRACE_PERIOD_S, identity
+from automl_tl.workers import grace_period_s, identity
 
 __all__ = ["LoopMixin", "ENDS_THE_RUN"]
 
@@ -161,7 +161,7 @@ class LoopMixin:
             if not self._taken_over():
                 raise
             log.warning("trial %d was failed by another worker (no heartbeat for %d s) and queued "
-                        "again; this worker goes on (%s)", self._current, GRACE_PERIOD_S, type(exc).__name__)
+                        "again; this worker goes on (%s)", self._current, grace_period_s(), type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - the database gone is said as such
             gone = _database_gone(exc)
             if gone is None:

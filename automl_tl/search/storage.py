@@ -182,7 +182,7 @@ def open_storage(url: str, *, on_stale):
     Raises :class:`~automl_tl.errors.ConfigError` for a URL that cannot be opened."""
     import optuna
 
-    from automl_tl.workers import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
+    from automl_tl.workers import grace_period_s, heartbeat_interval_s
 
     server = not url.startswith("sqlite")
     # two processes on one SQLite file wait for each other's writes instead of failing
@@ -195,7 +195,7 @@ def open_storage(url: str, *, on_stale):
             # Optuna's heartbeat fails the trial of a worker that stopped beating (killed, machine
             # gone) after the grace period; our callback queues it again as a retry that names it
             storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
+                url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval_s(), grace_period=grace_period_s(),
                 heartbeat_stale_trial_callback=on_stale)
             break
         except Exception as exc:  # noqa: BLE001 - bad URL, driver missing, server down

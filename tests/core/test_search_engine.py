@@ -370,15 +370,20 @@ def test_predict_with_a_damaged_model_is_exit_2(fitted, tmp_path, capsys, damage
     assert "could not be loaded" in err and "internal error" not in err
 
 
-def test_a_silent_worker_elsewhere_is_retried_after_the_grace_period(tmp_path):
+def test_a_silent_worker_elsewhere_is_retried_after_the_grace_period(tmp_path, monkeypatch):
     """Another machine's worker that stops sending heartbeats: after the grace period the next
-    worker's Optuna fails its trial and the search queues it again, once (``retry_of``)."""
+    worker's Optuna fails its trial and the search queues it again, once (``retry_of``). The
+    heartbeat and the grace period come from the environment when the storage opens (this
+    process imported the modules long before)."""
     import time
 
     from automl_tl.search import Search
+    from automl_tl.search.storage import open_storage
 
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=1, grace_period=2,
-                                         heartbeat_stale_trial_callback=Search.on_stale)
+    monkeypatch.setenv("AUTOML_TL_HEARTBEAT_S", "1")
+    monkeypatch.setenv("AUTOML_TL_GRACE_S", "2")
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", on_stale=Search.on_stale)
+    assert storage.get_heartbeat_interval() == 1
     study = optuna.create_study(storage=storage, direction="maximize")
     t = study.ask({"backbone": optuna.distributions.CategoricalDistribution(["mobilenetv2"])})
     t.set_user_attr("worker", {"host": "another-machine", "pid": 1, "ns": "x"})
