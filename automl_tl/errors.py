@@ -21,6 +21,7 @@ __all__ = [
     "DatabaseUnreachableError",
     "NO_SPACE_ERRNOS",
     "no_space_cause",
+    "env_seconds",
     "BackboneLeftOutWarning",
 ]
 
@@ -78,6 +79,22 @@ class NoSpaceError(DataError):
                           + ([f"{_mb(self.free)} free"] if self.free is not None else []))
         super().__init__(f"no space left on {self.device} at {self.path}" + (f" ({sizes})" if sizes else "")
                          + f": {hint}")
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment variable ``name`` (``default`` where unset),
+    read at use; a value that is not a number of seconds, 0 or more, is a
+    :class:`ConfigError` naming the variable (exit 2), not a traceback."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # NaN too
+        raise ConfigError(f"{name} must be a number of seconds, 0 or more, got {raw!r}: set it so or unset it")
+    return value
 
 
 #: SQLite's result code for "database or disk is full" (``sqlite3.SQLITE_FULL``)

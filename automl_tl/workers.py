@@ -13,19 +13,21 @@ from __future__ import annotations
 import os
 import socket
 
+from automl_tl.errors import env_seconds
+
 __all__ = ["identity", "is_gone", "pid_alive", "heartbeat_interval_s", "grace_period_s"]
 
 def heartbeat_interval_s() -> int:
     """Optuna's heartbeat: a worker writes one this often (seconds) while a trial runs
     (``AUTOML_TL_HEARTBEAT_S``, 20 by default). Read when a storage opens, not at import: the
     process's environment then, as for a worker forked after its imports."""
-    return int(os.environ.get("AUTOML_TL_HEARTBEAT_S", "20"))
+    return int(env_seconds("AUTOML_TL_HEARTBEAT_S", 20))
 
 
 def grace_period_s() -> int:
     """A trial silent this long (seconds) is failed and retried by whichever worker notices first
     (``AUTOML_TL_GRACE_S``, six heartbeats by default); read at use, as the heartbeat is."""
-    return int(os.environ.get("AUTOML_TL_GRACE_S", str(6 * heartbeat_interval_s())))
+    return int(env_seconds("AUTOML_TL_GRACE_S", 6 * heartbeat_interval_s()))
 
 
 def _namespace() -> str:

@@ -5,11 +5,10 @@ that went away (:class:`_Reconnecting`), with the errors that say so without pri
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
-from automl_tl.errors import ConfigError, DatabaseUnreachableError
+from automl_tl.errors import ConfigError, DatabaseUnreachableError, env_seconds
 
 __all__ = ["storage_url", "open_storage", "database_address", "db_wait_s", "DB_BACKOFF_S"]
 
@@ -35,7 +34,7 @@ def db_wait_s() -> float:
     network cut) before it stops with "cannot reach the database" (exit 2); seconds
     (``AUTOML_TL_DB_WAIT_S``, 120 by default). Read when a storage opens, not at import: the
     process's environment then, as for a process forked after its imports."""
-    return float(os.environ.get("AUTOML_TL_DB_WAIT_S", "120"))
+    return env_seconds("AUTOML_TL_DB_WAIT_S", 120)
 
 
 #: the first wait between tries, doubled after each up to the last
@@ -190,13 +189,13 @@ def open_storage(url: str, *, on_stale):
     # checked before use, so those a restart broke are replaced (see _Reconnecting)
     engine = {"pool_pre_ping": True} if server else {"connect_args": {"timeout": 120}}
     start, pause, wait_s = time.monotonic(), DB_BACKOFF_S[0], db_wait_s()
+    heartbeat = {"heartbeat_interval": heartbeat_interval_s(), "grace_period": grace_period_s()}
     while True:
         try:
             # Optuna's heartbeat fails the trial of a worker that stopped beating (killed, machine
             # gone) after the grace period; our callback queues it again as a retry that names it
             storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval_s(), grace_period=grace_period_s(),
-                heartbeat_stale_trial_callback=on_stale)
+                url, engine_kwargs=engine, **heartbeat, heartbeat_stale_trial_callback=on_stale)
             break
         except Exception as exc:  # noqa: BLE001 - bad URL, driver missing, server down
             if _creation_race(exc) and time.monotonic() - start < wait_s:
@@ -214,5 +213,5 @@ def open_storage(url: str, *, on_stale):
                               f"SQLAlchemy URL such as sqlite:///study.db or postgresql://user:pw@host/db "
                               f"(pip install 'automl-tl[postgres]').") from exc
     if server:
-        _Reconnecting(url).wrap(storage)
+        _Reconnecting(url, wait_s).wrap(storage)
     return storage

@@ -399,6 +399,17 @@ def test_a_silent_worker_elsewhere_is_retried_after_the_grace_period(tmp_path, m
         [("WAITING", 0, {"backbone": "mobilenetv2"})]  # queued with the same parameters
 
 
+@pytest.mark.parametrize("name", ["AUTOML_TL_HEARTBEAT_S", "AUTOML_TL_GRACE_S", "AUTOML_TL_DB_WAIT_S"])
+def test_a_wait_from_the_environment_that_is_no_duration_is_a_config_error_naming_it(tmp_path, monkeypatch, name):
+    from automl_tl.errors import ConfigError
+    from automl_tl.search.storage import open_storage
+
+    monkeypatch.setenv(name, "soon")
+    with pytest.raises(ConfigError, match=f"^{name} must be a number of seconds, 0 or more, got 'soon'"):
+        open_storage(f"sqlite:///{tmp_path / 's.db'}", on_stale=None)
+    assert not (tmp_path / "s.db").exists()  # refused before anything is written
+
+
 def test_the_model_beats_chance_on_images_it_never_saw(fitted, tmp_path, real_images):
     from automl_tl.demo import write_image_folder
 
