@@ -150,7 +150,7 @@ def test_a_database_that_stays_away_is_exit_2_naming_host_and_port_then_the_same
     scheme, rest = url.split("://", 1)
     secret = f"{scheme}://postgres:s3cret-pw@{rest.split('@', 1)[1]}"  # trust: the password is not checked
     address = rest.split("@", 1)[1].split("/", 1)[0]
-    data, budget, wait_s = _texts(tmp_path / "texts.csv", vocabulary=24), 4, 8
+    data, budget, wait_s = _texts(tmp_path / "texts.csv", vocabulary=24), 4, 3  # tries at 0, 0.5, 1.5, 3 s
     proc = _worker(forked_cli, data, tmp_path / "w", secret, tmp_path / "cache", budget, wait_s=wait_s)
     options = _options(folder)
     try:
