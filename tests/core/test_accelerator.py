@@ -224,6 +224,8 @@ def test_a_fine_tuning_trial_with_steps_per_execution_records_its_learning_curve
     _, model, _ = strategy.model(cfg, ctx, head)
     n_batches = -(-len(ctx.plan.train) // 8)
     assert n_batches > 1 and model.steps_per_execution == min(8, n_batches)
+    # its optimizer built before fit: not inside the first trace of the train function (traced twice)
+    assert model.optimizer.built and len(model.optimizer.variables) > 2 * len(model.trainable_variables)
     result = run_trial(cfg, ctx)
     curve = [h for h in result.history if h["phase"] == "fine_tune"]
     assert [h["epoch"] for h in curve] == [1, 2]
