@@ -117,9 +117,9 @@ def map_batches(fn, items: Sequence[Any], adapter, batch_size: int, *, fixed: bo
     """``fn(adapter output)`` for every batch, stacked in item order (None for no items).
 
     With ``fixed`` every call gets the same number of rows, ``batch_size`` (a short last batch is
-    padded and its extra results dropped; fewer items than a batch go as they are): a compiled
-    forward pass (``tf.function``, ``jax.jit``) is traced once per input shape, and a new short
-    batch in every call would trace it again."""
+    padded and its extra results dropped; fewer items than a batch go as they are): ``jax.jit``
+    compiles once per input shape, and a new short batch in every call would compile it again
+    (TensorFlow's trace leaves the batch size open: :mod:`automl_tl.forward`)."""
     from automl_tl.forward import in_flight
 
     out = None

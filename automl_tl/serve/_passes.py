@@ -53,8 +53,9 @@ def warm_up(predictor, max_batch: int = 64) -> None:
     every request runs) before the first request: each trace takes a second or more (2.7 s for
     MobileNetV2 on a loaded 2-core machine), which the first requests would wait for. Batches of
     zeros shaped like the model's inputs, a dimension the model leaves open (a sequence's length)
-    as 8, then 9: on TensorFlow two batch shapes (1 and 2 rows), after which the ``tf.function``
-    serves every shape; on JAX every :func:`buckets` size. Best effort: a model whose inputs are
+    as 8, then 9: on TensorFlow two batch shapes (1 and 2 rows; the first trace leaves the batch
+    size open, the second relaxes a sequence's length), after which the ``tf.function`` serves
+    every shape; on JAX every :func:`buckets` size. Best effort: a model whose inputs are
     not known (a head never called on symbolic inputs) compiles on its first requests instead."""
     import keras
     import numpy as np
