@@ -17,6 +17,7 @@ from automl_tl.errors import env_seconds
 
 __all__ = ["identity", "is_gone", "pid_alive", "heartbeat_interval_s", "grace_period_s"]
 
+
 def heartbeat_interval_s() -> int:
     """Optuna's heartbeat: a worker writes one this often (seconds) while a trial runs
     (``AUTOML_TL_HEARTBEAT_S``, 20 by default). Read when a storage opens, not at import: the
