@@ -125,7 +125,8 @@ class CompiledForward:
             # the first trace leaves the batch dimension unknown: it serves every batch size (a
             # short batch, a request of a few items), where a trace of the first call's shape was
             # followed by a second one, relaxed, at the next batch size (MobileNetV2 at 96 px on
-            # this 2-core CPU: batches of 7 then 32 rows 0.72 s + 0.68 s before, 0.61 s + 0.08 s now)
+            # this 2-core CPU, batches of 7 then 32 rows, medians: 0.94 s + 0.99 s before, 1.03 s +
+            # 0.16 s now; benchmarks/bench_forward_traces.py)
             if not fn.experimental_get_tracing_count():
                 fn.get_concrete_function(tf.nest.map_structure(_batch_free_spec, x))
             return fn(x)
